@@ -1,0 +1,59 @@
+// The configuration model: what mpathd.conf says, as plain values. Parsing lives in
+// lib/daemon (config_file.*); lib/core only consumes these structs.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/enums.hpp"
+#include "core/types.hpp"
+
+namespace mpathd {
+
+struct MemberConfig {
+  std::string name;                    // kernel interface name
+  bool standby = false;
+  std::vector<IpPrefix> test_addresses;  // never move; probe sources (issue 3)
+  bool operator==(const MemberConfig&) const = default;
+};
+
+// A route the group owns: installed via the member that holds the group's data
+// addresses of that family, and into each holder's policy table.
+struct RouteConfig {
+  IpPrefix to;      // 0.0.0.0/0 for "default"
+  IpAddress via;
+  bool operator==(const RouteConfig&) const = default;
+};
+
+struct GroupConfig {
+  std::string name;
+  std::string interface;  // group interface name, e.g. ipmp0 (defaults to name)
+  std::vector<MemberConfig> members;
+  std::vector<IpPrefix> data_addresses;
+  std::vector<IpPrefix> shared_addresses;
+  std::vector<RouteConfig> routes;
+  ProbeMethod probe_method = ProbeMethod::auto_;
+  std::vector<IpAddress> targets;              // static probe targets
+  std::optional<Duration> failure_detection_time;  // overrides the daemon value
+  std::optional<bool> failback;                    // overrides the daemon value
+  bool operator==(const GroupConfig&) const = default;
+};
+
+struct Config {
+  Duration failure_detection_time = seconds(10);
+  bool failback = true;
+  bool track_interfaces_only_with_groups = true;
+  unsigned notification_count = 3;          // gratuitous ARP / unsolicited NA repeats
+  Duration notification_interval = seconds(1);
+  unsigned link_flap_limit = 2;             // more link-ups than this within the window
+  Duration link_flap_window = seconds(60);  // ... and the link is not trusted yet
+  unsigned routing_table_base = 40000;      // policy table = base + member ifindex
+  unsigned rule_priority = 1000;            // priority of "from <data address>" rules
+  std::vector<GroupConfig> groups;
+
+  static constexpr Duration kMinFailureDetectionTime = milliseconds(100);
+  bool operator==(const Config&) const = default;
+};
+
+}  // namespace mpathd

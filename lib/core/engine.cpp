@@ -1,0 +1,470 @@
+#include "core/engine.hpp"
+
+#include <algorithm>
+
+namespace mpathd {
+
+namespace {
+
+std::size_t count_if_members(const Group& g, auto pred) {
+  return static_cast<std::size_t>(std::count_if(g.members.begin(), g.members.end(), pred));
+}
+
+// How many members the policy keeps active: as many as non-standby members, never zero.
+std::size_t active_target(const Group& g) {
+  return std::max<std::size_t>(1, count_if_members(g, [](const Member& m) { return !m.standby; }));
+}
+
+std::size_t family_load(const Group& g, std::string_view member, Family f) {
+  return static_cast<std::size_t>(std::count_if(g.data.begin(), g.data.end(), [&](const DataAddress& a) {
+    return a.holder == member && a.prefix.addr.family == f;
+  }));
+}
+
+// The active member with the fewest data addresses of family f; ties go to member order.
+const Member* least_loaded(const Group& g, Family f) {
+  const Member* best = nullptr;
+  std::size_t best_load = 0;
+  for (const auto& m : g.members) {
+    if (!m.active()) continue;
+    auto load = family_load(g, m.name, f);
+    if (!best || load < best_load) {
+      best = &m;
+      best_load = load;
+    }
+  }
+  return best;
+}
+
+Group make_group(const GroupConfig& gc, const Config& c) {
+  Group g;
+  g.name = gc.name;
+  g.ifname = gc.interface.empty() ? gc.name : gc.interface;
+  g.config = gc;
+  g.failback = gc.failback.value_or(c.failback);
+  g.fdt = gc.failure_detection_time.value_or(c.failure_detection_time);
+  std::vector<std::string> homes;
+  for (const auto& mc : gc.members) {
+    Member m;
+    m.name = mc.name;
+    m.group = gc.name;
+    m.standby = mc.standby;
+    m.test_addresses = mc.test_addresses;
+    g.members.push_back(std::move(m));
+    if (!mc.standby) homes.push_back(mc.name);
+  }
+  if (homes.empty())
+    for (const auto& m : g.members) homes.push_back(m.name);
+  // Homes go round-robin over non-standby members, each family on its own.
+  std::size_t next[2] = {0, 0};
+  for (const auto& p : gc.data_addresses) {
+    auto& i = next[p.addr.is_v4() ? 0 : 1];
+    g.data.push_back({p, "", homes.empty() ? "" : homes[i++ % homes.size()]});
+  }
+  return g;
+}
+
+}  // namespace
+
+std::uint32_t Member::flags() const {
+  std::uint32_t f = 0;
+  if (state == MemberState::failed) f |= flag::failed;
+  if (link == LinkState::up) f |= flag::running;
+  if (standby) f |= flag::standby;
+  if (inactive) f |= flag::inactive;
+  if (state == MemberState::offline) f |= flag::offline;
+  if (hwaddr_dup) f |= flag::hwaddr_dup;
+  return f;
+}
+
+Member* Group::find(std::string_view member) {
+  for (auto& m : members)
+    if (m.name == member) return &m;
+  return nullptr;
+}
+
+const Member* Group::find(std::string_view member) const {
+  for (const auto& m : members)
+    if (m.name == member) return &m;
+  return nullptr;
+}
+
+std::size_t Group::load(std::string_view member) const {
+  return static_cast<std::size_t>(
+      std::count_if(data.begin(), data.end(), [&](const DataAddress& a) { return a.holder == member; }));
+}
+
+Engine::Engine(const TimeSource& clock, Config config) : clock_(clock), config_(std::move(config)) {
+  for (const auto& gc : config_.groups) groups_.push_back(make_group(gc, config_));
+  anonymous_.state = GroupState::ok;
+}
+
+// --- lookups ---------------------------------------------------------------------
+
+const Group* Engine::find_group(std::string_view name) const {
+  for (const auto& g : groups_)
+    if (g.name == name) return &g;
+  return nullptr;
+}
+
+const Member* Engine::find_member(std::string_view ifname) const {
+  return const_cast<Engine*>(this)->member_by_name(ifname);
+}
+
+const Group* Engine::group_of(std::string_view ifname) const {
+  Group* g = nullptr;
+  const_cast<Engine*>(this)->member_by_name(ifname, &g);
+  return g;
+}
+
+Member* Engine::member_by_name(std::string_view ifname, Group** group) {
+  for (auto& g : groups_)
+    if (auto* m = g.find(ifname)) {
+      if (group) *group = &g;
+      return m;
+    }
+  if (auto* m = anonymous_.find(ifname)) {
+    if (group) *group = &anonymous_;
+    return m;
+  }
+  return nullptr;
+}
+
+// --- the writers -----------------------------------------------------------------
+
+void Engine::publish(const Event& e) {
+  for (auto& l : listeners_) l(e);
+}
+
+void Engine::set_state(Group& g, Member& m, MemberState state, Reason reason) {
+  m.state = state;
+  if (state != MemberState::ok) m.inactive = false;  // FAILED/OFFLINE exclude INACTIVE
+  commit(g, m, reason);
+}
+
+void Engine::set_inactive(Group& g, Member& m, bool inactive, Reason reason) {
+  m.inactive = inactive;
+  commit(g, m, reason);
+}
+
+void Engine::commit(Group& g, Member& m, Reason reason) {
+  MemberSnapshot now{m.state, m.link, m.probe, m.flags()};
+  if (now == m.published) return;
+  MemberChanged ev{g.name, m.name, m.published, now, reason};
+  if (now.state != m.published.state) {
+    ++m.counters.state_changes;
+    if (now.state == MemberState::failed) ++m.counters.failures;
+    if (m.published.state == MemberState::failed && now.state == MemberState::ok) ++m.counters.repairs;
+  }
+  m.published = now;
+  m.reason = reason;
+  m.last_change = clock_.now();
+  publish(ev);
+}
+
+void Engine::set_group_state(Group& g, GroupState state, Reason reason) {
+  if (g.state == state && g.reason != Reason::none) return;
+  GroupChanged ev{g.name, g.state, state, reason};
+  bool changed = g.state != state;
+  g.state = state;
+  g.reason = reason;
+  if (changed) publish(ev);
+}
+
+void Engine::move(Group& g, DataAddress& a, const std::string& to, Reason reason) {
+  if (a.holder == to) return;
+  AddressMoved ev{g.name, a.prefix, a.holder, to, reason};
+  if (auto* from = g.find(a.holder)) ++from->counters.addresses_out;
+  if (auto* dest = g.find(to)) ++dest->counters.addresses_in;
+  a.holder = to;
+  publish(ev);
+}
+
+// --- derivation and policy ---------------------------------------------------------
+
+MemberState Engine::derive_state(const Member& m) const {
+  if (m.admin_offline || m.hwaddr_dup) return MemberState::offline;
+  switch (m.link) {
+    case LinkState::unknown:
+      return MemberState::unknown;
+    case LinkState::down:
+      return MemberState::failed;
+    case LinkState::up:
+      break;
+  }
+  if (!m.link_trusted || m.probe == ProbeState::failed) return MemberState::failed;
+  return MemberState::ok;
+}
+
+// A member becoming usable: active or INACTIVE (in.mpathd's transition to running).
+bool Engine::decide_inactive(const Group& g, const Member& m, Transition t) const {
+  if (g.anonymous()) return false;
+  std::size_t others_active = count_if_members(g, [&](const Member& o) { return &o != &m && o.active(); });
+  if (m.standby) return others_active >= active_target(g);
+  if (t != Transition::repair || g.failback) return false;  // surplus standbys are released later
+  return others_active > 0;  // FAILBACK=no: stay INACTIVE unless the group had failed
+}
+
+void Engine::refresh(Group& g, Member& m, Reason reason, Transition t) {
+  bool was_usable = m.usable();
+  bool was_active = m.active();
+  MemberState next = derive_state(m);
+  if (next == MemberState::ok && !was_usable) m.inactive = decide_inactive(g, m, t);
+  set_state(g, m, next, reason);
+  if (!g.anonymous()) run_policy(g, reason, was_active && !m.active());
+}
+
+void Engine::run_policy(Group& g, Reason reason, bool lost_active) {
+  normalize_active(g, lost_active);
+  place_addresses(g, reason);
+  refresh_group_state(g, reason);
+}
+
+void Engine::normalize_active(Group& g, bool lost_active) {
+  const std::size_t target = active_target(g);
+  auto active = [&] { return count_if_members(g, [](const Member& m) { return m.active(); }); };
+  // An active member was lost: activate INACTIVE ones up to the target, standbys
+  // first (in.mpathd's phyint_activate_another). A repaired member under FAILBACK=no
+  // stays INACTIVE until then.
+  for (bool standby_pass : {true, false}) {
+    for (auto& m : g.members) {
+      if ((!lost_active && !standby_pass) || active() >= target) break;
+      if (m.usable() && m.inactive && m.standby == standby_pass)
+        set_inactive(g, m, false, Reason::standby_needed);
+    }
+  }
+  // Too many: release active standbys, the last one first.
+  for (auto it = g.members.rbegin(); it != g.members.rend() && active() > target; ++it)
+    if (it->standby && it->active()) set_inactive(g, *it, true, Reason::standby_released);
+}
+
+void Engine::place_addresses(Group& g, Reason reason) {
+  // 1. Addresses on a member that is not active go to the home member if it is
+  //    active, else to the least loaded active member.
+  for (auto& a : g.data) {
+    const Member* holder = g.find(a.holder);
+    if (holder && holder->active()) continue;
+    const Member* home = g.find(a.home);
+    const Member* to = home && home->active() ? home : least_loaded(g, a.prefix.addr.family);
+    if (!to) continue;  // group failed: addresses stay where they are
+    // A holder that still works was only released (a standby going back to INACTIVE).
+    Reason why = !holder                ? reason
+                 : !holder->usable()    ? Reason::failover
+                 : to->name == a.home   ? Reason::failback
+                                        : Reason::rebalance;
+    move(g, a, to->name, why);
+  }
+  // 2. FAILBACK: addresses return to an active home.
+  if (g.failback)
+    for (auto& a : g.data) {
+      const Member* home = g.find(a.home);
+      if (home && home->active() && a.holder != a.home) move(g, a, a.home, Reason::failback);
+    }
+  // 3. Balance by count, per family: move from the most to the least loaded active
+  //    member while they differ by more than one, preferring addresses whose home
+  //    is the destination.
+  for (Family f : {Family::v4, Family::v6}) {
+    for (std::size_t guard = 0; guard < g.data.size(); ++guard) {
+      const Member* lo = least_loaded(g, f);
+      const Member* hi = nullptr;
+      for (const auto& m : g.members)
+        if (m.active() && (!hi || family_load(g, m.name, f) > family_load(g, hi->name, f))) hi = &m;
+      if (!lo || !hi || family_load(g, hi->name, f) <= family_load(g, lo->name, f) + 1) break;
+      DataAddress* pick = nullptr;
+      for (auto& a : g.data)
+        if (a.holder == hi->name && a.prefix.addr.family == f && (!pick || a.home == lo->name)) pick = &a;
+      move(g, *pick, lo->name, Reason::rebalance);
+    }
+  }
+}
+
+void Engine::refresh_group_state(Group& g, Reason reason) {
+  std::size_t usable = count_if_members(g, [](const Member& m) { return m.usable(); });
+  GroupState next = usable == 0 ? GroupState::failed
+                    : usable == g.members.size() ? GroupState::ok
+                                                 : GroupState::degraded;
+  if (next == g.state && g.reason != Reason::none) return;
+  Reason why = g.reason == Reason::none      ? reason  // first evaluation (startup)
+               : next == GroupState::failed    ? Reason::group_failure
+               : g.state == GroupState::failed ? Reason::repaired
+                                               : reason;
+  set_group_state(g, next, why);
+}
+
+void Engine::note_link_up(Member& m, TimePoint now) const {
+  auto& ups = m.link_up_times;
+  ups.push_back(now);
+  std::erase_if(ups, [&](TimePoint t) { return t + config_.link_flap_window <= now; });
+  // More than link_flap_limit link-ups within the window: not trusted until the
+  // oldest of the counted ones leaves the window.
+  if (m.probe == ProbeState::disabled && ups.size() > config_.link_flap_limit) {
+    m.link_trusted = false;
+    m.trusted_at = ups[ups.size() - 1 - config_.link_flap_limit] + config_.link_flap_window;
+  } else {
+    m.link_trusted = true;
+  }
+}
+
+void Engine::check_hwaddr(Group& g) {
+  if (g.anonymous()) return;
+  for (auto& m : g.members) {
+    bool dup = false;
+    if (m.ifindex != 0 && !m.mac.is_zero())
+      for (const auto& o : g.members) {
+        if (&o == &m) break;
+        if (o.ifindex != 0 && !o.hwaddr_dup && o.mac == m.mac) dup = true;
+      }
+    if (dup == m.hwaddr_dup) continue;
+    m.hwaddr_dup = dup;
+    if (started_)
+      refresh(g, m, dup ? Reason::hwaddr_duplicate : Reason::hwaddr_unique, Transition::online);
+  }
+}
+
+// --- inputs ----------------------------------------------------------------------
+
+void Engine::observe_link(const LinkObservation& obs) {
+  if (obs.loopback) return;
+  Group* g = nullptr;
+  Member* m = member_by_name(obs.name, &g);
+  if (!m) {
+    if (config_.track_interfaces_only_with_groups || !obs.exists) return;
+    Member fresh;
+    fresh.name = obs.name;
+    anonymous_.members.push_back(std::move(fresh));
+    g = &anonymous_;
+    m = &anonymous_.members.back();
+    publish(TopologyChanged{"", m->name, true});
+  }
+  const auto now = clock_.now();
+  const LinkState before = m->link;
+  Reason reason = Reason::none;
+  bool mac_changed = false;
+  if (!obs.exists) {
+    m->ifindex = 0;
+    m->link = LinkState::unknown;
+    reason = Reason::interface_removed;
+  } else {
+    if (m->ifindex == 0 && started_) reason = Reason::interface_added;
+    m->ifindex = obs.ifindex;
+    mac_changed = m->mac != obs.mac;
+    m->mac = obs.mac;
+    m->link = obs.up ? LinkState::up : LinkState::down;
+  }
+  if (m->link == LinkState::up && before != LinkState::up) {
+    ++m->counters.link_ups;
+    if (started_ && before == LinkState::down) note_link_up(*m, now);
+    if (reason == Reason::none) reason = m->link_trusted ? Reason::link_up : Reason::link_flapping;
+  } else if (m->link == LinkState::down && before != LinkState::down) {
+    ++m->counters.link_downs;
+    if (reason == Reason::none) reason = Reason::link_down;
+  }
+  if (!started_) return;
+  if (mac_changed || !obs.exists) check_hwaddr(*g);
+  if (reason != Reason::none || mac_changed) refresh(*g, *m, reason == Reason::none ? Reason::link_up : reason);
+}
+
+void Engine::observe_address(std::string_view ifname, const IpPrefix& prefix, bool present) {
+  if (started_) return;  // after start the data plane reconciles the kernel itself
+  std::erase_if(kernel_addresses_, [&](const auto& e) { return e.first == ifname && e.second == prefix; });
+  if (present) kernel_addresses_.emplace_back(std::string(ifname), prefix);
+}
+
+void Engine::start() {
+  if (started_) return;
+  started_ = true;
+  for (auto& g : groups_) {
+    check_hwaddr(g);
+    // Adopt data addresses the kernel already carries on a member of the group.
+    for (auto& a : g.data)
+      for (const auto& [ifname, prefix] : kernel_addresses_)
+        if (prefix.addr == a.prefix.addr && g.find(ifname) && a.holder.empty()) {
+          a.holder = ifname;
+          if (derive_state(*g.find(ifname)) == MemberState::ok) a.home = ifname;  // stays put
+        }
+    for (auto& m : g.members) {
+      MemberState s = derive_state(m);
+      if (s == MemberState::ok) m.inactive = decide_inactive(g, m, Transition::initial);
+      set_state(g, m, s, Reason::startup);
+    }
+    run_policy(g, Reason::startup, false);
+  }
+  for (auto& m : anonymous_.members) set_state(anonymous_, m, derive_state(m), Reason::startup);
+  kernel_addresses_.clear();
+}
+
+// --- administrative commands -------------------------------------------------------
+
+Result<void> Engine::offline(std::string_view ifname) {
+  Group* g = nullptr;
+  Member* m = member_by_name(ifname, &g);
+  if (!m) return fail(Errc::no_such_interface, "no interface '" + std::string(ifname) + "' is tracked");
+  if (g->anonymous())
+    return fail(Errc::not_in_group, "'" + m->name + "' is not in a group; only group members can be taken offline");
+  if (m->admin_offline) return fail(Errc::already_offline, "'" + m->name + "' is already offline");
+  // in.mpathd's minimum redundancy of 1: another usable member must remain; in a
+  // failed group any member that is not offline will do.
+  std::size_t others = count_if_members(*g, [&](const Member& o) {
+    return &o != m && (g->state == GroupState::failed ? o.state != MemberState::offline : o.usable());
+  });
+  if (others == 0)
+    return fail(Errc::last_usable_member, "cannot offline '" + m->name + "': no other functioning interface is in group '" +
+                                              g->name + "'");
+  m->admin_offline = true;
+  refresh(*g, *m, Reason::admin_offline);
+  return {};
+}
+
+Result<void> Engine::online(std::string_view ifname) {
+  Group* g = nullptr;
+  Member* m = member_by_name(ifname, &g);
+  if (!m) return fail(Errc::no_such_interface, "no interface '" + std::string(ifname) + "' is tracked");
+  if (!m->admin_offline) return fail(Errc::not_offline, "'" + m->name + "' is not offline");
+  if (m->hwaddr_dup)
+    return fail(Errc::hwaddr_duplicate, "'" + m->name + "' has a hardware address that is not unique in group '" +
+                                            g->name + "'");
+  m->admin_offline = false;
+  refresh(*g, *m, Reason::admin_online, Transition::online);
+  return {};
+}
+
+Result<void> Engine::move_address(const IpAddress& address, std::string_view to_member) {
+  for (auto& g : groups_)
+    for (auto& a : g.data) {
+      if (a.prefix.addr != address) continue;
+      Member* to = g.find(to_member);
+      if (!to)
+        return fail(Errc::not_in_group,
+                    "'" + std::string(to_member) + "' is not a member of group '" + g.name + "'");
+      if (!to->active())
+        return fail(Errc::not_usable, "'" + to->name + "' is not an active member (state " +
+                                          std::string(to_string(to->state)) +
+                                          (to->inactive ? ", INACTIVE)" : ")"));
+      a.home = to->name;
+      move(g, a, to->name, Reason::admin_move);
+      return {};
+    }
+  return fail(Errc::no_such_address, "no data address " + address.str() + " is configured");
+}
+
+// --- time ------------------------------------------------------------------------
+
+std::optional<TimePoint> Engine::next_deadline() const {
+  std::optional<TimePoint> next;
+  for (const auto& g : groups_)
+    for (const auto& m : g.members)
+      if (!m.link_trusted && (!next || m.trusted_at < *next)) next = m.trusted_at;
+  return next;
+}
+
+void Engine::on_timer() {
+  const auto now = clock_.now();
+  for (auto& g : groups_)
+    for (auto& m : g.members)
+      if (!m.link_trusted && m.trusted_at <= now) {
+        m.link_trusted = true;
+        refresh(g, m, Reason::link_up);
+      }
+}
+
+}  // namespace mpathd

@@ -1,0 +1,99 @@
+// The Engine: the single owner and writer of group/member state. Inputs are plain
+// observations (links, addresses), admin commands and the passage of time; outputs are
+// Events to subscribers and the model itself. No sockets, no netlink, no sd-*.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/config.hpp"
+#include "core/error.hpp"
+#include "core/events.hpp"
+#include "core/model.hpp"
+#include "core/types.hpp"
+
+namespace mpathd {
+
+// What the kernel edge tells the Engine about one interface.
+struct LinkObservation {
+  std::string name;
+  unsigned ifindex = 0;
+  bool exists = true;     // false: the interface was removed
+  bool up = false;        // administratively up and carrier present (IFF_UP && IFF_LOWER_UP)
+  Mac mac;
+  bool loopback = false;  // never tracked
+};
+
+class Engine {
+ public:
+  using Listener = std::function<void(const Event&)>;
+
+  Engine(const TimeSource& clock, Config config);
+
+  void subscribe(Listener listener) { listeners_.push_back(std::move(listener)); }
+
+  // --- observations from the kernel edge ---------------------------------------
+  void observe_link(const LinkObservation& obs);
+  // A data or test address seen in the kernel (initial dump and later events).
+  void observe_address(std::string_view ifname, const IpPrefix& prefix, bool present);
+  // Ends the start-up phase: decides states and placement from what was observed,
+  // adopting data addresses the kernel already has on usable members.
+  void start();
+  bool started() const { return started_; }
+
+  // --- administrative commands ---------------------------------------------------
+  Result<void> offline(std::string_view ifname);
+  Result<void> online(std::string_view ifname);
+  Result<void> move_address(const IpAddress& address, std::string_view to_member);
+
+  // --- time ------------------------------------------------------------------------
+  std::optional<TimePoint> next_deadline() const;
+  void on_timer();
+
+  // --- queries ---------------------------------------------------------------------
+  const Config& config() const { return config_; }
+  const std::vector<Group>& groups() const { return groups_; }
+  const Group* find_group(std::string_view name) const;
+  const Member* find_member(std::string_view ifname) const;
+  const Group* group_of(std::string_view ifname) const;
+  const Group& anonymous() const { return anonymous_; }
+
+  // The one place member state changes: no-op when unchanged, else bumps counters and
+  // publishes one MemberChanged.
+  void set_state(Group& g, Member& m, MemberState state, Reason reason);
+
+ private:
+  enum class Transition { repair, online, initial };
+
+  void commit(Group& g, Member& m, Reason reason);
+  void set_inactive(Group& g, Member& m, bool inactive, Reason reason);
+  void set_group_state(Group& g, GroupState state, Reason reason);
+  void move(Group& g, DataAddress& a, const std::string& to, Reason reason);
+  void publish(const Event& e);
+
+  Member* member_by_name(std::string_view ifname, Group** group = nullptr);
+  MemberState derive_state(const Member& m) const;
+  void note_link_up(Member& m, TimePoint now) const;
+  void check_hwaddr(Group& g);
+  bool decide_inactive(const Group& g, const Member& m, Transition t) const;
+  // Re-derive one member's state after an input, then run the group policy.
+  void refresh(Group& g, Member& m, Reason reason, Transition t = Transition::repair);
+  void run_policy(Group& g, Reason reason, bool lost_active);
+  void normalize_active(Group& g, bool lost_active);
+  void place_addresses(Group& g, Reason reason);
+  void refresh_group_state(Group& g, Reason reason);
+
+  const TimeSource& clock_;
+  Config config_;
+  std::vector<Group> groups_;
+  Group anonymous_;  // interfaces tracked without a group (track-interfaces-only-with-groups = false)
+  std::vector<Listener> listeners_;
+  bool started_ = false;
+  // Addresses seen in the kernel before start(): ifname -> prefixes.
+  std::vector<std::pair<std::string, IpPrefix>> kernel_addresses_;
+};
+
+}  // namespace mpathd

@@ -1,0 +1,118 @@
+// Every externally visible enum and its one string table. The strings are API
+// (D-Bus, JSON, hooks, logs): add new values at the end, never rename.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string_view>
+
+namespace mpathd {
+
+enum class MemberState : std::uint8_t { unknown, ok, failed, offline };
+enum class LinkState : std::uint8_t { unknown, up, down };
+enum class ProbeState : std::uint8_t { disabled, unknown, ok, failed };
+enum class GroupState : std::uint8_t { ok, degraded, failed };
+enum class TargetMode : std::uint8_t { disabled, routes, multicast, static_, arp };
+enum class ProbeMethod : std::uint8_t { auto_, none, icmp, arp };
+
+// Why something changed. Carried by every state transition and address move.
+enum class Reason : std::uint8_t {
+  none,
+  startup,
+  link_down,
+  link_up,
+  repaired,
+  probe_loss,
+  admin_offline,
+  admin_online,
+  group_failure,
+  hwaddr_duplicate,
+  hwaddr_unique,
+  link_flapping,
+  interface_added,
+  interface_removed,
+  member_added,
+  member_removed,
+  failover,
+  failback,
+  rebalance,
+  admin_move,
+  standby_needed,
+  standby_released,
+  config_reload,
+  adopted,
+};
+
+template <typename E>
+struct EnumNames;  // specialised below: static constexpr std::array names
+
+template <>
+struct EnumNames<MemberState> {
+  static constexpr std::array<std::string_view, 4> names{"unknown", "ok", "failed", "offline"};
+};
+template <>
+struct EnumNames<LinkState> {
+  static constexpr std::array<std::string_view, 3> names{"unknown", "up", "down"};
+};
+template <>
+struct EnumNames<ProbeState> {
+  static constexpr std::array<std::string_view, 4> names{"disabled", "unknown", "ok", "failed"};
+};
+template <>
+struct EnumNames<GroupState> {
+  static constexpr std::array<std::string_view, 3> names{"ok", "degraded", "failed"};
+};
+template <>
+struct EnumNames<TargetMode> {
+  static constexpr std::array<std::string_view, 5> names{"disabled", "routes", "multicast",
+                                                          "static", "arp"};
+};
+template <>
+struct EnumNames<ProbeMethod> {
+  static constexpr std::array<std::string_view, 4> names{"auto", "none", "icmp", "arp"};
+};
+template <>
+struct EnumNames<Reason> {
+  static constexpr std::array<std::string_view, 24> names{
+      "none",           "startup",           "link-down",         "link-up",
+      "repaired",       "probe-loss",        "admin-offline",     "admin-online",
+      "group-failure",  "hwaddr-duplicate",  "hwaddr-unique",     "link-flapping",
+      "interface-added", "interface-removed", "member-added",     "member-removed",
+      "failover",       "failback",          "rebalance",         "admin-move",
+      "standby-needed", "standby-released",  "config-reload",     "adopted",
+  };
+};
+
+template <typename E>
+constexpr std::string_view to_string(E e) {
+  const auto& names = EnumNames<E>::names;
+  auto i = static_cast<std::size_t>(e);
+  return i < names.size() ? names[i] : std::string_view{"invalid"};
+}
+
+template <typename E>
+constexpr std::optional<E> enum_from_string(std::string_view s) {
+  const auto& names = EnumNames<E>::names;
+  for (std::size_t i = 0; i < names.size(); ++i)
+    if (names[i] == s) return static_cast<E>(i);
+  return std::nullopt;
+}
+
+template <typename E>
+constexpr std::size_t enum_count() {
+  return EnumNames<E>::names.size();
+}
+
+// Member flags as the seed names them; RUNNING is the kernel's link state.
+namespace flag {
+inline constexpr std::uint32_t failed = 1u << 0;
+inline constexpr std::uint32_t running = 1u << 1;
+inline constexpr std::uint32_t standby = 1u << 2;
+inline constexpr std::uint32_t inactive = 1u << 3;
+inline constexpr std::uint32_t offline = 1u << 4;
+inline constexpr std::uint32_t hwaddr_dup = 1u << 5;
+}  // namespace flag
+
+}  // namespace mpathd

@@ -1,0 +1,52 @@
+#include "core/events.hpp"
+
+namespace mpathd {
+
+namespace {
+std::string flags_str(std::uint32_t f) {
+  std::string s;
+  auto add = [&](std::uint32_t bit, const char* name) {
+    if (!(f & bit)) return;
+    if (!s.empty()) s += ',';
+    s += name;
+  };
+  add(flag::failed, "FAILED");
+  add(flag::running, "RUNNING");
+  add(flag::standby, "STANDBY");
+  add(flag::inactive, "INACTIVE");
+  add(flag::offline, "OFFLINE");
+  add(flag::hwaddr_dup, "HWADDRDUP");
+  return s.empty() ? "-" : s;
+}
+std::string who(const std::string& group, const std::string& member) {
+  return (group.empty() ? std::string("-") : group) + "/" + member;
+}
+}  // namespace
+
+std::string describe(const Event& e) {
+  struct V {
+    std::string operator()(const MemberChanged& c) const {
+      std::string s = who(c.group, c.member) + ": ";
+      if (c.before.state != c.after.state)
+        s += std::string(to_string(c.before.state)) + " -> " + std::string(to_string(c.after.state));
+      else
+        s += "state " + std::string(to_string(c.after.state));
+      s += " [" + flags_str(c.before.flags) + " -> " + flags_str(c.after.flags) + "]";
+      return s + " (" + std::string(to_string(c.reason)) + ")";
+    }
+    std::string operator()(const GroupChanged& c) const {
+      return "group " + c.group + ": " + std::string(to_string(c.before)) + " -> " +
+             std::string(to_string(c.after)) + " (" + std::string(to_string(c.reason)) + ")";
+    }
+    std::string operator()(const AddressMoved& c) const {
+      return "group " + c.group + ": " + c.address.str() + " " + (c.from.empty() ? "--" : c.from) + " -> " +
+             (c.to.empty() ? "--" : c.to) + " (" + std::string(to_string(c.reason)) + ")";
+    }
+    std::string operator()(const TopologyChanged& c) const {
+      return std::string(c.added ? "added " : "removed ") + (c.member.empty() ? "group " + c.group : who(c.group, c.member));
+    }
+  };
+  return std::visit(V{}, e);
+}
+
+}  // namespace mpathd

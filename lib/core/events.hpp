@@ -1,0 +1,56 @@
+// What the Engine publishes. D-Bus signals, hooks, persistence, routing and logs all
+// follow from these.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <variant>
+
+#include "core/enums.hpp"
+#include "core/types.hpp"
+
+namespace mpathd {
+
+struct MemberSnapshot {
+  MemberState state = MemberState::unknown;
+  LinkState link = LinkState::unknown;
+  ProbeState probe = ProbeState::disabled;
+  std::uint32_t flags = 0;
+  bool operator==(const MemberSnapshot&) const = default;
+};
+
+struct MemberChanged {
+  std::string group;
+  std::string member;
+  MemberSnapshot before;
+  MemberSnapshot after;
+  Reason reason = Reason::none;
+};
+
+struct GroupChanged {
+  std::string group;
+  GroupState before = GroupState::failed;
+  GroupState after = GroupState::failed;
+  Reason reason = Reason::none;
+};
+
+struct AddressMoved {
+  std::string group;
+  IpPrefix address;
+  std::string from;  // "" = it was nowhere
+  std::string to;
+  Reason reason = Reason::none;
+};
+
+// The group/member set itself changed (created, removed, reconfigured).
+struct TopologyChanged {
+  std::string group;
+  std::string member;  // "" when the whole group is meant
+  bool added = false;
+};
+
+using Event = std::variant<MemberChanged, GroupChanged, AddressMoved, TopologyChanged>;
+
+std::string describe(const Event& e);  // one line for logs: "g0/m0: ok -> failed (link-down)"
+
+}  // namespace mpathd

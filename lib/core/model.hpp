@@ -1,0 +1,84 @@
+// The state model: groups, members, data addresses. Plain data; the Engine is the
+// only writer.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "core/config.hpp"
+#include "core/enums.hpp"
+#include "core/events.hpp"
+#include "core/types.hpp"
+
+namespace mpathd {
+
+struct MemberCounters {
+  std::uint64_t state_changes = 0;
+  std::uint64_t failures = 0;
+  std::uint64_t repairs = 0;
+  std::uint64_t link_ups = 0;
+  std::uint64_t link_downs = 0;
+  std::uint64_t addresses_in = 0;   // data addresses moved onto this member
+  std::uint64_t addresses_out = 0;  // data addresses moved away from it
+  bool operator==(const MemberCounters&) const = default;
+};
+
+struct Member {
+  std::string name;   // kernel interface name
+  std::string group;  // owning group's name; "" = anonymous (tracked, never failed over)
+  bool standby = false;
+  std::vector<IpPrefix> test_addresses;
+
+  // What the kernel edge reports.
+  unsigned ifindex = 0;  // 0 while the kernel has no such interface
+  Mac mac;
+  LinkState link = LinkState::unknown;
+  ProbeState probe = ProbeState::disabled;
+
+  // Verdicts and administrative marks; state and flags are derived from them.
+  bool link_trusted = true;  // false while link-flap damping holds back a repair
+  bool admin_offline = false;
+  bool hwaddr_dup = false;
+
+  // Published state (written only by Engine::set_state / set_inactive).
+  MemberState state = MemberState::unknown;
+  bool inactive = false;
+  Reason reason = Reason::none;  // reason of the last change
+  TimePoint last_change{};
+
+  std::vector<TimePoint> link_up_times;  // recent down->up transitions (flap damping)
+  TimePoint trusted_at{};                // when a flapping link may be trusted again
+  MemberCounters counters;
+
+  MemberSnapshot published;  // what subscribers were last told
+
+  bool usable() const { return state == MemberState::ok; }
+  bool active() const { return usable() && !inactive; }
+  std::uint32_t flags() const;
+};
+
+struct DataAddress {
+  IpPrefix prefix;
+  std::string holder;  // member that carries it in the kernel; "" = nowhere yet
+  std::string home;    // member it returns to on failback
+};
+
+struct Group {
+  std::string name;
+  std::string ifname;  // group interface name, as ipmpstat's GROUP column
+  std::vector<Member> members;
+  std::vector<DataAddress> data;
+  GroupState state = GroupState::failed;  // a named group starts failed until a member is usable
+  Reason reason = Reason::none;
+  GroupConfig config;
+  bool failback = true;
+  Duration fdt{};
+
+  bool anonymous() const { return name.empty(); }
+  Member* find(std::string_view member);
+  const Member* find(std::string_view member) const;
+  std::size_t load(std::string_view member) const;  // data addresses held
+};
+
+}  // namespace mpathd

@@ -1,0 +1,198 @@
+#include "daemon/daemon.hpp"
+
+#include <net/if.h>
+#include <signal.h>
+#include <systemd/sd-daemon.h>
+
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "daemon/atomic_file.hpp"
+#include "daemon/dataplane_applier.hpp"
+#include "daemon/event_loop.hpp"
+#include "daemon/member_sysctls.hpp"
+#include "daemon/status.hpp"
+#include "net/kernel.hpp"
+#include "net/monitor.hpp"
+#include "net/packet.hpp"
+
+namespace mpathd {
+
+namespace {
+std::unexpected<Error> sd_fail(const char* what, int r) {
+  return fail(Errc::system, std::string(what) + ": " + std::strerror(-r));
+}
+}  // namespace
+
+struct Daemon::Impl {
+  DaemonOptions options;
+  SteadyTimeSource clock;
+  Engine engine;
+  sd_event* event = nullptr;
+  net::Kernel kernel;
+  net::PacketSender packets;
+  std::unique_ptr<net::Monitor> monitor;
+  DataPlaneApplier applier;
+  MemberSysctls sysctls;
+  sd_event_source* engine_timer = nullptr;
+  bool status_dirty = true;
+
+  Impl(DaemonOptions o, Config c, sd_event* e, net::Kernel k, net::PacketSender p)
+      : options(std::move(o)),
+        engine(clock, std::move(c)),
+        event(e),
+        kernel(std::move(k)),
+        packets(std::move(p)),
+        applier(kernel, packets, event, engine.config()),
+        sysctls(net::Sysctl(), options.state_dir + "/sysctl.json") {}
+
+  ~Impl() {
+    sd_event_source_disable_unref(engine_timer);
+    monitor.reset();
+    sd_event_unref(event);
+  }
+
+  bool is_member(const std::string& ifname) const {
+    const Group* g = engine.group_of(ifname);
+    return g && !g->anonymous();
+  }
+
+  void on_link(const net::LinkInfo& l, bool exists) {
+    if (exists && is_member(l.name)) sysctls.apply(l.name, l.ifindex);
+    engine.observe_link({l.name, l.ifindex, exists, l.admin_up && l.lower_up, l.mac, l.loopback});
+    after_input();
+  }
+
+  void on_address(const net::AddrInfo& a, bool present) {
+    applier.observe_address(a.ifindex, a.prefix, present);
+    char name[IF_NAMESIZE] = {};
+    if (!engine.started() && if_indextoname(a.ifindex, name)) engine.observe_address(name, a.prefix, present);
+    if (engine.started()) after_input();
+  }
+
+  // After every input: bring the kernel in line, re-arm the Engine's timer, publish.
+  void after_input() {
+    if (!engine.started()) return;
+    applier.reconcile(engine);
+    if (auto when = engine.next_deadline()) {
+      int r = arm_timer(event, &engine_timer, *when, milliseconds(1), &Impl::on_engine_timer, this);
+      if (r < 0) spdlog::error("engine timer: {}", std::strerror(-r));
+    }
+    if (status_dirty) write_status();
+  }
+
+  static int on_engine_timer(sd_event_source*, uint64_t, void* self) {
+    return guarded("engine timer", [&] {
+      auto* d = static_cast<Impl*>(self);
+      d->engine.on_timer();
+      d->after_input();
+    });
+  }
+
+  void write_status() {
+    auto r = write_file_atomically(options.runtime_dir + "/status.json", status_json(engine).dump(2) + "\n");
+    if (!r) spdlog::warn("{}", r.error().message);
+    status_dirty = false;
+  }
+
+  void on_event(const Event& e) {
+    status_dirty = true;
+    spdlog::info("{}", describe(e));
+  }
+
+  std::string status_line() const {
+    std::size_t ok = 0, degraded = 0, failed = 0;
+    for (const auto& g : engine.groups()) {
+      ok += g.state == GroupState::ok;
+      degraded += g.state == GroupState::degraded;
+      failed += g.state == GroupState::failed;
+    }
+    return "STATUS=" + std::to_string(engine.groups().size()) + " groups: " + std::to_string(ok) + " ok, " +
+           std::to_string(degraded) + " degraded, " + std::to_string(failed) + " failed";
+  }
+
+  Result<void> start() {
+    engine.subscribe([this](const Event& e) { on_event(e); });
+    net::Monitor::Handlers h;
+    h.link_changed = [this](const net::LinkInfo& l) { on_link(l, true); };
+    h.link_removed = [this](const net::LinkInfo& l) { on_link(l, false); };
+    h.address = [this](const net::AddrInfo& a, bool present) { on_address(a, present); };
+    h.resync = [this] {
+      spdlog::warn("netlink events were lost; re-reading links and addresses");
+      if (auto r = monitor->dump(); !r) spdlog::error("{}", r.error().message);
+    };
+    auto m = net::Monitor::open(event, std::move(h));
+    if (!m) return std::unexpected(m.error());
+    monitor = std::move(*m);
+    if (auto r = monitor->dump(); !r) return r;
+    // Members that left the configuration get their ARP settings back.
+    sysctls.restore_all_except([this](const std::string& n) { return is_member(n); });
+    engine.start();
+    applier.start(engine);
+    after_input();
+    write_status();
+    sd_notify(0, ("READY=1\n" + status_line()).c_str());
+    spdlog::info("mpathd started: {} group(s)", engine.groups().size());
+    return {};
+  }
+
+  static int on_signal(sd_event_source* s, const signalfd_siginfo* si, void* self) {
+    return guarded("signal", [&] {
+      auto* d = static_cast<Impl*>(self);
+      if (si->ssi_signo == SIGHUP) {
+        spdlog::warn("SIGHUP: configuration reload is not implemented yet; restart mpathd to apply changes");
+        return;
+      }
+      spdlog::info("{}: stopping; data addresses stay where they are", strsignal(static_cast<int>(si->ssi_signo)));
+      d->write_status();
+      sd_notify(0, "STOPPING=1");
+      sd_event_exit(sd_event_source_get_event(s), 0);
+    });
+  }
+};
+
+Result<std::unique_ptr<Daemon>> Daemon::create(DaemonOptions options, Config config) {
+  for (const auto* dir : {&options.state_dir, &options.runtime_dir})
+    if (auto r = make_directory(*dir, 0755); !r) return std::unexpected(r.error());
+  sd_event* event = nullptr;
+  if (int r = sd_event_new(&event); r < 0) return sd_fail("sd_event_new", r);
+  sigset_t mask;
+  sigemptyset(&mask);
+  for (int sig : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&mask, sig);
+  sigprocmask(SIG_BLOCK, &mask, nullptr);
+  auto kernel = net::Kernel::open();
+  if (!kernel) {
+    sd_event_unref(event);
+    return std::unexpected(kernel.error());
+  }
+  auto packets = net::PacketSender::open();
+  if (!packets) {
+    sd_event_unref(event);
+    return std::unexpected(packets.error());
+  }
+  auto impl = std::make_unique<Impl>(std::move(options), std::move(config), event, std::move(*kernel),
+                                     std::move(*packets));
+  for (int sig : {SIGTERM, SIGINT, SIGHUP})
+    if (int r = sd_event_add_signal(event, nullptr, sig, &Impl::on_signal, impl.get()); r < 0)
+      return sd_fail("sd_event_add_signal", r);
+  if (auto r = impl->start(); !r) return std::unexpected(r.error());
+  return std::unique_ptr<Daemon>(new Daemon(std::move(impl)));
+}
+
+Daemon::Daemon(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Daemon::~Daemon() = default;
+
+int Daemon::run() {
+  int r = sd_event_loop(impl_->event);
+  if (r < 0) {
+    spdlog::critical("event loop: {}", std::strerror(-r));
+    return 1;
+  }
+  return r;
+}
+
+sd_event* Daemon::event() const { return impl_->event; }
+Engine& Daemon::engine() { return impl_->engine; }
+
+}  // namespace mpathd

@@ -1,0 +1,45 @@
+// Keeps the kernel in line with the Engine's placement: diffs the desired data plane
+// (core/dataplane.hpp) against what it last applied and performs only the difference,
+// then announces moved addresses to the neighbours.
+#pragma once
+
+#include <systemd/sd-event.h>
+
+#include <memory>
+#include <vector>
+
+#include "core/dataplane.hpp"
+#include "core/engine.hpp"
+#include "net/kernel.hpp"
+#include "net/packet.hpp"
+
+namespace mpathd {
+
+class Notifier;
+
+class DataPlaneApplier {
+ public:
+  DataPlaneApplier(net::Kernel& kernel, net::PacketSender& packets, sd_event* event, const Config& config);
+  ~DataPlaneApplier();
+
+  // A kernel address event. Before start() this seeds what is already applied (so
+  // addresses in place are adopted, not re-added); afterwards an applied data address
+  // that someone else removed is noticed and restored by the next reconcile().
+  void observe_address(unsigned ifindex, const IpPrefix& prefix, bool present);
+  // Learns the rules and routes a previous run left, so stale ones get removed.
+  void start(const Engine& engine);
+  // Applies the difference; returns the number of kernel changes made.
+  std::size_t reconcile(const Engine& engine);
+
+  const DataPlaneState& applied() const { return applied_; }
+
+ private:
+  bool is_data_address(const IpAddress& a) const;
+
+  net::Kernel& kernel_;
+  const Config& config_;
+  DataPlaneState applied_;
+  std::unique_ptr<Notifier> notifier_;
+};
+
+}  // namespace mpathd

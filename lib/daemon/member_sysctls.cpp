@@ -1,0 +1,71 @@
+#include "daemon/member_sysctls.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "daemon/atomic_file.hpp"
+
+namespace mpathd {
+
+MemberSysctls::MemberSysctls(net::Sysctl sysctl, std::string state_file)
+    : sysctl_(std::move(sysctl)), state_file_(std::move(state_file)) {
+  load();
+}
+
+void MemberSysctls::load() {
+  std::ifstream in(state_file_);
+  if (!in) return;
+  auto j = nlohmann::json::parse(in, nullptr, false);
+  if (j.is_discarded() || !j.is_object()) {
+    spdlog::warn("{}: not valid JSON; saved sysctl originals ignored", state_file_);
+    return;
+  }
+  for (auto& [ifname, keys] : j.items()) {
+    if (!keys.is_object()) continue;
+    for (auto& [k, v] : keys.items())
+      if (v.is_string()) saved_[ifname][k] = v.get<std::string>();
+  }
+}
+
+void MemberSysctls::save() const {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& [ifname, keys] : saved_) j[ifname] = keys;
+  if (auto r = write_file_atomically(state_file_, j.dump(2) + "\n"); !r) spdlog::warn("{}", r.error().message);
+}
+
+void MemberSysctls::apply(const std::string& ifname, unsigned ifindex) {
+  if (auto it = applied_.find(ifname); it != applied_.end() && it->second == ifindex) return;
+  auto& originals = saved_[ifname];
+  for (const auto& [key, value] : kSettings) {
+    const auto path = net::Sysctl::ipv4_conf_key(ifname, key);
+    if (!originals.contains(key)) {  // a saved original survives restarts: keep it
+      auto cur = sysctl_.read(path);
+      if (!cur) {
+        spdlog::warn("{}", cur.error().message);
+        continue;
+      }
+      originals[key] = *cur;
+    }
+    if (auto r = sysctl_.write(path, value); !r) spdlog::warn("{}", r.error().message);
+  }
+  applied_[ifname] = ifindex;
+  save();
+  spdlog::debug("{}: arp_ignore=1 arp_announce=2 rp_filter=2", ifname);
+}
+
+void MemberSysctls::restore(const std::string& ifname) {
+  auto it = saved_.find(ifname);
+  if (it == saved_.end()) return;
+  for (const auto& [key, value] : it->second) {
+    auto r = sysctl_.write(net::Sysctl::ipv4_conf_key(ifname, key), value);
+    if (!r) spdlog::debug("{}", r.error().message);  // the interface may be gone
+  }
+  spdlog::info("{}: left its group; ARP sysctls restored", ifname);
+  saved_.erase(it);
+  applied_.erase(ifname);
+  save();
+}
+
+}  // namespace mpathd

@@ -1,0 +1,44 @@
+// ARP-flux settings on group members: arp_ignore=1, arp_announce=2, rp_filter=2 (loose).
+// The original values are kept in the state directory, so that a member that leaves
+// the configuration gets them back even across a restart.
+#pragma once
+
+#include <map>
+#include <string>
+#include <vector>
+
+#include "net/sysctl.hpp"
+
+namespace mpathd {
+
+class MemberSysctls {
+ public:
+  MemberSysctls(net::Sysctl sysctl, std::string state_file);
+
+  // Sets the values on a member's interface (again if it was re-created: ifindex).
+  void apply(const std::string& ifname, unsigned ifindex);
+  // Restores the saved originals of an interface that is no longer a member.
+  void restore(const std::string& ifname);
+  // Restores every saved interface for which keep(ifname) is false.
+  template <typename Keep>
+  void restore_all_except(Keep keep) {
+    std::vector<std::string> gone;
+    for (const auto& [name, _] : saved_)
+      if (!keep(name)) gone.push_back(name);
+    for (const auto& n : gone) restore(n);
+  }
+
+  static constexpr std::pair<const char*, const char*> kSettings[] = {
+      {"arp_ignore", "1"}, {"arp_announce", "2"}, {"rp_filter", "2"}};
+
+ private:
+  void load();
+  void save() const;
+
+  net::Sysctl sysctl_;
+  std::string state_file_;
+  std::map<std::string, std::map<std::string, std::string>> saved_;  // ifname -> key -> original
+  std::map<std::string, unsigned> applied_;                          // ifname -> ifindex applied to
+};
+
+}  // namespace mpathd

@@ -1,0 +1,93 @@
+#include "daemon/status.hpp"
+
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "core/version.hpp"
+
+namespace mpathd {
+
+namespace {
+constexpr std::pair<std::uint32_t, const char*> kFlagNames[] = {
+    {flag::failed, "FAILED"},     {flag::running, "RUNNING"},  {flag::standby, "STANDBY"},
+    {flag::inactive, "INACTIVE"}, {flag::offline, "OFFLINE"}, {flag::hwaddr_dup, "HWADDRDUP"},
+};
+}
+
+std::string flag_names(std::uint32_t flags) {
+  std::string s;
+  for (auto [bit, name] : kFlagNames)
+    if (flags & bit) s += (s.empty() ? "" : ",") + std::string(name);
+  return s;
+}
+
+nlohmann::json member_json(const Group& g, const Member& m) {
+  nlohmann::json flags = nlohmann::json::array();
+  for (auto [bit, name] : kFlagNames)
+    if (m.flags() & bit) flags.push_back(name);
+  return {
+      {"name", m.name},
+      {"group", g.name},
+      {"ifindex", m.ifindex},
+      {"state", to_string(m.state)},
+      {"active", m.active()},
+      {"standby", m.standby},
+      {"inactive", m.inactive},
+      {"offline", m.state == MemberState::offline},
+      {"hwaddr_dup", m.hwaddr_dup},
+      {"link", to_string(m.link)},
+      {"probe", to_string(m.probe)},
+      {"flags", flags},
+      {"reason", to_string(m.reason)},
+      {"mac", m.mac.str()},
+      {"counters",
+       {{"state_changes", m.counters.state_changes},
+        {"failures", m.counters.failures},
+        {"repairs", m.counters.repairs},
+        {"link_ups", m.counters.link_ups},
+        {"link_downs", m.counters.link_downs},
+        {"addresses_in", m.counters.addresses_in},
+        {"addresses_out", m.counters.addresses_out}}},
+  };
+}
+
+nlohmann::json status_json(const Engine& engine) {
+  nlohmann::json groups = nlohmann::json::array();
+  for (const auto& g : engine.groups()) {
+    nlohmann::json members = nlohmann::json::array();
+    nlohmann::json outbound = nlohmann::json::array();
+    for (const auto& m : g.members) {
+      members.push_back(member_json(g, m));
+      if (m.active()) outbound.push_back(m.name);
+    }
+    nlohmann::json addresses = nlohmann::json::array();
+    for (const auto& a : g.data) {
+      const Member* h = g.find(a.holder);
+      bool up = h && h->active();
+      addresses.push_back({{"address", a.prefix.str()},
+                           {"holder", a.holder},
+                           {"home", a.home},
+                           {"state", up ? "up" : "down"},
+                           {"inbound", up ? a.holder : ""},
+                           {"outbound", up ? nlohmann::json::array({a.holder}) : nlohmann::json::array()}});
+    }
+    groups.push_back({{"name", g.name},
+                      {"interface", g.ifname},
+                      {"state", to_string(g.state)},
+                      {"reason", to_string(g.reason)},
+                      {"fdt_ms", std::chrono::duration_cast<milliseconds>(g.fdt).count()},
+                      {"failback", g.failback},
+                      {"members", members},
+                      {"addresses", addresses}});
+  }
+  nlohmann::json anonymous = nlohmann::json::array();
+  for (const auto& m : engine.anonymous().members) anonymous.push_back(member_json(engine.anonymous(), m));
+  return {{"version", kVersion},
+          {"pid", ::getpid()},
+          {"started", engine.started()},
+          {"groups", groups},
+          {"anonymous", anonymous}};
+}
+
+}  // namespace mpathd
