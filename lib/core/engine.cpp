@@ -1,5 +1,7 @@
 #include "core/engine.hpp"
 
+#include "core/names.hpp"
+
 #include <algorithm>
 
 namespace mpathd {
@@ -36,31 +38,39 @@ const Member* least_loaded(const Group& g, Family f) {
   return best;
 }
 
+// The member a new data address of family f calls home: round-robin over the
+// non-standby members (all members if every one is a standby), each family on its own.
+std::string pick_home(const Group& g, Family f) {
+  std::vector<const Member*> homes;
+  for (const auto& m : g.members)
+    if (!m.standby) homes.push_back(&m);
+  if (homes.empty())
+    for (const auto& m : g.members) homes.push_back(&m);
+  if (homes.empty()) return "";
+  auto n = static_cast<std::size_t>(
+      std::count_if(g.data.begin(), g.data.end(), [&](const DataAddress& a) { return a.prefix.addr.family == f; }));
+  return homes[n % homes.size()]->name;
+}
+
+Member make_member(const GroupConfig& gc, const MemberConfig& mc) {
+  Member m;
+  m.name = mc.name;
+  m.group = gc.name;
+  m.standby = mc.standby;
+  m.test_addresses = mc.test_addresses;
+  return m;
+}
+
 Group make_group(const GroupConfig& gc, const Config& c) {
   Group g;
   g.name = gc.name;
   g.ifname = gc.interface.empty() ? gc.name : gc.interface;
   g.config = gc;
+  g.config.interface = g.ifname;
   g.failback = gc.failback.value_or(c.failback);
   g.fdt = gc.failure_detection_time.value_or(c.failure_detection_time);
-  std::vector<std::string> homes;
-  for (const auto& mc : gc.members) {
-    Member m;
-    m.name = mc.name;
-    m.group = gc.name;
-    m.standby = mc.standby;
-    m.test_addresses = mc.test_addresses;
-    g.members.push_back(std::move(m));
-    if (!mc.standby) homes.push_back(mc.name);
-  }
-  if (homes.empty())
-    for (const auto& m : g.members) homes.push_back(m.name);
-  // Homes go round-robin over non-standby members, each family on its own.
-  std::size_t next[2] = {0, 0};
-  for (const auto& p : gc.data_addresses) {
-    auto& i = next[p.addr.is_v4() ? 0 : 1];
-    g.data.push_back({p, "", homes.empty() ? "" : homes[i++ % homes.size()]});
-  }
+  for (const auto& mc : gc.members) g.members.push_back(make_member(gc, mc));
+  for (const auto& p : gc.data_addresses) g.data.push_back({p, "", pick_home(g, p.addr.family)});
   return g;
 }
 
@@ -247,6 +257,7 @@ void Engine::place_addresses(Group& g, Reason reason) {
     const Member* home = g.find(a.home);
     const Member* to = home && home->active() ? home : least_loaded(g, a.prefix.addr.family);
     if (!to) continue;  // group failed: addresses stay where they are
+    if (!home) a.home = to->name;  // its home left the group
     // A holder that still works was only released (a standby going back to INACTIVE).
     Reason why = !holder                ? reason
                  : !holder->usable()    ? Reason::failover
@@ -325,6 +336,8 @@ void Engine::check_hwaddr(Group& g) {
 
 void Engine::observe_link(const LinkObservation& obs) {
   if (obs.loopback) return;
+  std::erase_if(links_, [&](const LinkObservation& l) { return l.name == obs.name; });
+  if (obs.exists) links_.push_back(obs);
   Group* g = nullptr;
   Member* m = member_by_name(obs.name, &g);
   if (!m) {
@@ -404,10 +417,7 @@ Result<void> Engine::offline(std::string_view ifname) {
   if (m->admin_offline) return fail(Errc::already_offline, "'" + m->name + "' is already offline");
   // in.mpathd's minimum redundancy of 1: another usable member must remain; in a
   // failed group any member that is not offline will do.
-  std::size_t others = count_if_members(*g, [&](const Member& o) {
-    return &o != m && (g->state == GroupState::failed ? o.state != MemberState::offline : o.usable());
-  });
-  if (others == 0)
+  if (others_for_offline(*g, *m) == 0)
     return fail(Errc::last_usable_member, "cannot offline '" + m->name + "': no other functioning interface is in group '" +
                                               g->name + "'");
   m->admin_offline = true;
@@ -445,6 +455,159 @@ Result<void> Engine::move_address(const IpAddress& address, std::string_view to_
       return {};
     }
   return fail(Errc::no_such_address, "no data address " + address.str() + " is configured");
+}
+
+std::size_t Engine::others_for_offline(const Group& g, const Member& m) const {
+  return count_if_members(g, [&](const Member& o) {
+    return &o != &m && (g.state == GroupState::failed ? o.state != MemberState::offline : o.usable());
+  });
+}
+
+// --- runtime changes of the group set ------------------------------------------------
+
+void Engine::init_member(Group& g, Member& m) {
+  for (const auto& l : links_)
+    if (l.name == m.name) {
+      m.ifindex = l.ifindex;
+      m.mac = l.mac;
+      m.link = l.up ? LinkState::up : LinkState::down;
+    }
+  publish(TopologyChanged{g.name, m.name, true});
+}
+
+Result<void> Engine::check_new_member(const MemberConfig& mc, const std::vector<IpPrefix>& data) const {
+  if (!valid_ifname(mc.name)) return fail(Errc::invalid_argument, "invalid interface name '" + mc.name + "'");
+  for (const auto& g : groups_) {
+    if (g.find(mc.name)) return fail(Errc::exists, "'" + mc.name + "' is already a member of group '" + g.name + "'");
+    if (g.ifname == mc.name) return fail(Errc::exists, "'" + mc.name + "' is the group interface of group '" + g.name + "'");
+  }
+  for (const auto& t : mc.test_addresses)
+    for (const auto& d : data)
+      if (t.addr == d.addr) return fail(Errc::exists, "test address " + t.str() + " is also a data address");
+  return {};
+}
+
+Result<void> Engine::create_group(GroupConfig gc) {
+  if (!valid_group_name(gc.name)) return fail(Errc::invalid_argument, "invalid group name '" + gc.name + "'");
+  if (gc.interface.empty()) gc.interface = gc.name;
+  if (!valid_ifname(gc.interface))
+    return fail(Errc::invalid_argument, "invalid group interface name '" + gc.interface + "'");
+  for (const auto& g : groups_) {
+    if (g.name == gc.name) return fail(Errc::exists, "group '" + gc.name + "' already exists");
+    if (g.ifname == gc.interface)
+      return fail(Errc::exists, "group interface '" + gc.interface + "' is used by group '" + g.name + "'");
+    for (const auto& p : gc.data_addresses)
+      for (const auto& a : g.data)
+        if (a.prefix.addr == p.addr) return fail(Errc::exists, p.str() + " is a data address of group '" + g.name + "'");
+  }
+  for (std::size_t i = 0; i < gc.members.size(); ++i) {
+    if (auto r = check_new_member(gc.members[i], gc.data_addresses); !r) return r;
+    for (std::size_t j = 0; j < i; ++j)
+      if (gc.members[j].name == gc.members[i].name)
+        return fail(Errc::exists, "'" + gc.members[i].name + "' is listed twice");
+  }
+  config_.groups.push_back(gc);
+  groups_.push_back(make_group(gc, config_));
+  Group& g = groups_.back();
+  publish(TopologyChanged{g.name, "", true});
+  for (auto& m : g.members) init_member(g, m);
+  if (started_) {
+    for (auto& m : g.members) {
+      MemberState s = derive_state(m);
+      if (s == MemberState::ok) m.inactive = decide_inactive(g, m, Transition::initial);
+      set_state(g, m, s, Reason::member_added);
+    }
+    run_policy(g, Reason::member_added, false);
+  }
+  return {};
+}
+
+Result<void> Engine::destroy_group(std::string_view name) {
+  auto it = std::find_if(groups_.begin(), groups_.end(), [&](const Group& g) { return g.name == name; });
+  if (it == groups_.end()) return fail(Errc::no_such_group, "no group '" + std::string(name) + "'");
+  std::string gname = it->name;
+  std::vector<std::string> members;
+  for (const auto& m : it->members) members.push_back(m.name);
+  groups_.erase(it);
+  std::erase_if(config_.groups, [&](const GroupConfig& gc) { return gc.name == gname; });
+  for (const auto& m : members) publish(TopologyChanged{gname, m, false});
+  publish(TopologyChanged{gname, "", false});
+  return {};
+}
+
+Result<void> Engine::add_member(std::string_view group, MemberConfig mc) {
+  Group* g = nullptr;
+  for (auto& x : groups_)
+    if (x.name == group) g = &x;
+  if (!g) return fail(Errc::no_such_group, "no group '" + std::string(group) + "'");
+  std::vector<IpPrefix> data;
+  for (const auto& a : g->data) data.push_back(a.prefix);
+  if (auto r = check_new_member(mc, data); !r) return r;
+  g->config.members.push_back(mc);
+  for (auto& gc : config_.groups)
+    if (gc.name == g->name) gc.members.push_back(mc);
+  g->members.push_back(make_member(g->config, mc));
+  Member& m = g->members.back();
+  init_member(*g, m);
+  if (started_) refresh(*g, m, Reason::member_added, Transition::initial);
+  return {};
+}
+
+Result<void> Engine::remove_member(std::string_view ifname) {
+  Group* g = nullptr;
+  Member* m = member_by_name(ifname, &g);
+  if (!m) return fail(Errc::no_such_interface, "no interface '" + std::string(ifname) + "' is tracked");
+  if (g->anonymous()) return fail(Errc::not_in_group, "'" + m->name + "' is not in a group");
+  if (m->usable() && g->load(m->name) > 0 && others_for_offline(*g, *m) == 0)
+    return fail(Errc::last_usable_member, "cannot remove '" + m->name + "': it is the last usable member of group '" +
+                                              g->name + "' and holds its data addresses");
+  std::string name = m->name;
+  std::erase_if(g->members, [&](const Member& x) { return x.name == name; });
+  std::erase_if(g->config.members, [&](const MemberConfig& x) { return x.name == name; });
+  for (auto& gc : config_.groups)
+    if (gc.name == g->name) std::erase_if(gc.members, [&](const MemberConfig& x) { return x.name == name; });
+  publish(TopologyChanged{g->name, name, false});
+  if (started_) run_policy(*g, Reason::member_removed, true);
+  return {};
+}
+
+Result<void> Engine::add_data_address(std::string_view group, const IpPrefix& address) {
+  Group* g = nullptr;
+  for (auto& x : groups_) {
+    if (x.name == group) g = &x;
+    for (const auto& a : x.data)
+      if (a.prefix.addr == address.addr)
+        return fail(Errc::exists, address.addr.str() + " is already a data address of group '" + x.name + "'");
+    for (const auto& m : x.members)
+      for (const auto& t : m.test_addresses)
+        if (t.addr == address.addr) return fail(Errc::exists, address.addr.str() + " is a test address of " + m.name);
+  }
+  if (!g) return fail(Errc::no_such_group, "no group '" + std::string(group) + "'");
+  g->data.push_back({address, "", pick_home(*g, address.addr.family)});
+  g->config.data_addresses.push_back(address);
+  for (auto& gc : config_.groups)
+    if (gc.name == g->name) gc.data_addresses.push_back(address);
+  if (started_) run_policy(*g, Reason::address_added, false);
+  return {};
+}
+
+Result<void> Engine::remove_data_address(std::string_view group, const IpAddress& address) {
+  Group* g = nullptr;
+  for (auto& x : groups_)
+    if (x.name == group) g = &x;
+  if (!g) return fail(Errc::no_such_group, "no group '" + std::string(group) + "'");
+  auto it = std::find_if(g->data.begin(), g->data.end(), [&](const DataAddress& a) { return a.prefix.addr == address; });
+  if (it == g->data.end())
+    return fail(Errc::no_such_address, address.str() + " is not a data address of group '" + g->name + "'");
+  AddressMoved ev{g->name, it->prefix, it->holder, "", Reason::address_removed};
+  g->data.erase(it);
+  auto same = [&](const IpPrefix& p) { return p.addr == address; };
+  std::erase_if(g->config.data_addresses, same);
+  for (auto& gc : config_.groups)
+    if (gc.name == g->name) std::erase_if(gc.data_addresses, same);
+  publish(ev);
+  if (started_) run_policy(*g, Reason::address_removed, false);
+  return {};
 }
 
 // --- time ------------------------------------------------------------------------

@@ -49,6 +49,15 @@ class Engine {
   Result<void> online(std::string_view ifname);
   Result<void> move_address(const IpAddress& address, std::string_view to_member);
 
+  // Runtime changes of the group set (D-Bus, reload). Each validates first and changes
+  // nothing when it fails.
+  Result<void> create_group(GroupConfig config);
+  Result<void> destroy_group(std::string_view name);
+  Result<void> add_member(std::string_view group, MemberConfig member);
+  Result<void> remove_member(std::string_view ifname);
+  Result<void> add_data_address(std::string_view group, const IpPrefix& address);
+  Result<void> remove_data_address(std::string_view group, const IpAddress& address);
+
   // --- time ------------------------------------------------------------------------
   std::optional<TimePoint> next_deadline() const;
   void on_timer();
@@ -85,6 +94,9 @@ class Engine {
   void normalize_active(Group& g, bool lost_active);
   void place_addresses(Group& g, Reason reason);
   void refresh_group_state(Group& g, Reason reason);
+  void init_member(Group& g, Member& m);
+  Result<void> check_new_member(const MemberConfig& mc, const std::vector<IpPrefix>& data) const;
+  std::size_t others_for_offline(const Group& g, const Member& m) const;
 
   const TimeSource& clock_;
   Config config_;
@@ -92,6 +104,8 @@ class Engine {
   Group anonymous_;  // interfaces tracked without a group (track-interfaces-only-with-groups = false)
   std::vector<Listener> listeners_;
   bool started_ = false;
+  // The last observation of every interface, so a member added later starts from it.
+  std::vector<LinkObservation> links_;
   // Addresses seen in the kernel before start(): ifname -> prefixes.
   std::vector<std::pair<std::string, IpPrefix>> kernel_addresses_;
 };

@@ -43,6 +43,8 @@ enum class Reason : std::uint8_t {
   standby_released,
   config_reload,
   adopted,
+  address_added,
+  address_removed,
 };
 
 template <typename E>
@@ -75,13 +77,14 @@ struct EnumNames<ProbeMethod> {
 };
 template <>
 struct EnumNames<Reason> {
-  static constexpr std::array<std::string_view, 24> names{
+  static constexpr std::array<std::string_view, 26> names{
       "none",           "startup",           "link-down",         "link-up",
       "repaired",       "probe-loss",        "admin-offline",     "admin-online",
       "group-failure",  "hwaddr-duplicate",  "hwaddr-unique",     "link-flapping",
       "interface-added", "interface-removed", "member-added",     "member-removed",
       "failover",       "failback",          "rebalance",         "admin-move",
       "standby-needed", "standby-released",  "config-reload",     "adopted",
+      "address-added",  "address-removed",
   };
 };
 
