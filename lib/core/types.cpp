@@ -72,7 +72,7 @@ IpPrefix IpPrefix::network() const {
   for (std::size_t i = 0; i < addr.size(); ++i) {
     int bits = static_cast<int>(len) - static_cast<int>(i) * 8;
     if (bits >= 8) continue;
-    n.addr.bytes[i] = bits <= 0 ? 0 : static_cast<std::uint8_t>(addr.bytes[i] & (0xff << (8 - bits)));
+    n.addr.bytes[i] = static_cast<std::uint8_t>(bits <= 0 ? 0 : addr.bytes[i] & (0xff << (8 - bits)));
   }
   return n;
 }
