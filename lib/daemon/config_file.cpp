@@ -1,0 +1,675 @@
+#include "daemon/config_file.hpp"
+
+#include <fcntl.h>
+#include <toml++/toml.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstdint>
+#include <cstdio>
+#include <functional>
+#include <initializer_list>
+#include <map>
+#include <optional>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include "core/names.hpp"
+
+namespace mpathd {
+namespace {
+
+// Limits that config.hpp does not carry; documented in mpathd.conf(5).
+constexpr Duration kMaxFailureDetectionTime = seconds(3600);
+constexpr Duration kMinNotificationInterval = milliseconds(1);
+constexpr Duration kMaxNotificationInterval = seconds(60);
+constexpr Duration kMinLinkFlapWindow = seconds(1);
+constexpr Duration kMaxLinkFlapWindow = seconds(3600);
+constexpr std::uint64_t kMinRoutingTableBase = 255;  // base + ifindex (>= 1) skips 253..255
+constexpr std::uint64_t kMaxRoutingTableBase = 4000000000;
+// Durations are read as milliseconds no larger than this, so that they fit a Duration.
+constexpr std::int64_t kDurationLimitMs = std::int64_t{1} << 40;
+
+using Pos = toml::source_position;
+
+std::string pos_str(Pos p) { return std::to_string(p.line) + ":" + std::to_string(p.column); }
+
+std::string quote(std::string_view s) {
+  // Not "\"" + std::string(s): g++ 12 -O3 then warns -Wrestrict falsely (GCC bug 105329).
+  // Control characters are shown as \xNN.
+  std::string q(1, '"');
+  for (char c : s) {
+    auto u = static_cast<unsigned char>(c);
+    if (u >= 0x20 && u != 0x7f) {
+      q.push_back(c);
+      continue;
+    }
+    char hex[5];
+    std::snprintf(hex, sizeof hex, "\\x%02x", u);
+    q.append(hex);
+  }
+  q.push_back('"');
+  return q;
+}
+
+std::string_view type_name(toml::node_type t) {
+  switch (t) {
+    case toml::node_type::table: return "a table";
+    case toml::node_type::array: return "an array";
+    case toml::node_type::string: return "a string";
+    case toml::node_type::integer: return "an integer";
+    case toml::node_type::floating_point: return "a float";
+    case toml::node_type::boolean: return "a boolean";
+    case toml::node_type::date: return "a date";
+    case toml::node_type::time: return "a time";
+    case toml::node_type::date_time: return "a date-time";
+    case toml::node_type::none: break;
+  }
+  return "nothing";
+}
+
+bool is_bare_key(std::string_view k) {
+  if (k.empty()) return false;
+  return std::all_of(k.begin(), k.end(), [](char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' ||
+           c == '-';
+  });
+}
+
+std::string key_path(std::string_view parent, std::string_view key) {
+  std::string k = is_bare_key(key) ? std::string(key) : quote(key);
+  return parent.empty() ? k : std::string(parent) + "." + k;
+}
+
+std::string index_path(std::string_view parent, std::size_t i) {
+  return std::string(parent) + "[" + std::to_string(i) + "]";
+}
+
+// "100ms", "10s", "1.5s" -> whole milliseconds, or an explanation.
+std::expected<std::int64_t, std::string> parse_duration_ms(std::string_view text) {
+  const auto bad = [&] {
+    return std::unexpected(quote(text) + " is not a duration (write e.g. \"1.5s\" or \"100ms\")");
+  };
+  std::size_t unit_at = text.find_first_not_of("0123456789.");
+  if (unit_at == std::string_view::npos || unit_at == 0) return bad();
+  std::string_view number = text.substr(0, unit_at);
+  std::string_view unit = text.substr(unit_at);
+  std::int64_t scale;  // milliseconds per unit
+  if (unit == "ms")
+    scale = 1;
+  else if (unit == "s")
+    scale = 1000;
+  else
+    return bad();
+
+  std::string_view whole = number.substr(0, number.find('.'));
+  std::string_view frac;
+  if (whole.size() != number.size()) {
+    frac = number.substr(whole.size() + 1);
+    if (frac.empty() || frac.find('.') != std::string_view::npos) return bad();
+  }
+  std::int64_t w = 0;
+  auto [end, ec] = std::from_chars(whole.data(), whole.data() + whole.size(), w);
+  if (whole.empty() || ec != std::errc{} || end != whole.data() + whole.size()) return bad();
+  if (w > kDurationLimitMs / scale) return std::unexpected(quote(text) + " is far too large");
+
+  // The fraction must come out to whole milliseconds.
+  std::int64_t frac_ms = 0;
+  std::int64_t place = scale;
+  for (char c : frac) {
+    std::int64_t digit = c - '0';
+    if (place % 10 != 0) {
+      if (digit != 0) return std::unexpected(quote(text) + " is finer than the resolution of 1ms");
+      continue;
+    }
+    place /= 10;
+    frac_ms += digit * place;
+  }
+  return w * scale + frac_ms;
+}
+
+// Like format_duration(), for values that may not fit a Duration.
+std::string format_ms(std::int64_t ms) {
+  if (ms != 0 && ms % 1000 == 0) return std::to_string(ms / 1000) + "s";
+  return std::to_string(ms) + "ms";
+}
+
+// Where a name or address was seen, for duplicate checks done once everything is read
+// (toml++ iterates a table's keys in sorted order, not in source order).
+struct Occurrence {
+  std::string value;  // the canonical text compared for duplicates
+  std::string path;
+  Pos pos{};
+  std::string detail;  // address kind, or the group a member belongs to
+};
+
+std::string where(const Occurrence& o) { return o.path + " at " + pos_str(o.pos); }
+
+bool earlier(Pos a, Pos b) { return a.line != b.line ? a.line < b.line : a.column < b.column; }
+
+struct Diagnostic {
+  Pos pos{};
+  std::string text;
+};
+
+class ConfigReader {
+ public:
+  explicit ConfigReader(std::string_view source) : source_(source) {}
+
+  Result<Config> read(const toml::table& root);
+  void add_syntax_error(const toml::parse_error& e) {
+    errors_.push_back({e.source().begin, source_ + ":" + pos_str(e.source().begin) + ": " +
+                                             std::string(e.description())});
+  }
+  Result<Config> finish(Config cfg);
+
+ private:
+  // Reads one node found at path (a dotted key such as group[0].member[1].name).
+  using NodeReader = std::function<void(const toml::node&, const std::string& path)>;
+  struct Field {
+    std::string_view key;
+    NodeReader read;
+  };
+
+  void error(Pos pos, std::string_view path, std::string what) {
+    errors_.push_back(
+        {pos, source_ + ":" + pos_str(pos) + ": " + std::string(path) + ": " + std::move(what)});
+  }
+  void error(const toml::node& n, std::string_view path, std::string what) {
+    error(n.source().begin, path, std::move(what));
+  }
+  void wrong_type(const toml::node& n, std::string_view path, std::string_view expected) {
+    error(n, path,
+          "expected " + std::string(expected) + ", got " + std::string(type_name(n.type())));
+  }
+
+  // Dispatches every key of t to its field reader; a key without one is an error.
+  void read_table(const toml::table& t, std::string_view path, std::initializer_list<Field> fields);
+  // Calls each(element, element_path) for every element of an array.
+  void read_array(const toml::node& n, std::string_view path, std::string_view expected,
+                  const NodeReader& each);
+  const toml::table* as_table(const toml::node& n, std::string_view path);
+
+  std::optional<bool> read_bool(const toml::node& n, std::string_view path);
+  std::optional<std::string> read_string(const toml::node& n, std::string_view path);
+  std::optional<unsigned> read_uint(const toml::node& n, std::string_view path, std::uint64_t lo,
+                                    std::uint64_t hi, std::string_view why = {});
+  std::optional<Duration> read_duration(const toml::node& n, std::string_view path, Duration min,
+                                        Duration max);
+  std::optional<IpAddress> read_address(const toml::node& n, std::string_view path);
+  std::optional<std::string> read_group_name(const toml::node& n, std::string_view path);
+  std::optional<std::string> read_ifname(const toml::node& n, std::string_view path);
+  template <typename E>
+  std::optional<E> read_enum(const toml::node& n, std::string_view path);
+
+  // data, shared and test addresses: "address/length", each registered for duplicates.
+  std::vector<IpPrefix> read_address_list(const toml::node& n, std::string_view path,
+                                          std::string_view kind);
+  std::vector<IpAddress> read_targets(const toml::node& n, std::string_view path);
+  std::vector<RouteConfig> read_routes(const toml::node& n, std::string_view path);
+  std::optional<RouteConfig> read_route(const toml::node& n, const std::string& path);
+  void read_group(const toml::node& n, const std::string& path, Config& cfg);
+  void read_member(const toml::node& n, const std::string& path, GroupConfig& g);
+
+  // Reports every later occurrence of a value seen before, unless message() says "".
+  void report_duplicates(
+      std::vector<Occurrence>& list,
+      const std::function<std::string(const Occurrence& first, const Occurrence& dup)>& message);
+  void check_names_and_addresses();
+
+  std::string source_;
+  std::vector<Diagnostic> errors_;
+  std::vector<Occurrence> addresses_;  // data, shared and test addresses
+  std::vector<Occurrence> group_names_;
+  std::vector<Occurrence> group_interfaces_;  // detail = group name
+  std::vector<Occurrence> members_;           // detail = group name
+};
+
+void ConfigReader::read_table(const toml::table& t, std::string_view path,
+                              std::initializer_list<Field> fields) {
+  for (auto&& [key, node] : t) {
+    std::string child = key_path(path, key.str());
+    auto field = std::find_if(fields.begin(), fields.end(),
+                              [&](const Field& f) { return f.key == key.str(); });
+    if (field == fields.end())
+      error(key.source().begin, child, "unknown key");
+    else
+      field->read(node, child);
+  }
+}
+
+void ConfigReader::read_array(const toml::node& n, std::string_view path, std::string_view expected,
+                              const NodeReader& each) {
+  const auto* array = n.as_array();
+  if (!array) return wrong_type(n, path, expected);
+  for (std::size_t i = 0; i < array->size(); ++i) each((*array)[i], index_path(path, i));
+}
+
+const toml::table* ConfigReader::as_table(const toml::node& n, std::string_view path) {
+  const auto* t = n.as_table();
+  if (!t) wrong_type(n, path, "a table");
+  return t;
+}
+
+std::optional<bool> ConfigReader::read_bool(const toml::node& n, std::string_view path) {
+  if (const auto* v = n.as_boolean()) return v->get();
+  wrong_type(n, path, "a boolean (true or false)");
+  return std::nullopt;
+}
+
+std::optional<std::string> ConfigReader::read_string(const toml::node& n, std::string_view path) {
+  if (const auto* v = n.as_string()) return v->get();
+  wrong_type(n, path, "a string");
+  return std::nullopt;
+}
+
+std::optional<unsigned> ConfigReader::read_uint(const toml::node& n, std::string_view path,
+                                                std::uint64_t lo, std::uint64_t hi,
+                                                std::string_view why) {
+  const auto* v = n.as_integer();
+  if (!v) {
+    wrong_type(n, path, "an integer");
+    return std::nullopt;
+  }
+  std::int64_t x = v->get();
+  if (x < 0 || static_cast<std::uint64_t>(x) < lo || static_cast<std::uint64_t>(x) > hi) {
+    std::string what =
+        std::to_string(x) + " is out of range " + std::to_string(lo) + ".." + std::to_string(hi);
+    if (!why.empty()) what += " (" + std::string(why) + ")";
+    error(n, path, std::move(what));
+    return std::nullopt;
+  }
+  return static_cast<unsigned>(x);
+}
+
+std::optional<Duration> ConfigReader::read_duration(const toml::node& n, std::string_view path,
+                                                    Duration min, Duration max) {
+  std::int64_t ms = 0;
+  if (const auto* i = n.as_integer()) {
+    ms = i->get();
+  } else if (const auto* s = n.as_string()) {
+    auto parsed = parse_duration_ms(s->get());
+    if (!parsed) {
+      error(n, path, parsed.error());
+      return std::nullopt;
+    }
+    ms = *parsed;
+  } else {
+    wrong_type(n, path, "a duration (integer milliseconds or a string like \"1.5s\")");
+    return std::nullopt;
+  }
+  const auto min_ms = std::chrono::duration_cast<milliseconds>(min).count();
+  const auto max_ms = std::chrono::duration_cast<milliseconds>(max).count();
+  if (ms < min_ms) {
+    error(n, path, format_ms(ms) + " is below the minimum of " + format_ms(min_ms));
+    return std::nullopt;
+  }
+  if (ms > max_ms) {
+    error(n, path, format_ms(ms) + " is above the maximum of " + format_ms(max_ms));
+    return std::nullopt;
+  }
+  return milliseconds(ms);
+}
+
+std::optional<IpAddress> ConfigReader::read_address(const toml::node& n, std::string_view path) {
+  auto text = read_string(n, path);
+  if (!text) return std::nullopt;
+  auto a = IpAddress::parse(*text);
+  if (!a) error(n, path, quote(*text) + " is not an IPv4 or IPv6 address");
+  return a;
+}
+
+std::optional<std::string> ConfigReader::read_group_name(const toml::node& n,
+                                                         std::string_view path) {
+  auto s = read_string(n, path);
+  if (s && !valid_group_name(*s)) {
+    error(n, path,
+          quote(*s) + " is not a valid group name (1 to 32 characters of A-Z a-z 0-9 _ . -)");
+    return std::nullopt;
+  }
+  return s;
+}
+
+std::optional<std::string> ConfigReader::read_ifname(const toml::node& n, std::string_view path) {
+  auto s = read_string(n, path);
+  if (s && !valid_ifname(*s)) {
+    error(n, path,
+          quote(*s) + " is not a valid interface name (1 to 15 characters, no '/', ':' or space)");
+    return std::nullopt;
+  }
+  return s;
+}
+
+template <typename E>
+std::optional<E> ConfigReader::read_enum(const toml::node& n, std::string_view path) {
+  auto s = read_string(n, path);
+  if (!s) return std::nullopt;
+  if (auto e = enum_from_string<E>(*s)) return e;
+  std::string choices;
+  for (auto name : EnumNames<E>::names)
+    choices += (choices.empty() ? "" : ", ") + std::string(name);
+  error(n, path, quote(*s) + " is not one of " + choices);
+  return std::nullopt;
+}
+
+std::vector<IpPrefix> ConfigReader::read_address_list(const toml::node& n, std::string_view path,
+                                                      std::string_view kind) {
+  std::vector<IpPrefix> out;
+  read_array(n, path, "an array of addresses", [&](const toml::node& e, const std::string& p) {
+    auto text = read_string(e, p);
+    if (!text) return;
+    auto prefix = IpPrefix::parse(*text);
+    if (!prefix)
+      return error(e, p,
+                   quote(*text) + " is not an address with prefix length (e.g. 198.18.1.10/24)");
+    if (text->find('/') == std::string::npos)
+      return error(e, p,
+                   quote(*text) + " has no prefix length (write e.g. " + *text +
+                       (prefix->addr.is_v4() ? "/24" : "/64") + ")");
+    addresses_.push_back({prefix->addr.str(), p, e.source().begin, std::string(kind)});
+    out.push_back(*prefix);
+  });
+  return out;
+}
+
+std::vector<IpAddress> ConfigReader::read_targets(const toml::node& n, std::string_view path) {
+  std::vector<IpAddress> out;
+  read_array(n, path, "an array of addresses", [&](const toml::node& e, const std::string& p) {
+    if (auto a = read_address(e, p)) out.push_back(*a);
+  });
+  return out;
+}
+
+std::optional<RouteConfig> ConfigReader::read_route(const toml::node& n, const std::string& path) {
+  const auto* t = as_table(n, path);
+  if (!t) return std::nullopt;
+  const toml::node* to_node = nullptr;
+  const toml::node* via_node = nullptr;
+  std::optional<IpPrefix> to;
+  std::optional<IpAddress> via;
+  bool is_default = false;
+  bool to_bad = false;
+  read_table(
+      *t, path,
+      {{"to",
+        [&](const toml::node& e, const std::string& p) {
+          to_node = &e;
+          auto text = read_string(e, p);
+          if (!text) return void(to_bad = true);
+          if (*text == "default") return void(is_default = true);
+          to = IpPrefix::parse(*text);
+          to_bad = !to;
+          if (!to) return error(e, p, quote(*text) + " is not \"default\" or a destination prefix");
+          if (to->network() != *to) {
+            to_bad = true;
+            error(e, p,
+                  quote(*text) + " has host bits set (the network is " + to->network().str() + ")");
+          }
+        }},
+       {"via", [&](const toml::node& e, const std::string& p) {
+          via_node = &e;
+          via = read_address(e, p);
+        }}});
+  if (!to_node) error(*t, key_path(path, "to"), "missing (a destination prefix or \"default\")");
+  if (!via_node) error(*t, key_path(path, "via"), "missing (the gateway address)");
+  if (!via || to_bad || (!to && !is_default)) return std::nullopt;
+  if (is_default) to = IpPrefix{IpAddress{via->family, {}}, 0};
+  if (to->addr.family != via->family) {
+    error(*via_node, key_path(path, "via"),
+          std::string("gateway ") + (via->is_v4() ? "IPv4 " : "IPv6 ") + via->str() +
+              " does not match the " + (to->addr.is_v4() ? "IPv4" : "IPv6") + " destination " +
+              to->str());
+    return std::nullopt;
+  }
+  return RouteConfig{*to, *via};
+}
+
+std::vector<RouteConfig> ConfigReader::read_routes(const toml::node& n, std::string_view path) {
+  std::vector<RouteConfig> out;
+  read_array(n, path, "an array of tables ({ to = ..., via = ... })",
+             [&](const toml::node& e, const std::string& p) {
+               if (auto r = read_route(e, p)) out.push_back(*r);
+             });
+  return out;
+}
+
+void ConfigReader::read_member(const toml::node& n, const std::string& path, GroupConfig& g) {
+  const auto* t = as_table(n, path);
+  if (!t) return;
+  MemberConfig m;
+  bool has_name = false;
+  read_table(*t, path,
+             {{"name",
+               [&](const toml::node& e, const std::string& p) {
+                 has_name = true;
+                 if (auto s = read_ifname(e, p)) {
+                   m.name = *s;
+                   members_.push_back({*s, p, e.source().begin, g.name});
+                 }
+               }},
+              {"standby",
+               [&](const toml::node& e, const std::string& p) {
+                 if (auto b = read_bool(e, p)) m.standby = *b;
+               }},
+              {"test-addresses", [&](const toml::node& e, const std::string& p) {
+                 m.test_addresses = read_address_list(e, p, "test");
+               }}});
+  if (!has_name) error(*t, key_path(path, "name"), "missing (the member's interface name)");
+  g.members.push_back(std::move(m));
+}
+
+void ConfigReader::read_group(const toml::node& n, const std::string& path, Config& cfg) {
+  const auto* t = as_table(n, path);
+  if (!t) return;
+  GroupConfig g;
+  const toml::node* name_node = nullptr;
+  const toml::node* interface_node = nullptr;
+  const toml::node* member_node = nullptr;
+  // The name first: member occurrences record the group they belong to.
+  if (const auto* name = t->get("name")) {
+    name_node = name;
+    if (auto s = read_group_name(*name, key_path(path, "name"))) g.name = *s;
+  }
+  read_table(
+      *t, path,
+      {{"name", [](const toml::node&, const std::string&) {}},
+       {"interface",
+        [&](const toml::node& e, const std::string& p) {
+          interface_node = &e;
+          if (auto s = read_ifname(e, p)) g.interface = *s;
+        }},
+       {"data-addresses",
+        [&](const toml::node& e, const std::string& p) {
+          g.data_addresses = read_address_list(e, p, "data");
+        }},
+       {"shared-addresses",
+        [&](const toml::node& e, const std::string& p) {
+          g.shared_addresses = read_address_list(e, p, "shared");
+        }},
+       {"routes", [&](const toml::node& e, const std::string& p) { g.routes = read_routes(e, p); }},
+       {"probe-method",
+        [&](const toml::node& e, const std::string& p) {
+          if (auto m = read_enum<ProbeMethod>(e, p)) g.probe_method = *m;
+        }},
+       {"targets",
+        [&](const toml::node& e, const std::string& p) { g.targets = read_targets(e, p); }},
+       {"failure-detection-time",
+        [&](const toml::node& e, const std::string& p) {
+          g.failure_detection_time =
+              read_duration(e, p, Config::kMinFailureDetectionTime, kMaxFailureDetectionTime);
+        }},
+       {"failback",
+        [&](const toml::node& e, const std::string& p) { g.failback = read_bool(e, p); }},
+       {"member", [&](const toml::node& e, const std::string& p) {
+          member_node = &e;
+          read_array(e, p, "an array of tables ([[group.member]])",
+                     [&](const toml::node& m, const std::string& mp) { read_member(m, mp, g); });
+        }}});
+
+  if (!name_node) error(*t, key_path(path, "name"), "missing (every [[group]] needs a name)");
+  if (!g.name.empty())
+    group_names_.push_back({g.name, key_path(path, "name"), name_node->source().begin, {}});
+  if (interface_node) {
+    if (!g.interface.empty())
+      group_interfaces_.push_back(
+          {g.interface, key_path(path, "interface"), interface_node->source().begin, g.name});
+  } else if (!g.name.empty()) {
+    if (valid_ifname(g.name)) {
+      g.interface = g.name;
+      group_interfaces_.push_back(
+          {g.interface, key_path(path, "name"), name_node->source().begin, g.name});
+    } else {
+      error(*name_node, key_path(path, "name"),
+            quote(g.name) +
+                " cannot be the group interface name (at most 15 characters); set interface");
+    }
+  }
+  if (!member_node)
+    error(*t, path,
+          "group " + (g.name.empty() ? std::string("without a name") : g.name) + " has no members");
+  cfg.groups.push_back(std::move(g));
+}
+
+void ConfigReader::report_duplicates(
+    std::vector<Occurrence>& list,
+    const std::function<std::string(const Occurrence&, const Occurrence&)>& message) {
+  std::stable_sort(list.begin(), list.end(),
+                   [](const Occurrence& a, const Occurrence& b) { return earlier(a.pos, b.pos); });
+  std::map<std::string, const Occurrence*> first;
+  for (const auto& o : list) {
+    auto [it, fresh] = first.emplace(o.value, &o);
+    if (fresh) continue;
+    if (auto what = message(*it->second, o); !what.empty()) error(o.pos, o.path, std::move(what));
+  }
+}
+
+void ConfigReader::check_names_and_addresses() {
+  report_duplicates(group_names_, [](const Occurrence& first, const Occurrence& dup) {
+    return "duplicate group name " + dup.value + " (see " + where(first) + ")";
+  });
+  report_duplicates(group_interfaces_, [](const Occurrence& first, const Occurrence& dup) {
+    auto defaulted = [](const Occurrence& o) { return o.path.ends_with(".name"); };
+    if (defaulted(first) && defaulted(dup)) return std::string();  // a duplicate group name
+    return "interface " + dup.value + " is already the interface of group " + first.detail +
+           " (see " + where(first) + ")";
+  });
+  report_duplicates(members_, [](const Occurrence& first, const Occurrence& dup) {
+    auto group_of = [](const Occurrence& o) { return o.path.substr(0, o.path.find(".member")); };
+    if (group_of(first) == group_of(dup))
+      return dup.value + " is listed twice in group " + dup.detail + " (see " + where(first) + ")";
+    return dup.value + " is already a member of group " + first.detail + " (see " + where(first) +
+           ")";
+  });
+  report_duplicates(addresses_, [](const Occurrence& first, const Occurrence& dup) {
+    return dup.value + " is already listed as a " + first.detail + " address (see " + where(first) +
+           ")";
+  });
+  std::map<std::string, const Occurrence*> interfaces;
+  for (const auto& o : group_interfaces_) interfaces.emplace(o.value, &o);
+  for (const auto& m : members_) {
+    auto it = interfaces.find(m.value);
+    if (it != interfaces.end())
+      error(m.pos, m.path,
+            m.value + " is the interface name of group " + it->second->detail + " (see " +
+                where(*it->second) + ")");
+  }
+}
+
+Result<Config> ConfigReader::read(const toml::table& root) {
+  Config cfg;
+  auto set_uint = [&](unsigned& dst, std::uint64_t lo, std::uint64_t hi,
+                      std::string_view why = {}) {
+    return [&dst, lo, hi, why, this](const toml::node& e, const std::string& p) {
+      if (auto v = read_uint(e, p, lo, hi, why)) dst = *v;
+    };
+  };
+  auto set_duration = [&](Duration& dst, Duration min, Duration max) {
+    return [&dst, min, max, this](const toml::node& e, const std::string& p) {
+      if (auto v = read_duration(e, p, min, max)) dst = *v;
+    };
+  };
+  auto set_bool = [&](bool& dst) {
+    return [&dst, this](const toml::node& e, const std::string& p) {
+      if (auto v = read_bool(e, p)) dst = *v;
+    };
+  };
+  read_table(
+      root, "",
+      {{"failure-detection-time",
+        set_duration(cfg.failure_detection_time, Config::kMinFailureDetectionTime,
+                     kMaxFailureDetectionTime)},
+       {"failback", set_bool(cfg.failback)},
+       {"track-interfaces-only-with-groups", set_bool(cfg.track_interfaces_only_with_groups)},
+       {"notification-count", set_uint(cfg.notification_count, 1, 100)},
+       {"notification-interval", set_duration(cfg.notification_interval, kMinNotificationInterval,
+                                              kMaxNotificationInterval)},
+       {"link-flap-limit", set_uint(cfg.link_flap_limit, 1, 100)},
+       {"link-flap-window",
+        set_duration(cfg.link_flap_window, kMinLinkFlapWindow, kMaxLinkFlapWindow)},
+       {"routing-table-base",
+        set_uint(cfg.routing_table_base, kMinRoutingTableBase, kMaxRoutingTableBase,
+                 "tables base + ifindex must avoid the kernel's 253..255 and fit in 32 bits")},
+       {"rule-priority", set_uint(cfg.rule_priority, 1, 32765)},
+       {"group", [&](const toml::node& e, const std::string& p) {
+          read_array(e, p, "an array of tables ([[group]])",
+                     [&](const toml::node& g, const std::string& gp) { read_group(g, gp, cfg); });
+        }}});
+  check_names_and_addresses();
+  return finish(std::move(cfg));
+}
+
+Result<Config> ConfigReader::finish(Config cfg) {
+  if (errors_.empty()) return cfg;
+  std::stable_sort(errors_.begin(), errors_.end(),
+                   [](const Diagnostic& a, const Diagnostic& b) { return earlier(a.pos, b.pos); });
+  std::string message;
+  for (const auto& d : errors_) message += (message.empty() ? "" : "\n") + d.text;
+  return fail(Errc::config, std::move(message));
+}
+
+}  // namespace
+
+Result<Config> parse_config(std::string_view text, std::string_view source_name) {
+  ConfigReader reader(source_name);
+  toml::table root;
+  // The Debian/Ubuntu libtomlplusplus is a compiled shared library built with
+  // TOML_EXCEPTIONS=1 (its symbols live in toml::v3::ex); defining TOML_EXCEPTIONS=0
+  // here would not link. So toml::parse throws toml::parse_error and parse_config
+  // catches it: no exception leaves this file.
+  try {
+    root = toml::parse(text, source_name);
+  } catch (const toml::parse_error& e) {
+    reader.add_syntax_error(e);
+    return reader.finish({});
+  }
+  return reader.read(root);
+}
+
+Result<Config> load_config_file(const std::string& path) {
+  const auto sys_error = [&](std::string_view what) {
+    return fail(Errc::config, path + ": " + std::string(what) + ": " +
+                                  std::error_code(errno, std::generic_category()).message());
+  };
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return sys_error("cannot open");
+  std::string text;
+  char buf[8192];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      auto err = sys_error("cannot read");
+      ::close(fd);
+      return err;
+    }
+    if (n == 0) break;
+    text.append(buf, static_cast<std::size_t>(n));
+  }
+  ::close(fd);
+  return parse_config(text, path);
+}
+
+}  // namespace mpathd
