@@ -561,14 +561,117 @@ Result<void> Engine::remove_member(std::string_view ifname) {
   if (m->usable() && g->load(m->name) > 0 && others_for_offline(*g, *m) == 0)
     return fail(Errc::last_usable_member, "cannot remove '" + m->name + "': it is the last usable member of group '" +
                                               g->name + "' and holds its data addresses");
-  std::string name = m->name;
-  std::erase_if(g->members, [&](const Member& x) { return x.name == name; });
-  std::erase_if(g->config.members, [&](const MemberConfig& x) { return x.name == name; });
-  for (auto& gc : config_.groups)
-    if (gc.name == g->name) std::erase_if(gc.members, [&](const MemberConfig& x) { return x.name == name; });
-  publish(TopologyChanged{g->name, name, false});
-  if (started_) run_policy(*g, Reason::member_removed, true);
+  drop_member(*g, m->name);
   return {};
+}
+
+void Engine::drop_member(Group& g, const std::string& name) {
+  std::erase_if(g.members, [&](const Member& x) { return x.name == name; });
+  std::erase_if(g.config.members, [&](const MemberConfig& x) { return x.name == name; });
+  for (auto& gc : config_.groups)
+    if (gc.name == g.name) std::erase_if(gc.members, [&](const MemberConfig& x) { return x.name == name; });
+  publish(TopologyChanged{g.name, name, false});
+  if (started_) run_policy(g, Reason::member_removed, true);
+}
+
+void Engine::reconfigure(const Config& next) {
+  // Daemon-wide settings first: groups that do not override them follow.
+  const Config old = config_;
+  config_.failure_detection_time = next.failure_detection_time;
+  config_.failback = next.failback;
+  config_.track_interfaces_only_with_groups = next.track_interfaces_only_with_groups;
+  config_.notification_count = next.notification_count;
+  config_.notification_interval = next.notification_interval;
+  config_.link_flap_limit = next.link_flap_limit;
+  config_.link_flap_window = next.link_flap_window;
+  config_.routing_table_base = next.routing_table_base;
+  config_.rule_priority = next.rule_priority;
+  // Groups gone from the file, then members that move between groups are freed
+  // before they are added elsewhere.
+  std::vector<std::string> gone;
+  for (const auto& g : groups_)
+    if (std::none_of(next.groups.begin(), next.groups.end(), [&](const GroupConfig& n) { return n.name == g.name; }))
+      gone.push_back(g.name);
+  for (const auto& name : gone) (void)destroy_group(name);
+  for (const auto& gc : next.groups)
+    for (auto& g : groups_) {
+      if (g.name == gc.name) continue;
+      std::vector<std::string> moving;
+      for (const auto& m : g.members)
+        if (std::any_of(gc.members.begin(), gc.members.end(), [&](const MemberConfig& x) { return x.name == m.name; }))
+          moving.push_back(m.name);
+      for (const auto& n : moving) drop_member(g, n);
+    }
+  for (const auto& gc : next.groups) {
+    auto it = std::find_if(groups_.begin(), groups_.end(), [&](const Group& g) { return g.name == gc.name; });
+    if (it == groups_.end()) {
+      (void)create_group(gc);
+      continue;
+    }
+    reconfigure_group(*it, gc);
+  }
+  if (!config_.track_interfaces_only_with_groups && old.track_interfaces_only_with_groups) {
+    for (const auto& l : links_)
+      if (!member_by_name(l.name)) observe_link(l);
+  } else if (config_.track_interfaces_only_with_groups && !anonymous_.members.empty()) {
+    for (const auto& m : anonymous_.members) publish(TopologyChanged{"", m.name, false});
+    anonymous_.members.clear();
+  }
+}
+
+void Engine::reconfigure_group(Group& g, const GroupConfig& next) {
+  GroupConfig want = next;
+  if (want.interface.empty()) want.interface = want.name;
+  if (g.config == want && g.failback == want.failback.value_or(config_.failback) &&
+      g.fdt == want.failure_detection_time.value_or(config_.failure_detection_time))
+    return;  // untouched
+  g.ifname = want.interface;
+  g.failback = want.failback.value_or(config_.failback);
+  g.fdt = want.failure_detection_time.value_or(config_.failure_detection_time);
+  // Members: removed, changed in place (standby, test addresses), added.
+  std::vector<std::string> removed;
+  for (const auto& m : g.members)
+    if (std::none_of(want.members.begin(), want.members.end(), [&](const MemberConfig& x) { return x.name == m.name; }))
+      removed.push_back(m.name);
+  for (const auto& n : removed) drop_member(g, n);
+  for (const auto& mc : want.members) {
+    if (Member* m = g.find(mc.name)) {
+      m->test_addresses = mc.test_addresses;
+      if (m->standby != mc.standby) {
+        m->standby = mc.standby;
+        if (m->usable()) m->inactive = decide_inactive(g, *m, Transition::initial);
+        commit(g, *m, Reason::config_reload);
+      }
+      continue;
+    }
+    g.members.push_back(make_member(want, mc));
+    Member& m = g.members.back();
+    init_member(g, m);
+    if (started_) refresh(g, m, Reason::member_added, Transition::initial);
+  }
+  // Keep the configured member order.
+  std::stable_sort(g.members.begin(), g.members.end(), [&](const Member& a, const Member& b) {
+    auto pos = [&](const std::string& n) {
+      return std::find_if(want.members.begin(), want.members.end(), [&](const MemberConfig& x) { return x.name == n; }) -
+             want.members.begin();
+    };
+    return pos(a.name) < pos(b.name);
+  });
+  // Data addresses: removed ones leave the kernel, new ones are placed.
+  std::vector<IpAddress> drop;
+  for (const auto& a : g.data)
+    if (std::none_of(want.data_addresses.begin(), want.data_addresses.end(), [&](const IpPrefix& p) { return p == a.prefix; }))
+      drop.push_back(a.prefix.addr);
+  for (const auto& a : drop) (void)remove_data_address(g.name, a);
+  for (const auto& p : want.data_addresses)
+    if (std::none_of(g.data.begin(), g.data.end(), [&](const DataAddress& a) { return a.prefix == p; }))
+      g.data.push_back({p, "", pick_home(g, p.addr.family)});
+  // Remaining settings (routes, targets, shared addresses, probe method) are read
+  // from the group's configuration.
+  g.config = want;
+  for (auto& gc : config_.groups)
+    if (gc.name == g.name) gc = want;
+  if (started_) run_policy(g, Reason::config_reload, true);
 }
 
 Result<void> Engine::add_data_address(std::string_view group, const IpPrefix& address) {

@@ -57,6 +57,10 @@ class Engine {
   Result<void> remove_member(std::string_view ifname);
   Result<void> add_data_address(std::string_view group, const IpPrefix& address);
   Result<void> remove_data_address(std::string_view group, const IpAddress& address);
+  // Reload: applies the difference between the configuration in force and `next`
+  // (already validated by the parser). Unchanged groups, members and addresses are not
+  // touched; members removed from the file are removed even if they are the last.
+  void reconfigure(const Config& next);
 
   // --- time ------------------------------------------------------------------------
   std::optional<TimePoint> next_deadline() const;
@@ -97,6 +101,8 @@ class Engine {
   void init_member(Group& g, Member& m);
   Result<void> check_new_member(const MemberConfig& mc, const std::vector<IpPrefix>& data) const;
   std::size_t others_for_offline(const Group& g, const Member& m) const;
+  void reconfigure_group(Group& g, const GroupConfig& next);
+  void drop_member(Group& g, const std::string& name);
 
   const TimeSource& clock_;
   Config config_;

@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs mpathd's build and test dependencies (Debian 12, as root) and builds into
+# build/ with warnings as errors. Idempotent: apt-get runs only when a package is missing.
+#   scripts/setup.sh            install + configure + build
+#   SETUP_NO_BUILD=1 scripts/setup.sh   install only
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PACKAGES=(
+  build-essential cmake pkg-config
+  libnl-3-dev libnl-route-3-dev libsystemd-dev libspdlog-dev
+  libgtest-dev libgmock-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev
+  iproute2 nftables conntrack iputils-ping
+  python3 python3-pytest
+  dbus groff-base man-db
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q '^install ok installed$'; then
+    missing+=("$p")
+  fi
+done
+
+if ((${#missing[@]})); then
+  if [[ $(id -u) -ne 0 ]]; then
+    echo "setup: missing packages (run as root to install): ${missing[*]}" >&2
+    exit 1
+  fi
+  echo "setup: installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${missing[@]}"
+else
+  echo "setup: all packages present"
+fi
+
+if [[ -n ${SETUP_NO_BUILD:-} ]]; then
+  exit 0
+fi
+
+jobs=$(nproc 2>/dev/null || echo 2)
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMPATHD_WERROR=ON
+cmake --build build -j"$jobs"

@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# Builds and runs every test tier: all CTest labels in build/ (integration needs root),
+# then the unit tests again under ASan/UBSan in build-asan/. Prints one summary line and
+# exits non-zero if anything failed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+jobs=$(nproc 2>/dev/null || echo 2)
+declare -a results=()
+failed=0
+
+step() {  # step NAME COMMAND...
+  local name=$1
+  shift
+  echo "==== $name: $*"
+  if "$@"; then
+    results+=("$name: ok")
+  else
+    results+=("$name: FAILED")
+    failed=$((failed + 1))
+  fi
+}
+
+step setup bash scripts/setup.sh
+if [[ ${results[-1]} == *FAILED ]]; then
+  echo "test.sh: setup failed; nothing else can run"
+  echo "SUMMARY: 0 passed, 1 failed"
+  exit 1
+fi
+
+step ctest ctest --test-dir build --output-on-failure -j1 --timeout 900
+
+step asan-build bash -c "cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DMPATHD_WERROR=ON \
+  -DMPATHD_SANITIZE=ON && cmake --build build-asan -j$jobs"
+if [[ ${results[-1]} == *ok ]]; then
+  step asan-unit env ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
+    UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    ctest --test-dir build-asan --output-on-failure -L unit -j"$jobs"
+fi
+
+echo
+echo "==== results"
+for r in "${results[@]}"; do echo "  $r"; done
+passed=$((${#results[@]} - failed))
+echo "SUMMARY: ${passed} passed, ${failed} failed"
+exit $((failed > 0))

@@ -1,0 +1,1 @@
+"""Network-namespace lab for mpathd's integration tests, demo and bench."""

@@ -1,0 +1,734 @@
+"""A network lab for mpathd made of network namespaces (python3 stdlib only).
+
+    with Lab(members=3) as lab:
+        d = lab.start_mpathd(config_text)
+        d.wait_status(lambda s: s["groups"][0]["state"] == "ok", 10, "group ok")
+        lab.link_down(0)
+
+Topology (every name below lives inside a namespace this module made; nothing is
+created in, or changed in, the namespace the caller runs in):
+
+    host  H: m0..mN-1  --veth--  SW: p0..pN-1 \\
+                                              br0 (STP off, forward_delay 0, no snooping)
+    router RT: eth0    --veth--  SW: pr       /
+      198.18.1.1/24 2001:db8:1::1/64
+    router RT: eth1    --veth--  client CL: eth0
+      198.19.0.1/24 2001:db8:2::1/64          198.19.0.2/24 2001:db8:2::2/64
+
+Failures are made as on real networks: link_down(i) takes the switch port down (the
+member loses carrier), silent_fail(i) unplugs the port from the bridge (carrier stays
+up, nothing passes).
+
+Namespace names are unique per lab ("mpd<6 hex>-sw", ...). Every namespace, process
+and temporary file a lab made is removed on exit, also on failure, on SIGTERM/SIGHUP
+(the guard turns them into SystemExit) and at interpreter exit (atexit).
+
+Waits are bounded polls on a condition: wait_until(predicate, timeout, what).
+"""
+
+from __future__ import annotations
+
+import atexit
+import glob
+import ipaddress
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+# Addresses of the lab (RFC 2544 benchmarking range and the IPv6 documentation prefix).
+ROUTER_LAN4 = "198.18.1.1"
+ROUTER_LAN6 = "2001:db8:1::1"
+ROUTER_WAN4 = "198.19.0.1"
+ROUTER_WAN6 = "2001:db8:2::1"
+CLIENT4 = "198.19.0.2"
+CLIENT6 = "2001:db8:2::2"
+LAN4_PREFIX = 24
+LAN6_PREFIX = 64
+
+POLL_STEP = 0.02
+
+
+class LabError(RuntimeError):
+    pass
+
+
+class WaitTimeout(AssertionError):
+    """A bounded wait ran out. An AssertionError so pytest reports it as a failure."""
+
+
+def wait_until(predicate: Callable[[], Any], timeout: float, what: str,
+               step: float = POLL_STEP) -> Any:
+    """Polls predicate until it returns a truthy value, which is returned.
+
+    Raises WaitTimeout naming `what` (and the last value or exception seen) when
+    `timeout` seconds pass first. The only place in the lab that sleeps.
+    """
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    last_exc: BaseException | None = None
+    while True:
+        try:
+            last = predicate()
+            last_exc = None
+            if last:
+                return last
+        except (LabError, OSError, ValueError, KeyError, IndexError, TypeError) as e:
+            last_exc = e
+        if time.monotonic() >= deadline:
+            detail = f"last exception: {last_exc!r}" if last_exc else f"last value: {last!r}"
+            raise WaitTimeout(f"timed out after {timeout:.1f}s waiting for {what} ({detail})")
+        time.sleep(step)
+
+
+def binary(env: str, default: str) -> str:
+    """The path of a binary under test: $env, else `default` under the repo root."""
+    path = os.environ.get(env) or str(REPO_ROOT / default)
+    return path
+
+
+def mpathd_bin() -> str:
+    return binary("MPATHD_BIN", "build/mpathd/mpathd")
+
+
+def flowtool_bin() -> str:
+    return binary("FLOWTOOL_BIN", "build/tests/tools/flowtool")
+
+
+def _run(cmd: list[str], check: bool = True, timeout: float = 30,
+         input: str | None = None) -> subprocess.CompletedProcess:
+    cp = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, input=input)
+    if check and cp.returncode != 0:
+        raise LabError(f"command failed ({cp.returncode}): {' '.join(cmd)}\n"
+                       f"stdout: {cp.stdout.strip()}\nstderr: {cp.stderr.strip()}")
+    return cp
+
+
+# ---------------------------------------------------------------- cleanup guard
+
+_live_labs: list["Lab"] = []
+_guard_installed = False
+_guard_lock = threading.Lock()
+
+
+def _cleanup_all() -> None:
+    for lab in list(_live_labs):
+        try:
+            lab.close()
+        except Exception as e:  # noqa: BLE001 - best effort at exit
+            print(f"lab: cleanup of {lab.prefix} failed: {e}", file=sys.stderr)
+
+
+def _on_signal(signum, frame):  # noqa: ARG001
+    # Unwind through the context managers (they clean up), then exit.
+    raise SystemExit(128 + signum)
+
+
+def _install_guard() -> None:
+    global _guard_installed
+    with _guard_lock:
+        if _guard_installed:
+            return
+        atexit.register(_cleanup_all)
+        if threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGHUP):
+                if signal.getsignal(sig) in (signal.SIG_DFL, None):
+                    signal.signal(sig, _on_signal)
+        _guard_installed = True
+
+
+# ---------------------------------------------------------------- root snapshot
+
+_VOLATILE_KEYS = {"valid_life_time", "preferred_life_time", "expires", "used", "updated",
+                  "stats", "stats64", "lastused"}
+
+
+def _scrub(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _scrub(v) for k, v in obj.items() if k not in _VOLATILE_KEYS}
+    if isinstance(obj, list):
+        return [_scrub(v) for v in obj]
+    return obj
+
+
+def root_snapshot() -> dict[str, Any]:
+    """Links, addresses, routes, rules (IPv4 and IPv6) and the ARP-flux sysctls of the
+    namespace this process runs in, scrubbed of counters and lifetimes, so that two
+    snapshots compare equal when nothing was changed."""
+    snap: dict[str, Any] = {}
+    queries = {
+        "link": ["ip", "-j", "link", "show"],
+        "addr4": ["ip", "-j", "-4", "addr", "show"],
+        "addr6": ["ip", "-j", "-6", "addr", "show"],
+        "route4": ["ip", "-j", "-4", "route", "show", "table", "all"],
+        "route6": ["ip", "-j", "-6", "route", "show", "table", "all"],
+        "rule4": ["ip", "-j", "-4", "rule", "show"],
+        "rule6": ["ip", "-j", "-6", "rule", "show"],
+    }
+    for key, cmd in queries.items():
+        out = _run(cmd).stdout.strip()
+        data = json.loads(out) if out else []
+        if key == "link":  # operstate of unrelated links may flap; keep what we could change
+            data = [{k: v for k, v in l.items() if k in ("ifindex", "ifname", "flags", "mtu",
+                                                         "address", "master", "link_type")}
+                    for l in data]
+        snap[key] = _scrub(data)
+    sysctls = {}
+    for path in sorted(glob.glob("/proc/sys/net/ipv4/conf/*/arp_ignore")
+                       + glob.glob("/proc/sys/net/ipv4/conf/*/arp_announce")
+                       + glob.glob("/proc/sys/net/ipv4/conf/*/rp_filter")
+                       + ["/proc/sys/net/ipv4/ip_forward",
+                          "/proc/sys/net/ipv6/conf/all/forwarding"]):
+        try:
+            sysctls[path] = Path(path).read_text().strip()
+        except OSError:
+            pass
+    snap["sysctl"] = sysctls
+    return snap
+
+
+def snapshot_diff(a: dict[str, Any], b: dict[str, Any]) -> str:
+    """A readable description of what differs between two root snapshots ('' if none)."""
+    lines = []
+    for key in sorted(set(a) | set(b)):
+        if a.get(key) != b.get(key):
+            lines.append(f"--- {key} before:\n{json.dumps(a.get(key), indent=1)[:3000]}")
+            lines.append(f"+++ {key} after:\n{json.dumps(b.get(key), indent=1)[:3000]}")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- processes
+
+class Proc:
+    """A process the lab started inside one of its namespaces; ended by its pid."""
+
+    def __init__(self, popen: subprocess.Popen, name: str, log_path: Path | None = None):
+        self.popen = popen
+        self.name = name
+        self.log_path = log_path
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def running(self) -> bool:
+        return self.popen.poll() is None
+
+    def send_signal(self, sig: int) -> None:
+        if self.running():
+            os.kill(self.popen.pid, sig)
+
+    def stop(self, timeout: float = 5.0, sig: int = signal.SIGTERM) -> int:
+        """Sends `sig` to our own pid, waits up to `timeout`, then SIGKILL."""
+        if self.running():
+            try:
+                os.kill(self.popen.pid, sig)
+            except ProcessLookupError:
+                pass
+            try:
+                self.popen.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                print(f"lab: {self.name} (pid {self.pid}) ignored signal {sig}, killing",
+                      file=sys.stderr)
+                os.kill(self.popen.pid, signal.SIGKILL)
+                self.popen.wait(timeout=timeout)
+        return self.popen.returncode
+
+
+class Flow(Proc):
+    """A running `flowtool udp|tcp`; result() stops it (if asked) and parses its JSON."""
+
+    def __init__(self, popen: subprocess.Popen, name: str, progress_path: Path):
+        super().__init__(popen, name)
+        self.progress_path = progress_path
+        self._result: dict[str, Any] | None = None
+        self._stderr = ""
+
+    def progress(self) -> dict[str, Any] | None:
+        try:
+            return json.loads(self.progress_path.read_text())
+        except (OSError, ValueError):
+            return None
+
+    def wait_flowing(self, timeout: float = 10.0) -> dict[str, Any]:
+        """Waits until at least one reply/echo came back."""
+        def check():
+            if not self.running() and self._result is None:
+                raise LabError(f"{self.name} exited early: {self.result()}")
+            p = self.progress()
+            return p if p and p["received"] > 0 else None
+        return wait_until(check, timeout, f"{self.name}: first reply")
+
+    def wait_replies_after(self, t_ms: float, timeout: float, count: int = 1) -> dict[str, Any]:
+        """Waits until a reply arrived later than t_ms (flow time, see elapsed_ms)."""
+        base = self.progress() or {"received": 0}
+
+        def check():
+            p = self.progress()
+            return p if p and p["last_reply_ms"] > t_ms and \
+                p["received"] >= base["received"] + count else None
+        return wait_until(check, timeout, f"{self.name}: replies after {t_ms:.0f} ms")
+
+    def elapsed_ms(self) -> float:
+        p = self.progress()
+        return p["elapsed_ms"] if p else 0.0
+
+    def result(self, stop: bool = False, timeout: float = 30.0) -> dict[str, Any]:
+        if self._result is not None:
+            return self._result
+        if stop:
+            self.send_signal(signal.SIGINT)
+        try:
+            out, err = self.popen.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.stop(timeout=2)
+            out, err = self.popen.communicate(timeout=5)
+        self._stderr = err or ""
+        line = (out or "").strip().splitlines()
+        if not line:
+            raise LabError(f"{self.name}: no result (rc {self.popen.returncode}); "
+                           f"stderr: {self._stderr.strip()}")
+        self._result = json.loads(line[-1])
+        return self._result
+
+
+class Daemon(Proc):
+    """mpathd running in the host namespace with private config/runtime/state dirs."""
+
+    def __init__(self, popen: subprocess.Popen, workdir: Path, log_path: Path):
+        super().__init__(popen, "mpathd", log_path)
+        self.workdir = workdir
+        self.config_path = workdir / "mpathd.conf"
+        self.runtime_dir = workdir / "run"
+        self.state_dir = workdir / "state"
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace") if self.log_path else ""
+        except OSError:
+            return ""
+
+    def status(self) -> dict[str, Any] | None:
+        """runtime-dir/status.json parsed, or None until it exists."""
+        try:
+            return json.loads((self.runtime_dir / "status.json").read_text())
+        except (OSError, ValueError):
+            return None
+
+    def wait_status(self, pred: Callable[[dict[str, Any]], Any], timeout: float = 10.0,
+                    what: str = "status condition") -> dict[str, Any]:
+        """Polls status.json until pred(status) is truthy; returns that status.
+        Fails at once (with the log tail) if the daemon exits."""
+        def check():
+            if not self.running():
+                raise AssertionError(f"mpathd exited with {self.popen.returncode} while waiting "
+                                     f"for {what}; log tail:\n{tail(self.log(), 60)}")
+            s = self.status()
+            return s if s is not None and pred(s) else None
+        try:
+            return wait_until(check, timeout, what)
+        except WaitTimeout as e:
+            raise WaitTimeout(f"{e}\nlast status.json: {json.dumps(self.status(), indent=1)}")
+
+    # Convenience lookups on the current status.
+    def group(self, name: str | None = None, status: dict | None = None) -> dict[str, Any]:
+        s = status or self.status() or {}
+        groups = s.get("groups", [])
+        for g in groups:
+            if name is None or g["name"] == name:
+                return g
+        raise KeyError(f"group {name} not in status")
+
+    def member(self, name: str, status: dict | None = None) -> dict[str, Any]:
+        s = status or self.status() or {}
+        for g in s.get("groups", []):
+            for m in g.get("members", []):
+                if m["name"] == name:
+                    return m
+        raise KeyError(f"member {name} not in status")
+
+    def address(self, addr: str, status: dict | None = None) -> dict[str, Any]:
+        s = status or self.status() or {}
+        for g in s.get("groups", []):
+            for a in g.get("addresses", []):
+                if a["address"].split("/")[0] == addr.split("/")[0]:
+                    return a
+        raise KeyError(f"address {addr} not in status")
+
+
+def tail(text: str, n: int) -> str:
+    return "\n".join(text.splitlines()[-n:])
+
+
+# ---------------------------------------------------------------- the lab
+
+class Lab:
+    """Switch, router, client and host-under-test namespaces; see the module doc."""
+
+    def __init__(self, members: int = 3, prefix: str | None = None, keep_logs: bool = False,
+                 ageing_time: int | None = None):
+        if not 1 <= members <= 16:
+            raise ValueError("members must be 1..16")
+        if os.geteuid() != 0:
+            raise LabError("the lab needs root (network namespaces)")
+        self.n = members
+        self.prefix = prefix or f"mpd{secrets.token_hex(3)}"
+        self.sw = f"{self.prefix}-sw"
+        self.rt = f"{self.prefix}-rt"
+        self.cl = f"{self.prefix}-cl"
+        self.host = f"{self.prefix}-h"
+        self.namespaces = [self.sw, self.rt, self.cl, self.host]
+        self.ageing_time = ageing_time
+        self.keep_logs = keep_logs
+        self.tmp = Path(tempfile.mkdtemp(prefix=f"{self.prefix}-"))
+        self.procs: list[Proc] = []
+        self.daemons: list[Daemon] = []
+        self._made: list[str] = []
+        self._closed = False
+        self._port = 7000
+
+    # -- context manager
+    def __enter__(self) -> "Lab":
+        _install_guard()
+        _live_labs.append(self)
+        try:
+            self._build()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is not None and self.daemons:
+            print(self.logs_text(), file=sys.stderr)
+        self.close()
+
+    # -- construction
+    def _netns_add(self, name: str) -> None:
+        _run(["ip", "netns", "add", name])
+        self._made.append(name)
+        self.sh(name, "ip", "link", "set", "lo", "up")
+
+    def _sysctl(self, ns: str, key: str, value: str | int) -> None:
+        path = "/proc/sys/" + key.replace(".", "/")
+        # Interface names never contain dots here, so the dotted form is unambiguous.
+        self.sh(ns, "sh", "-c", f"echo {value} > {path}")
+
+    def _build(self) -> None:
+        for ns in self.namespaces:
+            self._netns_add(ns)
+        sw, rt, cl, h = self.sw, self.rt, self.cl, self.host
+
+        # The switch: a bridge without STP delays or multicast snooping (the NS for a
+        # moved IPv6 address must reach the new holder at once).
+        br = ["ip", "link", "add", "br0", "type", "bridge", "stp_state", "0",
+              "forward_delay", "0", "mcast_snooping", "0"]
+        if self.ageing_time is not None:
+            br += ["ageing_time", str(self.ageing_time)]
+        self.sh(sw, *br)
+        self._sysctl(sw, "net.ipv6.conf.all.disable_ipv6", 1)  # the switch speaks nothing
+        self.sh(sw, "ip", "link", "set", "br0", "up")
+
+        for i in range(self.n):
+            # Created from inside the switch namespace: no name ever appears outside it.
+            self.sh(sw, "ip", "link", "add", f"p{i}", "type", "veth", "peer", "name", f"m{i}",
+                    "netns", h)
+            self.sh(sw, "ip", "link", "set", f"p{i}", "master", "br0", "up")
+        self.sh(sw, "ip", "link", "add", "pr", "type", "veth", "peer", "name", "eth0",
+                "netns", rt)
+        self.sh(sw, "ip", "link", "set", "pr", "master", "br0", "up")
+        self.sh(rt, "ip", "link", "add", "eth1", "type", "veth", "peer", "name", "eth0",
+                "netns", cl)
+
+        # Router.
+        self._sysctl(rt, "net.ipv4.ip_forward", 1)
+        self._sysctl(rt, "net.ipv6.conf.all.forwarding", 1)
+        for dev in ("eth0", "eth1"):
+            self._sysctl(rt, f"net.ipv6.conf.{dev}.accept_dad", 0)
+        self.sh(rt, "ip", "addr", "add", f"{ROUTER_LAN4}/{LAN4_PREFIX}", "dev", "eth0")
+        self.sh(rt, "ip", "addr", "add", f"{ROUTER_LAN6}/{LAN6_PREFIX}", "dev", "eth0", "nodad")
+        self.sh(rt, "ip", "addr", "add", f"{ROUTER_WAN4}/24", "dev", "eth1")
+        self.sh(rt, "ip", "addr", "add", f"{ROUTER_WAN6}/64", "dev", "eth1", "nodad")
+        self.sh(rt, "ip", "link", "set", "eth0", "up")
+        self.sh(rt, "ip", "link", "set", "eth1", "up")
+
+        # Client.
+        self._sysctl(cl, "net.ipv6.conf.eth0.accept_dad", 0)
+        self._sysctl(cl, "net.ipv6.conf.eth0.accept_ra", 0)
+        self.sh(cl, "ip", "addr", "add", f"{CLIENT4}/24", "dev", "eth0")
+        self.sh(cl, "ip", "addr", "add", f"{CLIENT6}/64", "dev", "eth0", "nodad")
+        self.sh(cl, "ip", "link", "set", "eth0", "up")
+        self.sh(cl, "ip", "route", "add", "default", "via", ROUTER_WAN4)
+        self.sh(cl, "ip", "-6", "route", "add", "default", "via", ROUTER_WAN6)
+
+        # Host under test: members up, no data addresses (mpathd places them).
+        self._sysctl(h, "net.ipv6.conf.default.accept_ra", 0)
+        for i in range(self.n):
+            self._sysctl(h, f"net.ipv6.conf.m{i}.accept_ra", 0)
+            self.sh(h, "ip", "link", "set", f"m{i}", "up")
+        wait_until(lambda: all(self._oper_up(h, f"m{i}") for i in range(self.n)), 10,
+                   "host members to come up")
+        wait_until(lambda: self._oper_up(rt, "eth0") and self._oper_up(cl, "eth0"), 10,
+                   "router and client links to come up")
+
+    def _oper_up(self, ns: str, dev: str) -> bool:
+        info = self.link_info(ns, dev)
+        return info.get("operstate") == "UP"
+
+    # -- teardown
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for p in reversed(self.procs):
+            try:
+                p.stop(timeout=5)
+            except Exception as e:  # noqa: BLE001
+                print(f"lab: stopping {p.name} (pid {p.pid}) failed: {e}", file=sys.stderr)
+        for ns in reversed(self._made):
+            # Anything still running in a namespace this lab made was started by it.
+            pids = _run(["ip", "netns", "pids", ns], check=False).stdout.split()
+            for pid in pids:
+                print(f"lab: leftover process {pid} in {ns}, killing it", file=sys.stderr)
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except (ProcessLookupError, ValueError):
+                    pass
+            cp = _run(["ip", "netns", "del", ns], check=False)
+            if cp.returncode != 0:
+                print(f"lab: ip netns del {ns}: {cp.stderr.strip()}", file=sys.stderr)
+        self._made.clear()
+        if not self.keep_logs:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+        if self in _live_labs:
+            _live_labs.remove(self)
+
+    # -- running things
+    def ns_exec(self, ns: str, *cmd: str, check: bool = False, timeout: float = 30,
+                input: str | None = None) -> subprocess.CompletedProcess:
+        return _run(["ip", "netns", "exec", ns, *cmd], check=check, timeout=timeout, input=input)
+
+    def sh(self, ns: str, *cmd: str, timeout: float = 30) -> str:
+        """Runs cmd in namespace ns; raises LabError on failure; returns stdout."""
+        return self.ns_exec(ns, *cmd, check=True, timeout=timeout).stdout
+
+    def ip_json(self, ns: str, *args: str) -> Any:
+        out = _run(["ip", "-n", ns, "-j", *args]).stdout.strip()
+        return json.loads(out) if out else []
+
+    def spawn(self, ns: str, *cmd: str, name: str | None = None,
+              stdout=subprocess.DEVNULL, stderr=None) -> Proc:
+        log_path = None
+        if stderr is None:
+            log_path = self.tmp / f"{name or Path(cmd[0]).name}-{len(self.procs)}.log"
+            stderr = open(log_path, "w")
+        popen = subprocess.Popen(["ip", "netns", "exec", ns, *cmd], stdout=stdout,
+                                 stderr=stderr, stdin=subprocess.DEVNULL,
+                                 text=True)
+        if hasattr(stderr, "close"):
+            stderr.close()
+        p = Proc(popen, name or cmd[0], log_path)
+        self.procs.append(p)
+        return p
+
+    # -- failures
+    def link_down(self, i: int) -> None:
+        """The switch port of member i goes down: the member loses carrier."""
+        self.sh(self.sw, "ip", "link", "set", f"p{i}", "down")
+
+    def link_up(self, i: int) -> None:
+        self.sh(self.sw, "ip", "link", "set", f"p{i}", "up")
+
+    def silent_fail(self, i: int) -> None:
+        """Member i's port leaves the bridge: carrier stays up, nothing passes."""
+        self.sh(self.sw, "ip", "link", "set", f"p{i}", "nomaster")
+
+    def silent_restore(self, i: int) -> None:
+        self.sh(self.sw, "ip", "link", "set", f"p{i}", "master", "br0")
+
+    # -- observations
+    def link_info(self, ns: str, dev: str) -> dict[str, Any]:
+        data = self.ip_json(ns, "link", "show", "dev", dev)
+        return data[0] if data else {}
+
+    def member_mac(self, i: int) -> str:
+        return self.link_info(self.host, f"m{i}")["address"]
+
+    def set_member_mac(self, i: int, mac: str) -> None:
+        self.sh(self.host, "ip", "link", "set", f"m{i}", "address", mac)
+
+    def host_addrs(self, dev: str | None = None) -> list[dict[str, Any]]:
+        """`ip -j addr` of the host namespace (or one device) as a list of
+        {"dev", "address", "prefixlen", "family", "scope", "flags"} entries."""
+        args = ["addr", "show"] + (["dev", dev] if dev else [])
+        out = []
+        for link in self.ip_json(self.host, *args):
+            for a in link.get("addr_info", []):
+                out.append({"dev": link["ifname"], "address": a["local"],
+                            "prefixlen": a["prefixlen"], "family": a["family"],
+                            "scope": a.get("scope"),
+                            "flags": [k for k in ("nodad", "tentative", "dadfailed",
+                                                  "deprecated", "noprefixroute")
+                                      if a.get(k)]})
+        return out
+
+    def holders(self, addr: str) -> list[str]:
+        """Every host device carrying addr (a data address must have exactly one)."""
+        want = ipaddress.ip_address(addr.split("/")[0])
+        return [a["dev"] for a in self.host_addrs()
+                if ipaddress.ip_address(a["address"]) == want]
+
+    def holder_of(self, addr: str) -> str | None:
+        """The member carrying addr; None if none; LabError if more than one."""
+        devs = self.holders(addr)
+        if len(devs) > 1:
+            raise LabError(f"{addr} is on several devices: {devs}")
+        return devs[0] if devs else None
+
+    def router_neigh(self, addr: str) -> str | None:
+        """The MAC in the router's neighbour entry for addr, or None (no entry, or
+        an entry without a link-layer address, e.g. FAILED/INCOMPLETE)."""
+        addr = addr.split("/")[0]
+        for n in self.ip_json(self.rt, "neigh", "show", "to", addr, "dev", "eth0"):
+            if n.get("dst") == addr and n.get("lladdr"):
+                return n["lladdr"]
+        return None
+
+    def route_get(self, dst: str, src: str | None = None, ns: str | None = None) -> dict:
+        args = ["route", "get", dst] + (["from", src] if src else [])
+        r = self.ip_json(ns or self.host, *args)
+        return r[0] if r else {}
+
+    def ping(self, ns: str, dst: str, count: int = 1, timeout: float = 1.0) -> bool:
+        cmd = ["ping", "-c", str(count), "-W", str(timeout), "-i", "0.2", dst]
+        return self.ns_exec(ns, *cmd, timeout=count * timeout + 10).returncode == 0
+
+    def client_reaches(self, dst: str) -> bool:
+        return self.ping(self.cl, dst, count=1, timeout=1)
+
+    def member_sysctl(self, i: int, key: str) -> str:
+        fam = "ipv6" if key in ("accept_ra", "accept_dad", "disable_ipv6") else "ipv4"
+        return self.sh(self.host, "cat", f"/proc/sys/net/{fam}/conf/m{i}/{key}").strip()
+
+    # -- traffic
+    def next_port(self) -> int:
+        self._port += 1
+        return self._port
+
+    def start_server(self, port: int | None = None, ns: str | None = None) -> tuple[Proc, int]:
+        """flowtool serve in the host namespace (default); returns (proc, port)."""
+        port = port or self.next_port()
+        p = self.spawn(ns or self.host, flowtool_bin(), "serve", "--port", str(port),
+                       name=f"flowtool-serve-{port}")
+
+        def listening():
+            if not p.running():
+                raise LabError(f"flowtool serve exited: {p.popen.returncode}; "
+                               f"{p.log_path.read_text() if p.log_path else ''}")
+            out = self.ns_exec(ns or self.host, "ss", "-Hltn", f"sport = :{port}").stdout
+            return out.strip() != ""
+        wait_until(listening, 10, f"flowtool serve on port {port}")
+        return p, port
+
+    def start_flow(self, kind: str, to: str, port: int, duration: float,
+                   rate: float = 200, interval_ms: float = 50, ns: str | None = None) -> Flow:
+        """flowtool udp|tcp from the client namespace (default) to `to`."""
+        progress = self.tmp / f"flow-{kind}-{len(self.procs)}.json"
+        cmd = [flowtool_bin(), kind, "--to", to, "--port", str(port),
+               "--duration", str(duration), "--progress-file", str(progress)]
+        cmd += ["--rate", str(rate)] if kind == "udp" else ["--interval", str(interval_ms)]
+        popen = subprocess.Popen(["ip", "netns", "exec", ns or self.cl, *cmd],
+                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 stdin=subprocess.DEVNULL, text=True)
+        f = Flow(popen, f"flowtool-{kind}-{to}", progress)
+        self.procs.append(f)
+        return f
+
+    # -- the daemon
+    def start_mpathd(self, config_text: str, wait_started: bool = True,
+                     timeout: float = 15.0, extra_args: Iterable[str] = (),
+                     workdir: Path | None = None) -> Daemon:
+        """Runs mpathd in the host namespace with its own config/runtime/state dirs.
+        With wait_started, waits until status.json says started (or the daemon dies).
+        Pass the workdir of an earlier Daemon to restart on the same state."""
+        if workdir is None:
+            workdir = self.tmp / f"mpathd-{len(self.daemons)}"
+        workdir.mkdir(parents=True, exist_ok=True)
+        (workdir / "run").mkdir(exist_ok=True)
+        (workdir / "state").mkdir(exist_ok=True)
+        (workdir / "mpathd.conf").write_text(config_text)
+        log_path = workdir / f"mpathd-{len(self.daemons)}.log"
+        exe = mpathd_bin()
+        if not os.access(exe, os.X_OK):
+            raise LabError(f"mpathd binary not found at {exe} (set MPATHD_BIN)")
+        cmd = ["ip", "netns", "exec", self.host, exe,
+               "--config", str(workdir / "mpathd.conf"),
+               "--runtime-dir", str(workdir / "run"),
+               "--state-dir", str(workdir / "state"),
+               "--log-level", "debug", *extra_args]
+        with open(log_path, "w") as log:
+            popen = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+        d = Daemon(popen, workdir, log_path)
+        self.procs.append(d)
+        self.daemons.append(d)
+        if wait_started:
+            d.wait_status(lambda s: s.get("started") is True, timeout, "mpathd to start")
+        return d
+
+    def logs_text(self, lines: int = 200) -> str:
+        parts = []
+        for i, d in enumerate(self.daemons):
+            parts.append(f"===== mpathd #{i} (pid {d.pid}, rc {d.popen.returncode}) log tail "
+                         f"=====\n{tail(d.log(), lines)}")
+            parts.append(f"===== mpathd #{i} status.json =====\n"
+                         f"{json.dumps(d.status(), indent=1)}")
+        return "\n".join(parts)
+
+    def describe(self) -> str:
+        """Addresses of the host namespace and the router's neighbours (for failures)."""
+        addrs = "\n".join(f"  {a['dev']}: {a['address']}/{a['prefixlen']} {a['flags']}"
+                          for a in self.host_addrs())
+        neigh = self.ns_exec(self.rt, "ip", "neigh", "show", "dev", "eth0").stdout
+        rules = self.ns_exec(self.host, "ip", "rule", "show").stdout
+        rules6 = self.ns_exec(self.host, "ip", "-6", "rule", "show").stdout
+        routes = self.ns_exec(self.host, "ip", "route", "show", "table", "all").stdout
+        routes6 = self.ns_exec(self.host, "ip", "-6", "route", "show", "table", "all").stdout
+        return (f"host addresses:\n{addrs}\nrouter neighbours:\n{neigh}"
+                f"host rules:\n{rules}{rules6}host routes:\n{routes}{routes6}")
+
+
+def group_config(members: list[dict[str, Any]] | list[str], *, name: str = "g0",
+                 interface: str = "ipmp0",
+                 data_addresses: Iterable[str] = ("198.18.1.10/24", "2001:db8:1::10/64"),
+                 routes: bool = True, failback: bool = True, notification_count: int = 3,
+                 notification_interval: str = "1s", extra_global: str = "",
+                 extra_group: str = "") -> str:
+    """An mpathd.conf for one group. members: names, or dicts {"name", "standby"}."""
+    lines = [f"failback = {'true' if failback else 'false'}",
+             f"notification-count = {notification_count}",
+             f'notification-interval = "{notification_interval}"']
+    if extra_global:
+        lines.append(extra_global.strip())
+    lines += ["", "[[group]]", f'name = "{name}"', f'interface = "{interface}"',
+              "data-addresses = [" + ", ".join(f'"{a}"' for a in data_addresses) + "]"]
+    if routes:
+        lines.append(f'routes = [ {{ to = "default", via = "{ROUTER_LAN4}" }}, '
+                     f'{{ to = "default", via = "{ROUTER_LAN6}" }} ]')
+    if extra_group:
+        lines.append(extra_group.strip())
+    for m in members:
+        m = {"name": m} if isinstance(m, str) else m
+        lines += ["", "[[group.member]]", f'name = "{m["name"]}"']
+        if m.get("standby"):
+            lines.append("standby = true")
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,94 @@
+#include <gtest/gtest.h>
+
+#include "fake.hpp"
+
+using namespace mpathd;
+using namespace mpathd::test;
+
+namespace {
+Config three() {
+  return make_config({{"m0", false}, {"m1", false}, {"m2", true}}, {"198.18.1.10/24", "198.18.1.11/24"});
+}
+}  // namespace
+
+TEST(Reload, UnchangedConfigChangesNothing) {
+  Rig r(three());
+  r.start_all_up({"m0", "m1", "m2"});
+  r.events.clear();
+  r.engine.reconfigure(three());
+  EXPECT_TRUE(r.events.empty());
+}
+
+TEST(Reload, AddedAddressIsPlacedAndOthersUntouched) {
+  Rig r(three());
+  r.start_all_up({"m0", "m1", "m2"});
+  r.events.clear();
+  Config next = three();
+  next.groups[0].data_addresses.push_back(*IpPrefix::parse("198.18.1.12/24"));
+  r.engine.reconfigure(next);
+  auto moves = r.of<AddressMoved>();
+  ASSERT_EQ(moves.size(), 1u);
+  EXPECT_EQ(moves[0].address.str(), "198.18.1.12/24");
+  EXPECT_EQ(moves[0].from, "");
+  EXPECT_EQ(r.holder("198.18.1.10"), "m0");
+  EXPECT_EQ(r.holder("198.18.1.11"), "m1");
+  EXPECT_EQ(r.engine.config().groups[0].data_addresses.size(), 3u);
+}
+
+TEST(Reload, RemovedMemberAndAddress) {
+  Rig r(three());
+  r.start_all_up({"m0", "m1", "m2"});
+  Config next = three();
+  next.groups[0].members.erase(next.groups[0].members.begin());  // m0 goes
+  next.groups[0].data_addresses.pop_back();                      // .11 goes
+  r.events.clear();
+  r.engine.reconfigure(next);
+  EXPECT_EQ(r.engine.find_member("m0"), nullptr);
+  EXPECT_EQ(r.g().data.size(), 1u);
+  EXPECT_EQ(r.holder("198.18.1.10"), "m1");
+  EXPECT_TRUE(r.m("m2").inactive) << "one non-standby left: one active";
+}
+
+TEST(Reload, StandbyFlagChangesInPlace) {
+  Rig r(three());
+  r.start_all_up({"m0", "m1", "m2"});
+  Config next = three();
+  next.groups[0].members[2].standby = false;
+  r.engine.reconfigure(next);
+  EXPECT_FALSE(r.m("m2").standby);
+  EXPECT_TRUE(r.m("m2").active());
+  EXPECT_EQ(r.m("m2").reason, Reason::config_reload);
+}
+
+TEST(Reload, GroupsAddedAndRemovedAndMemberMovesBetweenGroups) {
+  Rig r(three());
+  r.link("m3", true);
+  r.start_all_up({"m0", "m1", "m2"});
+  Config next = three();
+  GroupConfig g1;
+  g1.name = "g1";
+  g1.members = {{"m2", false, {}}, {"m3", false, {}}};
+  g1.data_addresses = {*IpPrefix::parse("198.18.2.10/24")};
+  next.groups[0].members.pop_back();  // m2 moves to g1
+  next.groups.push_back(g1);
+  r.engine.reconfigure(next);
+  ASSERT_NE(r.engine.find_group("g1"), nullptr);
+  EXPECT_EQ(r.engine.group_of("m2")->name, "g1");
+  EXPECT_EQ(r.engine.find_group("g1")->data[0].holder, "m2");
+  Config only_g1;
+  only_g1.groups.push_back(g1);
+  r.engine.reconfigure(only_g1);
+  EXPECT_EQ(r.engine.find_group("g0"), nullptr);
+  EXPECT_EQ(r.engine.groups().size(), 1u);
+}
+
+TEST(Reload, DaemonSettingsFollow) {
+  Rig r(three());
+  r.start_all_up({"m0", "m1", "m2"});
+  Config next = three();
+  next.failback = false;
+  next.notification_count = 5;
+  r.engine.reconfigure(next);
+  EXPECT_FALSE(r.g().failback);
+  EXPECT_EQ(r.engine.config().notification_count, 5u);
+}
