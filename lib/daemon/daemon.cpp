@@ -9,10 +9,12 @@
 #include <spdlog/spdlog.h>
 
 #include "daemon/atomic_file.hpp"
+#include "daemon/config_file.hpp"
 #include "daemon/dataplane_applier.hpp"
 #include "daemon/event_loop.hpp"
 #include "daemon/member_sysctls.hpp"
 #include "daemon/status.hpp"
+#include "dbus/service.hpp"
 #include "net/kernel.hpp"
 #include "net/monitor.hpp"
 #include "net/packet.hpp"
@@ -34,6 +36,7 @@ struct Daemon::Impl {
   net::PacketSender packets;
   std::unique_ptr<net::Monitor> monitor;
   DataPlaneApplier applier;
+  std::unique_ptr<dbus::Service> bus;  // after applier: destroyed first
   MemberSysctls sysctls;
   sd_event_source* engine_timer = nullptr;
   bool status_dirty = true;
@@ -99,6 +102,30 @@ struct Daemon::Impl {
   void on_event(const Event& e) {
     status_dirty = true;
     spdlog::info("{}", describe(e));
+    // Members that join get the ARP-flux settings; members that leave get theirs back.
+    if (const auto* t = std::get_if<TopologyChanged>(&e); t && !t->member.empty() && !t->group.empty()) {
+      if (!t->added)
+        sysctls.restore(t->member);
+      else if (const Member* m = engine.find_member(t->member); m && m->ifindex)
+        sysctls.apply(m->name, m->ifindex);
+    }
+  }
+
+  // SIGHUP and D-Bus Reload: a configuration with errors is rejected as a whole and the
+  // running state stays; otherwise only the difference is applied.
+  Result<void> reload() {
+    sd_notify(0, "RELOADING=1\nSTATUS=reloading configuration");
+    auto next = load_config_file(options.config_path);
+    if (!next) {
+      spdlog::error("reload rejected, running configuration kept:\n{}", next.error().message);
+      sd_notify(0, ("READY=1\n" + status_line()).c_str());
+      return std::unexpected(next.error());
+    }
+    engine.reconfigure(*next);
+    after_input();
+    spdlog::info("configuration reloaded from {}", options.config_path);
+    sd_notify(0, ("READY=1\n" + status_line()).c_str());
+    return {};
   }
 
   std::string status_line() const {
@@ -131,6 +158,11 @@ struct Daemon::Impl {
     engine.start();
     applier.start(engine);
     after_input();
+    // The data plane works without a bus; the D-Bus API is optional.
+    if (auto b = dbus::Service::open(event, engine, {.after_change = [this] { after_input(); }, .reload = {}}))
+      bus = std::move(*b);
+    else
+      spdlog::warn("D-Bus API unavailable: {}; running without it", b.error().message);
     write_status();
     sd_notify(0, ("READY=1\n" + status_line()).c_str());
     spdlog::info("mpathd started: {} group(s)", engine.groups().size());
@@ -141,7 +173,7 @@ struct Daemon::Impl {
     return guarded("signal", [&] {
       auto* d = static_cast<Impl*>(self);
       if (si->ssi_signo == SIGHUP) {
-        spdlog::warn("SIGHUP: configuration reload is not implemented yet; restart mpathd to apply changes");
+        (void)d->reload();
         return;
       }
       spdlog::info("{}: stopping; data addresses stay where they are", strsignal(static_cast<int>(si->ssi_signo)));
@@ -157,6 +189,8 @@ Result<std::unique_ptr<Daemon>> Daemon::create(DaemonOptions options, Config con
     if (auto r = make_directory(*dir, 0755); !r) return std::unexpected(r.error());
   sd_event* event = nullptr;
   if (int r = sd_event_new(&event); r < 0) return sd_fail("sd_event_new", r);
+  // Under WatchdogSec= the loop itself sends WATCHDOG=1: a stuck loop stops the pings.
+  if (int r = sd_event_set_watchdog(event, true); r < 0) spdlog::warn("watchdog: {}", std::strerror(-r));
   sigset_t mask;
   sigemptyset(&mask);
   for (int sig : {SIGTERM, SIGINT, SIGHUP}) sigaddset(&mask, sig);

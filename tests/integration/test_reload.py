@@ -1,0 +1,84 @@
+"""Reload (SIGHUP) applies only the difference: a no-op reload touches no address, an
+added data address appears without disturbing the others, a removed member gets its
+ARP settings back, and a broken configuration is rejected as a whole."""
+
+from __future__ import annotations
+
+import signal
+
+from lab.lab import group_config, wait_until
+from mpathd_helpers import DATA, MOVE_TIMEOUT, START_TIMEOUT, member_is, start_group
+
+MEMBERS = [{"name": "m0"}, {"name": "m1"}, {"name": "m2", "standby": True}]
+
+
+def reload_with(d, text: str) -> None:
+    """Writes the new configuration and sends SIGHUP; waits until the daemon logged the
+    outcome (accepted or rejected)."""
+    before = d.log().count("configuration reloaded") + d.log().count("reload rejected")
+    d.config_path.write_text(text)
+    d.send_signal(signal.SIGHUP)
+    wait_until(lambda: d.log().count("configuration reloaded") + d.log().count("reload rejected") > before,
+               START_TIMEOUT, "the reload to be processed")
+
+
+def address_events(lab, fn) -> list[str]:
+    """Runs fn while `ip monitor address` watches the host namespace; returns the event
+    lines about data addresses."""
+    log = lab.tmp / f"ip-monitor-{lab.next_port()}.log"
+    with open(log, "w") as out:
+        mon = lab.spawn(lab.host, "ip", "-o", "monitor", "address", name="ip-monitor", stdout=out)
+    # The monitor is listening once it reports an event we make ourselves.
+    lab.sh(lab.host, "ip", "addr", "add", "198.18.7.7/32", "dev", "lo")
+    wait_until(lambda: "198.18.7.7" in log.read_text(), 5, "ip monitor to listen")
+    fn()
+    lab.sh(lab.host, "ip", "addr", "del", "198.18.7.7/32", "dev", "lo")
+    wait_until(lambda: log.read_text().count("198.18.7.7") >= 2, 5, "ip monitor to catch up")
+    mon.stop()
+    return [l for l in log.read_text().splitlines() if "198.18.1." in l or "2001:db8:1::" in l]
+
+
+def test_noop_reload_touches_nothing(lab, need_mpathd):
+    d = start_group(lab, members=MEMBERS)
+    text = d.config_path.read_text()
+    events = address_events(lab, lambda: reload_with(d, text))
+    assert events == [], events
+    assert "configuration reloaded" in d.log()
+
+
+def test_added_address_and_removed_member(lab, need_mpathd):
+    d = start_group(lab, members=MEMBERS)
+    placed = {a: lab.holders(a) for a in DATA.values()}
+    assert lab.member_sysctl(2, "arp_ignore") == "1"
+    new_text = group_config([{"name": "m0"}, {"name": "m1"}],
+                            data_addresses=("198.18.1.10/24", "2001:db8:1::10/64", "198.18.1.11/24"))
+
+    def change():
+        reload_with(d, new_text)
+        wait_until(lambda: len(lab.holders("198.18.1.11")) == 1, MOVE_TIMEOUT, "198.18.1.11 placed")
+
+    events = address_events(lab, change)
+    assert all("198.18.1.11" in e for e in events), events
+    assert {a: lab.holders(a) for a in DATA.values()} == placed
+    s = d.status()
+    assert [m["name"] for m in d.group("g0", s)["members"]] == ["m0", "m1"]
+    # m2 left the group: its ARP settings are back to the namespace defaults.
+    assert lab.member_sysctl(2, "arp_ignore") == "0"
+    assert lab.member_sysctl(2, "arp_announce") == "0"
+
+
+def test_broken_config_is_rejected_and_state_stays(lab, need_mpathd):
+    d = start_group(lab, members=MEMBERS)
+    before = d.status()
+    good = d.config_path.read_text()
+    reload_with(d, good + "\n[[group]]\nname = \"g1\"\nbogus-key = 1\n")
+    assert "reload rejected" in d.log()
+    assert "bogus-key" in d.log()
+    after = d.status()
+    assert [g["name"] for g in after["groups"]] == [g["name"] for g in before["groups"]]
+    assert {a["address"]: a["holder"] for a in d.group("g0", after)["addresses"]} == \
+        {a["address"]: a["holder"] for a in d.group("g0", before)["addresses"]}
+    # The daemon still works: a link failure is still handled.
+    old = lab.holder_of(DATA["ipv4"])
+    lab.link_down(int(old[1:]))
+    d.wait_status(member_is(d, old, state="failed"), MOVE_TIMEOUT, f"{old} failed")
