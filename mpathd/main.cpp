@@ -35,6 +35,7 @@ int main(int argc, char** argv) {
   app.add_option("-c,--config", opts.config_path, "configuration file")->capture_default_str();
   app.add_option("--state-dir", opts.state_dir, "directory for state that survives restarts")->capture_default_str();
   app.add_option("--runtime-dir", opts.runtime_dir, "directory for status.json")->capture_default_str();
+  app.add_option("--bus-name", opts.bus_name, "D-Bus name to own on the system bus")->capture_default_str();
   app.add_option("--log-level", level, "trace, debug, info, warn or error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
       ->capture_default_str();
