@@ -203,6 +203,7 @@ MemberState Engine::derive_state(const Member& m) const {
       break;
   }
   if (!m.link_trusted || m.probe == ProbeState::failed) return MemberState::failed;
+  if (m.restored_failed && m.probe != ProbeState::disabled) return MemberState::failed;
   return MemberState::ok;
 }
 
@@ -393,7 +394,10 @@ void Engine::start() {
       for (const auto& [ifname, prefix] : kernel_addresses_)
         if (prefix.addr == a.prefix.addr && g.find(ifname) && a.holder.empty()) {
           a.holder = ifname;
-          if (derive_state(*g.find(ifname)) == MemberState::ok) a.home = ifname;  // stays put
+          // An address found on a working member stays put: that member becomes its
+          // home, unless a saved state knows its home.
+          bool saved = std::find(restored_homes_.begin(), restored_homes_.end(), a.prefix.addr) != restored_homes_.end();
+          if (!saved && derive_state(*g.find(ifname)) == MemberState::ok) a.home = ifname;
         }
     for (auto& m : g.members) {
       MemberState s = derive_state(m);
@@ -711,6 +715,41 @@ Result<void> Engine::remove_data_address(std::string_view group, const IpAddress
   publish(ev);
   if (started_) run_policy(*g, Reason::address_removed, false);
   return {};
+}
+
+// --- persistence -------------------------------------------------------------------
+
+std::vector<PersistedGroup> Engine::export_state() const {
+  std::vector<PersistedGroup> out;
+  for (const auto& g : groups_) {
+    PersistedGroup pg{g.name, {}, {}};
+    for (const auto& m : g.members)
+      pg.members.push_back({m.name, m.admin_offline, m.state == MemberState::failed || m.restored_failed});
+    for (const auto& a : g.data) pg.addresses.push_back({a.prefix, a.holder, a.home});
+    out.push_back(std::move(pg));
+  }
+  return out;
+}
+
+void Engine::import_state(const std::vector<PersistedGroup>& state) {
+  if (started_) return;
+  for (const auto& pg : state) {
+    Group* g = nullptr;
+    for (auto& x : groups_)
+      if (x.name == pg.name) g = &x;
+    if (!g) continue;  // the group left the configuration
+    for (const auto& pm : pg.members)
+      if (Member* m = g->find(pm.name)) {
+        m->admin_offline = pm.admin_offline;
+        m->restored_failed = pm.failed;
+      }
+    for (const auto& pa : pg.addresses)
+      for (auto& a : g->data)
+        if (a.prefix.addr == pa.prefix.addr && g->find(pa.home)) {
+          a.home = pa.home;
+          restored_homes_.push_back(a.prefix.addr);
+        }
+  }
 }
 
 // --- time ------------------------------------------------------------------------

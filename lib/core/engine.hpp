@@ -13,6 +13,7 @@
 #include "core/error.hpp"
 #include "core/events.hpp"
 #include "core/model.hpp"
+#include "core/persisted.hpp"
 #include "core/types.hpp"
 
 namespace mpathd {
@@ -61,6 +62,14 @@ class Engine {
   // (already validated by the parser). Unchanged groups, members and addresses are not
   // touched; members removed from the file are removed even if they are the last.
   void reconfigure(const Config& next);
+
+  // --- persistence -------------------------------------------------------------------
+  // What must survive a restart (OFFLINE marks, FAILED members, placement and homes).
+  std::vector<PersistedGroup> export_state() const;
+  // Before start(): re-applies saved marks to the configured groups. A FAILED member
+  // stays failed until its link goes down and up again or, when probed, probes repair
+  // it; saved holders are only hints (the kernel's placement is adopted).
+  void import_state(const std::vector<PersistedGroup>& state);
 
   // --- time ------------------------------------------------------------------------
   std::optional<TimePoint> next_deadline() const;
@@ -114,6 +123,7 @@ class Engine {
   std::vector<LinkObservation> links_;
   // Addresses seen in the kernel before start(): ifname -> prefixes.
   std::vector<std::pair<std::string, IpPrefix>> kernel_addresses_;
+  std::vector<IpAddress> restored_homes_;  // data addresses whose home came from saved state
 };
 
 }  // namespace mpathd

@@ -38,6 +38,7 @@ struct Member {
 
   // Verdicts and administrative marks; state and flags are derived from them.
   bool link_trusted = true;  // false while link-flap damping holds back a repair
+  bool restored_failed = false;  // FAILED before a restart: needs fresh evidence to repair
   bool admin_offline = false;
   bool hwaddr_dup = false;
 

@@ -5,6 +5,8 @@
 #include <systemd/sd-daemon.h>
 
 #include <cstring>
+#include <fstream>
+#include <sstream>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
@@ -13,6 +15,7 @@
 #include "daemon/dataplane_applier.hpp"
 #include "daemon/event_loop.hpp"
 #include "daemon/member_sysctls.hpp"
+#include "daemon/state_file.hpp"
 #include "daemon/status.hpp"
 #include "dbus/service.hpp"
 #include "net/kernel.hpp"
@@ -24,6 +27,34 @@ namespace mpathd {
 namespace {
 std::unexpected<Error> sd_fail(const char* what, int r) {
   return fail(Errc::system, std::string(what) + ": " + std::strerror(-r));
+}
+
+std::string file_digest(const std::string& path) {
+  std::ifstream in(path);
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  return config_digest(ss.str());
+}
+
+// The saved state; a corrupt one is reported and set aside, and the daemon starts from
+// the configuration and the kernel. Groups changed at runtime replace the file's
+// groups while the file is the one they started from.
+PersistedState load_saved_state(const std::string& path, const std::string& digest, Config& config) {
+  auto st = load_state_file(path);
+  if (!st) {
+    spdlog::error("{}; set aside as {}; starting from the configuration and the kernel", st.error().message,
+                  set_aside(path));
+    return {};
+  }
+  if (!st->groups.empty() || !st->state.empty()) {
+    if (st->config_digest == digest) {
+      config.groups = st->groups;
+    } else {
+      spdlog::info("{} changed since the state was saved: its groups are used, runtime changes dropped",
+                   "the configuration file");
+    }
+  }
+  return *st;
 }
 }  // namespace
 
@@ -40,6 +71,8 @@ struct Daemon::Impl {
   MemberSysctls sysctls;
   sd_event_source* engine_timer = nullptr;
   bool status_dirty = true;
+  std::string digest;      // of the configuration file the groups came from
+  PersistedState saved;    // what state.json holds now
 
   Impl(DaemonOptions o, Config c, sd_event* e, net::Kernel k, net::PacketSender p)
       : options(std::move(o)),
@@ -74,9 +107,25 @@ struct Daemon::Impl {
     if (engine.started()) after_input();
   }
 
-  // After every input: bring the kernel in line, re-arm the Engine's timer, publish.
+  std::string state_path() const { return options.state_dir + "/state.json"; }
+
+  // The state is on disk before the kernel is changed (seed 003: write updates
+  // synchronously, recover on start).
+  void persist() {
+    PersistedState now{engine.config().groups, digest, engine.export_state()};
+    if (now == saved) return;
+    if (auto r = write_file_atomically(state_path(), serialize_state(now)); !r) {
+      spdlog::error("state not saved: {}", r.error().message);
+      return;
+    }
+    saved = std::move(now);
+  }
+
+  // After every input: save the state, bring the kernel in line, re-arm the Engine's
+  // timer, publish.
   void after_input() {
     if (!engine.started()) return;
+    persist();
     applier.reconcile(engine);
     if (auto when = engine.next_deadline()) {
       int r = arm_timer(event, &engine_timer, *when, milliseconds(1), &Impl::on_engine_timer, this);
@@ -122,6 +171,7 @@ struct Daemon::Impl {
       return std::unexpected(next.error());
     }
     engine.reconfigure(*next);
+    digest = file_digest(options.config_path);  // runtime changes give way to the file
     after_input();
     spdlog::info("configuration reloaded from {}", options.config_path);
     sd_notify(0, ("READY=1\n" + status_line()).c_str());
@@ -155,11 +205,13 @@ struct Daemon::Impl {
     if (auto r = monitor->dump(); !r) return r;
     // Members that left the configuration get their ARP settings back.
     sysctls.restore_all_except([this](const std::string& n) { return is_member(n); });
+    engine.import_state(saved.state);
     engine.start();
     applier.start(engine);
     after_input();
     // The data plane works without a bus; the D-Bus API is optional.
-    if (auto b = dbus::Service::open(event, engine, {.after_change = [this] { after_input(); }, .reload = {}}))
+    if (auto b = dbus::Service::open(event, engine, {.after_change = [this] { after_input(); }, .reload = {}},
+                                     options.bus_name))
       bus = std::move(*b);
     else
       spdlog::warn("D-Bus API unavailable: {}; running without it", b.error().message);
@@ -205,8 +257,12 @@ Result<std::unique_ptr<Daemon>> Daemon::create(DaemonOptions options, Config con
     sd_event_unref(event);
     return std::unexpected(packets.error());
   }
+  const std::string digest = file_digest(options.config_path);
+  PersistedState saved = load_saved_state(options.state_dir + "/state.json", digest, config);
   auto impl = std::make_unique<Impl>(std::move(options), std::move(config), event, std::move(*kernel),
                                      std::move(*packets));
+  impl->digest = digest;
+  impl->saved = std::move(saved);
   for (int sig : {SIGTERM, SIGINT, SIGHUP})
     if (int r = sd_event_add_signal(event, nullptr, sig, &Impl::on_signal, impl.get()); r < 0)
       return sd_fail("sd_event_add_signal", r);

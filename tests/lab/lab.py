@@ -682,7 +682,9 @@ class Lab:
         self.procs.append(d)
         self.daemons.append(d)
         if wait_started:
-            d.wait_status(lambda s: s.get("started") is True, timeout, "mpathd to start")
+            # status.json of an earlier run may still be there: wait for this one's.
+            d.wait_status(lambda s: s.get("started") is True and s.get("pid") == d.pid, timeout,
+                          "mpathd to start")
         return d
 
     def logs_text(self, lines: int = 200) -> str:

@@ -92,3 +92,45 @@ TEST(Reload, DaemonSettingsFollow) {
   EXPECT_FALSE(r.g().failback);
   EXPECT_EQ(r.engine.config().notification_count, 5u);
 }
+
+TEST(Persist, ExportImportRoundTripKeepsOfflineAndHomes) {
+  Rig r(three());
+  r.start_all_up({"m0", "m1", "m2"});
+  ASSERT_TRUE(r.engine.offline("m1"));
+  ASSERT_TRUE(r.engine.move_address(*IpAddress::parse("198.18.1.10"), "m2"));
+  auto saved = r.engine.export_state();
+  ASSERT_EQ(saved.size(), 1u);
+  EXPECT_TRUE(saved[0].members[1].admin_offline);
+
+  Rig again(three());
+  again.engine.import_state(saved);
+  again.link("m0", true);
+  again.link("m1", true);
+  again.link("m2", true);
+  // The kernel still has the placement of the previous run.
+  again.engine.observe_address("m2", *IpPrefix::parse("198.18.1.10/24"), true);
+  again.engine.observe_address("m0", *IpPrefix::parse("198.18.1.11/24"), true);
+  again.engine.start();
+  EXPECT_EQ(again.m("m1").state, MemberState::offline);
+  EXPECT_EQ(again.holder("198.18.1.10"), "m2");
+  EXPECT_EQ(again.g().data[0].home, "m2");
+  EXPECT_EQ(again.holder("198.18.1.11"), "m0");
+  EXPECT_TRUE(again.of<AddressMoved>().empty()) << "a restart moves nothing";
+}
+
+TEST(Persist, SavedHomeWinsOverAdoptionWithFailback) {
+  Rig r(make_config({{"m0", false}, {"m1", false}}));
+  r.start_all_up({"m0", "m1"});
+  r.link("m0", false);  // address fails over to m1, home stays m0
+  auto saved = r.engine.export_state();
+  EXPECT_TRUE(saved[0].members[0].failed);
+  Rig again(make_config({{"m0", false}, {"m1", false}}));
+  again.engine.import_state(saved);
+  again.link("m0", false);
+  again.link("m1", true);
+  again.engine.observe_address("m1", *IpPrefix::parse("198.18.1.10/24"), true);
+  again.engine.start();
+  EXPECT_EQ(again.holder("198.18.1.10"), "m1");
+  again.link("m0", true);  // repaired after the restart: failback to the saved home
+  EXPECT_EQ(again.holder("198.18.1.10"), "m0");
+}

@@ -1,0 +1,22 @@
+// The state directory's state.json: PersistedState in a versioned JSON format.
+#pragma once
+
+#include <string>
+
+#include "core/error.hpp"
+#include "core/persisted.hpp"
+
+namespace mpathd {
+
+std::string serialize_state(const PersistedState& state);
+// Errc::config with a message naming the file and what is wrong (not JSON, unknown
+// version, a field of the wrong type); the caller sets the file aside.
+Result<PersistedState> parse_state(std::string_view text, std::string_view source);
+// A missing file is an empty state, not an error.
+Result<PersistedState> load_state_file(const std::string& path);
+// Renames a bad state file to PATH.corrupt-<unix time> so it can be inspected.
+std::string set_aside(const std::string& path);
+// A stable digest of the configuration file's bytes (FNV-1a 64, hex).
+std::string config_digest(std::string_view text);
+
+}  // namespace mpathd
