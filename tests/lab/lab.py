@@ -228,6 +228,12 @@ class Proc:
         if self.running():
             os.kill(self.popen.pid, sig)
 
+    def proc_kill(self) -> int:
+        """SIGKILL to our own pid (a crash, as far as the daemon can tell); reaps it."""
+        if self.running():
+            os.kill(self.popen.pid, signal.SIGKILL)
+        return self.popen.wait(timeout=10)
+
     def stop(self, timeout: float = 5.0, sig: int = signal.SIGTERM) -> int:
         """Sends `sig` to our own pid, waits up to `timeout`, then SIGKILL."""
         if self.running():
@@ -657,7 +663,7 @@ class Lab:
     # -- the daemon
     def start_mpathd(self, config_text: str, wait_started: bool = True,
                      timeout: float = 15.0, extra_args: Iterable[str] = (),
-                     workdir: Path | None = None) -> Daemon:
+                     workdir: Path | None = None, env: dict[str, str] | None = None) -> Daemon:
         """Runs mpathd in the host namespace with its own config/runtime/state dirs.
         With wait_started, waits until status.json says started (or the daemon dies).
         Pass the workdir of an earlier Daemon to restart on the same state."""
@@ -677,7 +683,8 @@ class Lab:
                "--state-dir", str(workdir / "state"),
                "--log-level", "debug", *extra_args]
         with open(log_path, "w") as log:
-            popen = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL)
+            popen = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                                     env={**os.environ, **(env or {})})
         d = Daemon(popen, workdir, log_path)
         self.procs.append(d)
         self.daemons.append(d)

@@ -1,0 +1,137 @@
+"""Restart without disruption, as systemd would do it: the daemon is killed with
+SIGKILL at random moments — also in the middle of failovers — and started again on
+the same state directory. After every restart each data address exists exactly once,
+on an active member whose link is up; no member with its link down is active; and
+state.json is valid. A link failure that happens while the daemon is down is handled
+right after it starts. The watchdog pings come from the event loop and stop when the
+loop is stuck."""
+
+from __future__ import annotations
+
+import json
+import random
+import signal
+import socket
+import time
+
+from lab.lab import wait_until
+from mpathd_helpers import DATA, MOVE_TIMEOUT, START_TIMEOUT, start_group
+
+MEMBERS = [{"name": "m0"}, {"name": "m1"}, {"name": "m2", "standby": True}]
+ITERATIONS = 50
+
+
+def consistent(lab, d, down: set[int]):
+    """The invariants after a restart; returns a description of what is wrong or None."""
+    s = d.status()
+    if not s or s.get("pid") != d.pid or not s.get("started"):
+        return "daemon not started"
+    members = {m["name"]: m for m in s["groups"][0]["members"]}
+    for i in range(lab.n):
+        m = members[f"m{i}"]
+        if i in down and (m["active"] or m["state"] != "failed"):
+            return f"m{i} has no link but is {m['state']} active={m['active']}"
+        if i not in down and m["state"] != "ok":
+            return f"m{i} has its link but is {m['state']}"
+    if len(down) == lab.n:
+        return None  # group failed: addresses have nowhere to go
+    for addr in DATA.values():
+        holders = lab.holders(addr)
+        if len(holders) != 1:
+            return f"{addr} on {holders}"
+        h = holders[0]
+        if int(h[1:]) in down or not members[h]["active"]:
+            return f"{addr} on {h}, which is not an active member with link"
+    return None
+
+
+def test_kill9_at_random_moments(lab, need_mpathd):
+    rng = random.Random(20261122)
+    d = start_group(lab, members=MEMBERS, extra_global="link-flap-limit = 100")
+    workdir, config = d.workdir, d.config_path.read_text()
+    down: set[int] = set()
+    for it in range(ITERATIONS):
+        # A failure or a repair, sometimes while the daemon is down.
+        i = rng.randrange(lab.n)
+        while_down = rng.random() < 0.25
+        if while_down:
+            d.proc_kill()
+        if i in down:
+            lab.link_up(i)
+            down.discard(i)
+        elif len(down) < lab.n - 1 or rng.random() < 0.2:
+            lab.link_down(i)
+            down.add(i)
+        if not while_down:
+            # Kill at a random moment of the daemon's reaction: after 0..3 more log lines.
+            lines = d.log().count("\n")
+            more = rng.randrange(4)
+            if more:
+                try:
+                    wait_until(lambda: d.log().count("\n") >= lines + more, 1.0, "daemon activity")
+                except AssertionError:
+                    pass  # it had less to say: kill it now
+            d.proc_kill()
+        d = lab.start_mpathd(config, workdir=workdir)
+        why = None
+
+        def ok():
+            nonlocal why
+            why = consistent(lab, d, down)
+            return why is None
+        wait_until(ok, MOVE_TIMEOUT, f"iteration {it}: consistent state after restart ({why})")
+        state = json.loads((workdir / "state" / "state.json").read_text())
+        assert state["version"] == 1
+
+
+def test_failure_while_down_is_handled_at_start(lab, need_mpathd):
+    d = start_group(lab, members=MEMBERS)
+    old = lab.holder_of(DATA["ipv4"])
+    d.proc_kill()
+    lab.link_down(int(old[1:]))
+    d2 = lab.start_mpathd(d.config_path.read_text(), workdir=d.workdir)
+    wait_until(lambda: lab.holders(DATA["ipv4"]) not in ([old], []), MOVE_TIMEOUT,
+               "the address to leave the member that failed while mpathd was down")
+    assert d2.member(old)["state"] == "failed"
+
+
+def test_watchdog(lab, need_mpathd):
+    """READY=1 and STATUS= after start; WATCHDOG=1 from the loop while it runs; none
+    once the loop is stuck (SIGSTOP), which a supervisor detects and answers with a
+    restart."""
+    path = lab.tmp / "notify.sock"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(path))
+    sock.settimeout(0.05)
+    msgs: list[tuple[float, str]] = []
+
+    def drain():
+        try:
+            while True:
+                msgs.append((time.monotonic(), sock.recv(4096).decode()))
+        except OSError:
+            pass
+        return msgs
+
+    env = {"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "300000"}
+    d = start_group(lab, members=MEMBERS)
+    d.stop(timeout=10)
+    d = lab.start_mpathd(d.config_path.read_text(), workdir=d.workdir, env=env)
+    wait_until(lambda: any("READY=1" in m for _, m in drain()), START_TIMEOUT, "READY=1")
+    assert any("STATUS=1 groups: 1 ok" in m for _, m in msgs), msgs
+    n = len(msgs)
+    wait_until(lambda: sum("WATCHDOG=1" in m for _, m in drain()[n:]) >= 3, 3.0, "three watchdog pings")
+
+    # Stuck loop: no pings any more. The supervisor notices within the watchdog period.
+    d.send_signal(signal.SIGSTOP)
+    drain()
+    stopped_at = time.monotonic()
+    wait_until(lambda: time.monotonic() - stopped_at > 0.9, 2.0, "three watchdog periods to pass")
+    late = [m for t, m in drain() if t > stopped_at + 0.05 and "WATCHDOG=1" in m]
+    assert late == [], late
+    d.proc_kill()
+    d2 = lab.start_mpathd(d.config_path.read_text(), workdir=d.workdir, env=env)
+    wait_until(lambda: any("READY=1" in m for t, m in drain() if t > stopped_at), START_TIMEOUT,
+               "READY=1 after the supervisor's restart")
+    assert lab.holders(DATA["ipv4"]) and d2.status()["started"]
+    sock.close()
