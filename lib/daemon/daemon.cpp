@@ -125,6 +125,7 @@ struct Daemon::Impl {
   // timer, publish.
   void after_input() {
     if (!engine.started()) return;
+    sysctls.flush();
     persist();
     applier.reconcile(engine);
     if (auto when = engine.next_deadline()) {

@@ -35,6 +35,12 @@ void MemberSysctls::save() const {
   if (auto r = write_file_atomically(state_file_, j.dump(2) + "\n"); !r) spdlog::warn("{}", r.error().message);
 }
 
+void MemberSysctls::flush() {
+  if (!dirty_) return;
+  save();
+  dirty_ = false;
+}
+
 void MemberSysctls::apply(const std::string& ifname, unsigned ifindex) {
   if (auto it = applied_.find(ifname); it != applied_.end() && it->second == ifindex) return;
   auto& originals = saved_[ifname];
@@ -51,7 +57,7 @@ void MemberSysctls::apply(const std::string& ifname, unsigned ifindex) {
     if (auto r = sysctl_.write(path, value); !r) spdlog::warn("{}", r.error().message);
   }
   applied_[ifname] = ifindex;
-  save();
+  dirty_ = true;
   spdlog::debug("{}: arp_ignore=1 arp_announce=2 rp_filter=2", ifname);
 }
 
@@ -65,7 +71,7 @@ void MemberSysctls::restore(const std::string& ifname) {
   spdlog::info("{}: left its group; ARP sysctls restored", ifname);
   saved_.erase(it);
   applied_.erase(ifname);
-  save();
+  dirty_ = true;
 }
 
 }  // namespace mpathd

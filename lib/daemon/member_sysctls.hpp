@@ -19,6 +19,9 @@ class MemberSysctls {
   void apply(const std::string& ifname, unsigned ifindex);
   // Restores the saved originals of an interface that is no longer a member.
   void restore(const std::string& ifname);
+  // Writes the saved originals if they changed (once per batch of changes: every
+  // write is fsynced).
+  void flush();
   // Restores every saved interface for which keep(ifname) is false.
   template <typename Keep>
   void restore_all_except(Keep keep) {
@@ -39,6 +42,7 @@ class MemberSysctls {
   std::string state_file_;
   std::map<std::string, std::map<std::string, std::string>> saved_;  // ifname -> key -> original
   std::map<std::string, unsigned> applied_;                          // ifname -> ifindex applied to
+  bool dirty_ = false;
 };
 
 }  // namespace mpathd

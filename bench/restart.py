@@ -1,0 +1,147 @@
+#!/usr/bin/python3
+"""Restart bench: how fast mpathd is back after a restart, and how much it disturbs.
+
+A host namespace with GROUPS x MEMBERS interfaces (default 64 x 4, one data address per
+group). For each run the daemon is killed with SIGKILL and started again on the same
+state directory, as systemd's Restart=always would do. Measured:
+  - time from process start to READY=1 (sd_notify on a NOTIFY_SOCKET of our own);
+  - time from process start to a full state (status.json written by the new process
+    with every data address placed);
+  - the number of netlink address events (ip monitor address) during the restart and
+    during a no-op reload (SIGHUP with an unchanged file). Target for both: 0.
+A cold start (no addresses in the kernel yet) is measured once for comparison.
+
+    sudo MPATHD_BIN=build/mpathd/mpathd /usr/bin/python3 bench/restart.py --runs 10
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import signal
+import socket
+import statistics
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+from lab.lab import Lab, wait_until  # noqa: E402
+
+
+def config(groups: int, members: int) -> str:
+    lines = ['notification-count = 1']
+    for g in range(groups):
+        lines += ["", "[[group]]", f'name = "g{g}"', f'interface = "ipmp{g}"',
+                  f'data-addresses = ["198.18.{2 + g // 200}.{1 + g % 200}/16"]']
+        for m in range(members):
+            lines += ["[[group.member]]", f'name = "m{g * members + m}"']
+    return "\n".join(lines) + "\n"
+
+
+def percentile(values: list[float], p: float) -> float:
+    s = sorted(values)
+    return s[max(1, math.ceil(p / 100 * len(s))) - 1]
+
+
+class Notify:
+    """A NOTIFY_SOCKET that records when each message arrived."""
+
+    def __init__(self, path: Path):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(str(path))
+        self.sock.settimeout(0.01)
+        self.msgs: list[tuple[float, str]] = []
+
+    def drain(self) -> list[tuple[float, str]]:
+        try:
+            while True:
+                data = self.sock.recv(4096).decode()
+                self.msgs.append((time.monotonic(), data))
+        except OSError:
+            pass
+        return self.msgs
+
+
+def address_events(lab: Lab, log: Path) -> int:
+    text = log.read_text()
+    return sum(1 for line in text.splitlines() if "198.18.2." in line or "198.18.3." in line)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--groups", type=int, default=64)
+    ap.add_argument("--members", type=int, default=4)
+    ap.add_argument("--runs", type=int, default=10)
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+
+    n = args.groups * args.members
+    print(f"building a lab with {n} members ...", file=sys.stderr)
+    with Lab(members=n) as lab:
+        notify = Notify(lab.tmp / "notify.sock")
+        env = {"NOTIFY_SOCKET": str(lab.tmp / "notify.sock")}
+        mon_log = lab.tmp / "ip-monitor.log"
+        with open(mon_log, "w") as out:
+            mon = lab.spawn(lab.host, "ip", "-o", "monitor", "address", name="ip-monitor", stdout=out)
+
+        def start(workdir=None):
+            t0 = time.monotonic()
+            seen = len(notify.drain())
+            d = lab.start_mpathd(config(args.groups, args.members), wait_started=False, workdir=workdir,
+                                 env=env, timeout=60)
+            wait_until(lambda: any("READY=1" in m for _, m in notify.drain()[seen:]), 60, "READY=1")
+            ready = next(t for t, m in notify.msgs[seen:] if "READY=1" in m) - t0
+
+            def full():
+                s = d.status()
+                return (s and s.get("pid") == d.pid and len(s["groups"]) == args.groups and
+                        all(a["holder"] for g in s["groups"] for a in g["addresses"]))
+            wait_until(full, 60, "a full state")
+            return d, ready * 1000, (time.monotonic() - t0) * 1000
+
+        d, cold_ready, cold_full = start()
+        workdir = d.workdir
+        ready, full, restart_events = [], [], []
+        for _ in range(args.runs):
+            d.proc_kill()
+            before = address_events(lab, mon_log)
+            d, r, f = start(workdir)
+            ready.append(r)
+            full.append(f)
+            restart_events.append(address_events(lab, mon_log) - before)
+        before = address_events(lab, mon_log)
+        reloads = d.log().count("configuration reloaded")
+        d.send_signal(signal.SIGHUP)
+        wait_until(lambda: d.log().count("configuration reloaded") > reloads, 30, "the reload")
+        # A marker event after the reload proves the monitor has caught up.
+        lab.sh(lab.host, "ip", "addr", "add", "198.18.3.250/32", "dev", "lo")
+        wait_until(lambda: "198.18.3.250" in mon_log.read_text(), 10, "ip monitor to catch up")
+        reload_events = address_events(lab, mon_log) - before - 1
+        mon.stop()
+        d.stop(timeout=10)
+
+    rows = [
+        ("start -> READY=1 (cold, ms)", [cold_ready]),
+        ("start -> full state (cold, ms)", [cold_full]),
+        ("restart -> READY=1 (ms)", ready),
+        ("restart -> full state (ms)", full),
+        ("address events per restart", [float(x) for x in restart_events]),
+        ("address events on no-op reload", [float(reload_events)]),
+    ]
+    if args.json:
+        print(json.dumps({name: values for name, values in rows}))
+        return 0
+    print(f"\nmpathd restart, {args.groups} groups x {args.members} members, {args.runs} restarts (SIGKILL)")
+    print(f"{'measure':34} {'n':>3} {'median':>9} {'p99':>9} {'max':>9}")
+    for name, values in rows:
+        print(f"{name:34} {len(values):>3} {statistics.median(values):>9.1f} "
+              f"{percentile(values, 99):>9.1f} {max(values):>9.1f}")
+    print("targets: 0 address events on restart and on a no-op reload")
+    return 0 if max(restart_events) == 0 and reload_events == 0 else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
