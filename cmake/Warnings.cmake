@@ -3,7 +3,7 @@ add_library(mpathd_options INTERFACE)
 target_compile_options(mpathd_options INTERFACE
   -Wall -Wextra -Wpedantic -Wshadow -Wnon-virtual-dtor -Wold-style-cast
   -Wcast-align -Woverloaded-virtual -Wconversion -Wno-sign-conversion
-  -Wnull-dereference -Wdouble-promotion -Wformat=2 -Wimplicit-fallthrough)
+  -Wdouble-promotion -Wformat=2 -Wimplicit-fallthrough)
 if(MPATHD_WERROR)
   target_compile_options(mpathd_options INTERFACE -Werror)
 endif()

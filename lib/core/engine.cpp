@@ -470,6 +470,11 @@ std::size_t Engine::others_for_offline(const Group& g, const Member& m) const {
 // --- runtime changes of the group set ------------------------------------------------
 
 void Engine::init_member(Group& g, Member& m) {
+  // An interface tracked without a group stops being ungrouped when it joins one.
+  if (anonymous_.find(m.name)) {
+    std::erase_if(anonymous_.members, [&](const Member& x) { return x.name == m.name; });
+    publish(TopologyChanged{"", m.name, false});
+  }
   for (const auto& l : links_)
     if (l.name == m.name) {
       m.ifindex = l.ifindex;
@@ -576,6 +581,11 @@ void Engine::drop_member(Group& g, const std::string& name) {
     if (gc.name == g.name) std::erase_if(gc.members, [&](const MemberConfig& x) { return x.name == name; });
   publish(TopologyChanged{g.name, name, false});
   if (started_) run_policy(g, Reason::member_removed, true);
+  // Tracking every interface: it goes on as an ungrouped one.
+  if (!config_.track_interfaces_only_with_groups) {
+    auto it = std::find_if(links_.begin(), links_.end(), [&](const LinkObservation& l) { return l.name == name; });
+    if (it != links_.end()) observe_link(LinkObservation(*it));  // a copy: observe_link edits links_
+  }
 }
 
 void Engine::reconfigure(const Config& next) {
@@ -615,7 +625,7 @@ void Engine::reconfigure(const Config& next) {
     reconfigure_group(*it, gc);
   }
   if (!config_.track_interfaces_only_with_groups && old.track_interfaces_only_with_groups) {
-    for (const auto& l : links_)
+    for (const auto& l : std::vector<LinkObservation>(links_))  // a copy: observe_link edits links_
       if (!member_by_name(l.name)) observe_link(l);
   } else if (config_.track_interfaces_only_with_groups && !anonymous_.members.empty()) {
     for (const auto& m : anonymous_.members) publish(TopologyChanged{"", m.name, false});

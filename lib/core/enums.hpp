@@ -6,7 +6,10 @@
 #include <cstdint>
 #include <optional>
 #include <span>
+#include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace mpathd {
 
@@ -117,5 +120,18 @@ inline constexpr std::uint32_t inactive = 1u << 3;
 inline constexpr std::uint32_t offline = 1u << 4;
 inline constexpr std::uint32_t hwaddr_dup = 1u << 5;
 }  // namespace flag
+
+// The one table of flag names, in bit order; the strings are API (D-Bus Flags, JSON).
+inline constexpr std::array<std::pair<std::uint32_t, std::string_view>, 6> kFlagNames{{
+    {flag::failed, "FAILED"},
+    {flag::running, "RUNNING"},
+    {flag::standby, "STANDBY"},
+    {flag::inactive, "INACTIVE"},
+    {flag::offline, "OFFLINE"},
+    {flag::hwaddr_dup, "HWADDRDUP"},
+}};
+
+// The names of the bits set in `flags`, in table order; unknown bits are ignored.
+std::vector<std::string> flag_strings(std::uint32_t flags);
 
 }  // namespace mpathd

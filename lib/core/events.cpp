@@ -5,17 +5,7 @@ namespace mpathd {
 namespace {
 std::string flags_str(std::uint32_t f) {
   std::string s;
-  auto add = [&](std::uint32_t bit, const char* name) {
-    if (!(f & bit)) return;
-    if (!s.empty()) s += ',';
-    s += name;
-  };
-  add(flag::failed, "FAILED");
-  add(flag::running, "RUNNING");
-  add(flag::standby, "STANDBY");
-  add(flag::inactive, "INACTIVE");
-  add(flag::offline, "OFFLINE");
-  add(flag::hwaddr_dup, "HWADDRDUP");
+  for (const auto& name : flag_strings(f)) s += (s.empty() ? "" : ",") + name;
   return s.empty() ? "-" : s;
 }
 std::string who(const std::string& group, const std::string& member) {

@@ -211,7 +211,7 @@ struct Daemon::Impl {
     applier.start(engine);
     after_input();
     // The data plane works without a bus; the D-Bus API is optional.
-    if (auto b = dbus::Service::open(event, engine, {.after_change = [this] { after_input(); }, .reload = {}},
+    if (auto b = dbus::Service::open(event, engine, {.after_change = [this] { after_input(); }, .reload = [this] { return reload(); }},
                                      options.bus_name))
       bus = std::move(*b);
     else

@@ -8,24 +8,14 @@
 
 namespace mpathd {
 
-namespace {
-constexpr std::pair<std::uint32_t, const char*> kFlagNames[] = {
-    {flag::failed, "FAILED"},     {flag::running, "RUNNING"},  {flag::standby, "STANDBY"},
-    {flag::inactive, "INACTIVE"}, {flag::offline, "OFFLINE"}, {flag::hwaddr_dup, "HWADDRDUP"},
-};
-}
-
 std::string flag_names(std::uint32_t flags) {
   std::string s;
-  for (auto [bit, name] : kFlagNames)
-    if (flags & bit) s += (s.empty() ? "" : ",") + std::string(name);
+  for (const auto& name : flag_strings(flags)) s += (s.empty() ? "" : ",") + name;
   return s;
 }
 
 nlohmann::json member_json(const Group& g, const Member& m) {
-  nlohmann::json flags = nlohmann::json::array();
-  for (auto [bit, name] : kFlagNames)
-    if (m.flags() & bit) flags.push_back(name);
+  nlohmann::json flags = flag_strings(m.flags());
   return {
       {"name", m.name},
       {"group", g.name},

@@ -98,3 +98,18 @@ TEST(Topology, AddAndRemoveDataAddresses) {
   EXPECT_EQ(r.engine.remove_data_address("g0", *IpAddress::parse("198.18.1.11")).error().code,
             Errc::no_such_address);
 }
+
+TEST(Topology, UngroupedInterfaceJoinsAndLeavesAGroup) {
+  Config c = make_config({{"m0", false}, {"m1", false}});
+  c.track_interfaces_only_with_groups = false;
+  Rig r(c);
+  r.link("m5", true);
+  r.start_all_up({"m0", "m1"});
+  ASSERT_NE(r.engine.anonymous().find("m5"), nullptr);
+  ASSERT_TRUE(r.engine.add_member("g0", {"m5", false, {}}));
+  EXPECT_EQ(r.engine.anonymous().find("m5"), nullptr) << "no longer ungrouped";
+  EXPECT_EQ(r.engine.group_of("m5")->name, "g0");
+  ASSERT_TRUE(r.engine.remove_member("m5"));
+  ASSERT_NE(r.engine.anonymous().find("m5"), nullptr) << "tracked again without a group";
+  EXPECT_EQ(r.engine.anonymous().find("m5")->state, MemberState::ok);
+}

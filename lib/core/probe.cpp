@@ -1,0 +1,518 @@
+#include "core/probe.hpp"
+
+#include <algorithm>
+#include <cmath>
+
+namespace mpathd {
+
+Duration probe_interval(Duration fdt) {
+  return std::max(fdt, probe::kMinFdt) / probe::kIntervalsPerFdt;
+}
+
+// --- RttEstimator ---------------------------------------------------------------
+
+void RttEstimator::Scaled::fold(Duration m) {
+  if (!have) {
+    sa = 8 * m;
+    sv = 2 * m;
+    have = true;
+    return;
+  }
+  const Duration err = m - sa / 8;
+  sa += err;
+  if (sa < Duration::zero()) sa = Duration::zero();
+  sv += (err < Duration::zero() ? -err : err) - sv / 4;
+}
+
+RttEstimator::Outcome RttEstimator::add(Duration sample, Duration interval) {
+  if (sample < Duration::zero() || sample > probe::kHistorySize * interval) return Outcome::ignored;
+  Scaled trial{sa_, sv_, have_};
+  trial.fold(sample);
+  if (trial.sa / 8 + trial.sv > interval) {
+    if (deferred_.size() < probe::kMaxDeferredRtt) {
+      deferred_.push_back(sample);
+      return Outcome::deferred;
+    }
+    // Confirmed by another suspicious sample: take them all.
+    Scaled all{sa_, sv_, have_};
+    for (Duration d : deferred_) all.fold(d);
+    all.fold(sample);
+    trial = all;
+  }
+  deferred_.clear();
+  sa_ = trial.sa;
+  sv_ = trial.sv;
+  have_ = trial.have;
+  return Outcome::integrated;
+}
+
+void RttEstimator::reset() {
+  sa_ = sv_ = Duration::zero();
+  have_ = false;
+  deferred_.clear();
+}
+
+// --- ProbeHistory -----------------------------------------------------------------
+
+ProbeHistory::ProbeHistory(unsigned fail_threshold, unsigned repair_threshold)
+    : fail_threshold_(std::max(1u, fail_threshold)), repair_threshold_(std::max(1u, repair_threshold)) {}
+
+ProbeRecord* ProbeHistory::find_mut(ProbeSeq seq) {
+  for (auto it = records_.rbegin(); it != records_.rend(); ++it)
+    if (it->seq == seq) return &*it;
+  return nullptr;
+}
+
+const ProbeRecord* ProbeHistory::find(ProbeSeq seq) const {
+  for (auto it = records_.rbegin(); it != records_.rend(); ++it)
+    if (it->seq == seq) return &*it;
+  return nullptr;
+}
+
+std::vector<ProbeRecord> ProbeHistory::sent(ProbeSeq seq, const IpAddress& target, TimePoint when) {
+  std::vector<ProbeRecord> forced;
+  while (outstanding() >= probe::kMaxOutstanding) {
+    for (auto& r : records_) {
+      if (r.status == ProbeStatus::unacked) {
+        r.status = ProbeStatus::lost;
+        forced.push_back(r);
+        break;
+      }
+    }
+  }
+  // A reused sequence number (after 65536 probes) replaces nothing still relevant,
+  // but never leave two records with one number.
+  std::erase_if(records_, [&](const ProbeRecord& r) { return r.seq == seq; });
+  records_.push_back({seq, target, when, {}, ProbeStatus::unacked});
+  const std::size_t keep = std::max<std::size_t>(probe::kHistorySize, fail_threshold_ + repair_threshold_ + 2);
+  while (records_.size() > keep) records_.pop_front();
+  update_verdict();
+  return forced;
+}
+
+std::optional<ProbeRecord> ProbeHistory::acked(ProbeSeq seq, TimePoint received) {
+  ProbeRecord* r = find_mut(seq);
+  if (!r || r->status != ProbeStatus::unacked) return std::nullopt;
+  r->status = ProbeStatus::acked;
+  r->acked_at = received;
+  if (!last_success_ || received > *last_success_) last_success_ = received;
+  update_verdict();
+  return *r;
+}
+
+std::optional<ProbeRecord> ProbeHistory::lost(ProbeSeq seq) {
+  ProbeRecord* r = find_mut(seq);
+  if (!r || r->status != ProbeStatus::unacked) return std::nullopt;
+  r->status = ProbeStatus::lost;
+  update_verdict();
+  return *r;
+}
+
+void ProbeHistory::forget_outstanding() {
+  std::erase_if(records_, [](const ProbeRecord& r) { return r.status == ProbeStatus::unacked; });
+}
+
+void ProbeHistory::clear() { records_.clear(); }
+
+unsigned ProbeHistory::consecutive_losses() const {
+  unsigned n = 0;
+  for (auto it = records_.rbegin(); it != records_.rend(); ++it) {
+    if (it->status == ProbeStatus::unacked) continue;
+    if (it->status == ProbeStatus::acked) break;
+    ++n;
+  }
+  return n;
+}
+
+unsigned ProbeHistory::consecutive_losses(const IpAddress& target) const {
+  unsigned n = 0;
+  for (auto it = records_.rbegin(); it != records_.rend(); ++it) {
+    if (it->target != target || it->status == ProbeStatus::unacked) continue;
+    if (it->status == ProbeStatus::acked) break;
+    ++n;
+  }
+  return n;
+}
+
+unsigned ProbeHistory::consecutive_successes() const {
+  unsigned n = 0;
+  for (auto it = records_.rbegin(); it != records_.rend(); ++it) {
+    if (it->status == ProbeStatus::unacked) continue;
+    if (it->status == ProbeStatus::lost) break;
+    ++n;
+  }
+  return n;
+}
+
+std::optional<TimePoint> ProbeHistory::first_failure() const {
+  std::optional<TimePoint> tff;
+  for (auto it = records_.rbegin(); it != records_.rend(); ++it) {
+    if (it->status == ProbeStatus::unacked) continue;
+    if (it->status == ProbeStatus::acked) break;
+    tff = it->sent;
+  }
+  return tff;
+}
+
+std::size_t ProbeHistory::outstanding() const {
+  return static_cast<std::size_t>(std::count_if(records_.begin(), records_.end(), [](const ProbeRecord& r) {
+    return r.status == ProbeStatus::unacked;
+  }));
+}
+
+void ProbeHistory::update_verdict() {
+  if (!failed_ && consecutive_losses() >= fail_threshold_) failed_ = true;
+  else if (failed_ && consecutive_successes() >= repair_threshold_) failed_ = false;
+}
+
+// --- ProbeSchedule ----------------------------------------------------------------
+
+ProbeSchedule::ProbeSchedule(Random random) : random_(std::move(random)) {}
+
+double ProbeSchedule::draw() {
+  double r = random_ ? random_() : 0.5;
+  if (!(r >= 0.0)) r = 0.0;  // also catches NaN
+  if (r >= 1.0) r = std::nextafter(1.0, 0.0);
+  return r;
+}
+
+namespace {
+Duration scale(Duration d, double f) {
+  return Duration(static_cast<Duration::rep>(static_cast<double>(d.count()) * f));
+}
+}  // namespace
+
+void ProbeSchedule::start(TimePoint now, Duration interval) {
+  interval_ = interval;
+  base_ = now;
+  next_ = now + scale(interval_, draw());
+}
+
+unsigned ProbeSchedule::advance(TimePoint now) {
+  base_ += interval_;
+  unsigned missed = 0;
+  // Every whole interval that ended before now had its send time pass unused.
+  while (interval_ > Duration::zero() && base_ + interval_ <= now) {
+    base_ += interval_;
+    ++missed;
+  }
+  missed_ += missed;
+  next_ = base_ + scale(interval_, 0.5 + 0.5 * draw());
+  return missed;
+}
+
+void ProbeSchedule::set_interval(TimePoint now, Duration interval) {
+  interval_ = interval;
+  base_ = now;
+  next_ = now + scale(interval_, 0.5 + 0.5 * draw());
+}
+
+// --- ProbeSession -----------------------------------------------------------------
+
+ProbeSession::ProbeSession(Options options)
+    : options_(std::move(options)),
+      fdt_(std::max(options_.fdt, probe::kMinFdt)),
+      interval_(probe_interval(fdt_)),
+      schedule_(options_.random ? options_.random : [] { return 0.5; }),
+      history_(options_.fail_threshold, options_.repair_threshold) {}
+
+void ProbeSession::set_targets(std::vector<IpAddress> targets) {
+  std::vector<IpAddress> unique;
+  for (auto& t : targets)
+    if (std::find(unique.begin(), unique.end(), t) == unique.end()) unique.push_back(t);
+  targets_ = std::move(unique);
+  std::erase_if(stats_, [&](const auto& kv) {
+    return std::find(targets_.begin(), targets_.end(), kv.first) == targets_.end();
+  });
+  for (auto& t : targets_) stats_.try_emplace(t);
+  next_target_ = 0;
+}
+
+void ProbeSession::set_fdt(Duration fdt, TimePoint now) {
+  fdt_ = std::max(fdt, probe::kMinFdt);
+  interval_ = probe_interval(fdt_);
+  last_raise_ = TimePoint{};
+  adapt_interval(now);
+  if (running_) schedule_.set_interval(now, interval_);
+}
+
+void ProbeSession::start(TimePoint now) {
+  if (running_) return;
+  running_ = true;
+  schedule_.start(now, interval_);
+}
+
+void ProbeSession::stop() {
+  running_ = false;
+  history_.forget_outstanding();
+}
+
+void ProbeSession::reset(TimePoint now, bool require_repair) {
+  const bool failed = history_.failed() || require_repair;
+  history_.clear();
+  history_.set_failed(failed);
+  for (auto& [t, s] : stats_) s = TargetStats{};
+  interval_ = probe_interval(fdt_);
+  last_raise_ = TimePoint{};
+  if (running_) schedule_.set_interval(now, interval_);
+  if (failed && !was_failed_) failed_since_ = now;
+  was_failed_ = failed;
+}
+
+Duration ProbeSession::timeout(const IpAddress& target) const {
+  auto it = stats_.find(target);
+  if (it != stats_.end() && it->second.rtt.has_estimate()) return it->second.rtt.crtt();
+  return interval_;
+}
+
+std::optional<TimePoint> ProbeSession::next_deadline() const {
+  if (!running_) return std::nullopt;
+  std::optional<TimePoint> when;
+  if (!targets_.empty()) when = schedule_.next();
+  for (const auto& r : history_.records()) {
+    if (r.status != ProbeStatus::unacked) continue;
+    const TimePoint due = r.sent + timeout(r.target);
+    if (!when || due < *when) when = due;
+  }
+  // With neither targets nor probes in flight there is nothing to wait for.
+  return when;
+}
+
+ProbeResult ProbeSession::result_for(const ProbeRecord& r, bool acked) const {
+  ProbeResult out;
+  out.seq = r.seq;
+  out.target = r.target;
+  out.acked = acked;
+  if (auto it = stats_.find(r.target); it != stats_.end() && it->second.rtt.has_estimate()) {
+    out.rtt_avg = it->second.rtt.avg();
+    out.rtt_dev = it->second.rtt.dev();
+  }
+  return out;
+}
+
+void ProbeSession::on_lost(const ProbeRecord& r, Tick& tick) {
+  tick.results.push_back(result_for(r, false));
+  // One target alone stopping to answer: the target is at fault, not the member.
+  if (history_.consecutive_losses() < history_.fail_threshold() &&
+      history_.consecutive_losses(r.target) == history_.fail_threshold() &&
+      std::find(targets_.begin(), targets_.end(), r.target) != targets_.end())
+    tick.dead_targets.push_back(r.target);
+}
+
+void ProbeSession::check_losses(TimePoint now, Tick& tick) {
+  std::vector<ProbeSeq> due;
+  for (const auto& r : history_.records())
+    if (r.status == ProbeStatus::unacked && r.sent + timeout(r.target) <= now) due.push_back(r.seq);
+  for (ProbeSeq s : due)
+    if (auto r = history_.lost(s)) on_lost(*r, tick);
+  after_count_change();
+}
+
+void ProbeSession::after_count_change() {
+  const bool failed = history_.failed();
+  if (failed && !was_failed_) {
+    failed_since_ = history_.first_failure().value_or(TimePoint{});
+    // Samples taken while failing say little about the repaired path.
+    for (auto& [t, s] : stats_) s = TargetStats{};
+    interval_ = probe_interval(fdt_);
+    last_raise_ = TimePoint{};
+  }
+  was_failed_ = failed;
+}
+
+ProbeSession::Tick ProbeSession::on_timer(TimePoint now) {
+  Tick tick;
+  if (!running_) return tick;
+  check_losses(now, tick);
+  if (!targets_.empty() && now >= schedule_.next()) {
+    schedule_.advance(now);
+    if (next_target_ >= targets_.size()) next_target_ = 0;
+    const IpAddress target = targets_[next_target_];
+    next_target_ = (next_target_ + 1) % targets_.size();
+    const ProbeSeq seq = next_seq_++;
+    for (const auto& r : history_.sent(seq, target, now)) on_lost(r, tick);
+    after_count_change();
+    tick.send = Send{seq, target};
+    if (schedule_.interval() != interval_) schedule_.set_interval(now, interval_);
+  }
+  return tick;
+}
+
+ProbeSession::Reply ProbeSession::on_reply(ProbeSeq seq, const IpAddress& from, TimePoint sent,
+                                           TimePoint received, TimePoint now) {
+  Reply reply;
+  const ProbeRecord* rec = history_.find(seq);
+  if (!rec) return reply;
+  if (rec->target != from) {
+    reply.kind = ReplyKind::wrong_target;
+    return reply;
+  }
+  if (rec->status == ProbeStatus::acked) return reply;  // duplicate
+  const TimePoint started = rec->sent;
+  const bool late = rec->status == ProbeStatus::lost;
+  auto it = stats_.find(from);
+  // Learn the RTT even from a late answer: a network that became slower must raise
+  // crtt (and maybe the FDT) rather than lose every probe. Only the newest answer of
+  // a target teaches, and nothing is learnt while the member is failed.
+  if (it != stats_.end() && !history_.failed() &&
+      (!it->second.highest_acked || static_cast<std::int16_t>(seq - *it->second.highest_acked) > 0)) {
+    it->second.highest_acked = seq;
+    it->second.rtt.add(received - started, interval_);
+    adapt_interval(now);
+  }
+  if (late) {
+    reply.kind = ReplyKind::late;
+    return reply;
+  }
+  auto acked = history_.acked(seq, received);
+  if (!acked) return reply;
+  after_count_change();
+  reply.kind = ReplyKind::accepted;
+  ProbeResult res = result_for(*acked, true);
+  res.net_rtt = received > sent ? received - sent : Duration::zero();
+  res.rtt = now - started;
+  reply.result = res;
+  return reply;
+}
+
+void ProbeSession::adapt_interval(TimePoint now) {
+  const Duration user = probe_interval(fdt_);
+  Duration max_crtt{};
+  Duration min_crtt = Duration::max();
+  bool any = false;
+  for (const auto& t : targets_) {
+    auto it = stats_.find(t);
+    if (it == stats_.end() || !it->second.rtt.has_estimate()) continue;
+    any = true;
+    max_crtt = std::max(max_crtt, it->second.rtt.crtt());
+    min_crtt = std::min(min_crtt, it->second.rtt.crtt());
+  }
+  if (!any) return;
+  if (min_crtt > interval_) {
+    // Every target is slower than the interval allows: raise instead of failing.
+    interval_ = std::max(interval_, 2 * max_crtt);
+    last_raise_ = now;
+  } else if (interval_ > user && max_crtt < interval_ / probe::kLowerFdtTrigger &&
+             now - last_raise_ >= probe::kSettlingTime) {
+    interval_ = std::max(interval_ / 2, user);
+    if (interval_ != user) last_raise_ = now;
+  }
+}
+
+ProbeVerdict ProbeSession::verdict() const {
+  ProbeVerdict v;
+  if (targets_.empty()) v.state = ProbeState::unknown;
+  else v.state = history_.failed() ? ProbeState::failed : ProbeState::ok;
+  if (history_.failed()) v.first_failure = history_.first_failure().value_or(failed_since_);
+  v.last_success = history_.last_success().value_or(TimePoint{});
+  const Duration user = probe_interval(fdt_);
+  if (interval_ > user) {
+    v.fdt_unachievable = true;
+    v.needed_fdt = interval_ * probe::kIntervalsPerFdt;
+  }
+  return v;
+}
+
+std::optional<ProbeVerdict> ProbeSession::take_verdict_change() {
+  ProbeVerdict v = verdict();
+  if (last_verdict_ && last_verdict_->same_as(v)) return std::nullopt;
+  last_verdict_ = v;
+  return v;
+}
+
+const RttEstimator* ProbeSession::estimator(const IpAddress& target) const {
+  auto it = stats_.find(target);
+  return it == stats_.end() ? nullptr : &it->second.rtt;
+}
+
+// --- TargetSelector ---------------------------------------------------------------
+
+namespace {
+std::vector<IpAddress> dedup(std::vector<IpAddress> v) {
+  std::vector<IpAddress> out;
+  for (auto& a : v)
+    if (!a.is_unspecified() && std::find(out.begin(), out.end(), a) == out.end()) out.push_back(a);
+  return out;
+}
+}  // namespace
+
+bool TargetSelector::is_local(const IpAddress& a) const {
+  return std::find(local_.begin(), local_.end(), a) != local_.end();
+}
+
+void TargetSelector::set_local_addresses(std::vector<IpAddress> local) {
+  local_ = std::move(local);
+  std::erase_if(discovered_, [&](const IpAddress& a) { return is_local(a); });
+}
+
+void TargetSelector::set_routers(std::vector<IpAddress> routers) { routers_ = dedup(std::move(routers)); }
+
+void TargetSelector::set_static(std::vector<IpAddress> targets) { static_ = dedup(std::move(targets)); }
+
+bool TargetSelector::add_discovered(const IpAddress& host) {
+  if (host.is_unspecified() || is_local(host)) return false;
+  if (std::find(discovered_.begin(), discovered_.end(), host) != discovered_.end()) return false;
+  if (discovered_.size() >= probe::kMaxTargets) return false;
+  discovered_.push_back(host);
+  return true;
+}
+
+void TargetSelector::flush_discovered() { discovered_.clear(); }
+
+void TargetSelector::mark_dead(const IpAddress& target, TimePoint now) {
+  if (mode() == TargetMode::multicast) {
+    std::erase(discovered_, target);
+    return;
+  }
+  dead_until_[target] = now + probe::kTargetRecoveryTime;
+}
+
+TargetMode TargetSelector::mode() const {
+  if (!static_.empty()) return TargetMode::static_;
+  if (std::any_of(routers_.begin(), routers_.end(), [&](const IpAddress& a) { return !is_local(a); }))
+    return TargetMode::routes;
+  if (!discovered_.empty()) return TargetMode::multicast;
+  return TargetMode::disabled;
+}
+
+std::vector<IpAddress> TargetSelector::active(TimePoint now) const {
+  const std::vector<IpAddress>* pool = &discovered_;
+  switch (mode()) {
+    case TargetMode::static_: pool = &static_; break;
+    case TargetMode::routes: pool = &routers_; break;
+    case TargetMode::multicast: pool = &discovered_; break;
+    default: return {};
+  }
+  std::vector<IpAddress> alive, dead;
+  for (const auto& a : *pool) {
+    if (is_local(a)) continue;
+    auto it = dead_until_.find(a);
+    (it != dead_until_.end() && now < it->second ? dead : alive).push_back(a);
+  }
+  if (alive.empty()) alive = std::move(dead);
+  if (alive.size() > probe::kMaxTargets) alive.resize(probe::kMaxTargets);
+  return alive;
+}
+
+bool TargetSelector::wants_discovery() const {
+  return static_.empty() && mode() != TargetMode::routes && discovered_.size() < probe::kMinTargets;
+}
+
+// --- method choice ----------------------------------------------------------------
+
+ProbeKind choose_probe_kind(ProbeMethod method, const ProbeCapabilities& c) {
+  switch (method) {
+    case ProbeMethod::none: return ProbeKind::none;
+    case ProbeMethod::arp: return ProbeKind::arp;
+    case ProbeMethod::icmp:
+      if (c.v4_test_address) return ProbeKind::icmp;
+      return c.v6_link_local ? ProbeKind::icmp6 : ProbeKind::none;
+    case ProbeMethod::auto_: break;
+  }
+  if (c.v4_test_address) return ProbeKind::icmp;
+  if (c.group_v4_data && c.v4_target_known) return ProbeKind::arp;
+  if (!c.group_v4_data && c.v6_link_local) return ProbeKind::icmp6;
+  return ProbeKind::none;
+}
+
+}  // namespace mpathd

@@ -1,0 +1,363 @@
+// Probe-based failure detection, the pure part: RTT estimation, probe history and
+// loss counting, send scheduling, the per-member verdict and target choice. No
+// sockets and no clock of its own: every call takes the time, and randomness comes
+// through a seam, so tests drive all of it with made-up times.
+//
+// The algorithm is in.mpathd's (see DESIGN.md §2), restated here in our words:
+// - A member is probed at a steady rate: interval = FDT / 7. Each probe leaves at a
+//   random point in the second half of its interval, so that when probe n is sent,
+//   probe n-2 must be answered or lost while n-1 may still be in flight.
+// - Each target has its own Jacobson/Karels RTT estimate; a probe is lost when no
+//   answer came within the target's crtt (avg + 4 dev), or within one interval when
+//   the target has no estimate yet. At most two probes are outstanding.
+// - 5 consecutive losses (across targets) fail the member; coming back needs 10
+//   consecutive acks. If one target alone stops answering while others answer, the
+//   target is dead, not the member.
+// - If every target is slower than the interval allows, the requested FDT cannot be
+//   met: the interval is raised (2 x crtt) and that is reported rather than members
+//   being failed.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/enums.hpp"
+#include "core/types.hpp"
+
+namespace mpathd {
+
+namespace probe {
+inline constexpr unsigned kFailThreshold = 5;     // consecutive losses that fail a member
+inline constexpr unsigned kRepairThreshold = 10;  // consecutive acks that repair it
+inline constexpr unsigned kIntervalsPerFdt = kFailThreshold + 2;
+inline constexpr unsigned kMaxDeferredRtt = 1;    // suspicious samples held back
+inline constexpr unsigned kHistorySize = 52;      // probes remembered; also the RTT sanity factor
+inline constexpr std::size_t kMaxOutstanding = 2;
+inline constexpr std::size_t kMinTargets = 3;
+inline constexpr std::size_t kMaxTargets = 5;
+inline constexpr unsigned kLowerFdtTrigger = 4;  // lower a raised FDT when crtt < interval/4
+inline constexpr Duration kSettlingTime = seconds(60);  // no lowering sooner after a raise
+inline constexpr Duration kTargetRecoveryTime = seconds(60);  // a dead target sits out this long
+inline constexpr Duration kMinFdt = milliseconds(100);
+}  // namespace probe
+
+// FDT/7, with the FDT clamped to its 100 ms minimum.
+Duration probe_interval(Duration fdt);
+
+// Sequence numbers are the 16-bit ICMP ones; the history window (52) is far smaller
+// than the sequence space, so wrap-around is harmless.
+using ProbeSeq = std::uint16_t;
+
+// ---------------------------------------------------------------------------------
+// Jacobson/Karels estimator for one target. sa = 8 x average, sv = 4 x mean deviation.
+class RttEstimator {
+ public:
+  enum class Outcome : std::uint8_t {
+    integrated,  // the estimate now includes the sample (and any deferred ones)
+    deferred,    // suspicious: held back until another suspicious one confirms it
+    ignored,     // negative or beyond the sanity bound (52 intervals)
+  };
+
+  // `interval` is the probe interval in force: a sample that would alone lift crtt
+  // above it is suspicious.
+  Outcome add(Duration sample, Duration interval);
+  void reset();
+
+  bool has_estimate() const { return have_; }
+  Duration avg() const { return sa_ / 8; }
+  Duration dev() const { return sv_ / 4; }
+  Duration crtt() const { return sa_ / 8 + sv_; }  // avg + 4 dev
+  std::size_t deferred() const { return deferred_.size(); }
+
+ private:
+  struct Scaled {
+    Duration sa{};
+    Duration sv{};
+    bool have = false;
+    void fold(Duration m);
+  };
+  Duration sa_{};
+  Duration sv_{};
+  bool have_ = false;
+  std::vector<Duration> deferred_;
+};
+
+// ---------------------------------------------------------------------------------
+enum class ProbeStatus : std::uint8_t { unacked, acked, lost };
+
+struct ProbeRecord {
+  ProbeSeq seq = 0;
+  IpAddress target;
+  TimePoint sent{};
+  TimePoint acked_at{};  // reception time of the answer (acked only)
+  ProbeStatus status = ProbeStatus::unacked;
+};
+
+// The recent probes of one member, across its targets, and the counts the failure
+// and repair rules look at. Counting walks back from the newest probe; outstanding
+// probes are skipped (they are neither good nor bad yet).
+class ProbeHistory {
+ public:
+  explicit ProbeHistory(unsigned fail_threshold = probe::kFailThreshold,
+                        unsigned repair_threshold = probe::kRepairThreshold);
+
+  // Records a new probe. When two probes are already outstanding the oldest is
+  // forced lost first; the records forced lost are returned.
+  std::vector<ProbeRecord> sent(ProbeSeq seq, const IpAddress& target, TimePoint when);
+  // An answer to `seq`. nullopt when no outstanding probe has that number (never
+  // sent, already answered, already lost, or too old): such answers do not count.
+  std::optional<ProbeRecord> acked(ProbeSeq seq, TimePoint received);
+  // Declares an outstanding probe lost; nullopt when it is not outstanding.
+  std::optional<ProbeRecord> lost(ProbeSeq seq);
+  // Looks a probe up without changing it.
+  const ProbeRecord* find(ProbeSeq seq) const;
+
+  // Forgets the probes in flight without counting them (pause).
+  void forget_outstanding();
+  // Forgets everything (link down): old acks must not help a repair.
+  void clear();
+
+  unsigned consecutive_losses() const;
+  unsigned consecutive_losses(const IpAddress& target) const;
+  unsigned consecutive_successes() const;
+  // Time the first probe of the current run of losses was sent (TFF).
+  std::optional<TimePoint> first_failure() const;
+  // Reception time of the latest ack (TLS); survives clear() only if never set.
+  std::optional<TimePoint> last_success() const { return last_success_; }
+  std::size_t outstanding() const;
+  const std::deque<ProbeRecord>& records() const { return records_; }
+
+  // The failed/repaired hysteresis: failed after fail_threshold losses, ok again only
+  // after repair_threshold acks. Updated by every call above.
+  bool failed() const { return failed_; }
+  void set_failed(bool failed) { failed_ = failed; }
+  unsigned fail_threshold() const { return fail_threshold_; }
+  unsigned repair_threshold() const { return repair_threshold_; }
+
+ private:
+  ProbeRecord* find_mut(ProbeSeq seq);
+  void update_verdict();
+
+  unsigned fail_threshold_;
+  unsigned repair_threshold_;
+  std::deque<ProbeRecord> records_;  // oldest first
+  std::optional<TimePoint> last_success_;
+  bool failed_ = false;
+};
+
+// ---------------------------------------------------------------------------------
+// When to send: base + uniform(0.5, 1.0) x interval, base advancing by one interval
+// per probe. A timer that fires late skips the intervals it overslept, counting them
+// as missed. `random` returns values in [0, 1).
+class ProbeSchedule {
+ public:
+  using Random = std::function<double()>;
+  explicit ProbeSchedule(Random random);
+
+  // The first probe goes out at a uniformly random point of the first interval, so
+  // members started together do not probe in step.
+  void start(TimePoint now, Duration interval);
+  // Called when next() is reached (or later); plans the following send and returns
+  // how many sends were missed.
+  unsigned advance(TimePoint now);
+  // A new interval takes effect from now.
+  void set_interval(TimePoint now, Duration interval);
+  TimePoint next() const { return next_; }
+  Duration interval() const { return interval_; }
+  std::uint64_t missed() const { return missed_; }
+
+ private:
+  double draw();
+  Random random_;
+  Duration interval_{};
+  TimePoint base_{};
+  TimePoint next_{};
+  std::uint64_t missed_ = 0;
+};
+
+// ---------------------------------------------------------------------------------
+struct ProbeVerdict {
+  ProbeState state = ProbeState::unknown;
+  TimePoint first_failure{};  // TFF of the current loss run (meaningful when failed)
+  TimePoint last_success{};   // TLS: latest ack; epoch when none yet
+  bool fdt_unachievable = false;
+  Duration needed_fdt{};  // the FDT in force when unachievable (7 x 2 x max crtt)
+
+  // Verdicts differ when what they say differs; the TFF/TLS times are details.
+  bool same_as(const ProbeVerdict& o) const {
+    return state == o.state && fdt_unachievable == o.fdt_unachievable && needed_fdt == o.needed_fdt;
+  }
+  static ProbeVerdict disabled() { return {ProbeState::disabled, {}, {}, false, {}}; }
+};
+
+// One line of ipmpstat -p: an acked or lost probe.
+struct ProbeResult {
+  std::string member;  // filled in by the detector
+  ProbeSeq seq = 0;
+  IpAddress target;
+  bool acked = false;
+  Duration net_rtt{};  // kernel send to kernel receive (acked only)
+  Duration rtt{};      // our send call to the processing of the answer (acked only)
+  Duration rtt_avg{};  // the target's estimate after this probe
+  Duration rtt_dev{};
+};
+
+// Everything about probing one member except the I/O: targets in round-robin, the
+// schedule, the history, per-target RTTs, the verdict and the FDT adaptation.
+class ProbeSession {
+ public:
+  struct Options {
+    unsigned fail_threshold = probe::kFailThreshold;
+    unsigned repair_threshold = probe::kRepairThreshold;
+    Duration fdt = seconds(10);
+    ProbeSchedule::Random random;  // empty: a fixed 0.75 (tests)
+  };
+  struct Send {
+    ProbeSeq seq = 0;
+    IpAddress target;
+  };
+  struct Tick {
+    std::optional<Send> send;            // send this probe now
+    std::vector<ProbeResult> results;    // probes found lost
+    std::vector<IpAddress> dead_targets; // targets that alone stopped answering
+  };
+  enum class ReplyKind : std::uint8_t {
+    accepted,      // answered an outstanding probe
+    late,          // answered a probe already declared lost: RTT learnt, no ack counted
+    unknown,       // no such probe (never sent, too old, duplicate)
+    wrong_target,  // the answer came from another address than the probe went to
+  };
+  struct Reply {
+    ReplyKind kind = ReplyKind::unknown;
+    std::optional<ProbeResult> result;  // accepted only
+  };
+
+  explicit ProbeSession(Options options);
+
+  // Keeps the estimates of targets that stay; the round-robin restarts.
+  void set_targets(std::vector<IpAddress> targets);
+  const std::vector<IpAddress>& targets() const { return targets_; }
+  void set_fdt(Duration fdt, TimePoint now);
+  Duration fdt() const { return fdt_; }
+  Duration user_interval() const { return probe_interval(fdt_); }
+  Duration interval() const { return interval_; }  // raised when the FDT is unachievable
+
+  void start(TimePoint now);  // no-op when running
+  void stop();                // outstanding probes are forgotten, not counted
+  bool running() const { return running_; }
+  // Clears history and RTTs (link down). With require_repair the verdict is failed
+  // until `repair_threshold` acks, as for a member that failed by probes.
+  void reset(TimePoint now, bool require_repair);
+
+  // The earliest time on_timer() has something to do; nullopt when stopped.
+  std::optional<TimePoint> next_deadline() const;
+  Tick on_timer(TimePoint now);
+  // `sent` is the kernel's (or the strategy's) send time, `received` the kernel's
+  // reception time of the answer, `now` the processing time.
+  Reply on_reply(ProbeSeq seq, const IpAddress& from, TimePoint sent, TimePoint received,
+                 TimePoint now);
+
+  ProbeVerdict verdict() const;
+  // The verdict if it differs from the one last taken (first call: always).
+  std::optional<ProbeVerdict> take_verdict_change();
+
+  const ProbeHistory& history() const { return history_; }
+  const RttEstimator* estimator(const IpAddress& target) const;
+  std::uint64_t missed() const { return schedule_.missed(); }
+
+ private:
+  Duration timeout(const IpAddress& target) const;
+  void check_losses(TimePoint now, Tick& tick);
+  void on_lost(const ProbeRecord& r, Tick& tick);
+  void after_count_change();
+  void adapt_interval(TimePoint now);
+  ProbeResult result_for(const ProbeRecord& r, bool acked) const;
+
+  struct TargetStats {
+    RttEstimator rtt;
+    std::optional<ProbeSeq> highest_acked;
+  };
+
+  Options options_;
+  Duration fdt_;
+  Duration interval_;
+  ProbeSchedule schedule_;
+  ProbeHistory history_;
+  std::vector<IpAddress> targets_;
+  std::map<IpAddress, TargetStats> stats_;
+  std::size_t next_target_ = 0;
+  ProbeSeq next_seq_ = 0;
+  bool running_ = false;
+  bool was_failed_ = false;
+  TimePoint last_raise_{};
+  TimePoint failed_since_{};  // TFF to report when the history has none (after reset)
+  std::optional<ProbeVerdict> last_verdict_;
+};
+
+// ---------------------------------------------------------------------------------
+// Target choice for one member (or group). Rule: static targets from the config are
+// the administrator's explicit choice and are used alone (mode static); otherwise
+// routers on the test subnet (mode routes); otherwise hosts found by multicast echo
+// (mode multicast). At most 5 are active. Our own addresses never qualify. A target
+// marked dead sits out for 60 s and the next candidate takes its place; a dead
+// multicast-learnt host is dropped. If every candidate is dead they are used anyway.
+enum class TargetOrigin : std::uint8_t { router, static_, multicast };
+
+class TargetSelector {
+ public:
+  void set_local_addresses(std::vector<IpAddress> local);
+  void set_routers(std::vector<IpAddress> routers);
+  void set_static(std::vector<IpAddress> targets);
+  // A host answered a multicast echo; false when it does not qualify or is known.
+  bool add_discovered(const IpAddress& host);
+  void flush_discovered();  // group failure: hosts are rediscovered
+  void mark_dead(const IpAddress& target, TimePoint now);
+
+  std::vector<IpAddress> active(TimePoint now) const;
+  TargetMode mode() const;
+  // Multicast discovery is worth a probe: no static targets, no routers and fewer
+  // than kMinTargets hosts.
+  bool wants_discovery() const;
+
+ private:
+  bool is_local(const IpAddress& a) const;
+  std::vector<IpAddress> local_;
+  std::vector<IpAddress> routers_;
+  std::vector<IpAddress> static_;
+  std::vector<IpAddress> discovered_;
+  std::map<IpAddress, TimePoint> dead_until_;
+};
+
+// ---------------------------------------------------------------------------------
+// Which probe a member gets. `icmp` means ICMP echo of the member's family, which the
+// rule below resolves to icmp (IPv4) or icmp6.
+enum class ProbeKind : std::uint8_t { none, icmp, icmp6, arp };
+
+template <>
+struct EnumNames<ProbeKind> {
+  static constexpr std::array<std::string_view, 4> names{"none", "icmp", "icmp6", "arp"};
+};
+
+struct ProbeCapabilities {
+  bool v4_test_address = false;  // the member has an IPv4 test address
+  bool v6_link_local = false;    // the member has a usable IPv6 link-local address
+  bool group_v4_data = false;    // the group has an IPv4 data address
+  bool v4_target_known = false;  // a router or static IPv4 target is known
+};
+
+// auto:  icmp when the member has an IPv4 test address; else arp when the group has
+//        IPv4 data addresses and an IPv4 target is known; else icmp6 when the group
+//        is IPv6-only (no IPv4 data) and the member has a link-local; else none.
+// icmp:  icmp with an IPv4 test address, else icmp6 with a link-local, else none.
+// arp:   arp (targets must come from routes or static config).
+// none:  none.
+ProbeKind choose_probe_kind(ProbeMethod method, const ProbeCapabilities& caps);
+
+}  // namespace mpathd

@@ -1,0 +1,84 @@
+// Internals of lib/dbus shared by its .cpp files: names of the contract, the Service
+// state, path helpers and the guard that keeps exceptions out of sd-bus callbacks.
+#pragma once
+
+#include <systemd/sd-bus.h>
+
+#include <exception>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "dbus/service.hpp"
+
+namespace mpathd::dbus {
+
+// Names from dbus/org.ipmp.Mpathd1.xml.
+inline constexpr const char* kRootPath = "/org/ipmp/Mpathd1";
+inline constexpr const char* kGroupPrefix = "/org/ipmp/Mpathd1/group";
+inline constexpr const char* kInterfacePrefix = "/org/ipmp/Mpathd1/interface";
+inline constexpr const char* kManagerIface = "org.ipmp.Mpathd1.Manager";
+inline constexpr const char* kGroupIface = "org.ipmp.Mpathd1.Group";
+inline constexpr const char* kInterfaceIface = "org.ipmp.Mpathd1.Interface";
+inline constexpr const char* kErrorFailed = "org.ipmp.Mpathd1.Error.Failed";
+
+struct Service::Impl {
+  Impl(Engine& e, ServiceHooks h) : engine(e), hooks(std::move(h)) {}
+  ~Impl();
+  Impl(const Impl&) = delete;
+  Impl& operator=(const Impl&) = delete;
+
+  Engine& engine;
+  ServiceHooks hooks;
+  sd_bus* bus = nullptr;
+  // The path of an object being announced as removed. The Engine has already
+  // forgotten it, but sd_bus_emit_object_removed() finds interfaces through the find
+  // callbacks, which accept this path too while it is set.
+  std::string removing;
+
+  // Engine event -> signals (signals.cpp). Never throws.
+  void on_event(const Event& e) noexcept;
+  // PropertiesChanged for `names` (nullptr-free list) on one object; errors are logged.
+  void emit_changed(const std::string& path, const char* iface, std::vector<const char*> names) noexcept;
+  // After a successful admin method: hooks.after_change, guarded.
+  void changed() noexcept;
+};
+
+// Object paths (sd_bus_path_encode of the name under the prefix).
+std::string group_path(std::string_view name);
+std::string interface_path(std::string_view ifname);
+// The name encoded in `path` below `prefix`, if it is exactly one element below it.
+std::optional<std::string> path_name(const char* path, const char* prefix);
+
+// vtables and object callbacks (objects.cpp, manager.cpp).
+extern const sd_bus_vtable kManagerVtable[];
+extern const sd_bus_vtable kGroupVtable[];
+extern const sd_bus_vtable kInterfaceVtable[];
+int find_group(sd_bus* bus, const char* path, const char* iface, void* userdata, void** found, sd_bus_error* error);
+int find_interface(sd_bus* bus, const char* path, const char* iface, void* userdata, void** found,
+                   sd_bus_error* error);
+int enumerate_groups(sd_bus* bus, const char* prefix, void* userdata, char*** nodes, sd_bus_error* error);
+int enumerate_interfaces(sd_bus* bus, const char* prefix, void* userdata, char*** nodes, sd_bus_error* error);
+
+// Paths of every group / every tracked interface, in the Engine's order.
+std::vector<std::string> all_group_paths(const Engine& engine);
+std::vector<std::string> all_interface_paths(const Engine& engine);
+
+// Message helpers.
+int append_strings(sd_bus_message* m, char type, const std::vector<std::string>& items);
+
+// Runs f (returning an sd-bus result) so that no exception crosses into sd-bus: one
+// becomes an org.ipmp.Mpathd1.Error.Failed reply.
+template <typename F>
+int guarded(sd_bus_error* error, F&& f) noexcept {
+  try {
+    return f();
+  } catch (const std::exception& e) {
+    return sd_bus_error_setf(error, kErrorFailed, "internal error: %s", e.what());
+  } catch (...) {
+    return sd_bus_error_set(error, kErrorFailed, "internal error");
+  }
+}
+
+}  // namespace mpathd::dbus

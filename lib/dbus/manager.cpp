@@ -1,0 +1,264 @@
+// The Manager object: daemon-wide properties and the admin methods. Each method checks
+// the caller's privilege first (the bus policy is the first layer, this the second),
+// then its arguments, then calls the Engine; Engine errors become D-Bus error names.
+#include <linux/capability.h>
+
+#include <chrono>
+#include <cstring>
+
+#include "core/version.hpp"
+#include "dbus/bus.hpp"
+
+namespace mpathd::dbus {
+
+namespace {
+
+Service::Impl& impl_of(void* userdata) { return *static_cast<Service::Impl*>(userdata); }
+
+const char* error_name(Errc code) {
+  switch (code) {
+    case Errc::invalid_argument: return "org.ipmp.Mpathd1.Error.InvalidArgument";
+    case Errc::no_such_group: return "org.ipmp.Mpathd1.Error.NoSuchGroup";
+    case Errc::no_such_interface: return "org.ipmp.Mpathd1.Error.NoSuchInterface";
+    case Errc::last_usable_member: return "org.ipmp.Mpathd1.Error.LastUsableMember";
+    case Errc::already_offline: return "org.ipmp.Mpathd1.Error.AlreadyOffline";
+    case Errc::not_offline: return "org.ipmp.Mpathd1.Error.NotOffline";
+    case Errc::hwaddr_duplicate: return "org.ipmp.Mpathd1.Error.HwAddrDuplicate";
+    case Errc::exists: return "org.ipmp.Mpathd1.Error.Exists";
+    case Errc::not_in_group: return "org.ipmp.Mpathd1.Error.NotInGroup";
+    case Errc::no_such_address: return "org.ipmp.Mpathd1.Error.NoSuchAddress";
+    case Errc::not_usable: return "org.ipmp.Mpathd1.Error.NotUsable";
+    case Errc::busy:
+    case Errc::system:
+    case Errc::config: break;
+  }
+  return kErrorFailed;
+}
+
+int set_error(sd_bus_error* error, const Error& e) { return sd_bus_error_set(error, error_name(e.code), e.message.c_str()); }
+
+int invalid_address(sd_bus_error* error, const char* text, const char* expected) {
+  return sd_bus_error_setf(error, "org.ipmp.Mpathd1.Error.InvalidArgument", "invalid address '%s' (expected %s)", text,
+                           expected);
+}
+
+// An address with or without a prefix length (the length is ignored).
+std::optional<IpAddress> parse_address(const char* text) {
+  if (auto a = IpAddress::parse(text)) return a;
+  if (auto p = IpPrefix::parse(text)) return p->addr;
+  return std::nullopt;
+}
+
+// Root or CAP_NET_ADMIN; otherwise AccessDenied and nothing happens. > 0 = allowed.
+int check_privilege(sd_bus_message* m, sd_bus_error* error) {
+  int r = sd_bus_query_sender_privilege(m, CAP_NET_ADMIN);
+  if (r > 0) return r;
+  const char* member = sd_bus_message_get_member(m);
+  if (r < 0)
+    return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED,
+                             "%s requires root or CAP_NET_ADMIN (the caller's credentials are unavailable: %s)",
+                             member, std::strerror(-r));
+  return sd_bus_error_setf(error, SD_BUS_ERROR_ACCESS_DENIED, "%s requires root or CAP_NET_ADMIN", member);
+}
+
+// The shape of every Manager method: privilege, then body(impl), all guarded.
+template <typename F>
+int admin(sd_bus_message* m, void* userdata, sd_bus_error* error, F&& body) {
+  return guarded(error, [&]() -> int {
+    if (int r = check_privilege(m, error); r <= 0) return r;
+    return body(impl_of(userdata));
+  });
+}
+
+// Replies to a command without out-arguments.
+int finish(Service::Impl& s, sd_bus_message* m, const Result<void>& result, sd_bus_error* error) {
+  if (!result) return set_error(error, result.error());
+  s.changed();
+  return sd_bus_reply_method_return(m, nullptr);
+}
+
+int create_group(sd_bus_message* m, void* userdata, sd_bus_error* error) {
+  return admin(m, userdata, error, [&](Service::Impl& s) -> int {
+    const char* name = nullptr;
+    const char* ifname = nullptr;
+    if (int r = sd_bus_message_read(m, "ss", &name, &ifname); r < 0) return r;
+    GroupConfig gc;
+    gc.name = name;
+    gc.interface = ifname;  // "" = the group's name
+    if (auto r = s.engine.create_group(std::move(gc)); !r) return set_error(error, r.error());
+    s.changed();
+    return sd_bus_reply_method_return(m, "o", group_path(name).c_str());
+  });
+}
+
+int destroy_group(sd_bus_message* m, void* userdata, sd_bus_error* error) {
+  return admin(m, userdata, error, [&](Service::Impl& s) -> int {
+    const char* name = nullptr;
+    if (int r = sd_bus_message_read(m, "s", &name); r < 0) return r;
+    return finish(s, m, s.engine.destroy_group(name), error);
+  });
+}
+
+int add_member(sd_bus_message* m, void* userdata, sd_bus_error* error) {
+  return admin(m, userdata, error, [&](Service::Impl& s) -> int {
+    const char* group = nullptr;
+    const char* ifname = nullptr;
+    int standby = 0;
+    if (int r = sd_bus_message_read(m, "ssb", &group, &ifname, &standby); r < 0) return r;
+    MemberConfig mc;
+    mc.name = ifname;
+    mc.standby = standby != 0;
+    if (auto r = s.engine.add_member(group, std::move(mc)); !r) return set_error(error, r.error());
+    s.changed();
+    return sd_bus_reply_method_return(m, "o", interface_path(ifname).c_str());
+  });
+}
+
+int remove_member(sd_bus_message* m, void* userdata, sd_bus_error* error) {
+  return admin(m, userdata, error, [&](Service::Impl& s) -> int {
+    const char* ifname = nullptr;
+    if (int r = sd_bus_message_read(m, "s", &ifname); r < 0) return r;
+    return finish(s, m, s.engine.remove_member(ifname), error);
+  });
+}
+
+int add_data_address(sd_bus_message* m, void* userdata, sd_bus_error* error) {
+  return admin(m, userdata, error, [&](Service::Impl& s) -> int {
+    const char* group = nullptr;
+    const char* text = nullptr;
+    if (int r = sd_bus_message_read(m, "ss", &group, &text); r < 0) return r;
+    auto prefix = IpPrefix::parse(text);
+    if (!prefix) return invalid_address(error, text, "address/prefix-length, e.g. 198.18.1.10/24");
+    auto r = s.engine.add_data_address(group, *prefix);
+    // The Engine announces a placement; an address with nowhere to go yet changes
+    // DataAddresses all the same.
+    if (r) s.emit_changed(group_path(group), kGroupIface, {"DataAddresses"});
+    return finish(s, m, r, error);
+  });
+}
+
+int remove_data_address(sd_bus_message* m, void* userdata, sd_bus_error* error) {
+  return admin(m, userdata, error, [&](Service::Impl& s) -> int {
+    const char* group = nullptr;
+    const char* text = nullptr;
+    if (int r = sd_bus_message_read(m, "ss", &group, &text); r < 0) return r;
+    auto address = parse_address(text);
+    if (!address) return invalid_address(error, text, "an IPv4 or IPv6 address");
+    auto r = s.engine.remove_data_address(group, *address);
+    if (r) s.emit_changed(group_path(group), kGroupIface, {"DataAddresses"});
+    return finish(s, m, r, error);
+  });
+}
+
+int offline(sd_bus_message* m, void* userdata, sd_bus_error* error) {
+  return admin(m, userdata, error, [&](Service::Impl& s) -> int {
+    const char* ifname = nullptr;
+    if (int r = sd_bus_message_read(m, "s", &ifname); r < 0) return r;
+    return finish(s, m, s.engine.offline(ifname), error);
+  });
+}
+
+int online(sd_bus_message* m, void* userdata, sd_bus_error* error) {
+  return admin(m, userdata, error, [&](Service::Impl& s) -> int {
+    const char* ifname = nullptr;
+    if (int r = sd_bus_message_read(m, "s", &ifname); r < 0) return r;
+    return finish(s, m, s.engine.online(ifname), error);
+  });
+}
+
+int move_address(sd_bus_message* m, void* userdata, sd_bus_error* error) {
+  return admin(m, userdata, error, [&](Service::Impl& s) -> int {
+    const char* text = nullptr;
+    const char* ifname = nullptr;
+    if (int r = sd_bus_message_read(m, "ss", &text, &ifname); r < 0) return r;
+    auto address = parse_address(text);
+    if (!address) return invalid_address(error, text, "an IPv4 or IPv6 address");
+    auto r = s.engine.move_address(*address, ifname);
+    // The home changes even when the holder does not (no AddressMoved then).
+    if (r)
+      if (const Group* g = s.engine.group_of(ifname)) s.emit_changed(group_path(g->name), kGroupIface, {"DataAddresses"});
+    return finish(s, m, r, error);
+  });
+}
+
+int reload(sd_bus_message* m, void* userdata, sd_bus_error* error) {
+  return admin(m, userdata, error, [&](Service::Impl& s) -> int {
+    if (!s.hooks.reload) return sd_bus_error_set(error, kErrorFailed, "reload is not available");
+    if (auto r = s.hooks.reload(); !r) return set_error(error, r.error());
+    // A reload changes settings the Engine has no event for; announce them all.
+    s.emit_changed(kRootPath, kManagerIface,
+                   {"FailureDetectionTime", "Failback", "TrackInterfacesOnlyWithGroups", "NotificationCount",
+                    "NotificationInterval"});
+    for (const auto& path : all_group_paths(s.engine))
+      s.emit_changed(path, kGroupIface,
+                     {"GroupInterface", "FailureDetectionTime", "Failback", "DataAddresses", "SharedAddresses"});
+    for (const auto& path : all_interface_paths(s.engine))
+      s.emit_changed(path, kInterfaceIface, {"Standby", "TestAddresses"});
+    s.changed();
+    return sd_bus_reply_method_return(m, nullptr);
+  });
+}
+
+std::uint64_t to_ms(Duration d) {
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+  return ms < 0 ? 0 : static_cast<std::uint64_t>(ms);
+}
+
+int get_manager(sd_bus*, const char*, const char*, const char* property, sd_bus_message* reply, void* userdata,
+                sd_bus_error* error) {
+  return guarded(error, [&]() -> int {
+    const Engine& engine = impl_of(userdata).engine;
+    const Config& c = engine.config();
+    std::string_view p = property;
+    if (p == "Version") return sd_bus_message_append(reply, "s", kVersion);
+    if (p == "FailureDetectionTime") return sd_bus_message_append(reply, "t", to_ms(c.failure_detection_time));
+    if (p == "Failback") return sd_bus_message_append(reply, "b", static_cast<int>(c.failback));
+    if (p == "TrackInterfacesOnlyWithGroups")
+      return sd_bus_message_append(reply, "b", static_cast<int>(c.track_interfaces_only_with_groups));
+    if (p == "NotificationCount")
+      return sd_bus_message_append(reply, "u", static_cast<std::uint32_t>(c.notification_count));
+    if (p == "NotificationInterval") return sd_bus_message_append(reply, "t", to_ms(c.notification_interval));
+    if (p == "Groups") return append_strings(reply, 'o', all_group_paths(engine));
+    if (p == "Interfaces") return append_strings(reply, 'o', all_interface_paths(engine));
+    return -ENOENT;
+  });
+}
+
+constexpr auto kChange = SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE;
+// sd-bus would otherwise demand CAP_SYS_ADMIN itself; check_privilege() asks for
+// root or CAP_NET_ADMIN and says so in its error.
+constexpr auto kOwnCheck = SD_BUS_VTABLE_UNPRIVILEGED;
+
+}  // namespace
+
+// clang-format off
+const sd_bus_vtable kManagerVtable[] = {
+    SD_BUS_VTABLE_START(0),
+    SD_BUS_PROPERTY("Version", "s", get_manager, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+    SD_BUS_PROPERTY("FailureDetectionTime", "t", get_manager, 0, kChange),
+    SD_BUS_PROPERTY("Failback", "b", get_manager, 0, kChange),
+    SD_BUS_PROPERTY("TrackInterfacesOnlyWithGroups", "b", get_manager, 0, kChange),
+    SD_BUS_PROPERTY("NotificationCount", "u", get_manager, 0, kChange),
+    SD_BUS_PROPERTY("NotificationInterval", "t", get_manager, 0, kChange),
+    SD_BUS_PROPERTY("Groups", "ao", get_manager, 0, kChange),
+    SD_BUS_PROPERTY("Interfaces", "ao", get_manager, 0, kChange),
+    SD_BUS_METHOD_WITH_NAMES("CreateGroup", "ss", SD_BUS_PARAM(name) SD_BUS_PARAM(group_interface),
+                             "o", SD_BUS_PARAM(group), create_group, kOwnCheck),
+    SD_BUS_METHOD_WITH_NAMES("DestroyGroup", "s", SD_BUS_PARAM(name), "", "", destroy_group, kOwnCheck),
+    SD_BUS_METHOD_WITH_NAMES("AddMember", "ssb", SD_BUS_PARAM(group) SD_BUS_PARAM(interface) SD_BUS_PARAM(standby),
+                             "o", SD_BUS_PARAM(member), add_member, kOwnCheck),
+    SD_BUS_METHOD_WITH_NAMES("RemoveMember", "s", SD_BUS_PARAM(interface), "", "", remove_member, kOwnCheck),
+    SD_BUS_METHOD_WITH_NAMES("AddDataAddress", "ss", SD_BUS_PARAM(group) SD_BUS_PARAM(address), "", "",
+                             add_data_address, kOwnCheck),
+    SD_BUS_METHOD_WITH_NAMES("RemoveDataAddress", "ss", SD_BUS_PARAM(group) SD_BUS_PARAM(address), "", "",
+                             remove_data_address, kOwnCheck),
+    SD_BUS_METHOD_WITH_NAMES("Offline", "s", SD_BUS_PARAM(interface), "", "", offline, kOwnCheck),
+    SD_BUS_METHOD_WITH_NAMES("Online", "s", SD_BUS_PARAM(interface), "", "", online, kOwnCheck),
+    SD_BUS_METHOD_WITH_NAMES("MoveAddress", "ss", SD_BUS_PARAM(address) SD_BUS_PARAM(interface), "", "",
+                             move_address, kOwnCheck),
+    SD_BUS_METHOD("Reload", "", "", reload, kOwnCheck),
+    SD_BUS_VTABLE_END,
+};
+// clang-format on
+
+}  // namespace mpathd::dbus

@@ -1,0 +1,290 @@
+// Group and Interface objects: lookup by path, enumeration and property getters. Every
+// get reads the Engine afresh by name: its vectors change as groups and members come
+// and go, so no pointer is kept between calls.
+#include <algorithm>
+#include <chrono>
+#include <cstdlib>
+#include <cstring>
+
+#include "core/enums.hpp"
+#include "dbus/bus.hpp"
+
+namespace mpathd::dbus {
+
+namespace {
+
+std::string encode(const char* prefix, std::string_view name) {
+  char* out = nullptr;
+  int r = sd_bus_path_encode(prefix, std::string(name).c_str(), &out);
+  if (r < 0 || !out) throw std::bad_alloc();
+  std::string s(out);
+  std::free(out);
+  return s;
+}
+
+std::uint64_t to_ms(Duration d) {
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+  return ms < 0 ? 0 : static_cast<std::uint64_t>(ms);
+}
+
+// CLOCK_REALTIME usec of a steady-clock time point; 0 for "never".
+std::uint64_t realtime_usec(TimePoint t) {
+  if (t == TimePoint{}) return 0;
+  auto age = Clock::now() - t;
+  if (age < Duration::zero()) age = Duration::zero();
+  auto real = std::chrono::system_clock::now().time_since_epoch() - age;
+  auto us = std::chrono::duration_cast<std::chrono::microseconds>(real).count();
+  return us < 0 ? 0 : static_cast<std::uint64_t>(us);
+}
+
+int append_paths(sd_bus_message* m, const std::vector<std::string>& paths) { return append_strings(m, 'o', paths); }
+
+char** to_strv(const std::vector<std::string>& items) {
+  auto** v = static_cast<char**>(std::calloc(items.size() + 1, sizeof(char*)));
+  if (!v) return nullptr;
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    v[i] = strdup(items[i].c_str());
+    if (!v[i]) {
+      for (std::size_t j = 0; j < i; ++j) std::free(v[j]);
+      std::free(static_cast<void*>(v));
+      return nullptr;
+    }
+  }
+  return v;
+}
+
+Service::Impl& impl_of(void* userdata) { return *static_cast<Service::Impl*>(userdata); }
+
+// --- Group ---------------------------------------------------------------------------
+
+int group_property(sd_bus_message* reply, const Group& g, std::string_view p) {
+  if (p == "Name") return sd_bus_message_append(reply, "s", g.name.c_str());
+  if (p == "GroupInterface") return sd_bus_message_append(reply, "s", g.ifname.c_str());
+  if (p == "State") return sd_bus_message_append(reply, "s", std::string(to_string(g.state)).c_str());
+  if (p == "Reason") return sd_bus_message_append(reply, "s", std::string(to_string(g.reason)).c_str());
+  if (p == "FailureDetectionTime") return sd_bus_message_append(reply, "t", to_ms(g.fdt));
+  if (p == "Failback") return sd_bus_message_append(reply, "b", static_cast<int>(g.failback));
+  if (p == "Members") {
+    std::vector<std::string> paths;
+    for (const auto& m : g.members) paths.push_back(interface_path(m.name));
+    return append_paths(reply, paths);
+  }
+  if (p == "DataAddresses") {
+    int r = sd_bus_message_open_container(reply, 'a', "(ssss)");
+    if (r < 0) return r;
+    for (const auto& a : g.data) {
+      const Member* holder = g.find(a.holder);
+      bool up = holder && holder->active();
+      r = sd_bus_message_append(reply, "(ssss)", a.prefix.str().c_str(), up ? "up" : "down",
+                                up ? a.holder.c_str() : "", a.home.c_str());
+      if (r < 0) return r;
+    }
+    return sd_bus_message_close_container(reply);
+  }
+  if (p == "SharedAddresses") {
+    // Shared (cluster) addresses are not managed yet; the configured ones are listed.
+    std::vector<std::string> items;
+    for (const auto& a : g.config.shared_addresses) items.push_back(a.str());
+    return append_strings(reply, 's', items);
+  }
+  return -ENOENT;
+}
+
+int get_group(sd_bus*, const char* path, const char*, const char* property, sd_bus_message* reply, void* userdata,
+              sd_bus_error* error) {
+  return guarded(error, [&]() -> int {
+    auto name = path_name(path, kGroupPrefix);
+    const Group* g = name ? impl_of(userdata).engine.find_group(*name) : nullptr;
+    if (!g) return sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_OBJECT, "no group at %s", path);
+    return group_property(reply, *g, property);
+  });
+}
+
+// --- Interface -----------------------------------------------------------------------
+
+int interface_property(sd_bus_message* reply, const Group& g, const Member& m, std::string_view p) {
+  auto str = [&](auto e) { return sd_bus_message_append(reply, "s", std::string(to_string(e)).c_str()); };
+  if (p == "Name") return sd_bus_message_append(reply, "s", m.name.c_str());
+  if (p == "Index") return sd_bus_message_append(reply, "u", static_cast<std::uint32_t>(m.ifindex));
+  if (p == "Group") return sd_bus_message_append(reply, "s", g.name.c_str());
+  if (p == "State") return str(m.state);
+  if (p == "Active") return sd_bus_message_append(reply, "b", static_cast<int>(m.active()));
+  if (p == "Flags") return append_strings(reply, 's', flag_strings(m.flags()));
+  if (p == "Standby") return sd_bus_message_append(reply, "b", static_cast<int>(m.standby));
+  if (p == "Link") return str(m.link);
+  if (p == "Probe") return str(m.probe);
+  if (p == "Reason") return str(m.reason);
+  if (p == "LastChangeUsec") return sd_bus_message_append(reply, "t", realtime_usec(m.last_change));
+  // "" while the kernel has not reported an address.
+  if (p == "HardwareAddress") return sd_bus_message_append(reply, "s", m.mac.is_zero() ? "" : m.mac.str().c_str());
+  if (p == "TestAddresses") {
+    std::vector<std::string> items;
+    for (const auto& a : m.test_addresses) items.push_back(a.str());
+    return append_strings(reply, 's', items);
+  }
+  // Probe-based detection does not exist yet: no targets, mode "disabled".
+  if (p == "TargetMode") return str(TargetMode::disabled);
+  if (p == "Targets") {
+    int r = sd_bus_message_open_container(reply, 'a', "(stt)");
+    return r < 0 ? r : sd_bus_message_close_container(reply);
+  }
+  if (p == "Counters") {
+    const auto& c = m.counters;
+    const std::pair<const char*, std::uint64_t> items[] = {
+        {"state_changes", c.state_changes}, {"failures", c.failures},         {"repairs", c.repairs},
+        {"link_ups", c.link_ups},           {"link_downs", c.link_downs},     {"addresses_in", c.addresses_in},
+        {"addresses_out", c.addresses_out},
+    };
+    int r = sd_bus_message_open_container(reply, 'a', "{st}");
+    for (auto [key, value] : items)
+      if (r >= 0) r = sd_bus_message_append(reply, "{st}", key, value);
+    return r < 0 ? r : sd_bus_message_close_container(reply);
+  }
+  return -ENOENT;
+}
+
+int get_interface(sd_bus*, const char* path, const char*, const char* property, sd_bus_message* reply,
+                  void* userdata, sd_bus_error* error) {
+  return guarded(error, [&]() -> int {
+    auto name = path_name(path, kInterfacePrefix);
+    const Engine& engine = impl_of(userdata).engine;
+    const Member* m = name ? engine.find_member(*name) : nullptr;
+    const Group* g = name ? engine.group_of(*name) : nullptr;
+    if (!m || !g) return sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_OBJECT, "no interface at %s", path);
+    return interface_property(reply, *g, *m, property);
+  });
+}
+
+constexpr auto kChange = SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE;
+constexpr auto kConst = SD_BUS_VTABLE_PROPERTY_CONST;
+
+}  // namespace
+
+// --- shared helpers --------------------------------------------------------------------
+
+std::string group_path(std::string_view name) { return encode(kGroupPrefix, name); }
+std::string interface_path(std::string_view ifname) { return encode(kInterfacePrefix, ifname); }
+
+std::optional<std::string> path_name(const char* path, const char* prefix) {
+  char* name = nullptr;
+  int r = sd_bus_path_decode(path, prefix, &name);
+  if (r <= 0 || !name) return std::nullopt;
+  std::string s(name);
+  std::free(name);
+  if (s.empty() || s.find('/') != std::string::npos) return std::nullopt;
+  return s;
+}
+
+int append_strings(sd_bus_message* m, char type, const std::vector<std::string>& items) {
+  const char contents[] = {type, '\0'};
+  int r = sd_bus_message_open_container(m, 'a', contents);
+  for (const auto& s : items)
+    if (r >= 0) r = sd_bus_message_append_basic(m, type, s.c_str());
+  return r < 0 ? r : sd_bus_message_close_container(m);
+}
+
+std::vector<std::string> all_group_paths(const Engine& engine) {
+  std::vector<std::string> out;
+  for (const auto& g : engine.groups()) out.push_back(group_path(g.name));
+  return out;
+}
+
+std::vector<std::string> all_interface_paths(const Engine& engine) {
+  std::vector<std::string> out;
+  auto add = [&](const Group& g) {
+    for (const auto& m : g.members) {
+      auto p = interface_path(m.name);
+      // A name is one object even if it were listed twice (group member and ungrouped).
+      if (std::find(out.begin(), out.end(), p) == out.end()) out.push_back(std::move(p));
+    }
+  };
+  for (const auto& g : engine.groups()) add(g);
+  add(engine.anonymous());
+  return out;
+}
+
+int find_group(sd_bus*, const char* path, const char*, void* userdata, void** found, sd_bus_error* error) {
+  return guarded(error, [&]() -> int {
+    auto& s = impl_of(userdata);
+    auto name = path_name(path, kGroupPrefix);
+    if (!name || (!s.engine.find_group(*name) && s.removing != path)) return 0;
+    *found = userdata;
+    return 1;
+  });
+}
+
+int find_interface(sd_bus*, const char* path, const char*, void* userdata, void** found, sd_bus_error* error) {
+  return guarded(error, [&]() -> int {
+    auto& s = impl_of(userdata);
+    auto name = path_name(path, kInterfacePrefix);
+    if (!name || (!s.engine.find_member(*name) && s.removing != path)) return 0;
+    *found = userdata;
+    return 1;
+  });
+}
+
+int enumerate_groups(sd_bus*, const char*, void* userdata, char*** nodes, sd_bus_error* error) {
+  return guarded(error, [&]() -> int {
+    *nodes = to_strv(all_group_paths(impl_of(userdata).engine));
+    return *nodes ? 0 : -ENOMEM;
+  });
+}
+
+int enumerate_interfaces(sd_bus*, const char*, void* userdata, char*** nodes, sd_bus_error* error) {
+  return guarded(error, [&]() -> int {
+    *nodes = to_strv(all_interface_paths(impl_of(userdata).engine));
+    return *nodes ? 0 : -ENOMEM;
+  });
+}
+
+// clang-format off
+const sd_bus_vtable kGroupVtable[] = {
+    SD_BUS_VTABLE_START(0),
+    SD_BUS_PROPERTY("Name", "s", get_group, 0, kConst),
+    SD_BUS_PROPERTY("GroupInterface", "s", get_group, 0, kChange),
+    SD_BUS_PROPERTY("State", "s", get_group, 0, kChange),
+    SD_BUS_PROPERTY("Reason", "s", get_group, 0, kChange),
+    SD_BUS_PROPERTY("FailureDetectionTime", "t", get_group, 0, kChange),
+    SD_BUS_PROPERTY("Failback", "b", get_group, 0, kChange),
+    SD_BUS_PROPERTY("Members", "ao", get_group, 0, kChange),
+    SD_BUS_PROPERTY("DataAddresses", "a(ssss)", get_group, 0, kChange),
+    SD_BUS_PROPERTY("SharedAddresses", "as", get_group, 0, kChange),
+    SD_BUS_SIGNAL_WITH_NAMES("StateChanged", "sss",
+                             SD_BUS_PARAM(old_state) SD_BUS_PARAM(new_state) SD_BUS_PARAM(reason), 0),
+    SD_BUS_SIGNAL_WITH_NAMES("AddressMoved", "ssss",
+                             SD_BUS_PARAM(address) SD_BUS_PARAM(from_interface) SD_BUS_PARAM(to_interface)
+                             SD_BUS_PARAM(reason), 0),
+    SD_BUS_VTABLE_END,
+};
+
+const sd_bus_vtable kInterfaceVtable[] = {
+    SD_BUS_VTABLE_START(0),
+    SD_BUS_PROPERTY("Name", "s", get_interface, 0, kConst),
+    SD_BUS_PROPERTY("Index", "u", get_interface, 0, kChange),
+    SD_BUS_PROPERTY("Group", "s", get_interface, 0, kChange),
+    SD_BUS_PROPERTY("State", "s", get_interface, 0, kChange),
+    SD_BUS_PROPERTY("Active", "b", get_interface, 0, kChange),
+    SD_BUS_PROPERTY("Flags", "as", get_interface, 0, kChange),
+    SD_BUS_PROPERTY("Standby", "b", get_interface, 0, kChange),
+    SD_BUS_PROPERTY("Link", "s", get_interface, 0, kChange),
+    SD_BUS_PROPERTY("Probe", "s", get_interface, 0, kChange),
+    SD_BUS_PROPERTY("Reason", "s", get_interface, 0, kChange),
+    SD_BUS_PROPERTY("LastChangeUsec", "t", get_interface, 0, kChange),
+    SD_BUS_PROPERTY("HardwareAddress", "s", get_interface, 0, kChange),
+    SD_BUS_PROPERTY("TestAddresses", "as", get_interface, 0, kChange),
+    SD_BUS_PROPERTY("TargetMode", "s", get_interface, 0, kChange),
+    SD_BUS_PROPERTY("Targets", "a(stt)", get_interface, 0, kChange),
+    SD_BUS_PROPERTY("Counters", "a{st}", get_interface, 0, kChange),
+    SD_BUS_SIGNAL_WITH_NAMES("StateChanged", "ssasass",
+                             SD_BUS_PARAM(old_state) SD_BUS_PARAM(new_state) SD_BUS_PARAM(old_flags)
+                             SD_BUS_PARAM(new_flags) SD_BUS_PARAM(reason), 0),
+    // Emitted once probing exists (ipmpstat -p).
+    SD_BUS_SIGNAL_WITH_NAMES("ProbeResult", "usbtttt",
+                             SD_BUS_PARAM(sequence) SD_BUS_PARAM(target) SD_BUS_PARAM(acked)
+                             SD_BUS_PARAM(net_rtt_usec) SD_BUS_PARAM(rtt_usec) SD_BUS_PARAM(rtt_avg_usec)
+                             SD_BUS_PARAM(rtt_dev_usec), 0),
+    SD_BUS_VTABLE_END,
+};
+// clang-format on
+
+}  // namespace mpathd::dbus

@@ -1,0 +1,50 @@
+// The D-Bus API of mpathd (org.ipmp.Mpathd1 on the system bus): an adapter over the
+// checked-in contract dbus/org.ipmp.Mpathd1.xml. It reads the Engine on every request,
+// turns Engine events into signals and admin methods into Engine commands. The core
+// does not know this class exists; only lib/dbus includes <systemd/sd-bus.h>.
+#pragma once
+
+#include <systemd/sd-event.h>
+
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "core/engine.hpp"
+#include "core/error.hpp"
+
+namespace mpathd::dbus {
+
+struct ServiceHooks {
+  // Called after every method that changed the Engine (the daemon reconciles the
+  // kernel there).
+  std::function<void()> after_change;
+  // Re-reads the configuration (Manager.Reload); empty = not available.
+  std::function<Result<void>()> reload;
+};
+
+class Service {
+ public:
+  static constexpr const char* kDefaultName = "org.ipmp.Mpathd1";
+
+  // Connects to the system bus (DBUS_SYSTEM_BUS_ADDRESS is honoured), attaches to
+  // `event`, registers the objects and requests `bus_name` (mpathd@NAME instances use
+  // org.ipmp.Mpathd1.ns_NAME; the object paths and interfaces stay the same). `engine`
+  // must outlive the Service.
+  static Result<std::unique_ptr<Service>> open(sd_event* event, Engine& engine, ServiceHooks hooks,
+                                               const std::string& bus_name = kDefaultName);
+  ~Service();
+
+  Service(const Service&) = delete;
+  Service& operator=(const Service&) = delete;
+
+  struct Impl;
+
+ private:
+  explicit Service(std::shared_ptr<Impl> impl);
+  // Shared so the Engine listener can hold a weak reference: the Engine has no
+  // unsubscribe, and outlives the Service in the daemon.
+  std::shared_ptr<Impl> impl_;
+};
+
+}  // namespace mpathd::dbus

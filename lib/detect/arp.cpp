@@ -1,0 +1,125 @@
+#include "detect/arp.hpp"
+
+#include <arpa/inet.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <array>
+#include <cerrno>
+#include <cstring>
+
+namespace mpathd::detect {
+
+namespace {
+constexpr std::size_t kEthHeader = 14;
+constexpr std::size_t kArpFrame = kEthHeader + 28;
+}  // namespace
+
+std::vector<std::uint8_t> build_arp_probe(const Mac& mac, const IpAddress& target) {
+  std::vector<std::uint8_t> f(kArpFrame, 0);
+  if (!target.is_v4()) return {};
+  std::fill(f.begin(), f.begin() + 6, 0xff);
+  std::copy(mac.bytes.begin(), mac.bytes.end(), f.begin() + 6);
+  f[12] = 0x08, f[13] = 0x06;          // ethertype ARP
+  std::uint8_t* a = f.data() + kEthHeader;
+  a[0] = 0x00, a[1] = 0x01;            // hardware: Ethernet
+  a[2] = 0x08, a[3] = 0x00;            // protocol: IPv4
+  a[4] = 6, a[5] = 4;
+  a[6] = 0x00, a[7] = 0x01;            // request
+  std::copy(mac.bytes.begin(), mac.bytes.end(), a + 8);  // sha; spa stays 0.0.0.0
+  std::copy(target.bytes.begin(), target.bytes.begin() + 4, a + 24);  // tpa; tha stays 0
+  return f;
+}
+
+std::optional<ArpReply> parse_arp_reply(const std::uint8_t* f, std::size_t len) {
+  if (len < kArpFrame || f[12] != 0x08 || f[13] != 0x06) return std::nullopt;
+  const std::uint8_t* a = f + kEthHeader;
+  if (a[0] != 0 || a[1] != 1 || a[2] != 0x08 || a[3] != 0 || a[4] != 6 || a[5] != 4) return std::nullopt;
+  if (a[6] != 0 || a[7] != 2) return std::nullopt;
+  ArpReply r;
+  std::copy(f, f + 6, r.eth_dst.bytes.begin());
+  std::copy(a + 8, a + 14, r.sender_mac.bytes.begin());
+  r.sender_ip.family = Family::v4;
+  std::copy(a + 14, a + 18, r.sender_ip.bytes.begin());
+  std::copy(a + 18, a + 24, r.target_mac.bytes.begin());
+  r.target_ip.family = Family::v4;
+  std::copy(a + 24, a + 28, r.target_ip.bytes.begin());
+  return r;
+}
+
+Result<std::unique_ptr<ArpProber>> ArpProber::open(sd_event* event, unsigned ifindex, const Mac& mac) {
+  if (mac.is_zero()) return fail(Errc::invalid_argument, "arp probing needs the member's MAC address");
+  int fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, htons(ETH_P_ARP));
+  if (fd < 0) return sock::errno_error("arp probe socket");
+  std::unique_ptr<ArpProber> p(new ArpProber(ifindex, mac));
+  if (auto r = p->attach(event, fd); !r) {
+    close(fd);
+    return std::unexpected(r.error());
+  }
+  sockaddr_ll sll{};
+  sll.sll_family = AF_PACKET;
+  sll.sll_protocol = htons(ETH_P_ARP);
+  sll.sll_ifindex = static_cast<int>(ifindex);
+  if (bind(fd, reinterpret_cast<sockaddr*>(&sll), sizeof sll) != 0) return sock::errno_error("bind arp probe socket");
+  if (auto r = sock::set_int(fd, SOL_SOCKET, SO_TIMESTAMPNS, 1, "SO_TIMESTAMPNS"); !r) return std::unexpected(r.error());
+  return p;
+}
+
+Result<void> ArpProber::send(ProbeSeq seq, const IpAddress& target, std::uint64_t nonce) {
+  const auto frame = build_arp_probe(mac_, target);
+  if (frame.empty()) return fail(Errc::invalid_argument, "arp target must be IPv4");
+  // One request per target: a newer one replaces an unanswered older one.
+  outstanding_[target] = Request{seq, nonce, Clock::now()};
+  sockaddr_ll to{};
+  to.sll_family = AF_PACKET;
+  to.sll_protocol = htons(ETH_P_ARP);
+  to.sll_ifindex = static_cast<int>(ifindex_);
+  to.sll_halen = 6;
+  std::fill(to.sll_addr, to.sll_addr + 6, 0xff);
+  const ssize_t n = sendto(fd(), frame.data(), frame.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to);
+  if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+    ++counters_.send_errors;
+    return sock::errno_error(("arp probe " + target.str()).c_str());
+  }
+  ++counters_.sent;
+  return {};
+}
+
+void ArpProber::readable() {
+  std::array<std::uint8_t, 256> buf{};
+  for (;;) {
+    sockaddr_ll from{};
+    iovec iov{buf.data(), buf.size()};
+    alignas(cmsghdr) std::array<char, 128> control{};
+    msghdr msg{};
+    msg.msg_name = &from;
+    msg.msg_namelen = sizeof from;
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.data();
+    msg.msg_controllen = control.size();
+    const ssize_t n = recvmsg(fd(), &msg, MSG_DONTWAIT);
+    if (n < 0) return;
+    if (from.sll_pkttype == PACKET_OUTGOING) continue;  // our own requests
+    auto rep = parse_arp_reply(buf.data(), static_cast<std::size_t>(n));
+    if (!rep) {
+      ++counters_.foreign;  // requests and other ARP traffic on the link
+      continue;
+    }
+    const TimePoint when = sock::rx_time(msg);
+    auto it = outstanding_.find(rep->sender_ip);
+    if (rep->eth_dst != mac_ || rep->target_mac != mac_ || it == outstanding_.end() ||
+        when + milliseconds(1) < it->second.sent || when - it->second.sent > reply_window_) {
+      ++counters_.unmatched;
+      continue;
+    }
+    const Request req = it->second;
+    outstanding_.erase(it);  // one answer per request
+    ++counters_.replies;
+    if (reply_) reply_(ProbeReply{req.seq, rep->sender_ip, req.nonce, req.sent, when});
+  }
+}
+
+}  // namespace mpathd::detect

@@ -1,0 +1,52 @@
+// ARP probing for a member without any test address: an "ARP probe" (RFC 5227: a
+// request with sender IP 0.0.0.0) for the target's IPv4 address, sent and received
+// on an AF_PACKET socket bound to the member. Nothing is configured on the member and
+// no neighbour entry is created anywhere (a sender IP of 0 teaches no cache).
+//
+// ARP carries no id or nonce, so an answer counts only if it is an ARP reply whose
+// sender IP is a target with an outstanding request (one per target: a new request
+// replaces the old), addressed to our MAC (Ethernet destination and target hardware
+// address), received within the reply window of that request. Anything else that
+// looks like a reply is counted as unmatched and dropped.
+#pragma once
+
+#include <map>
+#include <memory>
+
+#include "detect/strategy.hpp"
+
+namespace mpathd::detect {
+
+class ArpProber final : public ProbeStrategy {
+ public:
+  static Result<std::unique_ptr<ArpProber>> open(sd_event* event, unsigned ifindex, const Mac& mac);
+  ProbeKind kind() const override { return ProbeKind::arp; }
+  Result<void> send(ProbeSeq seq, const IpAddress& target, std::uint64_t nonce) override;
+
+ private:
+  ArpProber(unsigned ifindex, const Mac& mac) : ifindex_(ifindex), mac_(mac) {}
+  void readable() override;
+  struct Request {
+    ProbeSeq seq;
+    std::uint64_t nonce;
+    TimePoint sent;
+  };
+  unsigned ifindex_;
+  Mac mac_;
+  std::map<IpAddress, Request> outstanding_;
+};
+
+// Pure frame helpers (tested on byte buffers).
+// A 42-byte broadcast ARP request: sha = mac, spa = 0.0.0.0, tha = 0, tpa = target.
+std::vector<std::uint8_t> build_arp_probe(const Mac& mac, const IpAddress& target);
+struct ArpReply {
+  Mac eth_dst;
+  Mac sender_mac;
+  IpAddress sender_ip;
+  Mac target_mac;
+  IpAddress target_ip;
+};
+// An Ethernet/IPv4 ARP reply (op 2); nullopt for anything else.
+std::optional<ArpReply> parse_arp_reply(const std::uint8_t* frame, std::size_t len);
+
+}  // namespace mpathd::detect

@@ -1,0 +1,188 @@
+#include "detect/probe_base.hpp"
+
+#include <algorithm>
+#include <cstring>
+#include <random>
+
+namespace mpathd::detect {
+
+namespace {
+std::function<double()> default_random() {
+  auto gen = std::make_shared<std::mt19937_64>(sock::random64());
+  return [gen] { return std::uniform_real_distribution<double>(0.0, 1.0)(*gen); };
+}
+
+std::uint64_t usec_of(TimePoint t) {
+  auto us = std::chrono::duration_cast<std::chrono::microseconds>(t.time_since_epoch()).count();
+  return us < 0 ? 0 : static_cast<std::uint64_t>(us);
+}
+}  // namespace
+
+ProbeBase::ProbeBase(sd_event* event, std::string member, std::unique_ptr<ProbeStrategy> strategy,
+                     Duration fdt, Callbacks callbacks, std::function<double()> random)
+    : event_(event),
+      member_(std::move(member)),
+      strategy_(std::move(strategy)),
+      callbacks_(std::move(callbacks)),
+      session_(ProbeSession::Options{probe::kFailThreshold, probe::kRepairThreshold, fdt,
+                                     random ? std::move(random) : default_random()}) {}
+
+Result<std::unique_ptr<ProbeBase>> ProbeBase::create(sd_event* event, std::string member,
+                                                     std::unique_ptr<ProbeStrategy> strategy, Duration fdt,
+                                                     Callbacks callbacks, std::function<double()> random) {
+  if (!event || !strategy) return fail(Errc::invalid_argument, "probe base needs an event loop and a strategy");
+  std::unique_ptr<ProbeBase> b(
+      new ProbeBase(event, std::move(member), std::move(strategy), fdt, std::move(callbacks), std::move(random)));
+  // steady_clock is CLOCK_MONOTONIC; the time is set for real in arm().
+  int r = sd_event_add_time(event, &b->timer_, CLOCK_MONOTONIC, UINT64_MAX, 1, &ProbeBase::on_timer, b.get());
+  if (r < 0) return fail(Errc::system, std::string("probe timer: ") + std::strerror(-r));
+  (void)sd_event_source_set_description(b->timer_, "probe-timer");
+  ProbeBase* self = b.get();
+  self->strategy_->set_reply_handler([self](const ProbeReply& rep) { self->handle_reply(rep); });
+  self->strategy_->set_discovery_handler(
+      [self](const IpAddress& from, std::uint64_t nonce) { self->handle_discovery(from, nonce); });
+  self->strategy_->set_reply_window(probe::kHistorySize * self->session_.interval());
+  (void)self->session_.take_verdict_change();  // the initial verdict is queried, not announced
+  self->session_.start(Clock::now());
+  self->arm();
+  return b;
+}
+
+ProbeBase::~ProbeBase() { sd_event_source_disable_unref(timer_); }
+
+ProbeBase::Counters ProbeBase::counters() const {
+  Counters c = counters_;
+  c.missed = session_.missed();
+  return c;
+}
+
+void ProbeBase::set_targets(std::vector<IpAddress> targets, TargetMode mode) {
+  mode_ = mode;
+  session_.set_targets(std::move(targets));
+  publish();
+  arm();
+}
+
+void ProbeBase::set_fdt(Duration fdt) {
+  session_.set_fdt(fdt, Clock::now());
+  strategy_->set_reply_window(probe::kHistorySize * session_.interval());
+  publish();
+  arm();
+}
+
+void ProbeBase::reset(bool require_repair) {
+  session_.reset(Clock::now(), require_repair);
+  nonces_.clear();
+  publish();
+  arm();
+}
+
+void ProbeBase::pause() {
+  if (paused_) return;
+  paused_ = true;
+  session_.stop();
+  arm();
+}
+
+void ProbeBase::resume() {
+  if (!paused_) return;
+  paused_ = false;
+  session_.start(Clock::now());
+  arm();
+}
+
+Result<void> ProbeBase::discover() {
+  discovery_nonce_ = sock::random64();
+  return strategy_->discover(discovery_nonce_);
+}
+
+int ProbeBase::on_timer(sd_event_source*, std::uint64_t, void* userdata) noexcept {
+  try {
+    static_cast<ProbeBase*>(userdata)->tick();
+  } catch (...) {
+    // A callback threw; probing goes on. Never cross into sd-event.
+    try {
+      static_cast<ProbeBase*>(userdata)->arm();
+    } catch (...) {
+    }
+  }
+  return 0;
+}
+
+void ProbeBase::tick() {
+  const TimePoint now = Clock::now();
+  auto t = session_.on_timer(now);
+  for (auto& res : t.results) {
+    ++counters_.lost;
+    res.member = member_;
+    if (callbacks_.result) callbacks_.result(res);
+  }
+  if (t.send) {
+    const std::uint64_t nonce = sock::random64();
+    nonces_[t.send->seq] = nonce;
+    // Keep the nonces of the probes the history can still match.
+    while (nonces_.size() > probe::kHistorySize) {
+      auto oldest = nonces_.find(static_cast<ProbeSeq>(t.send->seq - probe::kHistorySize));
+      nonces_.erase(oldest != nonces_.end() ? oldest : nonces_.begin());
+    }
+    ++counters_.sent;
+    if (!strategy_->send(t.send->seq, t.send->target, nonce)) ++counters_.send_errors;
+  }
+  for (const auto& dead : t.dead_targets)
+    if (callbacks_.target_dead) callbacks_.target_dead(member_, dead);
+  publish();
+  arm();
+}
+
+void ProbeBase::handle_reply(const ProbeReply& r) {
+  if (paused_) return;  // the link is down or the member offline: nothing counts
+  auto it = nonces_.find(r.seq);
+  if (it == nonces_.end() || it->second != r.nonce) {
+    ++counters_.ignored;
+    return;
+  }
+  auto reply = session_.on_reply(r.seq, r.from, r.sent, r.received, Clock::now());
+  switch (reply.kind) {
+    case ProbeSession::ReplyKind::accepted:
+      ++counters_.acked;
+      if (reply.result && callbacks_.result) {
+        reply.result->member = member_;
+        callbacks_.result(*reply.result);
+      }
+      break;
+    case ProbeSession::ReplyKind::late: ++counters_.late; break;
+    case ProbeSession::ReplyKind::unknown:
+    case ProbeSession::ReplyKind::wrong_target: ++counters_.ignored; break;
+  }
+  strategy_->set_reply_window(probe::kHistorySize * session_.interval());
+  publish();
+  arm();
+}
+
+void ProbeBase::handle_discovery(const IpAddress& from, std::uint64_t nonce) {
+  if (paused_ || discovery_nonce_ == 0 || nonce != discovery_nonce_) {
+    ++counters_.ignored;
+    return;
+  }
+  if (callbacks_.discovered) callbacks_.discovered(member_, from);
+}
+
+void ProbeBase::publish() {
+  if (auto v = session_.take_verdict_change(); v && callbacks_.verdict) callbacks_.verdict(member_, *v);
+}
+
+void ProbeBase::arm() {
+  auto when = paused_ ? std::nullopt : session_.next_deadline();
+  if (!when) {
+    (void)sd_event_source_set_enabled(timer_, SD_EVENT_OFF);
+    return;
+  }
+  // Coalescing window well under the interval (sd-event treats 0 as 250 ms).
+  auto acc = std::chrono::duration_cast<std::chrono::microseconds>(session_.interval() / 20).count();
+  if (acc < 1) acc = 1;
+  (void)sd_event_source_set_time(timer_, usec_of(*when));
+  (void)sd_event_source_set_time_accuracy(timer_, static_cast<std::uint64_t>(acc));
+  (void)sd_event_source_set_enabled(timer_, SD_EVENT_ONESHOT);
+}
+
+}  // namespace mpathd::detect

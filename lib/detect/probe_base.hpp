@@ -1,0 +1,105 @@
+// The probe base: one per probed member. It owns the schedule timer, the statistics
+// (a core ProbeSession: history, per-target RTTs, verdict) and the target list, asks
+// its strategy to send, checks every answer against what was sent, and reports
+// through callbacks. It never calls the policy (the Engine); the daemon subscribes.
+//
+// Wiring (what the owner calls):
+//   link down            -> pause(); reset()        (history cleared; repair needs 10 acks)
+//   link up              -> resume()
+//   member offline       -> pause();  online -> resume()
+//   targets changed      -> set_targets(list, mode)  (from a TargetSelector)
+//   FDT changed (config) -> set_fdt(fdt)
+//   callbacks.target_dead(member, t) -> mark it dead in the selector, set_targets(new list)
+//   callbacks.discovered(member, h)  -> selector.add_discovered(h), set_targets(...)
+#pragma once
+
+#include <systemd/sd-event.h>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/error.hpp"
+#include "core/probe.hpp"
+#include "detect/strategy.hpp"
+
+namespace mpathd::detect {
+
+class ProbeBase {
+ public:
+  struct Callbacks {
+    // Every acked or lost probe (ipmpstat -p).
+    std::function<void(const ProbeResult&)> result;
+    // Only when the verdict changes (state, fdt_unachievable, needed_fdt).
+    std::function<void(const std::string& member, const ProbeVerdict&)> verdict;
+    // A target stopped answering while others answer: replace it.
+    std::function<void(const std::string& member, const IpAddress& target)> target_dead;
+    // A host answered our multicast echo (not filtered against local addresses).
+    std::function<void(const std::string& member, const IpAddress& host)> discovered;
+  };
+  struct Counters {
+    std::uint64_t sent = 0;
+    std::uint64_t acked = 0;
+    std::uint64_t lost = 0;
+    std::uint64_t late = 0;         // our probe, answered after it was declared lost
+    std::uint64_t ignored = 0;      // not an answer to an outstanding probe of ours
+    std::uint64_t send_errors = 0;
+    std::uint64_t missed = 0;       // sends skipped because the loop ran late
+  };
+
+  // Starts probing at once (resumed) once targets are set. `random` in [0, 1) picks
+  // send times; empty means a real random source.
+  static Result<std::unique_ptr<ProbeBase>> create(sd_event* event, std::string member,
+                                                   std::unique_ptr<ProbeStrategy> strategy, Duration fdt,
+                                                   Callbacks callbacks,
+                                                   std::function<double()> random = {});
+  ~ProbeBase();
+  ProbeBase(const ProbeBase&) = delete;
+  ProbeBase& operator=(const ProbeBase&) = delete;
+
+  void set_targets(std::vector<IpAddress> targets, TargetMode mode);
+  void set_fdt(Duration fdt);
+  // Clears history and RTTs; with require_repair (the default, for link down) the
+  // verdict is failed until 10 consecutive acks.
+  void reset(bool require_repair = true);
+  void pause();   // no probes, answers dropped, probes in flight forgotten
+  void resume();
+  bool paused() const { return paused_; }
+  // Sends one multicast echo; answers come through callbacks.discovered.
+  Result<void> discover();
+
+  const std::string& member() const { return member_; }
+  ProbeVerdict verdict() const { return session_.verdict(); }
+  TargetMode mode() const { return mode_; }
+  const std::vector<IpAddress>& targets() const { return session_.targets(); }
+  Duration interval() const { return session_.interval(); }
+  Counters counters() const;
+  const ProbeSession& session() const { return session_; }
+  const ProbeStrategy& strategy() const { return *strategy_; }
+
+ private:
+  ProbeBase(sd_event* event, std::string member, std::unique_ptr<ProbeStrategy> strategy, Duration fdt,
+            Callbacks callbacks, std::function<double()> random);
+  static int on_timer(sd_event_source* s, std::uint64_t usec, void* userdata) noexcept;
+  void tick();
+  void handle_reply(const ProbeReply& r);
+  void handle_discovery(const IpAddress& from, std::uint64_t nonce);
+  void publish();
+  void arm();
+
+  sd_event* event_;
+  std::string member_;
+  std::unique_ptr<ProbeStrategy> strategy_;
+  Callbacks callbacks_;
+  ProbeSession session_;
+  TargetMode mode_ = TargetMode::disabled;
+  sd_event_source* timer_ = nullptr;
+  bool paused_ = false;
+  std::map<ProbeSeq, std::uint64_t> nonces_;  // recent probes' nonces
+  std::uint64_t discovery_nonce_ = 0;
+  Counters counters_;
+};
+
+}  // namespace mpathd::detect

@@ -1,0 +1,90 @@
+#include "detect/strategy.hpp"
+
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <random>
+#include <string>
+
+namespace mpathd::detect {
+
+ProbeStrategy::~ProbeStrategy() {
+  sd_event_source_disable_unref(io_);
+  if (fd_ >= 0) close(fd_);
+}
+
+Result<void> ProbeStrategy::discover(std::uint64_t) {
+  return fail(Errc::invalid_argument, std::string(to_string(kind())) + " probing cannot discover targets");
+}
+
+Result<void> ProbeStrategy::attach(sd_event* event, int fd) {
+  fd_ = fd;
+  int r = sd_event_add_io(event, &io_, fd, EPOLLIN, &ProbeStrategy::on_io, this);
+  if (r < 0) return fail(Errc::system, std::string("watch probe socket: ") + std::strerror(-r));
+  (void)sd_event_source_set_description(io_, "probe-socket");
+  return {};
+}
+
+int ProbeStrategy::on_io(sd_event_source*, int, std::uint32_t, void* userdata) noexcept {
+  try {
+    static_cast<ProbeStrategy*>(userdata)->readable();
+  } catch (...) {
+    // A handler threw: the answer is dropped, the source stays. Never cross into C.
+  }
+  return 0;
+}
+
+namespace sock {
+
+std::unexpected<Error> errno_error(const char* what) {
+  return fail(Errc::system, std::string(what) + ": " + std::strerror(errno));
+}
+
+Result<void> set(int fd, int level, int name, const void* value, unsigned len, const char* what) {
+  if (setsockopt(fd, level, name, value, len) != 0) return errno_error(what);
+  return {};
+}
+
+Result<void> set_int(int fd, int level, int name, int value, const char* what) {
+  return set(fd, level, name, &value, sizeof value, what);
+}
+
+TimePoint rx_time(const ::msghdr& msg) {
+  const TimePoint mono_now = Clock::now();
+  for (cmsghdr* c = CMSG_FIRSTHDR(const_cast<msghdr*>(&msg)); c; c = CMSG_NXTHDR(const_cast<msghdr*>(&msg), c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_TIMESTAMPNS) continue;
+    timespec ts{};
+    std::memcpy(&ts, CMSG_DATA(c), sizeof ts);
+    timespec real{};
+    clock_gettime(CLOCK_REALTIME, &real);
+    const auto ns = [](const timespec& t) {
+      return std::chrono::seconds(t.tv_sec) + std::chrono::nanoseconds(t.tv_nsec);
+    };
+    const Duration age = ns(real) - ns(ts);
+    if (age < Duration::zero()) return mono_now;
+    return mono_now - age;
+  }
+  return mono_now;
+}
+
+std::uint16_t inet_checksum(const std::uint8_t* data, std::size_t len) {
+  std::uint32_t sum = 0;
+  for (std::size_t i = 0; i + 1 < len; i += 2) sum += static_cast<std::uint32_t>(data[i] << 8 | data[i + 1]);
+  if (len & 1) sum += static_cast<std::uint32_t>(data[len - 1] << 8);
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  return static_cast<std::uint16_t>(~sum & 0xffff);
+}
+
+std::uint64_t random64() {
+  std::uint64_t v = 0;
+  if (getrandom(&v, sizeof v, GRND_NONBLOCK) == static_cast<ssize_t>(sizeof v)) return v;
+  thread_local std::mt19937_64 gen{std::random_device{}()};
+  return gen();
+}
+
+}  // namespace sock
+}  // namespace mpathd::detect

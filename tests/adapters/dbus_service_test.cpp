@@ -1,0 +1,486 @@
+// lib/dbus against a private dbus-daemon: objects, properties, signals in Engine order,
+// methods and their errors, the bus policy and the daemon's own privilege check.
+#include <cstring>
+#include <sstream>
+
+#include "core/version.hpp"
+#include "dbus_fixture.hpp"
+
+namespace mpathd::test {
+namespace {
+
+constexpr const char* kErr = "org.ipmp.Mpathd1.Error.";
+constexpr const char* kAccessDenied = "org.freedesktop.DBus.Error.AccessDenied";
+
+std::string quoted(const std::string& s) { return "\"" + s + "\""; }
+
+class DbusService : public DbusFixture {
+ protected:
+  // Everything a refused call must leave alone.
+  std::string snapshot() const {
+    std::ostringstream s;
+    for (const auto& g : engine_->groups()) {
+      s << g.name << ' ' << to_string(g.state) << ' ' << g.ifname << ':';
+      for (const auto& m : g.members) s << ' ' << m.name << '=' << to_string(m.state) << '/' << m.flags();
+      for (const auto& a : g.data) s << ' ' << a.prefix.str() << '@' << a.holder << '~' << a.home;
+      s << '\n';
+    }
+    for (const auto& m : engine_->anonymous().members) s << m.name << '=' << to_string(m.state) << '\n';
+    return s.str();
+  }
+
+  // Signals as "Interface.Member path", for order checks.
+  static std::vector<std::string> names(const std::vector<Signal>& signals) {
+    std::vector<std::string> out;
+    for (const auto& s : signals) out.push_back(s.interface.substr(s.interface.rfind('.') + 1) + "." + s.member + " " + s.path);
+    return out;
+  }
+
+  static const Signal* find(const std::vector<Signal>& signals, const std::string& member, const std::string& path,
+                            std::size_t* index = nullptr) {
+    for (std::size_t i = 0; i < signals.size(); ++i)
+      if (signals[i].member == member && signals[i].path == path) {
+        if (index) *index = i;
+        return &signals[i];
+      }
+    return nullptr;
+  }
+};
+
+TEST_F(DbusService, ManagedObjectsCarryEveryGroupAndInterface) {
+  auto objects = managed_objects();
+  const auto g0 = group_path("g0"), m0 = iface_path("m0"), m1 = iface_path("m1"), u0 = iface_path("u0");
+  for (const auto& p : {g0, m0, m1, u0}) EXPECT_TRUE(objects.contains(p)) << p;
+
+  auto& g = objects[g0][kGroup];
+  EXPECT_EQ(g["Name"], quoted("g0"));
+  EXPECT_EQ(g["GroupInterface"], quoted("ipmp0"));
+  EXPECT_EQ(g["State"], quoted("ok"));
+  EXPECT_EQ(g["Reason"], quoted("startup"));
+  EXPECT_EQ(g["FailureDetectionTime"], "10000");
+  EXPECT_EQ(g["Failback"], "true");
+  EXPECT_EQ(g["Members"], "[" + quoted(m0) + ", " + quoted(m1) + "]");
+  EXPECT_EQ(g["DataAddresses"],
+            R"([("198.18.1.10/24", "up", "m0", "m0"), ("198.18.1.11/24", "up", "m1", "m1")])");
+  EXPECT_EQ(g["SharedAddresses"], "[]");
+  EXPECT_EQ(g.size(), 9u);
+
+  auto& i = objects[m0][kInterface];
+  EXPECT_EQ(i["Name"], quoted("m0"));
+  EXPECT_EQ(i["Index"], "10");
+  EXPECT_EQ(i["Group"], quoted("g0"));
+  EXPECT_EQ(i["State"], quoted("ok"));
+  EXPECT_EQ(i["Active"], "true");
+  EXPECT_EQ(i["Flags"], R"(["RUNNING"])");
+  EXPECT_EQ(i["Standby"], "false");
+  EXPECT_EQ(i["Link"], quoted("up"));
+  EXPECT_EQ(i["Probe"], quoted("disabled"));
+  EXPECT_EQ(i["Reason"], quoted("startup"));
+  EXPECT_EQ(i["HardwareAddress"], quoted("02:00:00:00:00:0a"));
+  EXPECT_EQ(i["TestAddresses"], "[]");
+  EXPECT_EQ(i["TargetMode"], quoted("disabled"));
+  EXPECT_EQ(i["Targets"], "[]");
+  EXPECT_EQ(i["Counters"], R"(["state_changes": 1, "failures": 0, "repairs": 0, "link_ups": 1, "link_downs": 0, )"
+                           R"("addresses_in": 1, "addresses_out": 0])");
+  EXPECT_EQ(i.size(), 16u);
+  // CLOCK_REALTIME of the start-up transition: a moment ago.
+  auto now_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                    std::chrono::system_clock::now().time_since_epoch())
+                    .count();
+  auto changed_us = std::stoll(i.at("LastChangeUsec"));
+  EXPECT_LE(changed_us, now_us);
+  EXPECT_GT(changed_us, now_us - 60'000'000);
+
+  const auto& u = objects[u0][kInterface];
+  EXPECT_EQ(u.at("Group"), quoted(""));
+  EXPECT_EQ(u.at("State"), quoted("ok"));
+  EXPECT_EQ(u.at("Active"), "true");
+
+  auto r = get(kRoot, kManager, "Groups");
+  EXPECT_EQ(r.body, "[" + quoted(g0) + "]");
+  r = get(kRoot, kManager, "Interfaces");
+  EXPECT_EQ(r.body, "[" + quoted(m0) + ", " + quoted(m1) + ", " + quoted(u0) + "]");
+  EXPECT_EQ(get(kRoot, kManager, "Version").body, quoted(kVersion));
+  EXPECT_EQ(get(kRoot, kManager, "FailureDetectionTime").body, "10000");
+  EXPECT_EQ(get(kRoot, kManager, "TrackInterfacesOnlyWithGroups").body, "false");
+  EXPECT_EQ(get(kRoot, kManager, "NotificationCount").body, "3");
+  EXPECT_EQ(get(kRoot, kManager, "NotificationInterval").body, "1000");
+}
+
+TEST_F(DbusService, LinkFailureIsAnnouncedInEngineOrder) {
+  take_signals();
+  link("m0", false, 10);
+  sync();
+  auto signals = take_signals();
+  const auto g0 = group_path("g0"), m0 = iface_path("m0"), m1 = iface_path("m1");
+  std::size_t state = 0, moved = 0, group_state = 0, group_props = 0;
+  const Signal* s = find(signals, "StateChanged", m0, &state);
+  ASSERT_TRUE(s) << testing::PrintToString(names(signals));
+  EXPECT_EQ(s->interface, kInterface);
+  EXPECT_EQ(s->body, R"("ok", "failed", ["RUNNING"], ["FAILED"], "link-down")");
+  s = find(signals, "AddressMoved", g0, &moved);
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->body, R"("198.18.1.10/24", "m0", "m1", "failover")");
+  s = find(signals, "StateChanged", g0, &group_state);
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->interface, kGroup);
+  EXPECT_EQ(s->body, R"("ok", "degraded", "link-down")");
+  EXPECT_LT(state, moved);
+  EXPECT_LT(moved, group_state);
+
+  // PropertiesChanged follow each transition with the new values.
+  bool m0_props = false, data_props = false, m1_counters = false;
+  for (std::size_t i = 0; i < signals.size(); ++i) {
+    const auto& p = signals[i];
+    if (p.member != "PropertiesChanged") continue;
+    if (p.path == m0 && i > state && p.body.find(R"("State": "failed")") != std::string::npos) {
+      m0_props = true;
+      EXPECT_NE(p.body.find(R"("Flags": ["FAILED"])"), std::string::npos) << p.body;
+      EXPECT_NE(p.body.find(R"("Active": false)"), std::string::npos) << p.body;
+      EXPECT_NE(p.body.find(R"("Link": "down")"), std::string::npos) << p.body;
+    }
+    if (p.path == g0 && i > moved && p.body.find(R"(("198.18.1.10/24", "up", "m1", "m0"))") != std::string::npos)
+      data_props = true;
+    if (p.path == m1 && p.body.find(R"("addresses_in": 2)") != std::string::npos) m1_counters = true;
+    if (p.path == g0 && i > group_state && p.body.find(R"("State": "degraded")") != std::string::npos)
+      group_props = i;
+  }
+  EXPECT_TRUE(m0_props);
+  EXPECT_TRUE(data_props);
+  EXPECT_TRUE(m1_counters);
+  EXPECT_GT(group_props, group_state);
+  EXPECT_EQ(get(m0, kInterface, "State").body, quoted("failed"));
+  EXPECT_EQ(get(g0, kGroup, "State").body, quoted("degraded"));
+}
+
+TEST_F(DbusService, ObjectsFollowCreateDestroyAddRemove) {
+  take_signals();
+  const auto g1 = group_path("g1"), m2 = iface_path("m2");
+
+  auto r = manager("CreateGroup", "ss", "g1", "ipmp1");
+  ASSERT_TRUE(r.ok) << r.error_name << ": " << r.error_message;
+  EXPECT_EQ(r.body, quoted(g1));
+  r = manager("AddMember", "ssb", "g1", "m2", 1);
+  ASSERT_TRUE(r.ok) << r.error_name << ": " << r.error_message;
+  EXPECT_EQ(r.body, quoted(m2));
+  EXPECT_EQ(after_change_calls_, 2);
+  auto objects = managed_objects();
+  ASSERT_TRUE(objects.contains(g1));
+  ASSERT_TRUE(objects.contains(m2));
+  EXPECT_EQ(objects[g1][kGroup]["GroupInterface"], quoted("ipmp1"));
+  EXPECT_EQ(objects[g1][kGroup]["Members"], "[" + quoted(m2) + "]");
+  EXPECT_EQ(objects[m2][kInterface]["State"], quoted("unknown"));  // no link seen yet
+  EXPECT_EQ(objects[m2][kInterface]["Standby"], "true");
+  auto signals = take_signals();
+  const Signal* added = find(signals, "InterfacesAdded", kRoot);
+  ASSERT_TRUE(added);
+  EXPECT_NE(added->body.find(quoted(g1)), std::string::npos);
+  bool m2_added = false, groups_changed = false, members_changed = false;
+  for (const auto& s : signals) {
+    if (s.member == "InterfacesAdded" && s.body.starts_with(quoted(m2))) m2_added = true;
+    if (s.member == "PropertiesChanged" && s.path == kRoot && s.body.find("\"Groups\"") != std::string::npos)
+      groups_changed = true;
+    if (s.member == "PropertiesChanged" && s.path == g1 && s.body.find("\"Members\"") != std::string::npos)
+      members_changed = true;
+  }
+  EXPECT_TRUE(m2_added);
+  EXPECT_TRUE(groups_changed);
+  EXPECT_TRUE(members_changed);
+
+  r = manager("RemoveMember", "s", "m2");
+  ASSERT_TRUE(r.ok) << r.error_name << ": " << r.error_message;
+  signals = take_signals();
+  const Signal* removed = find(signals, "InterfacesRemoved", kRoot);
+  ASSERT_TRUE(removed);
+  EXPECT_EQ(removed->body.substr(0, removed->body.find(',')), quoted(m2));
+  EXPECT_NE(removed->body.find(quoted(kInterface)), std::string::npos) << removed->body;
+  EXPECT_FALSE(get(m2, kInterface, "State").ok);
+
+  r = manager("DestroyGroup", "s", "g1");
+  ASSERT_TRUE(r.ok) << r.error_name << ": " << r.error_message;
+  signals = take_signals();
+  removed = find(signals, "InterfacesRemoved", kRoot);
+  ASSERT_TRUE(removed);
+  // sd-bus lists its built-in interfaces first; ours must be there although the Engine
+  // had already forgotten the group when it published the removal.
+  EXPECT_TRUE(removed->body.starts_with(quoted(g1) + ", [")) << removed->body;
+  EXPECT_TRUE(removed->body.ends_with(quoted(kGroup) + "]")) << removed->body;
+  EXPECT_FALSE(get(g1, kGroup, "State").ok);
+
+  // Destroying a group removes its members' objects too; ungrouped u0 stays.
+  r = manager("DestroyGroup", "s", "g0");
+  ASSERT_TRUE(r.ok) << r.error_name << ": " << r.error_message;
+  objects = managed_objects();
+  EXPECT_FALSE(objects.contains(group_path("g0")));
+  EXPECT_FALSE(objects.contains(iface_path("m0")));
+  EXPECT_FALSE(objects.contains(iface_path("m1")));
+  EXPECT_TRUE(objects.contains(iface_path("u0")));
+  std::size_t removals = 0;
+  for (const auto& s : take_signals()) removals += s.member == "InterfacesRemoved";
+  EXPECT_EQ(removals, 3u);
+  EXPECT_EQ(get(kRoot, kManager, "Groups").body, "[]");
+  EXPECT_EQ(after_change_calls_, 5);
+}
+
+TEST_F(DbusService, BadInputGetsItsErrorNameAndChangesNothing) {
+  struct Case {
+    const char* method;
+    const char* types;
+    const char* a;
+    const char* b;
+    std::string error;
+    const char* mentions;
+  };
+  const std::string e = kErr;
+  const Case cases[] = {
+      {"DestroyGroup", "s", "nope", nullptr, e + "NoSuchGroup", "nope"},
+      {"AddMember", "ssb", "nope", "m5", e + "NoSuchGroup", "nope"},
+      {"Offline", "s", "nope", nullptr, e + "NoSuchInterface", "nope"},
+      {"Online", "s", "nope", nullptr, e + "NoSuchInterface", "nope"},
+      {"RemoveMember", "s", "nope", nullptr, e + "NoSuchInterface", "nope"},
+      {"CreateGroup", "ss", "bad name!", "", e + "InvalidArgument", "bad name!"},
+      {"CreateGroup", "ss", "g9", "bad/if", e + "InvalidArgument", "bad/if"},
+      {"CreateGroup", "ss", "g0", "ipmp9", e + "Exists", "g0"},
+      {"AddMember", "ssb", "g0", "bad/name", e + "InvalidArgument", "bad/name"},
+      {"AddMember", "ssb", "g0", "m0", e + "Exists", "m0"},
+      {"AddDataAddress", "ss", "g0", "not-an-address", e + "InvalidArgument", "not-an-address"},
+      {"AddDataAddress", "ss", "g0", "198.18.1.10/24", e + "Exists", "198.18.1.10"},
+      {"AddDataAddress", "ss", "nope", "198.18.1.50/24", e + "NoSuchGroup", "nope"},
+      {"RemoveDataAddress", "ss", "g0", "300.1.2.3", e + "InvalidArgument", "300.1.2.3"},
+      {"RemoveDataAddress", "ss", "g0", "198.18.1.99", e + "NoSuchAddress", "198.18.1.99"},
+      {"MoveAddress", "ss", "bogus", "m1", e + "InvalidArgument", "bogus"},
+      {"MoveAddress", "ss", "198.18.1.99", "m1", e + "NoSuchAddress", "198.18.1.99"},
+      {"MoveAddress", "ss", "198.18.1.10", "u0", e + "NotInGroup", "u0"},
+      {"Offline", "s", "u0", nullptr, e + "NotInGroup", "u0"},
+      {"Online", "s", "m0", nullptr, e + "NotOffline", "m0"},
+      {"Reload", nullptr, nullptr, nullptr, e + "Failed", "reload is not available"},
+  };
+  take_signals();
+  const auto before = snapshot();
+  for (const auto& c : cases) {
+    SCOPED_TRACE(std::string(c.method) + "(" + (c.a ? c.a : "") + ", " + (c.b ? c.b : "") + ")");
+    Reply r;
+    if (!c.types)
+      r = manager(c.method);
+    else if (std::string_view(c.types) == "s")
+      r = manager(c.method, c.types, c.a);
+    else if (std::string_view(c.types) == "ss")
+      r = manager(c.method, c.types, c.a, c.b);
+    else
+      r = manager(c.method, c.types, c.a, c.b, 0);
+    EXPECT_FALSE(r.ok);
+    EXPECT_EQ(r.error_name, c.error);
+    EXPECT_NE(r.error_message.find(c.mentions), std::string::npos) << r.error_message;
+  }
+  sync();
+  EXPECT_EQ(snapshot(), before);
+  EXPECT_EQ(after_change_calls_, 0);
+  EXPECT_TRUE(take_signals().empty());
+}
+
+TEST_F(DbusService, RefusalsThatDependOnStateChangeNothing) {
+  auto ok = [&](Reply r) { EXPECT_TRUE(r.ok) << r.error_name << ": " << r.error_message; };
+  auto refused = [&](Reply r, const std::string& error) {
+    EXPECT_EQ(r.error_name, kErr + error) << r.error_message;
+    EXPECT_FALSE(r.error_message.empty());
+  };
+  ok(manager("Offline", "s", "m0"));
+  EXPECT_EQ(get(iface_path("m0"), kInterface, "State").body, quoted("offline"));
+  EXPECT_EQ(after_change_calls_, 1);
+  take_signals();
+  auto before = snapshot();
+  refused(manager("Offline", "s", "m0"), "AlreadyOffline");
+  refused(manager("Offline", "s", "m1"), "LastUsableMember");
+  refused(manager("RemoveMember", "s", "m1"), "LastUsableMember");
+  refused(manager("MoveAddress", "ss", "198.18.1.10", "m0"), "NotUsable");
+  sync();
+  EXPECT_EQ(snapshot(), before);
+  EXPECT_EQ(after_change_calls_, 1);
+  EXPECT_TRUE(take_signals().empty());
+
+  ok(manager("Online", "s", "m0"));
+  // m1 reports m0's MAC: HWADDRDUP takes it offline; online is refused until it is unique.
+  link("m1", true, 11, 10);
+  EXPECT_EQ(get(iface_path("m1"), kInterface, "Flags").body, R"(["RUNNING", "OFFLINE", "HWADDRDUP"])");
+  ok(manager("Offline", "s", "m1"));
+  before = snapshot();
+  refused(manager("Online", "s", "m1"), "HwAddrDuplicate");
+  EXPECT_EQ(snapshot(), before);
+}
+
+TEST_F(DbusService, AddressMethodsChangeDataAddresses) {
+  const auto g0 = group_path("g0");
+  auto r = manager("AddDataAddress", "ss", "g0", "198.18.1.12/24");
+  ASSERT_TRUE(r.ok) << r.error_message;
+  EXPECT_NE(get(g0, kGroup, "DataAddresses").body.find(R"(("198.18.1.12/24", "up", "m0", "m0"))"), std::string::npos);
+  r = manager("MoveAddress", "ss", "198.18.1.10", "m1");
+  ASSERT_TRUE(r.ok) << r.error_message;
+  EXPECT_NE(get(g0, kGroup, "DataAddresses").body.find(R"(("198.18.1.10/24", "up", "m1", "m1"))"), std::string::npos);
+  sync();
+  bool admin_move = false;
+  for (const auto& s : take_signals())
+    if (s.member == "AddressMoved" && s.body == R"("198.18.1.10/24", "m0", "m1", "admin-move")") admin_move = true;
+  EXPECT_TRUE(admin_move);
+  r = manager("RemoveDataAddress", "ss", "g0", "198.18.1.12");
+  ASSERT_TRUE(r.ok) << r.error_message;
+  EXPECT_EQ(get(g0, kGroup, "DataAddresses").body.find("198.18.1.12"), std::string::npos);
+  EXPECT_EQ(after_change_calls_, 3);
+}
+
+TEST_F(DbusService, SecondInstanceCannotTakeTheName) {
+  auto second = dbus::Service::open(event_, *engine_, {});
+  ASSERT_FALSE(second);
+  EXPECT_NE(second.error().message.find("another mpathd"), std::string::npos) << second.error().message;
+  // The first one still serves.
+  EXPECT_EQ(get(iface_path("m0"), kInterface, "State").body, quoted("ok"));
+}
+
+TEST_F(DbusService, EngineKeepsWorkingWhenTheBusGoesAway) {
+  bus_->stop();
+  // Both connections see the hang-up in the same loop iterations.
+  EXPECT_TRUE(pump_until([&] { return sd_bus_is_open(client_) <= 0; }));
+  link("m0", false, 10);
+  EXPECT_EQ(engine_->find_member("m0")->state, MemberState::failed);
+  EXPECT_EQ(engine_->find_group("g0")->state, GroupState::degraded);
+  int state = sd_event_get_state(event_);
+  EXPECT_NE(state, SD_EVENT_FINISHED);
+}
+
+TEST(DbusServiceOpen, FailsCleanlyWithoutABus) {
+  setenv("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent/mpathd-test-bus", 1);
+  sd_event* event = nullptr;
+  ASSERT_GE(sd_event_new(&event), 0);
+  SteadyTimeSource clock;
+  Engine engine(clock, Config{});
+  auto s = dbus::Service::open(event, engine, {});
+  engine.observe_link({"x0", 3, true, true, Mac{}, false});  // no listener left behind to crash
+  sd_event_unref(event);
+  unsetenv("DBUS_SYSTEM_BUS_ADDRESS");
+  ASSERT_FALSE(s);
+  EXPECT_NE(s.error().message.find("system bus"), std::string::npos) << s.error().message;
+}
+
+// --- Reload -------------------------------------------------------------------------------
+
+class DbusReload : public DbusFixture {
+ protected:
+  void SetUp() override {
+    reload_ = [this]() -> Result<void> {
+      ++reloads_;
+      if (fail_) return fail(Errc::config, "mpathd.conf:3:1: unknown key 'bogus'");
+      return {};
+    };
+    DbusFixture::SetUp();
+  }
+  int reloads_ = 0;
+  bool fail_ = false;
+};
+
+TEST_F(DbusReload, CallsTheHookAndReportsItsError) {
+  take_signals();
+  auto r = manager("Reload");
+  EXPECT_TRUE(r.ok) << r.error_message;
+  EXPECT_EQ(reloads_, 1);
+  EXPECT_EQ(after_change_calls_, 1);
+  // Settings without an Engine event of their own are announced after a reload.
+  bool manager_settings = false, group_settings = false;
+  for (const auto& s : take_signals()) {
+    if (s.member != "PropertiesChanged") continue;
+    manager_settings |= s.path == kRoot && s.body.find(R"("FailureDetectionTime": 10000)") != std::string::npos;
+    group_settings |= s.path == group_path("g0") && s.body.find(R"("Failback": true)") != std::string::npos;
+  }
+  EXPECT_TRUE(manager_settings);
+  EXPECT_TRUE(group_settings);
+  fail_ = true;
+  r = manager("Reload");
+  EXPECT_EQ(r.error_name, std::string(kErr) + "Failed");
+  EXPECT_NE(r.error_message.find("unknown key 'bogus'"), std::string::npos) << r.error_message;
+  EXPECT_EQ(reloads_, 2);
+  EXPECT_EQ(after_change_calls_, 1);
+}
+
+// --- Unprivileged callers ------------------------------------------------------------------
+
+// What a uid-65534 client gets from `name`: a property read, two method calls and an
+// attempt to own a name of ours.
+std::function<std::string(sd_bus*)> read_then_change(const std::string& name) {
+  return [name](sd_bus* b) {
+    std::string out;
+    sd_bus_error e = SD_BUS_ERROR_NULL;
+    auto result = [&](int r) {
+      std::string s = r >= 0 ? std::string("ok") : std::string(e.name ? e.name : "?") + "|" + (e.message ? e.message : "");
+      sd_bus_error_free(&e);
+      return s + "\n";
+    };
+    char* state = nullptr;
+    int r = sd_bus_get_property_string(b, name.c_str(), iface_path("m0").c_str(), kInterface, "State", &e, &state);
+    out += "State=" + (r >= 0 ? std::string(state) + "\n" : result(r));
+    free(state);
+    r = sd_bus_call_method(b, name.c_str(), kRoot, kManager, "Offline", &e, nullptr, "s", "m0");
+    out += "Offline=" + result(r);
+    r = sd_bus_call_method(b, name.c_str(), kRoot, kManager, "CreateGroup", &e, nullptr, "ss", "g7", "ipmp7");
+    out += "CreateGroup=" + result(r);
+    r = sd_bus_request_name(b, "org.ipmp.Mpathd1.ns_evil", 0);
+    out += "Own=" + std::string(r >= 0 ? "ok" : std::strerror(-r)) + "\n";
+    sd_bus_flush_close_unref(b);
+    return out;
+  };
+}
+
+TEST_F(DbusService, NonRootReadsButTheBusPolicyRefusesChanges) {
+  const auto before = snapshot();
+  auto out = as_nobody(read_then_change(kName));
+  EXPECT_NE(out.find("State=ok\n"), std::string::npos) << out;
+  // Refused by the bus (units/org.ipmp.Mpathd1.conf) before mpathd sees it.
+  EXPECT_NE(out.find(std::string("Offline=") + kAccessDenied + "|Rejected send message"), std::string::npos) << out;
+  EXPECT_NE(out.find(std::string("CreateGroup=") + kAccessDenied + "|Rejected send message"), std::string::npos)
+      << out;
+  EXPECT_NE(out.find(std::string("Own=") + std::strerror(EACCES)), std::string::npos) << out;
+  EXPECT_EQ(snapshot(), before);
+  EXPECT_EQ(after_change_calls_, 0);
+}
+
+// mpathd@NAME owns org.ipmp.Mpathd1.ns_NAME; the policy covers it the same way.
+class DbusInstance : public DbusService {
+ protected:
+  void SetUp() override {
+    bus_name_ = "org.ipmp.Mpathd1.ns_lab";
+    DbusService::SetUp();
+  }
+};
+
+TEST_F(DbusInstance, ServesAnInstanceNameUnderTheSamePolicy) {
+  EXPECT_EQ(get(iface_path("m0"), kInterface, "State").body, quoted("ok"));
+  EXPECT_TRUE(manager("Offline", "s", "m0").ok);
+  const auto before = snapshot();
+  auto out = as_nobody(read_then_change(bus_name_));
+  EXPECT_NE(out.find("State=offline\n"), std::string::npos) << out;
+  EXPECT_NE(out.find(std::string("CreateGroup=") + kAccessDenied + "|Rejected send message"), std::string::npos)
+      << out;
+  EXPECT_EQ(snapshot(), before);
+}
+
+class DbusOpenBus : public DbusService {
+ protected:
+  void SetUp() override { start(PrivateBus::Policy::open); }
+};
+
+TEST_F(DbusOpenBus, TheDaemonRefusesNonRootEvenWhenTheBusLetsItThrough) {
+  const auto before = snapshot();
+  auto out = as_nobody(read_then_change(kName));
+  EXPECT_NE(out.find("State=ok\n"), std::string::npos) << out;
+  EXPECT_NE(out.find(std::string("Offline=") + kAccessDenied + "|Offline requires root or CAP_NET_ADMIN"),
+            std::string::npos)
+      << out;
+  EXPECT_NE(out.find(std::string("CreateGroup=") + kAccessDenied + "|CreateGroup requires root or CAP_NET_ADMIN"),
+            std::string::npos)
+      << out;
+  EXPECT_EQ(snapshot(), before);
+  EXPECT_EQ(after_change_calls_, 0);
+  // Root still may.
+  auto r = manager("Offline", "s", "m0");
+  EXPECT_TRUE(r.ok) << r.error_name << ": " << r.error_message;
+}
+
+}  // namespace
+}  // namespace mpathd::test
