@@ -1,0 +1,70 @@
+// docs/dbus-api.md documents every interface, method, property, signal and error of
+// dbus/org.ipmp.Mpathd1.xml, so that the reference cannot drift from the contract.
+// Built by ipmpctl/CMakeLists.txt (see ipmpctl_format_test.cpp).
+#include <gtest/gtest.h>
+
+#ifdef IPMPCTL_UNIT_TESTS
+
+#include <fstream>
+#include <regex>
+#include <set>
+#include <sstream>
+
+namespace {
+
+std::string slurp(const std::string& path) {
+  std::ifstream f(path);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+const std::string kXml = std::string(MPATHD_SOURCE_DIR) + "/dbus/org.ipmp.Mpathd1.xml";
+const std::string kDoc = std::string(MPATHD_SOURCE_DIR) + "/docs/dbus-api.md";
+
+// Every name="..." of the given element kind in the contract.
+std::set<std::string> names(const std::string& xml, const std::string& element) {
+  std::set<std::string> out;
+  std::regex re("<" + element + "\\s+name=\"([^\"]+)\"");
+  for (auto it = std::sregex_iterator(xml.begin(), xml.end(), re); it != std::sregex_iterator(); ++it)
+    out.insert((*it)[1]);
+  return out;
+}
+
+TEST(DbusDoc, EveryContractNameIsDocumented) {
+  auto xml = slurp(kXml);
+  auto doc = slurp(kDoc);
+  ASSERT_FALSE(xml.empty()) << kXml;
+  ASSERT_FALSE(doc.empty()) << kDoc;
+  std::size_t checked = 0;
+  for (const char* element : {"interface", "method", "property", "signal"}) {
+    auto found = names(xml, element);
+    EXPECT_FALSE(found.empty()) << element;
+    for (const auto& n : found) {
+      ++checked;
+      // As code in the reference: `Name` or `Name(args)`.
+      EXPECT_TRUE(doc.find("`" + n + "`") != std::string::npos ||
+                  doc.find("`" + n + "(") != std::string::npos)
+          << element << " " << n << " is in " << kXml << " but not documented in " << kDoc;
+    }
+  }
+  // Method and signal arguments too.
+  for (const auto& a : names(xml, "arg")) {
+    EXPECT_NE(doc.find(a), std::string::npos) << "argument " << a << " not documented";
+  }
+  // The error names listed in the contract's header comment.
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(xml, m, std::regex(R"(org\.ipmp\.Mpathd1\.Error\.\{([^}]*)\})")));
+  std::string list = m[1];
+  std::regex word(R"([A-Za-z]+)");
+  for (auto it = std::sregex_iterator(list.begin(), list.end(), word); it != std::sregex_iterator(); ++it) {
+    ++checked;
+    std::string full = "org.ipmp.Mpathd1.Error." + it->str();
+    EXPECT_NE(doc.find(full), std::string::npos) << full << " not documented in " << kDoc;
+  }
+  EXPECT_GT(checked, 40U);
+}
+
+}  // namespace
+
+#endif  // IPMPCTL_UNIT_TESTS
