@@ -16,6 +16,9 @@ unsigned member_table(const Config& config, unsigned ifindex) { return config.ro
 DataPlaneState desired_dataplane(const std::vector<Group>& groups, const Config& config) {
   DataPlaneState s;
   for (const auto& g : groups) {
+    for (const auto& m : g.members)  // test addresses never move
+      if (m.ifindex)
+        for (const auto& t : m.test_addresses) add_unique(s.addresses, PlacedAddress{m.name, m.ifindex, t});
     const Member* primary[2] = {nullptr, nullptr};  // per family: holder of the first data address
     for (const auto& a : g.data) {
       const Member* h = g.find(a.holder);

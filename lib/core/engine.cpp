@@ -727,6 +727,103 @@ Result<void> Engine::remove_data_address(std::string_view group, const IpAddress
   return {};
 }
 
+// --- probing ---------------------------------------------------------------------------
+
+bool Engine::another_working(const Group& g, const Member& m) const {
+  for (const auto& o : g.members) {
+    if (&o == &m || !o.usable() || o.link != LinkState::up) continue;  // offline/failed never vouch
+    if (o.probe == ProbeState::disabled) return true;
+    TimePoint tls = o.probe_last_success;
+    if (probe_query_)
+      if (auto v = probe_query_(o.name)) tls = v->last_success;
+    if (tls > m.probe_first_failure) return true;
+  }
+  return false;
+}
+
+void Engine::group_failure(Group& g) {
+  // Members whose probes were answered until now are failed with it; members
+  // without targets (probe unknown) or without probing keep their state.
+  for (auto& o : g.members)
+    if (o.probe == ProbeState::ok && o.state != MemberState::offline) o.probe = ProbeState::failed;
+  for (auto& o : g.members) set_state(g, o, derive_state(o), Reason::group_failure);
+  run_policy(g, Reason::group_failure, true);
+}
+
+void Engine::refresh_fdt(Group& g) {
+  Duration fdt = g.config.failure_detection_time.value_or(config_.failure_detection_time);
+  for (const auto& m : g.members) fdt = std::max(fdt, m.needed_fdt);
+  g.fdt = fdt;
+}
+
+void Engine::observe_probe(std::string_view ifname, const ProbeVerdict& v) {
+  Group* g = nullptr;
+  Member* m = member_by_name(ifname, &g);
+  if (!m) return;
+  m->probe_first_failure = v.first_failure;
+  m->probe_last_success = v.last_success;
+  m->needed_fdt = v.fdt_unachievable ? v.needed_fdt : Duration{};
+  refresh_fdt(*g);
+  if (!started_) {
+    m->probe = v.state;
+    return;
+  }
+  switch (v.state) {
+    case ProbeState::failed:
+      if (m->probe == ProbeState::failed) return;
+      if (m->link != LinkState::up || m->state == MemberState::offline) {
+        // Its detector was reset (no link, offline): the link or the admin is the
+        // reason; the probes only have to earn the repair later.
+        m->probe = ProbeState::failed;
+        commit(*g, *m, m->reason);
+        return;
+      }
+      if (g->anonymous() || another_working(*g, *m)) {
+        m->probe = ProbeState::failed;
+        refresh(*g, *m, Reason::probe_loss);
+      } else {
+        m->probe = ProbeState::failed;
+        group_failure(*g);
+      }
+      return;
+    case ProbeState::ok: {
+      Reason why = m->probe == ProbeState::failed || m->restored_failed ? Reason::repaired : Reason::probing_started;
+      m->probe = ProbeState::ok;
+      m->restored_failed = false;
+      refresh(*g, *m, why);
+      return;
+    }
+    case ProbeState::unknown:
+    case ProbeState::disabled: {
+      Reason why = v.state == ProbeState::disabled ? Reason::probing_stopped : Reason::probing_started;
+      if (m->probe == v.state) return;
+      m->probe = v.state;
+      refresh(*g, *m, why);
+      return;
+    }
+  }
+}
+
+void Engine::observe_targets(std::string_view ifname, TargetMode mode, std::vector<ProbeTargetInfo> targets) {
+  if (Member* m = member_by_name(ifname)) {
+    m->target_mode = mode;
+    m->targets = std::move(targets);
+  }
+}
+
+void Engine::observe_probe_result(const ProbeResult& r) {
+  Group* g = nullptr;
+  Member* m = member_by_name(r.member, &g);
+  if (!m) return;
+  for (auto& t : m->targets)
+    if (t.address == r.target) {
+      t.rtt_avg = r.rtt_avg;
+      t.rtt_dev = r.rtt_dev;
+    }
+  publish(ProbeCompleted{g->name, m->name, static_cast<std::uint32_t>(r.seq), r.target, r.acked, r.net_rtt,
+                         r.rtt, r.rtt_avg, r.rtt_dev});
+}
+
 // --- persistence -------------------------------------------------------------------
 
 std::vector<PersistedGroup> Engine::export_state() const {
@@ -752,6 +849,9 @@ void Engine::import_state(const std::vector<PersistedGroup>& state) {
       if (Member* m = g->find(pm.name)) {
         m->admin_offline = pm.admin_offline;
         m->restored_failed = pm.failed;
+        // Probed groups: out of service from the first moment, until probes repair it
+        // (if it turns out it cannot be probed, its detector reports "disabled").
+        if (pm.failed && g->config.probe_method != ProbeMethod::none) m->probe = ProbeState::failed;
       }
     for (const auto& pa : pg.addresses)
       for (auto& a : g->data)

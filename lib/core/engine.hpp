@@ -14,6 +14,7 @@
 #include "core/events.hpp"
 #include "core/model.hpp"
 #include "core/persisted.hpp"
+#include "core/probe.hpp"
 #include "core/types.hpp"
 
 namespace mpathd {
@@ -40,6 +41,20 @@ class Engine {
   void observe_link(const LinkObservation& obs);
   // A data or test address seen in the kernel (initial dump and later events).
   void observe_address(std::string_view ifname, const IpPrefix& prefix, bool present);
+  // A member's detector changed its verdict. A failure is an interface failure only
+  // if another member of the group is working (up without probing, or a probe success
+  // later than this member's first failure); otherwise it is a group failure: every
+  // probed member is marked failed and nothing moves.
+  void observe_probe(std::string_view ifname, const ProbeVerdict& verdict);
+  // Targets and RTTs for the views; no event (they change with every probe).
+  void observe_targets(std::string_view ifname, TargetMode mode, std::vector<ProbeTargetInfo> targets);
+  // One probe acknowledged or lost: published as ProbeCompleted.
+  void observe_probe_result(const ProbeResult& result);
+  // Seam: the live verdict of a member's detector (its TLS moves with every ack,
+  // while observe_probe is only called on changes).
+  using ProbeQuery = std::function<std::optional<ProbeVerdict>(std::string_view member)>;
+  void set_probe_query(ProbeQuery query) { probe_query_ = std::move(query); }
+
   // Ends the start-up phase: decides states and placement from what was observed,
   // adopting data addresses the kernel already has on usable members.
   void start();
@@ -112,6 +127,9 @@ class Engine {
   std::size_t others_for_offline(const Group& g, const Member& m) const;
   void reconfigure_group(Group& g, const GroupConfig& next);
   void drop_member(Group& g, const std::string& name);
+  bool another_working(const Group& g, const Member& m) const;
+  void group_failure(Group& g);
+  void refresh_fdt(Group& g);
 
   const TimeSource& clock_;
   Config config_;
@@ -123,7 +141,8 @@ class Engine {
   std::vector<LinkObservation> links_;
   // Addresses seen in the kernel before start(): ifname -> prefixes.
   std::vector<std::pair<std::string, IpPrefix>> kernel_addresses_;
-  std::vector<IpAddress> restored_homes_;  // data addresses whose home came from saved state
+  std::vector<IpAddress> restored_homes_;
+  ProbeQuery probe_query_;  // data addresses whose home came from saved state
 };
 
 }  // namespace mpathd

@@ -48,6 +48,8 @@ enum class Reason : std::uint8_t {
   adopted,
   address_added,
   address_removed,
+  probing_started,
+  probing_stopped,
 };
 
 template <typename E>
@@ -80,14 +82,14 @@ struct EnumNames<ProbeMethod> {
 };
 template <>
 struct EnumNames<Reason> {
-  static constexpr std::array<std::string_view, 26> names{
+  static constexpr std::array<std::string_view, 28> names{
       "none",           "startup",           "link-down",         "link-up",
       "repaired",       "probe-loss",        "admin-offline",     "admin-online",
       "group-failure",  "hwaddr-duplicate",  "hwaddr-unique",     "link-flapping",
       "interface-added", "interface-removed", "member-added",     "member-removed",
       "failover",       "failback",          "rebalance",         "admin-move",
       "standby-needed", "standby-released",  "config-reload",     "adopted",
-      "address-added",  "address-removed",
+      "address-added",  "address-removed",   "probing-started",   "probing-stopped",
   };
 };
 

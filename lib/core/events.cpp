@@ -21,7 +21,9 @@ std::string describe(const Event& e) {
         s += std::string(to_string(c.before.state)) + " -> " + std::string(to_string(c.after.state));
       else
         s += "state " + std::string(to_string(c.after.state));
-      s += " [" + flags_str(c.before.flags) + " -> " + flags_str(c.after.flags) + "]";
+      if (c.before.flags != c.after.flags) s += " [" + flags_str(c.before.flags) + " -> " + flags_str(c.after.flags) + "]";
+      if (c.before.probe != c.after.probe)
+        s += " probe " + std::string(to_string(c.before.probe)) + " -> " + std::string(to_string(c.after.probe));
       return s + " (" + std::string(to_string(c.reason)) + ")";
     }
     std::string operator()(const GroupChanged& c) const {
@@ -31,6 +33,10 @@ std::string describe(const Event& e) {
     std::string operator()(const AddressMoved& c) const {
       return "group " + c.group + ": " + c.address.str() + " " + (c.from.empty() ? "--" : c.from) + " -> " +
              (c.to.empty() ? "--" : c.to) + " (" + std::string(to_string(c.reason)) + ")";
+    }
+    std::string operator()(const ProbeCompleted& c) const {
+      return who(c.group, c.member) + ": probe " + std::to_string(c.sequence) + " to " + c.target.str() +
+             (c.acked ? " acked" : " lost");
     }
     std::string operator()(const TopologyChanged& c) const {
       return std::string(c.added ? "added " : "removed ") + (c.member.empty() ? "group " + c.group : who(c.group, c.member));

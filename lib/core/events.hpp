@@ -49,7 +49,21 @@ struct TopologyChanged {
   bool added = false;
 };
 
-using Event = std::variant<MemberChanged, GroupChanged, AddressMoved, TopologyChanged>;
+// One probe acknowledged or lost (ipmpstat -p). Frequent: consumers that persist or
+// log state ignore it.
+struct ProbeCompleted {
+  std::string group;
+  std::string member;
+  std::uint32_t sequence = 0;
+  IpAddress target;
+  bool acked = false;
+  Duration net_rtt{};
+  Duration rtt{};
+  Duration rtt_avg{};
+  Duration rtt_dev{};
+};
+
+using Event = std::variant<MemberChanged, GroupChanged, AddressMoved, TopologyChanged, ProbeCompleted>;
 
 std::string describe(const Event& e);  // one line for logs: "g0/m0: ok -> failed (link-down)"
 

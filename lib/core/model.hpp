@@ -24,6 +24,13 @@ struct MemberCounters {
   bool operator==(const MemberCounters&) const = default;
 };
 
+struct ProbeTargetInfo {
+  IpAddress address;
+  Duration rtt_avg{};
+  Duration rtt_dev{};
+  bool operator==(const ProbeTargetInfo&) const = default;
+};
+
 struct Member {
   std::string name;   // kernel interface name
   std::string group;  // owning group's name; "" = anonymous (tracked, never failed over)
@@ -39,6 +46,12 @@ struct Member {
   // Verdicts and administrative marks; state and flags are derived from them.
   bool link_trusted = true;  // false while link-flap damping holds back a repair
   bool restored_failed = false;  // FAILED before a restart: needs fresh evidence to repair
+  // Probing, as the member's detector reports it.
+  TimePoint probe_first_failure{};  // TFF of the current run of lost probes
+  TimePoint probe_last_success{};   // TLS
+  Duration needed_fdt{};            // non-zero when the RTTs make the FDT impossible
+  TargetMode target_mode = TargetMode::disabled;
+  std::vector<ProbeTargetInfo> targets;  // in firing order
   bool admin_offline = false;
   bool hwaddr_dup = false;
 
@@ -74,7 +87,7 @@ struct Group {
   Reason reason = Reason::none;
   GroupConfig config;
   bool failback = true;
-  Duration fdt{};
+  Duration fdt{};  // in force: the configured one, or more when the RTTs need it
 
   bool anonymous() const { return name.empty(); }
   Member* find(std::string_view member);

@@ -15,6 +15,7 @@
 #include "daemon/dataplane_applier.hpp"
 #include "daemon/event_loop.hpp"
 #include "daemon/member_sysctls.hpp"
+#include "daemon/probing.hpp"
 #include "daemon/state_file.hpp"
 #include "daemon/status.hpp"
 #include "dbus/service.hpp"
@@ -67,10 +68,12 @@ struct Daemon::Impl {
   net::PacketSender packets;
   std::unique_ptr<net::Monitor> monitor;
   DataPlaneApplier applier;
+  std::unique_ptr<Probing> probing;
   std::unique_ptr<dbus::Service> bus;  // after applier: destroyed first
   MemberSysctls sysctls;
   sd_event_source* engine_timer = nullptr;
   bool status_dirty = true;
+  std::vector<std::pair<net::AddrInfo, bool>> early_addresses;  // seen before probing starts
   std::string digest;      // of the configuration file the groups came from
   PersistedState saved;    // what state.json holds now
 
@@ -102,6 +105,12 @@ struct Daemon::Impl {
 
   void on_address(const net::AddrInfo& a, bool present) {
     applier.observe_address(a.ifindex, a.prefix, present);
+    if (probing) {
+      probing->on_address(a.ifindex, a.prefix, present);
+      probing->request_sync();
+    } else {
+      early_addresses.emplace_back(a, present);
+    }
     char name[IF_NAMESIZE] = {};
     if (!engine.started() && if_indextoname(a.ifindex, name)) engine.observe_address(name, a.prefix, present);
     if (engine.started()) after_input();
@@ -150,6 +159,11 @@ struct Daemon::Impl {
   }
 
   void on_event(const Event& e) {
+    if (probing) probing->on_event(e);
+    if (std::holds_alternative<ProbeCompleted>(e)) {
+      spdlog::trace("{}", describe(e));
+      return;
+    }
     status_dirty = true;
     spdlog::info("{}", describe(e));
     // Members that join get the ARP-flux settings; members that leave get theirs back.
@@ -172,6 +186,7 @@ struct Daemon::Impl {
       return std::unexpected(next.error());
     }
     engine.reconfigure(*next);
+    if (probing) probing->request_sync();
     digest = file_digest(options.config_path);  // runtime changes give way to the file
     after_input();
     spdlog::info("configuration reloaded from {}", options.config_path);
@@ -196,6 +211,9 @@ struct Daemon::Impl {
     h.link_changed = [this](const net::LinkInfo& l) { on_link(l, true); };
     h.link_removed = [this](const net::LinkInfo& l) { on_link(l, false); };
     h.address = [this](const net::AddrInfo& a, bool present) { on_address(a, present); };
+    h.route = [this](const net::Route&, bool) {
+      if (probing) probing->request_sync();  // routers may have come or gone
+    };
     h.resync = [this] {
       spdlog::warn("netlink events were lost; re-reading links and addresses");
       if (auto r = monitor->dump(); !r) spdlog::error("{}", r.error().message);
@@ -209,6 +227,11 @@ struct Daemon::Impl {
     engine.import_state(saved.state);
     engine.start();
     applier.start(engine);
+    after_input();
+    probing = std::make_unique<Probing>(event, engine, kernel, [this] { after_input(); });
+    for (const auto& [a, present] : early_addresses) probing->on_address(a.ifindex, a.prefix, present);
+    early_addresses.clear();
+    probing->sync();
     after_input();
     // The data plane works without a bus; the D-Bus API is optional.
     if (auto b = dbus::Service::open(event, engine, {.after_change = [this] { after_input(); }, .reload = [this] { return reload(); }},

@@ -16,6 +16,11 @@ std::string flag_names(std::uint32_t flags) {
 
 nlohmann::json member_json(const Group& g, const Member& m) {
   nlohmann::json flags = flag_strings(m.flags());
+  nlohmann::json targets = nlohmann::json::array();
+  for (const auto& t : m.targets)
+    targets.push_back({{"address", t.address.str()},
+                       {"rtt_avg_us", std::chrono::duration_cast<std::chrono::microseconds>(t.rtt_avg).count()},
+                       {"rtt_dev_us", std::chrono::duration_cast<std::chrono::microseconds>(t.rtt_dev).count()}});
   return {
       {"name", m.name},
       {"group", g.name},
@@ -31,6 +36,8 @@ nlohmann::json member_json(const Group& g, const Member& m) {
       {"flags", flags},
       {"reason", to_string(m.reason)},
       {"mac", m.mac.str()},
+      {"target_mode", to_string(m.target_mode)},
+      {"targets", targets},
       {"counters",
        {{"state_changes", m.counters.state_changes},
         {"failures", m.counters.failures},

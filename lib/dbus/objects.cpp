@@ -122,10 +122,14 @@ int interface_property(sd_bus_message* reply, const Group& g, const Member& m, s
     for (const auto& a : m.test_addresses) items.push_back(a.str());
     return append_strings(reply, 's', items);
   }
-  // Probe-based detection does not exist yet: no targets, mode "disabled".
-  if (p == "TargetMode") return str(TargetMode::disabled);
+  if (p == "TargetMode") return str(m.target_mode);
   if (p == "Targets") {
+    auto usec = [](Duration d) {
+      return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(d).count());
+    };
     int r = sd_bus_message_open_container(reply, 'a', "(stt)");
+    for (const auto& t : m.targets)
+      if (r >= 0) r = sd_bus_message_append(reply, "(stt)", t.address.str().c_str(), usec(t.rtt_avg), usec(t.rtt_dev));
     return r < 0 ? r : sd_bus_message_close_container(reply);
   }
   if (p == "Counters") {

@@ -102,6 +102,16 @@ void Service::Impl::on_event(const Event& event) noexcept {
             for (const auto* member : {&e.from, &e.to})
               if (!member->empty() && engine.find_member(*member))
                 emit_changed(interface_path(*member), kInterfaceIface, {"Counters"});
+          } else if constexpr (std::is_same_v<T, ProbeCompleted>) {
+            auto usec = [](Duration d) {
+              return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(d).count());
+            };
+            const auto path = interface_path(e.member);
+            const auto target = e.target.str();
+            int r = sd_bus_emit_signal(bus, path.c_str(), kInterfaceIface, "ProbeResult", "usbtttt", e.sequence,
+                                       target.c_str(), static_cast<int>(e.acked), usec(e.net_rtt), usec(e.rtt),
+                                       usec(e.rtt_avg), usec(e.rtt_dev));
+            if (r < 0) log_failure("Interface.ProbeResult", path, r);
           } else if constexpr (std::is_same_v<T, TopologyChanged>) {
             const bool whole_group = e.member.empty();
             const auto path = whole_group ? group_path(e.group) : interface_path(e.member);

@@ -14,17 +14,15 @@ from __future__ import annotations
 
 import json
 import os
-import selectors
 import shutil
 import signal
 import subprocess
-import tempfile
 import time
-from pathlib import Path
 
 import pytest
 
-from lab.lab import REPO_ROOT, binary, wait_until
+from lab.bus import Bus, Lines
+from lab.lab import binary, wait_until
 from mpathd_helpers import DATA, MOVE_TIMEOUT, START_TIMEOUT, idx, start_group
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_REFUSED = 0, 1, 2, 3, 4
@@ -46,89 +44,6 @@ def ipmpctl_bin() -> str:
 
 
 # ---------------------------------------------------------------- the private bus
-
-SYSTEM_BUS_CONF = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <type>system</type>
-  <listen>unix:path={socket}</listen>
-  <auth>EXTERNAL</auth>
-  <!-- The defaults of the real system bus: connect yes, own and call no. -->
-  <policy context="default">
-    <allow user="*"/>
-    <deny own="*"/>
-    <deny send_type="method_call"/>
-    <allow send_type="signal"/>
-    <allow send_requested_reply="true" send_type="method_return"/>
-    <allow send_requested_reply="true" send_type="error"/>
-    <allow receive_type="method_call"/>
-    <allow receive_type="method_return"/>
-    <allow receive_type="error"/>
-    <allow receive_type="signal"/>
-    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
-    <allow send_destination="org.freedesktop.DBus"
-           send_interface="org.freedesktop.DBus.Introspectable"/>
-    <allow send_destination="org.freedesktop.DBus"
-           send_interface="org.freedesktop.DBus.Properties"/>
-  </policy>
-  <include>{policy}</include>
-</busconfig>
-"""
-
-
-class Bus:
-    """A private dbus-daemon with the system bus policy; stopped by its pid."""
-
-    def __init__(self):
-        self.dir = Path(tempfile.mkdtemp(prefix="ipmpctl-bus-"))
-        os.chmod(self.dir, 0o755)  # non-root callers must reach the socket
-        socket = self.dir / "system_bus_socket"
-        conf = self.dir / "system.conf"
-        conf.write_text(SYSTEM_BUS_CONF.format(
-            socket=socket, policy=REPO_ROOT / "units" / "org.ipmp.Mpathd1.conf"))
-        self.proc = subprocess.Popen(
-            ["dbus-daemon", f"--config-file={conf}", "--print-address", "--nofork"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
-        reader = Lines(self.proc.stdout)
-        line = reader.next_line(10)
-        if not line:
-            self.close()
-            raise AssertionError("dbus-daemon did not print its address")
-        self.address = line.strip()
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-class Lines:
-    """Reads lines from a pipe with a deadline (no blocking read without bound)."""
-
-    def __init__(self, stream):
-        self.fd = stream.fileno()
-        self.buf = ""
-        self.sel = selectors.DefaultSelector()
-        self.sel.register(self.fd, selectors.EVENT_READ)
-
-    def next_line(self, timeout: float) -> str | None:
-        deadline = time.monotonic() + timeout
-        while "\n" not in self.buf:
-            left = deadline - time.monotonic()
-            if left <= 0 or not self.sel.select(left):
-                return None
-            chunk = os.read(self.fd, 65536)
-            if not chunk:
-                return None
-            self.buf += chunk.decode(errors="replace")
-        line, self.buf = self.buf.split("\n", 1)
-        return line
-
 
 @pytest.fixture
 def bus(monkeypatch):

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import signal
 
-from lab.lab import group_config, wait_until
+from lab.lab import AddressMonitor, group_config, wait_until
 from mpathd_helpers import DATA, MOVE_TIMEOUT, START_TIMEOUT, member_is, start_group
 
 MEMBERS = [{"name": "m0"}, {"name": "m1"}, {"name": "m2", "standby": True}]
@@ -25,17 +25,11 @@ def reload_with(d, text: str) -> None:
 def address_events(lab, fn) -> list[str]:
     """Runs fn while `ip monitor address` watches the host namespace; returns the event
     lines about data addresses."""
-    log = lab.tmp / f"ip-monitor-{lab.next_port()}.log"
-    with open(log, "w") as out:
-        mon = lab.spawn(lab.host, "ip", "-o", "monitor", "address", name="ip-monitor", stdout=out)
-    # The monitor is listening once it reports an event we make ourselves.
-    lab.sh(lab.host, "ip", "addr", "add", "198.18.7.7/32", "dev", "lo")
-    wait_until(lambda: "198.18.7.7" in log.read_text(), 5, "ip monitor to listen")
+    mon = AddressMonitor(lab)
     fn()
-    lab.sh(lab.host, "ip", "addr", "del", "198.18.7.7/32", "dev", "lo")
-    wait_until(lambda: log.read_text().count("198.18.7.7") >= 2, 5, "ip monitor to catch up")
+    mon.settle()
     mon.stop()
-    return [l for l in log.read_text().splitlines() if "198.18.1." in l or "2001:db8:1::" in l]
+    return mon.events("198.18.1.", "2001:db8:1::")
 
 
 def test_noop_reload_touches_nothing(lab, need_mpathd):

@@ -19,9 +19,10 @@ from mpathd_helpers import DATA, MOVE_TIMEOUT, START_TIMEOUT, start_group
 
 MEMBERS = [{"name": "m0"}, {"name": "m1"}, {"name": "m2", "standby": True}]
 ITERATIONS = 50
+SETTLE_TIMEOUT = 10.0  # detection (FDT 300 ms) or repair (10 probes) after a restart
 
 
-def consistent(lab, d, down: set[int]):
+def consistent(lab, d, down: set[int]):  # down: members cut by link or silently
     """The invariants after a restart; returns a description of what is wrong or None."""
     s = d.status()
     if not s or s.get("pid") != d.pid or not s.get("started"):
@@ -47,20 +48,29 @@ def consistent(lab, d, down: set[int]):
 
 def test_kill9_at_random_moments(lab, need_mpathd):
     rng = random.Random(20261122)
-    d = start_group(lab, members=MEMBERS, extra_global="link-flap-limit = 100")
+    # Probing by ARP at a short FDT: silent failures are detected in ~0.3 s, repairs
+    # (10 good probes) take ~0.5 s, and members FAILED before a restart must earn them.
+    d = start_group(lab, members=MEMBERS, extra_global="link-flap-limit = 100",
+                    failure_detection_time="300ms")
     workdir, config = d.workdir, d.config_path.read_text()
     down: set[int] = set()
+    silent: set[int] = set()  # the subset of `down` cut silently (carrier up)
     for it in range(ITERATIONS):
-        # A failure or a repair, sometimes while the daemon is down.
+        # A failure or a repair — of the link or silent — sometimes while mpathd is down.
         i = rng.randrange(lab.n)
         while_down = rng.random() < 0.25
         if while_down:
             d.proc_kill()
         if i in down:
-            lab.link_up(i)
+            lab.silent_restore(i) if i in silent else lab.link_up(i)
             down.discard(i)
+            silent.discard(i)
         elif len(down) < lab.n - 1 or rng.random() < 0.2:
-            lab.link_down(i)
+            if rng.random() < 0.5:
+                lab.silent_fail(i)
+                silent.add(i)
+            else:
+                lab.link_down(i)
             down.add(i)
         if not while_down:
             # Kill at a random moment of the daemon's reaction: after 0..3 more log lines.
@@ -79,7 +89,7 @@ def test_kill9_at_random_moments(lab, need_mpathd):
             nonlocal why
             why = consistent(lab, d, down)
             return why is None
-        wait_until(ok, MOVE_TIMEOUT, f"iteration {it}: consistent state after restart ({why})")
+        wait_until(ok, SETTLE_TIMEOUT, f"iteration {it}: consistent state after restart ({why})")
         state = json.loads((workdir / "state" / "state.json").read_text())
         assert state["version"] == 1
 

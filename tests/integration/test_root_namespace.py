@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import signal
 
-from lab.lab import Lab, root_snapshot, snapshot_diff
+from lab.lab import AddressMonitor, Lab, root_snapshot, snapshot_diff
 from mpathd_helpers import DATA, MOVE_TIMEOUT, member_is, start_group, wait_moved_away
 
 
@@ -38,18 +38,15 @@ def test_restart_adopts_placement(lab, need_mpathd):
     lab.link_down(int(old[1:]))
     new = wait_moved_away(lab, d, DATA["ipv4"], old)
     assert d.stop(timeout=10) == 0
-    monitor_log = lab.tmp / "ip-monitor.log"
-    with open(monitor_log, "w") as out:
-        mon = lab.spawn(lab.host, "ip", "-o", "monitor", "address", name="ip-monitor",
-                        stdout=out)
+    mon = AddressMonitor(lab)
     d2 = lab.start_mpathd(d.config_path.read_text(), workdir=d.workdir)
     s = d2.wait_status(lambda s: member_is(d2, old, state="failed")(s) and
                        all(a.get("holder") for a in s["groups"][0]["addresses"]),
                        MOVE_TIMEOUT, f"{old} still failed after restart, addresses adopted")
     assert d2.address(DATA["ipv4"], s)["holder"] == new
     assert lab.holders(DATA["ipv4"]) == [new]
+    mon.settle()
     mon.stop()
-    events = monitor_log.read_text()
     for addr in DATA.values():
-        assert not [l for l in events.splitlines() if addr + "/" in l], \
-            f"{addr} was touched on restart:\n{events}"
+        touched = mon.events(addr + "/")
+        assert not touched, f"{addr} was touched on restart:\n{touched}"

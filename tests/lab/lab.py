@@ -17,7 +17,9 @@ created in, or changed in, the namespace the caller runs in):
 
 Failures are made as on real networks: link_down(i) takes the switch port down (the
 member loses carrier), silent_fail(i) unplugs the port from the bridge (carrier stays
-up, nothing passes).
+up, nothing passes), switch_drop()/oneway_loss(i) drop some or all frames in the switch
+with nftables (one-way loss, random loss), router_del_address() removes a probe target.
+cpu_hog() loads the CPUs with busy loops that end by a deadline.
 
 Namespace names are unique per lab ("mpd<6 hex>-sw", ...). Every namespace, process
 and temporary file a lab made is removed on exit, also on failure, on SIGTERM/SIGHUP
@@ -57,6 +59,10 @@ LAN4_PREFIX = 24
 LAN6_PREFIX = 64
 
 POLL_STEP = 0.02
+
+# nftables matches (bridge family) for the probe protocols.
+_NFT_PROTO_MATCH = {"arp": "ether type arp", "icmp": "ip protocol icmp",
+                    "icmpv6": "ip6 nexthdr icmpv6"}
 
 
 class LabError(RuntimeError):
@@ -346,6 +352,32 @@ class Daemon(Proc):
         except WaitTimeout as e:
             raise WaitTimeout(f"{e}\nlast status.json: {json.dumps(self.status(), indent=1)}")
 
+    def hold_status(self, pred: Callable[[dict[str, Any]], Any], seconds: float,
+                    what: str = "status condition", step: float = 0.1) -> int:
+        """The opposite of wait_status: pred(status) must hold in every sample taken
+        every `step` seconds for `seconds` (a bounded loop with a deadline). Fails at
+        the first sample where it does not (or if the daemon exits); returns the number
+        of samples."""
+        start = time.monotonic()
+        end = start + seconds
+        samples = 0
+
+        def check():
+            nonlocal samples
+            if not self.running():
+                raise AssertionError(f"mpathd exited with {self.popen.returncode} while "
+                                     f"holding {what}; log tail:\n{tail(self.log(), 60)}")
+            s = self.status()
+            if s is not None:
+                samples += 1
+                if not pred(s):
+                    raise AssertionError(
+                        f"{what} stopped holding after {time.monotonic() - start:.2f}s "
+                        f"(sample {samples}); status.json:\n{json.dumps(s, indent=1)}")
+            return time.monotonic() >= end
+        wait_until(check, seconds + 10, f"{what} for {seconds:.1f}s", step=step)
+        return samples
+
     # Convenience lookups on the current status.
     def group(self, name: str | None = None, status: dict | None = None) -> dict[str, Any]:
         s = status or self.status() or {}
@@ -402,6 +434,7 @@ class Lab:
         self._made: list[str] = []
         self._closed = False
         self._port = 7000
+        self._nft_tables = 0
 
     # -- context manager
     def __enter__(self) -> "Lab":
@@ -565,6 +598,110 @@ class Lab:
     def silent_restore(self, i: int) -> None:
         self.sh(self.sw, "ip", "link", "set", f"p{i}", "master", "br0")
 
+    # -- frame filtering in the switch (nftables, bridge family)
+    @staticmethod
+    def switch_port(p: int | str) -> str:
+        """A switch port: member index i -> "p{i}", "router" -> "pr", else the name."""
+        if isinstance(p, int):
+            return f"p{p}"
+        return "pr" if p == "router" else p
+
+    def nft(self, ns: str, script: str) -> None:
+        """Runs an nft script (`nft -f -`) in namespace ns; one atomic transaction."""
+        self.ns_exec(ns, "nft", "-f", "-", check=True, input=script)
+
+    def switch_drop(self, *, iif: int | str | None = None, oif: int | str | None = None,
+                    both_ways: bool = False, protocols: Iterable[str] | None = None,
+                    percent: float | None = None, name: str | None = None) -> str:
+        """Makes the switch drop frames it forwards from port `iif` to port `oif` (a
+        member index, "router" or a port name; None: any port). With both_ways, also
+        from `oif` to `iif`, in the same transaction. `protocols` limits it to some of
+        "arp", "icmp", "icmpv6" (default: every frame). `percent` drops that share of
+        the matching frames at random (nftables numgen), else all of them.
+
+        Each call makes its own table `bridge <name>`; switch_undrop(name) removes it.
+        Every rule counts what it matched and what it dropped (switch_drop_counts)."""
+        if percent is not None and not 0 < percent <= 100:
+            raise ValueError("percent must be in (0, 100]")
+        self._nft_tables += 1
+        name = name or f"drop{self._nft_tables}"
+        protos = list(protocols) if protocols is not None else [None]
+        bad = [p for p in protos if p is not None and p not in _NFT_PROTO_MATCH]
+        if bad:
+            raise ValueError(f"unknown protocols {bad}; known: {sorted(_NFT_PROTO_MATCH)}")
+        ways = [(iif, oif)] + ([(oif, iif)] if both_ways else [])
+        rules = []
+        for i, o in ways:
+            ports = ((f'iifname "{self.switch_port(i)}" ' if i is not None else "")
+                     + (f'oifname "{self.switch_port(o)}" ' if o is not None else ""))
+            for proto in protos:
+                match = ports + (_NFT_PROTO_MATCH[proto] + " " if proto else "")
+                if percent is None:
+                    rules.append(f"{match}counter drop comment \"drop\"")
+                else:
+                    # The first rule counts every matching frame, the second drops a share.
+                    rules.append(f"{match}counter comment \"seen\"")
+                    rules.append(f"{match}numgen random mod 1000000 < "
+                                 f"{round(percent * 10000)} counter drop comment \"drop\"")
+        body = "\n".join(f"    {r}" for r in rules)
+        self.nft(self.sw, f"table bridge {name} {{\n  chain forward {{\n"
+                          f"    type filter hook forward priority 0; policy accept;\n"
+                          f"{body}\n  }}\n}}\n")
+        return name
+
+    def switch_undrop(self, name: str) -> None:
+        """Removes a table made by switch_drop: frames pass again."""
+        self.ns_exec(self.sw, "nft", "delete", "table", "bridge", name, check=True)
+
+    def switch_drop_counts(self, name: str) -> dict[str, int]:
+        """Packets counted by a switch_drop table: {"seen": n, "dropped": n} ("seen" is
+        only counted with `percent`; without it every matching frame is dropped)."""
+        out = self.ns_exec(self.sw, "nft", "-j", "list", "table", "bridge", name,
+                           check=True).stdout
+        counts = {"seen": 0, "dropped": 0}
+        for item in json.loads(out).get("nftables", []):
+            rule = item.get("rule")
+            if not rule:
+                continue
+            packets = sum(e["counter"]["packets"] for e in rule.get("expr", [])
+                          if isinstance(e, dict) and "counter" in e)
+            counts["dropped" if rule.get("comment") == "drop" else "seen"] += packets
+        return counts
+
+    def oneway_loss(self, i: int, towards: int | str = "router") -> str:
+        """Member i's frames towards `towards` (default the router) are dropped at the
+        switch; the other direction still passes. Returns the name for switch_undrop."""
+        return self.switch_drop(iif=i, oif=towards)
+
+    # -- the router's LAN addresses (probe targets)
+    def router_add_address(self, addr: str, dev: str = "eth0") -> None:
+        """Adds an address ("198.18.1.2/24", "fe80::1/64") to the router. IPv4 secondary
+        addresses are promoted, so removing the router's first address keeps them."""
+        if ":" in addr:
+            self.sh(self.rt, "ip", "addr", "add", addr, "dev", dev, "nodad")
+        else:
+            self._sysctl(self.rt, f"net.ipv4.conf.{dev}.promote_secondaries", 1)
+            self.sh(self.rt, "ip", "addr", "add", addr, "dev", dev)
+
+    def router_del_address(self, addr: str, dev: str = "eth0") -> None:
+        self.sh(self.rt, "ip", "addr", "del", addr, "dev", dev)
+
+    # -- load
+    def cpu_hog(self, seconds: float, count: int | None = None,
+                ns: str | None = None) -> list[Proc]:
+        """Busy loops, one per CPU by default, in the host namespace (default). Each
+        ends by itself after `seconds` (a deadline, not a sleep) and is also stopped by
+        its pid when the lab closes; stop them earlier with stop_procs()."""
+        count = count or os.cpu_count() or 1
+        code = ("import time\nend = time.monotonic() + float(__import__('sys').argv[1])\n"
+                "while time.monotonic() < end:\n    pass\n")
+        return [self.spawn(ns or self.host, sys.executable, "-c", code, str(seconds),
+                           name=f"cpu-hog-{k}") for k in range(count)]
+
+    def stop_procs(self, procs: Iterable[Proc]) -> None:
+        for p in procs:
+            p.stop(timeout=5)
+
     # -- observations
     def link_info(self, ns: str, dev: str) -> dict[str, Any]:
         data = self.ip_json(ns, "link", "show", "dev", dev)
@@ -719,13 +856,55 @@ class Lab:
                 f"host rules:\n{rules}{rules6}host routes:\n{routes}{routes6}")
 
 
+class AddressMonitor:
+    """`ip -o monitor address` in the host namespace, known to be listening: a marker
+    address on lo is set until the monitor reports it. `settle()` sets a second marker
+    and waits for it, so every event before it has been read."""
+
+    MARKER = "198.18.7.7"
+
+    def __init__(self, lab: "Lab"):
+        self.lab = lab
+        self.log = lab.tmp / f"ip-monitor-{secrets.token_hex(3)}.log"
+        with open(self.log, "w") as out:
+            self.proc = lab.spawn(lab.host, "ip", "-o", "monitor", "address", name="ip-monitor", stdout=out)
+        self._count = 0
+        self.settle()
+
+    def _marker_events(self) -> int:
+        return self.log.read_text().count(self.MARKER + "/32")
+
+    def settle(self, timeout: float = 5.0) -> None:
+        before = self._marker_events()
+
+        def seen():
+            self.lab.ns_exec(self.lab.host, "ip", "addr", "replace", f"{self.MARKER}/32", "dev", "lo")
+            return self._marker_events() > before
+        wait_until(seen, timeout, "ip monitor to report the marker address")
+
+    def events(self, *needles: str) -> list[str]:
+        """Event lines that mention any of needles (the marker excluded)."""
+        return [l for l in self.log.read_text().splitlines()
+                if self.MARKER not in l and any(n in l for n in needles)]
+
+    def stop(self) -> None:
+        self.lab.ns_exec(self.lab.host, "ip", "addr", "del", f"{self.MARKER}/32", "dev", "lo")
+        self.proc.stop()
+
+
 def group_config(members: list[dict[str, Any]] | list[str], *, name: str = "g0",
                  interface: str = "ipmp0",
                  data_addresses: Iterable[str] = ("198.18.1.10/24", "2001:db8:1::10/64"),
                  routes: bool = True, failback: bool = True, notification_count: int = 3,
                  notification_interval: str = "1s", extra_global: str = "",
-                 extra_group: str = "") -> str:
-    """An mpathd.conf for one group. members: names, or dicts {"name", "standby"}."""
+                 extra_group: str = "", failure_detection_time: str | None = "1s",
+                 probe_method: str | None = None,
+                 targets: Iterable[str] | None = None) -> str:
+    """An mpathd.conf for one group. members: names, or dicts {"name", "standby",
+    "test_addresses"}. failure_detection_time, probe_method and targets are group keys
+    (left out when None). Probing is on by default (auto: ARP to the router, which the
+    routes name) at an FDT of 1 s, so that a repair (10 good probes) takes about a
+    second."""
     lines = [f"failback = {'true' if failback else 'false'}",
              f"notification-count = {notification_count}",
              f'notification-interval = "{notification_interval}"']
@@ -736,6 +915,12 @@ def group_config(members: list[dict[str, Any]] | list[str], *, name: str = "g0",
     if routes:
         lines.append(f'routes = [ {{ to = "default", via = "{ROUTER_LAN4}" }}, '
                      f'{{ to = "default", via = "{ROUTER_LAN6}" }} ]')
+    if failure_detection_time is not None:
+        lines.append(f'failure-detection-time = "{failure_detection_time}"')
+    if probe_method is not None:
+        lines.append(f'probe-method = "{probe_method}"')
+    if targets is not None:
+        lines.append("targets = [" + ", ".join(f'"{t}"' for t in targets) + "]")
     if extra_group:
         lines.append(extra_group.strip())
     for m in members:
@@ -743,4 +928,7 @@ def group_config(members: list[dict[str, Any]] | list[str], *, name: str = "g0",
         lines += ["", "[[group.member]]", f'name = "{m["name"]}"']
         if m.get("standby"):
             lines.append("standby = true")
+        if m.get("test_addresses"):
+            lines.append("test-addresses = [" + ", ".join(f'"{a}"' for a in m["test_addresses"])
+                         + "]")
     return "\n".join(lines) + "\n"

@@ -1,6 +1,7 @@
 // Test doubles for the unit tier: a clock the test moves, and an event recorder.
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 

@@ -119,12 +119,14 @@ TEST(Persist, ExportImportRoundTripKeepsOfflineAndHomes) {
 }
 
 TEST(Persist, SavedHomeWinsOverAdoptionWithFailback) {
-  Rig r(make_config({{"m0", false}, {"m1", false}}));
+  Config link_only = make_config({{"m0", false}, {"m1", false}});
+  link_only.groups[0].probe_method = ProbeMethod::none;
+  Rig r(link_only);
   r.start_all_up({"m0", "m1"});
   r.link("m0", false);  // address fails over to m1, home stays m0
   auto saved = r.engine.export_state();
   EXPECT_TRUE(saved[0].members[0].failed);
-  Rig again(make_config({{"m0", false}, {"m1", false}}));
+  Rig again(link_only);
   again.engine.import_state(saved);
   again.link("m0", false);
   again.link("m1", true);

@@ -1,0 +1,200 @@
+#!/usr/bin/python3
+"""D-Bus bench: latency of a full state query and of event delivery, 64 groups x 4.
+
+A host namespace with GROUPS x MEMBERS interfaces (default 64 x 4, one IPv4 data
+address per group from 198.18.2.0/16, no routes), mpathd on a private dbus-daemon
+(tests/lab/bus.py), and bench/dbus_bench (a client built on lib/client) in the root
+namespace, talking to the bus over its unix socket. Measured:
+  - full state query: Client::snapshot() (GetManagedObjects: every group, member and
+    address) on one connection, --runs times, steady-clock wall time per call;
+  - event delivery: for --cuts members spread over the groups, the switch port is taken
+    down (`ip -n SW link set pN down`, run by this driver) and the time from just before
+    that command is issued to the CLOCK_MONOTONIC time at which `dbus_bench events`
+    receives the member's Interface.StateChanged (new state failed); then the port is
+    restored and the repair (new state ok) awaited before the next cut. Both processes
+    read CLOCK_MONOTONIC on the same machine. The latency includes the `ip` command's own
+    execution (fork/exec, its netlink request) and the kernel's netlink delivery to
+    mpathd; the `ip` command's duration is reported as a row of its own.
+
+    sudo MPATHD_BIN=build/mpathd/mpathd DBUS_BENCH_BIN=build/bench/dbus_bench \\
+        /usr/bin/python3 bench/dbus.py --runs 200 --cuts 32
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests"))
+sys.path.insert(0, str(HERE))
+
+from lab.bus import Bus, Lines  # noqa: E402
+from lab.lab import Lab, LabError, binary, wait_until  # noqa: E402
+from restart import config, percentile  # noqa: E402  (the same 64 x 4 configuration)
+
+EVENT_TIMEOUT = 10.0  # per cut, for the signal and for the repair
+
+
+def dbus_bench_bin() -> str:
+    return binary("DBUS_BENCH_BIN", "build/bench/dbus_bench")
+
+
+def spread(groups: int, members: int, cuts: int) -> list[int]:
+    """`cuts` member indexes spread evenly over the groups, cycling the position in
+    the group, so that no group is cut twice in a row."""
+    cuts = min(cuts, groups * members)
+    out: list[int] = []
+    k = 0
+    while len(out) < cuts:
+        g = (k * groups // min(cuts, groups)) % groups
+        i = g * members + (k // min(cuts, groups) + k) % members
+        if i not in out:
+            out.append(i)
+        k += 1
+    return out
+
+
+def ip_link(lab: Lab, port: str, state: str) -> tuple[int, int]:
+    """`ip -n SW link set PORT STATE`; returns (monotonic ns just before it is issued,
+    monotonic ns after it returned)."""
+    cmd = ["ip", "-n", lab.sw, "link", "set", port, state]
+    t0 = time.monotonic_ns()
+    cp = subprocess.run(cmd, capture_output=True, text=True, timeout=10)
+    t1 = time.monotonic_ns()
+    if cp.returncode != 0:
+        raise LabError(f"{' '.join(cmd)}: rc {cp.returncode}: {cp.stderr.strip()}")
+    return t0, t1
+
+
+class Events:
+    """A running `dbus_bench events`: its JSON lines, read with deadlines."""
+
+    def __init__(self, env: dict[str, str], count: int, timeout: float):
+        self.proc = subprocess.Popen(
+            [dbus_bench_bin(), "events", "--count", str(count), "--timeout", str(int(timeout))],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env)
+        self.lines = Lines(self.proc.stdout)
+        self.seen: list[dict] = []
+
+    def wait_for(self, pred, timeout: float, what: str) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            line = self.lines.next_line(max(0.0, left)) if left > 0 else None
+            if line is None:
+                rc = self.proc.poll()
+                raise LabError(f"timed out after {timeout:.0f}s waiting for {what} "
+                               f"(dbus_bench events rc {rc}; last events: {self.seen[-5:]})")
+            e = json.loads(line)
+            self.seen.append(e)
+            if pred(e):
+                return e
+
+    def stop(self) -> None:
+        """SIGTERM to our own pid (a normal end for dbus_bench), then SIGKILL."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--groups", type=int, default=64)
+    ap.add_argument("--members", type=int, default=4)
+    ap.add_argument("--runs", type=int, default=200, help="full state queries")
+    ap.add_argument("--cuts", type=int, default=32, help="link failures (members cut)")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    if shutil.which("dbus-daemon") is None:
+        print("dbus.py: dbus-daemon is not installed", file=sys.stderr)
+        return 2
+    if not os.access(dbus_bench_bin(), os.X_OK):
+        print(f"dbus.py: dbus_bench not found at {dbus_bench_bin()} (set DBUS_BENCH_BIN)",
+              file=sys.stderr)
+        return 2
+
+    n = args.groups * args.members
+    cut = spread(args.groups, args.members, args.cuts)
+    t_start = time.monotonic()
+    print(f"building a lab with {n} members ...", file=sys.stderr)
+    # The bus outlives the lab: mpathd (stopped by the lab) leaves the bus before it goes.
+    with Bus() as bus, Lab(members=n) as lab:
+        env = {**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": bus.address}
+        d = lab.start_mpathd(config(args.groups, args.members), env=env, timeout=60)
+
+        def full():
+            s = d.status()
+            return (s and len(s["groups"]) == args.groups and
+                    all(g["state"] == "ok" for g in s["groups"]) and
+                    all(a["holder"] for g in s["groups"] for a in g["addresses"]))
+        wait_until(full, 60, "every group ok and every data address placed")
+        print(f"lab and mpathd ready after {time.monotonic() - t_start:.1f} s", file=sys.stderr)
+
+        # (1) full state query
+        cp = subprocess.run([dbus_bench_bin(), "query", "--runs", str(args.runs), "--wait", "10"],
+                            capture_output=True, text=True, timeout=120, env=env)
+        if cp.returncode != 0:
+            raise LabError(f"dbus_bench query: rc {cp.returncode}: {cp.stderr.strip()}")
+        q = json.loads(cp.stdout.strip().splitlines()[-1])
+        if (q["groups"], q["interfaces"], q["data_addresses"]) != (args.groups, n, args.groups):
+            raise LabError(f"the snapshot is not the full state: {q['groups']} groups, "
+                           f"{q['interfaces']} interfaces, {q['data_addresses']} addresses")
+
+        # (2) event delivery
+        latency, ip_cmd = [], []
+        ev = Events(env, count=1_000_000, timeout=len(cut) * 2 * EVENT_TIMEOUT + 30)
+        try:
+            ev.wait_for(lambda e: e["event"] == "ready", 10, "dbus_bench events to subscribe")
+            for i in cut:
+                m = f"m{i}"
+                t0, t1 = ip_link(lab, f"p{i}", "down")
+                e = ev.wait_for(lambda e: e.get("interface") == m and e["new_state"] == "failed",
+                                EVENT_TIMEOUT, f"StateChanged {m} -> failed")
+                latency.append((e["mono_ns"] - t0) / 1e6)
+                ip_cmd.append((t1 - t0) / 1e6)
+                ip_link(lab, f"p{i}", "up")
+                ev.wait_for(lambda e: e.get("interface") == m and e["new_state"] == "ok",
+                            EVENT_TIMEOUT, f"StateChanged {m} -> ok (repair)")
+        finally:
+            ev.stop()
+        d.stop(timeout=10)
+    total = time.monotonic() - t_start
+
+    rows = [
+        (f"full state query ({args.groups}x{args.members})", q["samples_ms"]),
+        ("link failure -> StateChanged received", latency),
+        ("  of which: the ip command itself", ip_cmd),
+    ]
+    if args.json:
+        print(json.dumps({"groups": args.groups, "members": args.members, "cut": cut,
+                          "total_s": total, **{name.strip(): v for name, v in rows}}))
+        return 0
+    print(f"\nmpathd D-Bus, {args.groups} groups x {args.members} members, private dbus-daemon, "
+          f"{len(cut)} members cut over {len({i // args.members for i in cut})} groups")
+    print(f"{'measure':40} {'n':>4} {'median':>9} {'p99':>9} {'max':>9}   (ms)")
+    for name, values in rows:
+        print(f"{name:40} {len(values):>4} {statistics.median(values):>9.2f} "
+              f"{percentile(values, 99):>9.2f} {max(values):>9.2f}")
+    print("the event latency is from just before `ip link set pN down` is issued (in the "
+          "switch\nnamespace) to the signal's receipt by a subscriber: it includes the ip "
+          "command's own\nexecution and the kernel's netlink delivery to mpathd.")
+    print(f"total run time {total:.1f} s", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

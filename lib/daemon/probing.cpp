@@ -1,0 +1,239 @@
+#include "daemon/probing.hpp"
+
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cstring>
+#include <utility>
+
+#include "daemon/event_loop.hpp"
+
+#include "detect/factory.hpp"
+#include "detect/probe_base.hpp"
+#include "detect/targets.hpp"
+
+namespace mpathd {
+
+namespace {
+
+std::optional<IpAddress> first_v4(const std::vector<IpPrefix>& v) {
+  for (const auto& p : v)
+    if (p.addr.is_v4()) return p.addr;
+  return std::nullopt;
+}
+
+// The subnet routers are looked for in: the first IPv4 test or data address's.
+std::optional<IpPrefix> group_subnet(const Group& g, Family f) {
+  for (const auto& m : g.members)
+    for (const auto& t : m.test_addresses)
+      if (t.addr.family == f) return t.network();
+  for (const auto& a : g.data)
+    if (a.prefix.addr.family == f) return a.prefix.network();
+  return std::nullopt;
+}
+
+}  // namespace
+
+Probing::Probing(sd_event* event, Engine& engine, net::Kernel& kernel, std::function<void()> after_change)
+    : event_(event), engine_(engine), kernel_(kernel), after_change_(std::move(after_change)) {
+  engine_.set_probe_query([this](std::string_view member) -> std::optional<ProbeVerdict> {
+    auto it = detectors_.find(std::string(member));
+    if (it == detectors_.end() || !it->second.base) return std::nullopt;
+    return it->second.base->verdict();
+  });
+}
+
+Probing::~Probing() {
+  sd_event_source_disable_unref(defer_);
+  engine_.set_probe_query({});
+}
+
+void Probing::request_sync() {
+  sync_pending_ = true;
+  arm();
+}
+
+void Probing::arm() {
+  if (!defer_)
+    if (int r = sd_event_add_defer(event_, &defer_, &Probing::on_defer, this); r < 0) {
+      spdlog::error("probing: cannot defer: {}", std::strerror(-r));
+      return;
+    }
+  sd_event_source_set_enabled(defer_, SD_EVENT_ONESHOT);
+}
+
+int Probing::on_defer(sd_event_source*, void* self) {
+  return guarded("probing", [&] { static_cast<Probing*>(self)->run_deferred(); });
+}
+
+void Probing::run_deferred() {
+  if (sync_pending_) {
+    sync_pending_ = false;
+    members_pending_.clear();  // sync() re-evaluates every member
+    sync();
+  }
+  for (const auto& name : std::exchange(members_pending_, {})) {
+    auto it = detectors_.find(name);
+    const Member* m = engine_.find_member(name);
+    if (it != detectors_.end() && m) pause_or_resume(*m, it->second);
+  }
+  for (const auto& group : std::exchange(group_failures_pending_, {})) {
+    selectors_[group].flush_discovered();
+    for (auto& [name, d] : detectors_)
+      if (d.group == group && d.base) d.base->reset(true);
+    if (const Group* g = engine_.find_group(group)) set_group_targets(*g);
+  }
+}
+
+std::optional<IpAddress> Probing::link_local(unsigned ifindex) const {
+  for (const auto& [idx, p] : addresses_)
+    if (idx == ifindex && !p.addr.is_v4() && p.addr.is_link_local()) return p.addr;
+  return std::nullopt;
+}
+
+void Probing::on_address(unsigned ifindex, const IpPrefix& prefix, bool present) {
+  auto same = [&](const auto& e) { return e.first == ifindex && e.second.addr == prefix.addr; };
+  std::erase_if(addresses_, same);
+  if (present) addresses_.emplace_back(ifindex, prefix);
+}
+
+void Probing::set_group_targets(const Group& g) {
+  auto& sel = selectors_[g.name];
+  std::vector<IpAddress> local;
+  for (const auto& [_, p] : addresses_) local.push_back(p.addr);
+  sel.set_local_addresses(std::move(local));
+  sel.set_static(g.config.targets);
+  std::vector<unsigned> ifindexes;
+  for (const auto& m : g.members)
+    if (m.ifindex) ifindexes.push_back(m.ifindex);
+  std::vector<IpAddress> routers;
+  for (Family f : {Family::v4, Family::v6})
+    if (auto subnet = group_subnet(g, f))
+      if (auto found = detect::find_routers(kernel_, *subnet, ifindexes))
+        routers.insert(routers.end(), found->begin(), found->end());
+  sel.set_routers(std::move(routers));
+  const auto now = Clock::now();
+  auto active = sel.active(now);
+  for (auto& [name, d] : detectors_) {
+    if (d.group != g.name || !d.base) continue;
+    // A detector probes targets of its own family.
+    std::vector<IpAddress> mine;
+    for (const auto& t : active)
+      if (t.is_v4() == (d.kind != ProbeKind::icmp6)) mine.push_back(t);
+    d.base->set_targets(mine, sel.mode());
+    if (sel.wants_discovery() && d.kind != ProbeKind::arp) (void)d.base->discover();
+    std::vector<ProbeTargetInfo> info;
+    for (const auto& t : mine) info.push_back({t, {}, {}});
+    engine_.observe_targets(name, sel.mode(), std::move(info));
+  }
+}
+
+void Probing::refresh_targets() {
+  for (const auto& g : engine_.groups()) set_group_targets(g);
+}
+
+void Probing::pause_or_resume(const Member& m, Detector& d) {
+  if (!d.base) return;
+  bool run = m.link == LinkState::up && !m.admin_offline && !m.hwaddr_dup;
+  if (run && d.base->paused()) {
+    d.base->resume();
+  } else if (!run && !d.base->paused()) {
+    d.base->pause();
+    d.base->reset(true);  // old successes must not count for the repair
+  }
+}
+
+void Probing::sync() {
+  std::vector<std::string> wanted;
+  for (const auto& g : engine_.groups()) {
+    bool v4_data = std::any_of(g.data.begin(), g.data.end(), [](const DataAddress& a) { return a.prefix.addr.is_v4(); });
+    bool v4_target = std::any_of(g.config.targets.begin(), g.config.targets.end(), [](const IpAddress& a) { return a.is_v4(); }) ||
+                     std::any_of(g.config.routes.begin(), g.config.routes.end(), [](const RouteConfig& r) { return r.via.is_v4(); });
+    for (const auto& m : g.members) {
+      if (!m.ifindex) continue;
+      auto test_v4 = first_v4(m.test_addresses);
+      auto ll = link_local(m.ifindex);
+      ProbeKind kind = choose_probe_kind(g.config.probe_method, {test_v4.has_value(), ll.has_value(), v4_data, v4_target});
+      if (kind == ProbeKind::none) continue;
+      std::optional<IpAddress> source = kind == ProbeKind::icmp ? test_v4 : kind == ProbeKind::icmp6 ? ll : std::nullopt;
+      wanted.push_back(m.name);
+      auto it = detectors_.find(m.name);
+      if (it != detectors_.end() && it->second.kind == kind && it->second.ifindex == m.ifindex &&
+          it->second.source == source && it->second.group == g.name) {
+        it->second.base->set_fdt(g.config.failure_detection_time.value_or(engine_.config().failure_detection_time));
+        continue;
+      }
+      detect::ProbeSource src{m.ifindex, m.name, m.mac, kind == ProbeKind::icmp ? test_v4 : std::nullopt,
+                              kind == ProbeKind::icmp6 ? ll : std::nullopt};
+      auto strategy = detect::open_strategy(event_, kind, src);
+      if (!strategy) {
+        spdlog::warn("{}: cannot probe ({}): {}", m.name, to_string(kind), strategy.error().message);
+        continue;
+      }
+      detect::ProbeBase::Callbacks cb;
+      cb.result = [this](const ProbeResult& r) { engine_.observe_probe_result(r); };
+      cb.verdict = [this](const std::string& member, const ProbeVerdict& v) {
+        if (v.fdt_unachievable)
+          spdlog::warn("{}: the RTTs make the failure detection time impossible; {} is in force", member,
+                       format_duration(v.needed_fdt));
+        engine_.observe_probe(member, v);
+        if (after_change_) after_change_();
+      };
+      cb.target_dead = [this](const std::string& member, const IpAddress& target) {
+        const Group* grp = engine_.group_of(member);
+        if (!grp) return;
+        spdlog::info("{}: target {} stopped answering alone; replacing it", member, target.str());
+        selectors_[grp->name].mark_dead(target, Clock::now());
+        set_group_targets(*grp);
+      };
+      cb.discovered = [this](const std::string& member, const IpAddress& host) {
+        const Group* grp = engine_.group_of(member);
+        if (grp && selectors_[grp->name].add_discovered(host)) set_group_targets(*grp);
+      };
+      Duration fdt = g.config.failure_detection_time.value_or(engine_.config().failure_detection_time);
+      auto base = detect::ProbeBase::create(event_, m.name, std::move(*strategy), fdt, std::move(cb));
+      if (!base) {
+        spdlog::warn("{}: cannot probe: {}", m.name, base.error().message);
+        continue;
+      }
+      spdlog::info("{}: probing with {} every {}", m.name, to_string(kind), format_duration(fdt / 7));
+      Detector d{g.name, kind, m.ifindex, source, std::move(*base)};
+      if (m.restored_failed) d.base->reset(true);  // failed before a restart: earn the repair
+      detectors_[m.name] = std::move(d);
+    }
+  }
+  std::erase_if(detectors_, [&](const auto& e) {
+    return std::find(wanted.begin(), wanted.end(), e.first) == wanted.end();
+  });
+  for (const auto& g : engine_.groups()) {
+    for (const auto& m : g.members) {
+      auto it = detectors_.find(m.name);
+      if (it == detectors_.end()) {
+        if (m.probe != ProbeState::disabled) engine_.observe_probe(m.name, ProbeVerdict::disabled());
+        engine_.observe_targets(m.name, TargetMode::disabled, {});
+        continue;
+      }
+      pause_or_resume(m, it->second);
+    }
+    set_group_targets(g);
+    for (const auto& m : g.members)
+      if (auto it = detectors_.find(m.name); it != detectors_.end()) engine_.observe_probe(m.name, it->second.base->verdict());
+  }
+}
+
+void Probing::on_event(const Event& e) {
+  if (const auto* c = std::get_if<MemberChanged>(&e)) {
+    if (!detectors_.contains(c->member) || (c->before.link == c->after.link && c->before.state == c->after.state)) return;
+    members_pending_.push_back(c->member);
+  } else if (const auto* g = std::get_if<GroupChanged>(&e)) {
+    if (g->after != GroupState::failed || g->reason != Reason::group_failure) return;
+    group_failures_pending_.push_back(g->group);
+  } else if (std::holds_alternative<TopologyChanged>(e)) {
+    sync_pending_ = true;
+  } else {
+    return;
+  }
+  arm();
+}
+
+}  // namespace mpathd

@@ -1,0 +1,78 @@
+// Probe-based failure detection, wired: one detector (lib/detect ProbeBase with the
+// strategy core's choose_probe_kind() picks) per group member, targets per group, and
+// the Engine fed with verdicts, results and targets. The detectors never call the
+// policy: the Engine classifies interface vs group failure.
+#pragma once
+
+#include <systemd/sd-event.h>
+
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/engine.hpp"
+#include "core/probe.hpp"
+#include "net/kernel.hpp"
+
+namespace mpathd::detect {
+class ProbeBase;
+}
+
+namespace mpathd {
+
+class Probing {
+ public:
+  // after_change runs after a verdict changed the Engine (the daemon reconciles).
+  Probing(sd_event* event, Engine& engine, net::Kernel& kernel, std::function<void()> after_change);
+  ~Probing();
+  Probing(const Probing&) = delete;
+  Probing& operator=(const Probing&) = delete;
+
+  // Creates, keeps or drops detectors so that every group member has the one its
+  // configuration and addresses call for. Call after start, reload and topology or
+  // address changes; detectors that stay are not disturbed.
+  void sync();
+  // As sync(), from a deferred event source: safe to call from any callback, also one
+  // of a detector's own (which sync() may replace).
+  void request_sync();
+  // Engine events: links going down/up and offline pause and reset detectors; a group
+  // failure makes every member of the group earn its repair and flushes discovered
+  // targets. Handled deferred, like request_sync().
+  void on_event(const Event& e);
+  // Kernel address events: link-local addresses (icmp6 sources) and the host's own
+  // addresses (never targets).
+  void on_address(unsigned ifindex, const IpPrefix& prefix, bool present);
+  // Route changes: routers may have come or gone.
+  void refresh_targets();
+
+ private:
+  struct Detector {
+    std::string group;
+    ProbeKind kind = ProbeKind::none;
+    unsigned ifindex = 0;
+    std::optional<IpAddress> source;
+    std::unique_ptr<detect::ProbeBase> base;
+  };
+  void set_group_targets(const Group& g);
+  std::optional<IpAddress> link_local(unsigned ifindex) const;
+  void pause_or_resume(const Member& m, Detector& d);
+  void run_deferred();
+  void arm();
+  static int on_defer(sd_event_source* s, void* self);
+
+  sd_event* event_;
+  Engine& engine_;
+  net::Kernel& kernel_;
+  std::map<std::string, Detector> detectors_;           // by member name
+  std::map<std::string, TargetSelector> selectors_;     // by group name
+  std::vector<std::pair<unsigned, IpPrefix>> addresses_;  // the host's addresses
+  std::function<void()> after_change_;
+  sd_event_source* defer_ = nullptr;
+  bool sync_pending_ = false;
+  std::vector<std::string> members_pending_;        // pause/resume to re-evaluate
+  std::vector<std::string> group_failures_pending_;  // groups to reset and rediscover
+};
+
+}  // namespace mpathd
