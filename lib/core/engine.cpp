@@ -805,10 +805,18 @@ void Engine::observe_probe(std::string_view ifname, const ProbeVerdict& v) {
 }
 
 void Engine::observe_targets(std::string_view ifname, TargetMode mode, std::vector<ProbeTargetInfo> targets) {
-  if (Member* m = member_by_name(ifname)) {
-    m->target_mode = mode;
-    m->targets = std::move(targets);
-  }
+  Group* g = nullptr;
+  Member* m = member_by_name(ifname, &g);
+  if (!m) return;
+  bool same = m->target_mode == mode && m->targets.size() == targets.size() &&
+              std::equal(targets.begin(), targets.end(), m->targets.begin(),
+                         [](const ProbeTargetInfo& a, const ProbeTargetInfo& b) { return a.address == b.address; });
+  if (same) return;  // the RTTs are kept; they change with every probe
+  m->target_mode = mode;
+  m->targets = std::move(targets);
+  TargetsChanged ev{g->name, m->name, mode, {}};
+  for (const auto& t : m->targets) ev.targets.push_back(t.address);
+  publish(ev);
 }
 
 void Engine::observe_probe_result(const ProbeResult& r) {

@@ -38,6 +38,11 @@ std::string describe(const Event& e) {
       return who(c.group, c.member) + ": probe " + std::to_string(c.sequence) + " to " + c.target.str() +
              (c.acked ? " acked" : " lost");
     }
+    std::string operator()(const TargetsChanged& c) const {
+      std::string s = who(c.group, c.member) + ": probe targets (" + std::string(to_string(c.mode)) + ")";
+      for (const auto& t : c.targets) s += " " + t.str();
+      return c.targets.empty() ? s + " none" : s;
+    }
     std::string operator()(const TopologyChanged& c) const {
       return std::string(c.added ? "added " : "removed ") + (c.member.empty() ? "group " + c.group : who(c.group, c.member));
     }

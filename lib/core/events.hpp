@@ -5,6 +5,7 @@
 #include <cstdint>
 #include <string>
 #include <variant>
+#include <vector>
 
 #include "core/enums.hpp"
 #include "core/types.hpp"
@@ -63,7 +64,15 @@ struct ProbeCompleted {
   Duration rtt_dev{};
 };
 
-using Event = std::variant<MemberChanged, GroupChanged, AddressMoved, TopologyChanged, ProbeCompleted>;
+// A member's probe targets (or their mode) changed.
+struct TargetsChanged {
+  std::string group;
+  std::string member;
+  TargetMode mode = TargetMode::disabled;
+  std::vector<IpAddress> targets;
+};
+
+using Event = std::variant<MemberChanged, GroupChanged, AddressMoved, TopologyChanged, ProbeCompleted, TargetsChanged>;
 
 std::string describe(const Event& e);  // one line for logs: "g0/m0: ok -> failed (link-down)"
 

@@ -107,7 +107,7 @@ struct Daemon::Impl {
     applier.observe_address(a.ifindex, a.prefix, present);
     if (probing) {
       probing->on_address(a.ifindex, a.prefix, present);
-      probing->request_sync();
+      if (!a.prefix.addr.is_v4() && a.prefix.addr.is_link_local()) probing->request_sync();  // icmp6 sources
     } else {
       early_addresses.emplace_back(a, present);
     }
@@ -212,7 +212,7 @@ struct Daemon::Impl {
     h.link_removed = [this](const net::LinkInfo& l) { on_link(l, false); };
     h.address = [this](const net::AddrInfo& a, bool present) { on_address(a, present); };
     h.route = [this](const net::Route&, bool) {
-      if (probing) probing->request_sync();  // routers may have come or gone
+      if (probing) probing->request_targets();  // routers may have come or gone
     };
     h.resync = [this] {
       spdlog::warn("netlink events were lost; re-reading links and addresses");

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <utility>
 
+#include "core/dataplane.hpp"
 #include "daemon/event_loop.hpp"
 
 #include "detect/factory.hpp"
@@ -81,8 +82,9 @@ void Probing::run_deferred() {
     selectors_[group].flush_discovered();
     for (auto& [name, d] : detectors_)
       if (d.group == group && d.base) d.base->reset(true);
-    if (const Group* g = engine_.find_group(group)) set_group_targets(*g);
+    targets_pending_ = true;
   }
+  if (targets_pending_) refresh_targets();
 }
 
 std::optional<IpAddress> Probing::link_local(unsigned ifindex) const {
@@ -97,7 +99,12 @@ void Probing::on_address(unsigned ifindex, const IpPrefix& prefix, bool present)
   if (present) addresses_.emplace_back(ifindex, prefix);
 }
 
-void Probing::set_group_targets(const Group& g) {
+void Probing::request_targets() {
+  targets_pending_ = true;
+  arm();
+}
+
+void Probing::set_group_targets(const Group& g, const std::vector<net::Route>& routes) {
   auto& sel = selectors_[g.name];
   std::vector<IpAddress> local;
   for (const auto& [_, p] : addresses_) local.push_back(p.addr);
@@ -107,10 +114,11 @@ void Probing::set_group_targets(const Group& g) {
   for (const auto& m : g.members)
     if (m.ifindex) ifindexes.push_back(m.ifindex);
   std::vector<IpAddress> routers;
-  for (Family f : {Family::v4, Family::v6})
-    if (auto subnet = group_subnet(g, f))
-      if (auto found = detect::find_routers(kernel_, *subnet, ifindexes))
-        routers.insert(routers.end(), found->begin(), found->end());
+  if (auto subnet = group_subnet(g, Family::v4)) routers = detect::routers_in_subnet(routes, *subnet);
+  if (group_subnet(g, Family::v6)) {
+    auto v6 = detect::link_local_routers(routes, ifindexes);
+    routers.insert(routers.end(), v6.begin(), v6.end());
+  }
   sel.set_routers(std::move(routers));
   const auto now = Clock::now();
   auto active = sel.active(now);
@@ -129,7 +137,17 @@ void Probing::set_group_targets(const Group& g) {
 }
 
 void Probing::refresh_targets() {
-  for (const auto& g : engine_.groups()) set_group_targets(g);
+  targets_pending_ = false;
+  std::vector<net::Route> routes;
+  for (Family f : {Family::v4, Family::v6}) {
+    auto r = kernel_.dump_routes(f, kMainTable);
+    if (!r) {
+      spdlog::warn("probe targets: {}", r.error().message);
+      continue;
+    }
+    routes.insert(routes.end(), r->begin(), r->end());
+  }
+  for (const auto& g : engine_.groups()) set_group_targets(g, routes);
 }
 
 void Probing::pause_or_resume(const Member& m, Detector& d) {
@@ -184,11 +202,11 @@ void Probing::sync() {
         if (!grp) return;
         spdlog::info("{}: target {} stopped answering alone; replacing it", member, target.str());
         selectors_[grp->name].mark_dead(target, Clock::now());
-        set_group_targets(*grp);
+        request_targets();
       };
       cb.discovered = [this](const std::string& member, const IpAddress& host) {
         const Group* grp = engine_.group_of(member);
-        if (grp && selectors_[grp->name].add_discovered(host)) set_group_targets(*grp);
+        if (grp && selectors_[grp->name].add_discovered(host)) request_targets();
       };
       Duration fdt = g.config.failure_detection_time.value_or(engine_.config().failure_detection_time);
       auto base = detect::ProbeBase::create(event_, m.name, std::move(*strategy), fdt, std::move(cb));
@@ -215,7 +233,9 @@ void Probing::sync() {
       }
       pause_or_resume(m, it->second);
     }
-    set_group_targets(g);
+  }
+  refresh_targets();
+  for (const auto& g : engine_.groups()) {
     for (const auto& m : g.members)
       if (auto it = detectors_.find(m.name); it != detectors_.end()) engine_.observe_probe(m.name, it->second.base->verdict());
   }

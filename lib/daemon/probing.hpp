@@ -44,8 +44,9 @@ class Probing {
   // Kernel address events: link-local addresses (icmp6 sources) and the host's own
   // addresses (never targets).
   void on_address(unsigned ifindex, const IpPrefix& prefix, bool present);
-  // Route changes: routers may have come or gone.
-  void refresh_targets();
+  // Route changes: routers may have come or gone (deferred; one route dump for all
+  // groups).
+  void request_targets();
 
  private:
   struct Detector {
@@ -55,7 +56,8 @@ class Probing {
     std::optional<IpAddress> source;
     std::unique_ptr<detect::ProbeBase> base;
   };
-  void set_group_targets(const Group& g);
+  void refresh_targets();
+  void set_group_targets(const Group& g, const std::vector<net::Route>& routes);
   std::optional<IpAddress> link_local(unsigned ifindex) const;
   void pause_or_resume(const Member& m, Detector& d);
   void run_deferred();
@@ -71,6 +73,7 @@ class Probing {
   std::function<void()> after_change_;
   sd_event_source* defer_ = nullptr;
   bool sync_pending_ = false;
+  bool targets_pending_ = false;
   std::vector<std::string> members_pending_;        // pause/resume to re-evaluate
   std::vector<std::string> group_failures_pending_;  // groups to reset and rediscover
 };
