@@ -16,6 +16,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ -> "lab" package
 
+from lab.bus import Bus  # noqa: E402
 from lab.lab import (CLIENT4, Daemon, Lab, LabError, flowtool_bin, group_config,  # noqa: E402
                      mpathd_bin, wait_until)
 
@@ -44,10 +45,12 @@ def show_state(lab: Lab, d: Daemon) -> None:
         print("(no status yet)")
         return
     ctl = ipmpctl_bin()
-    if ctl:  # the CLI reads the daemon over D-Bus; fall back to status.json if it can't
-        cp = lab.ns_exec(lab.host, ctl, "show", "interfaces")
-        if cp.returncode == 0 and cp.stdout.strip():
-            print(cp.stdout.rstrip())
+    if ctl:  # the CLI reads the daemon over D-Bus (a private bus); else status.json
+        views = [lab.ns_exec(lab.host, ctl, "show", v) for v in ("groups", "interfaces", "addresses")]
+        if all(cp.returncode == 0 for cp in views):
+            for cp in views:
+                print(cp.stdout.rstrip() + "\n")
+            return
     groups = [[g["interface"], g["name"], g["state"], f"{g.get('fdt_ms', 0) / 1000:.2f}s",
                " ".join(m["name"] if m["active"] else
                         (f"({m['name']})" if m["state"] == "ok" else f"[{m['name']}]")
@@ -86,7 +89,9 @@ def run(args) -> int:
                   file=sys.stderr)
             return 1
     say("building the lab: switch, router, client and a host with members m0 m1 m2")
-    with Lab(members=3) as lab:
+    # A private D-Bus system bus for mpathd's API, which ipmpctl reads.
+    with Bus() as bus, Lab(members=3) as lab:
+        os.environ["DBUS_SYSTEM_BUS_ADDRESS"] = bus.address
         print(f"namespaces: {' '.join(lab.namespaces)}")
         conf = group_config([{"name": "m0"}, {"name": "m1"}, {"name": "m2", "standby": True}],
                             failback=True)
