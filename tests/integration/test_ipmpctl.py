@@ -22,7 +22,7 @@ import time
 import pytest
 
 from lab.bus import Bus, Lines
-from lab.lab import binary, wait_until
+from lab.lab import AddressMonitor, binary, wait_until
 from mpathd_helpers import DATA, MOVE_TIMEOUT, START_TIMEOUT, idx, start_group
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_REFUSED = 0, 1, 2, 3, 4
@@ -399,3 +399,43 @@ def test_group_and_address_verbs(lab, bus, need_mpathd, need_ipmpctl):
     ok("move", addr, other)
     wait_until(lambda: lab.holders(addr) == [other], MOVE_TIMEOUT, f"{addr} on {other}")
     assert d.address(addr)["holder"] == other
+
+
+# ---------------------------------------------------------------- probes and restarts
+
+def test_probes_streams_results(lab, bus, need_mpathd, need_ipmpctl):
+    """`ipmpctl probes` prints one line per acked probe of the live daemon (ARP probing
+    of the router at the lab's FDT of 1 s: ~7 probes a second per member)."""
+    start_group(lab)
+    cp = ipmpctl("probes", "--count", "6", "-o", "json", timeout=30)
+    assert cp.returncode == EXIT_OK, cp.stderr
+    rows = [json.loads(l) for l in cp.stdout.splitlines() if l.strip()]
+    assert len(rows) == 6, cp.stdout
+    assert all(r["target"] == "198.18.1.1" for r in rows), rows
+    assert any(r["acked"] for r in rows), rows
+    targets = show_json("targets")
+    assert any(t["target_mode"] == "routes" and t["targets"] for t in targets), targets
+
+
+def test_runtime_changes_survive_kill9(lab, bus, need_mpathd, need_ipmpctl):
+    """Changes made with ipmpctl are on disk before they are acted on: after SIGKILL and
+    a restart on the same state directory, an offlined member is still offline and a
+    group created at runtime is still there, and nothing was re-added."""
+    d = start_group(lab, members=["m0", "m1"])
+    ok("offline", "m1")
+    ok("group", "create", "g1", "--interface", "ipmp1")
+    ok("group", "add", "g1", "m2")
+    ok("address", "add", "g1", "198.18.1.20/24")
+    wait_until(lambda: lab.holders("198.18.1.20") == ["m2"], MOVE_TIMEOUT, "198.18.1.20 on m2")
+    d.proc_kill()
+    mon = AddressMonitor(lab)
+    d2 = lab.start_mpathd(d.config_path.read_text(), workdir=d.workdir)
+    s = d2.wait_status(lambda s: len(s["groups"]) == 2, START_TIMEOUT, "both groups after the restart")
+    assert d2.member("m1", s)["state"] == "offline"
+    assert d2.group("g1", s)["interface"] == "ipmp1"
+    assert lab.holders("198.18.1.20") == ["m2"]
+    assert lab.holders(DATA["ipv4"]) == ["m0"]
+    mon.settle()
+    mon.stop()
+    assert mon.events("198.18.1.", "2001:db8:1::") == [], "a restart removed or re-added an address"
+
