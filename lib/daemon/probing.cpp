@@ -85,6 +85,7 @@ void Probing::run_deferred() {
     targets_pending_ = true;
   }
   if (targets_pending_) refresh_targets();
+  if (after_change_) after_change_();  // status and state follow what changed here
 }
 
 std::optional<IpAddress> Probing::link_local(unsigned ifindex) const {
