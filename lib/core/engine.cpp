@@ -354,6 +354,12 @@ void Engine::observe_link(const LinkObservation& obs) {
   const LinkState before = m->link;
   Reason reason = Reason::none;
   bool mac_changed = false;
+  if (!obs.exists && g->anonymous()) {  // an ungrouped interface that is gone is forgotten
+    std::string name = m->name;
+    std::erase_if(anonymous_.members, [&](const Member& x) { return x.name == name; });
+    publish(TopologyChanged{"", name, false});
+    return;
+  }
   if (!obs.exists) {
     m->ifindex = 0;
     m->link = LinkState::unknown;
@@ -372,6 +378,9 @@ void Engine::observe_link(const LinkObservation& obs) {
   } else if (m->link == LinkState::down && before != LinkState::down) {
     ++m->counters.link_downs;
     if (reason == Reason::none) reason = Reason::link_down;
+    // A probed member must earn its repair with good probes after the link is back
+    // (its detector is reset too), also when the link bounces within one batch.
+    if (m->probe == ProbeState::ok) m->probe = ProbeState::failed;
   }
   if (!started_) return;
   if (mac_changed || !obs.exists) check_hwaddr(*g);
@@ -521,6 +530,7 @@ Result<void> Engine::create_group(GroupConfig gc) {
   publish(TopologyChanged{g.name, "", true});
   for (auto& m : g.members) init_member(g, m);
   if (started_) {
+    check_hwaddr(g);
     for (auto& m : g.members) {
       MemberState s = derive_state(m);
       if (s == MemberState::ok) m.inactive = decide_inactive(g, m, Transition::initial);
@@ -558,7 +568,10 @@ Result<void> Engine::add_member(std::string_view group, MemberConfig mc) {
   g->members.push_back(make_member(g->config, mc));
   Member& m = g->members.back();
   init_member(*g, m);
-  if (started_) refresh(*g, m, Reason::member_added, Transition::initial);
+  if (started_) {
+    check_hwaddr(*g);
+    refresh(*g, g->members.back(), Reason::member_added, Transition::initial);
+  }
   return {};
 }
 
@@ -575,12 +588,17 @@ Result<void> Engine::remove_member(std::string_view ifname) {
 }
 
 void Engine::drop_member(Group& g, const std::string& name) {
+  const Member* leaving = g.find(name);
+  const bool was_active = leaving && leaving->active();
   std::erase_if(g.members, [&](const Member& x) { return x.name == name; });
   std::erase_if(g.config.members, [&](const MemberConfig& x) { return x.name == name; });
   for (auto& gc : config_.groups)
     if (gc.name == g.name) std::erase_if(gc.members, [&](const MemberConfig& x) { return x.name == name; });
   publish(TopologyChanged{g.name, name, false});
-  if (started_) run_policy(g, Reason::member_removed, true);
+  if (started_) {
+    check_hwaddr(g);  // a duplicate of the leaving member may be unique now
+    run_policy(g, Reason::member_removed, was_active);
+  }
   // Tracking every interface: it goes on as an ungrouped one.
   if (!config_.track_interfaces_only_with_groups) {
     auto it = std::find_if(links_.begin(), links_.end(), [&](const LinkObservation& l) { return l.name == name; });
@@ -643,6 +661,7 @@ void Engine::reconfigure_group(Group& g, const GroupConfig& next) {
   g.failback = want.failback.value_or(config_.failback);
   g.fdt = want.failure_detection_time.value_or(config_.failure_detection_time);
   // Members: removed, changed in place (standby, test addresses), added.
+  bool lost_active = false;
   std::vector<std::string> removed;
   for (const auto& m : g.members)
     if (std::none_of(want.members.begin(), want.members.end(), [&](const MemberConfig& x) { return x.name == m.name; }))
@@ -652,6 +671,7 @@ void Engine::reconfigure_group(Group& g, const GroupConfig& next) {
     if (Member* m = g.find(mc.name)) {
       m->test_addresses = mc.test_addresses;
       if (m->standby != mc.standby) {
+        lost_active = lost_active || m->active();
         m->standby = mc.standby;
         if (m->usable()) m->inactive = decide_inactive(g, *m, Transition::initial);
         commit(g, *m, Reason::config_reload);
@@ -685,7 +705,10 @@ void Engine::reconfigure_group(Group& g, const GroupConfig& next) {
   g.config = want;
   for (auto& gc : config_.groups)
     if (gc.name == g.name) gc = want;
-  if (started_) run_policy(g, Reason::config_reload, true);
+  if (started_) {
+    check_hwaddr(g);
+    run_policy(g, Reason::config_reload, lost_active);
+  }
 }
 
 Result<void> Engine::add_data_address(std::string_view group, const IpPrefix& address) {
@@ -797,6 +820,10 @@ void Engine::observe_probe(std::string_view ifname, const ProbeVerdict& v) {
     case ProbeState::disabled: {
       Reason why = v.state == ProbeState::disabled ? Reason::probing_stopped : Reason::probing_started;
       if (m->probe == v.state) return;
+      // Targets gone (flushed after a group failure, routers withdrawn) are no repair:
+      // a failed member stays failed until its probes are answered again.
+      if (v.state == ProbeState::unknown && m->probe == ProbeState::failed) return;
+      if (v.state == ProbeState::disabled) m->restored_failed = false;  // nothing could repair it
       m->probe = v.state;
       refresh(*g, *m, why);
       return;
@@ -874,20 +901,26 @@ void Engine::import_state(const std::vector<PersistedGroup>& state) {
 
 std::optional<TimePoint> Engine::next_deadline() const {
   std::optional<TimePoint> next;
-  for (const auto& g : groups_)
+  auto scan = [&](const Group& g) {
     for (const auto& m : g.members)
       if (!m.link_trusted && (!next || m.trusted_at < *next)) next = m.trusted_at;
+  };
+  for (const auto& g : groups_) scan(g);
+  scan(anonymous_);
   return next;
 }
 
 void Engine::on_timer() {
   const auto now = clock_.now();
-  for (auto& g : groups_)
+  auto trust = [&](Group& g) {
     for (auto& m : g.members)
       if (!m.link_trusted && m.trusted_at <= now) {
         m.link_trusted = true;
         refresh(g, m, Reason::link_up);
       }
+  };
+  for (auto& g : groups_) trust(g);
+  trust(anonymous_);
 }
 
 }  // namespace mpathd

@@ -16,7 +16,7 @@ std::unexpected<Error> sys_fail(const std::string& what) {
 }
 }  // namespace
 
-Result<void> write_file_atomically(const std::string& path, std::string_view content) {
+Result<void> write_file_atomically(const std::string& path, std::string_view content, bool durable) {
   const std::string tmp = path + ".tmp";
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) return sys_fail("open " + tmp);
@@ -33,13 +33,14 @@ Result<void> write_file_atomically(const std::string& path, std::string_view con
     p += n;
     left -= static_cast<std::size_t>(n);
   }
-  if (::fsync(fd) < 0) {
+  if (durable && ::fsync(fd) < 0) {
     auto e = sys_fail("fsync " + tmp);
     ::close(fd);
     return e;
   }
   ::close(fd);
   if (::rename(tmp.c_str(), path.c_str()) < 0) return sys_fail("rename " + tmp);
+  if (!durable) return {};
   auto dir = std::filesystem::path(path).parent_path();
   int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dfd >= 0) {

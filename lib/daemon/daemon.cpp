@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "core/dataplane.hpp"
 #include "daemon/atomic_file.hpp"
 #include "daemon/config_file.hpp"
 #include "daemon/dataplane_applier.hpp"
@@ -92,6 +93,13 @@ struct Daemon::Impl {
     sd_event_unref(event);
   }
 
+  bool member_index(unsigned ifindex) const {
+    for (const auto& g : engine.groups())
+      for (const auto& m : g.members)
+        if (m.ifindex == ifindex) return true;
+    return false;
+  }
+
   bool is_member(const std::string& ifname) const {
     const Group* g = engine.group_of(ifname);
     return g && !g->anonymous();
@@ -107,7 +115,8 @@ struct Daemon::Impl {
     applier.observe_address(a.ifindex, a.prefix, present);
     if (probing) {
       probing->on_address(a.ifindex, a.prefix, present);
-      if (!a.prefix.addr.is_v4() && a.prefix.addr.is_link_local()) probing->request_sync();  // icmp6 sources
+      if (!a.prefix.addr.is_v4() && a.prefix.addr.is_link_local() && member_index(a.ifindex))
+        probing->request_sync();  // a member's icmp6 source
     } else {
       early_addresses.emplace_back(a, present);
     }
@@ -153,9 +162,11 @@ struct Daemon::Impl {
   }
 
   void write_status() {
-    auto r = write_file_atomically(options.runtime_dir + "/status.json", status_json(engine).dump(2) + "\n");
-    if (!r) spdlog::warn("{}", r.error().message);
     status_dirty = false;
+    // Interface names are bytes: never let one that is not UTF-8 stop the daemon.
+    const auto text = status_json(engine).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+    if (auto r = write_file_atomically(options.runtime_dir + "/status.json", text, false); !r)
+      spdlog::warn("{}", r.error().message);
   }
 
   void on_event(const Event& e) {
@@ -211,7 +222,9 @@ struct Daemon::Impl {
     h.link_changed = [this](const net::LinkInfo& l) { on_link(l, true); };
     h.link_removed = [this](const net::LinkInfo& l) { on_link(l, false); };
     h.address = [this](const net::AddrInfo& a, bool present) { on_address(a, present); };
-    h.route = [this](const net::Route&, bool) {
+    h.route = [this](const net::Route& r, bool present) {
+      // One of ours flushed by the kernel (an interface went down): put it back.
+      if (!present && r.protocol == kRouteProtocol && applier.forget_route(r)) after_input();
       if (probing) probing->request_targets();  // routers may have come or gone
     };
     h.resync = [this] {

@@ -64,6 +64,13 @@ void DataPlaneApplier::observe_address(unsigned ifindex, const IpPrefix& prefix,
   }
 }
 
+bool DataPlaneApplier::forget_route(const net::Route& route) {
+  auto same = [&](const PlacedRoute& r) {
+    return r.table == route.table && r.dst == route.dst && r.gateway == route.gateway && r.ifindex == route.ifindex;
+  };
+  return std::erase_if(applied_.routes, same) > 0;
+}
+
 void DataPlaneApplier::start(const Engine& engine) {
   // Rules at our priority pointing into our table range, and routes we installed
   // (our protocol) in the main table and the members' tables, are ours.
@@ -124,6 +131,7 @@ std::size_t DataPlaneApplier::reconcile(const Engine& engine) {
       continue;
     }
     if (auto r = kernel_.del_address(it->ifindex, it->prefix); !r) spdlog::error("{}", r.error().message);
+    notifier_->cancel(it->prefix.addr);  // it is no longer ours to announce
     ++changes;
     it = applied_.addresses.erase(it);
   }
@@ -133,18 +141,30 @@ std::size_t DataPlaneApplier::reconcile(const Engine& engine) {
     if (const Member* m = engine.find_member(d.ifname)) notifier_->announce(d.ifindex, m->mac, d.prefix.addr);
 
   // Rules and routes: add what is missing, then remove what is stale (a replaced
-  // route with the same key is already gone; deleting it again is harmless).
-  for (const auto& r : want.rules)
+  // route with the same key is already gone; deleting it again is harmless). Only
+  // what succeeded counts as applied: a failed add is tried again next time.
+  std::vector<PlacedRule> rules;
+  for (const auto& r : want.rules) {
     if (!contains(applied_.rules, r)) {
-      if (auto res = kernel_.add_rule(to_net(r)); !res) spdlog::error("{}", res.error().message);
       ++changes;
+      if (auto res = kernel_.add_rule(to_net(r)); !res) {
+        spdlog::error("{}", res.error().message);
+        continue;
+      }
     }
-  for (const auto& r : want.routes)
+    rules.push_back(r);
+  }
+  std::vector<PlacedRoute> routes;
+  for (const auto& r : want.routes) {
     if (!contains(applied_.routes, r)) {
-      if (auto res = kernel_.replace_route(to_net(r)); !res)
-        spdlog::error("route {}: {}", route_str(r), res.error().message);
       ++changes;
+      if (auto res = kernel_.replace_route(to_net(r)); !res) {
+        spdlog::error("route {}: {}", route_str(r), res.error().message);
+        continue;
+      }
     }
+    routes.push_back(r);
+  }
   for (const auto& r : applied_.rules)
     if (!contains(want.rules, r)) {
       if (auto res = kernel_.del_rule(to_net(r)); !res) spdlog::error("{}", res.error().message);
@@ -155,8 +175,8 @@ std::size_t DataPlaneApplier::reconcile(const Engine& engine) {
       if (auto res = kernel_.del_route(to_net(r)); !res) spdlog::error("{}", res.error().message);
       ++changes;
     }
-  applied_.rules = want.rules;
-  applied_.routes = want.routes;
+  applied_.rules = std::move(rules);
+  applied_.routes = std::move(routes);
   return changes;
 }
 

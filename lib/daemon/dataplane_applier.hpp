@@ -26,6 +26,10 @@ class DataPlaneApplier {
   // addresses in place are adopted, not re-added); afterwards an applied data address
   // that someone else removed is noticed and restored by the next reconcile().
   void observe_address(unsigned ifindex, const IpPrefix& prefix, bool present);
+  // A route of ours that the kernel deleted (it flushes routes through an interface
+  // that goes down): forgotten, so that the next reconcile() puts it back. True if it
+  // was one we had applied.
+  bool forget_route(const net::Route& route);
   // Learns the rules and routes a previous run left, so stale ones get removed.
   void start(const Engine& engine);
   // Applies the difference; returns the number of kernel changes made.

@@ -43,21 +43,24 @@ void MemberSysctls::flush() {
 
 void MemberSysctls::apply(const std::string& ifname, unsigned ifindex) {
   if (auto it = applied_.find(ifname); it != applied_.end() && it->second == ifindex) return;
+  // The originals are on disk before the first value changes (a saved original
+  // survives restarts: it is kept).
   auto& originals = saved_[ifname];
+  bool recorded = false;
   for (const auto& [key, value] : kSettings) {
-    const auto path = net::Sysctl::ipv4_conf_key(ifname, key);
-    if (!originals.contains(key)) {  // a saved original survives restarts: keep it
-      auto cur = sysctl_.read(path);
-      if (!cur) {
-        spdlog::warn("{}", cur.error().message);
-        continue;
-      }
-      originals[key] = *cur;
+    if (originals.contains(key)) continue;
+    auto cur = sysctl_.read(net::Sysctl::ipv4_conf_key(ifname, key));
+    if (!cur) {
+      spdlog::warn("{}", cur.error().message);
+      continue;
     }
-    if (auto r = sysctl_.write(path, value); !r) spdlog::warn("{}", r.error().message);
+    originals[key] = *cur;
+    recorded = true;
   }
+  if (recorded) save();
+  for (const auto& [key, value] : kSettings)
+    if (auto r = sysctl_.write(net::Sysctl::ipv4_conf_key(ifname, key), value); !r) spdlog::warn("{}", r.error().message);
   applied_[ifname] = ifindex;
-  dirty_ = true;
   spdlog::debug("{}: arp_ignore=1 arp_announce=2 rp_filter=2", ifname);
 }
 

@@ -30,6 +30,10 @@ void Notifier::announce(unsigned ifindex, const Mac& mac, const IpAddress& addre
   rearm();
 }
 
+void Notifier::cancel(const IpAddress& address) {
+  std::erase_if(pending_, [&](const Pending& p) { return p.address == address; });
+}
+
 void Notifier::rearm() {
   if (pending_.empty()) return;
   auto next = std::min_element(pending_.begin(), pending_.end(),

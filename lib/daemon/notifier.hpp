@@ -22,6 +22,8 @@ class Notifier {
   // Sends the first notification now and schedules the repeats; replaces any pending
   // repeats for the same address (it moved again).
   void announce(unsigned ifindex, const Mac& mac, const IpAddress& address);
+  // Stops the repeats for an address that is no longer ours.
+  void cancel(const IpAddress& address);
   std::size_t pending() const { return pending_.size(); }
 
  private:

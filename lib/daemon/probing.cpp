@@ -73,6 +73,8 @@ void Probing::run_deferred() {
     members_pending_.clear();  // sync() re-evaluates every member
     sync();
   }
+  for (const auto& name : std::exchange(resets_pending_, {}))
+    if (auto it = detectors_.find(name); it != detectors_.end()) it->second.base->reset(true);
   for (const auto& name : std::exchange(members_pending_, {})) {
     auto it = detectors_.find(name);
     const Member* m = engine_.find_member(name);
@@ -129,7 +131,7 @@ void Probing::set_group_targets(const Group& g, const std::vector<net::Route>& r
     std::vector<IpAddress> mine;
     for (const auto& t : active)
       if (t.is_v4() == (d.kind != ProbeKind::icmp6)) mine.push_back(t);
-    d.base->set_targets(mine, sel.mode());
+    if (mine != d.base->targets() || sel.mode() != d.base->mode()) d.base->set_targets(mine, sel.mode());
     if (sel.wants_discovery() && d.kind != ProbeKind::arp) (void)d.base->discover();
     std::vector<ProbeTargetInfo> info;
     for (const auto& t : mine) info.push_back({t, {}, {}});
@@ -177,9 +179,14 @@ void Probing::sync() {
       std::optional<IpAddress> source = kind == ProbeKind::icmp ? test_v4 : kind == ProbeKind::icmp6 ? ll : std::nullopt;
       wanted.push_back(m.name);
       auto it = detectors_.find(m.name);
+      const Duration fdt = g.config.failure_detection_time.value_or(engine_.config().failure_detection_time);
       if (it != detectors_.end() && it->second.kind == kind && it->second.ifindex == m.ifindex &&
           it->second.source == source && it->second.group == g.name) {
-        it->second.base->set_fdt(g.config.failure_detection_time.value_or(engine_.config().failure_detection_time));
+        // Only a real change re-arms its schedule (and drops an RTT-driven FDT raise).
+        if (it->second.fdt != fdt) {
+          it->second.base->set_fdt(fdt);
+          it->second.fdt = fdt;
+        }
         continue;
       }
       detect::ProbeSource src{m.ifindex, m.name, m.mac, kind == ProbeKind::icmp ? test_v4 : std::nullopt,
@@ -209,14 +216,13 @@ void Probing::sync() {
         const Group* grp = engine_.group_of(member);
         if (grp && selectors_[grp->name].add_discovered(host)) request_targets();
       };
-      Duration fdt = g.config.failure_detection_time.value_or(engine_.config().failure_detection_time);
       auto base = detect::ProbeBase::create(event_, m.name, std::move(*strategy), fdt, std::move(cb));
       if (!base) {
         spdlog::warn("{}: cannot probe: {}", m.name, base.error().message);
         continue;
       }
       spdlog::info("{}: probing with {} every {}", m.name, to_string(kind), format_duration(fdt / 7));
-      Detector d{g.name, kind, m.ifindex, source, std::move(*base)};
+      Detector d{g.name, kind, m.ifindex, source, fdt, std::move(*base)};
       if (m.restored_failed) d.base->reset(true);  // failed before a restart: earn the repair
       detectors_[m.name] = std::move(d);
     }
@@ -244,8 +250,17 @@ void Probing::sync() {
 
 void Probing::on_event(const Event& e) {
   if (const auto* c = std::get_if<MemberChanged>(&e)) {
-    if (!detectors_.contains(c->member) || (c->before.link == c->after.link && c->before.state == c->after.state)) return;
-    members_pending_.push_back(c->member);
+    if (c->before.link == c->after.link && c->before.state == c->after.state) return;
+    // An interface that appeared or went away (possibly with a new ifindex): its
+    // detector is made anew.
+    if (c->before.link == LinkState::unknown || c->after.link == LinkState::unknown || !detectors_.contains(c->member)) {
+      sync_pending_ = true;
+    } else {
+      // The link went down: old successes must not count, even if it is back up by
+      // the time the deferred work runs.
+      if (c->before.link == LinkState::up && c->after.link != LinkState::up) resets_pending_.push_back(c->member);
+      members_pending_.push_back(c->member);
+    }
   } else if (const auto* g = std::get_if<GroupChanged>(&e)) {
     if (g->after != GroupState::failed || g->reason != Reason::group_failure) return;
     group_failures_pending_.push_back(g->group);

@@ -54,6 +54,7 @@ class Probing {
     ProbeKind kind = ProbeKind::none;
     unsigned ifindex = 0;
     std::optional<IpAddress> source;
+    Duration fdt{};
     std::unique_ptr<detect::ProbeBase> base;
   };
   void refresh_targets();
@@ -75,6 +76,7 @@ class Probing {
   bool sync_pending_ = false;
   bool targets_pending_ = false;
   std::vector<std::string> members_pending_;        // pause/resume to re-evaluate
+  std::vector<std::string> resets_pending_;         // detectors whose link went down
   std::vector<std::string> group_failures_pending_;  // groups to reset and rediscover
 };
 

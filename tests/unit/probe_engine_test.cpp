@@ -155,3 +155,27 @@ TEST(ProbeEngine, ResetDetectorOfMemberWithoutLinkIsNoGroupFailure) {
   EXPECT_EQ(r.m("m2").reason, Reason::link_down);
   EXPECT_EQ(r.g().state, GroupState::degraded);
 }
+
+TEST(ProbeEngine, TargetsFlushedAfterGroupFailureAreNoRepair) {
+  ProbeRig r(make_config({{"m0", false}}));
+  r.start_all_up({"m0"});
+  r.report("m0", verdict(ProbeState::ok, {}, r.clock.now()));
+  r.report("m0", verdict(ProbeState::failed, r.clock.now(), {}));
+  ASSERT_EQ(r.g().state, GroupState::failed);
+  r.report("m0", verdict(ProbeState::unknown));  // discovered targets flushed
+  EXPECT_EQ(r.m("m0").state, MemberState::failed);
+  EXPECT_EQ(r.g().state, GroupState::failed);
+}
+
+TEST(ProbeEngine, LinkBounceStillNeedsGoodProbes) {
+  ProbeRig r(make_config({{"m0", false}, {"m1", false}}));
+  r.start_all_up({"m0", "m1"});
+  r.report("m0", verdict(ProbeState::ok, {}, r.clock.now()));
+  r.report("m1", verdict(ProbeState::ok, {}, r.clock.now()));
+  r.link("m0", false);
+  r.link("m0", true);  // down and up before the detector could be reset
+  EXPECT_EQ(r.m("m0").state, MemberState::failed);
+  r.report("m0", verdict(ProbeState::failed));  // the reset detector
+  r.report("m0", verdict(ProbeState::ok, {}, r.clock.now()));
+  EXPECT_EQ(r.m("m0").state, MemberState::ok);
+}

@@ -136,3 +136,18 @@ TEST(Persist, SavedHomeWinsOverAdoptionWithFailback) {
   again.link("m0", true);  // repaired after the restart: failback to the saved home
   EXPECT_EQ(again.holder("198.18.1.10"), "m0");
 }
+
+TEST(Reload, UnrelatedChangeKeepsFailbackNoInactiveMemberInactive) {
+  Config c = make_config({{"m0", false}, {"m1", false}}, {"198.18.1.10/24", "198.18.1.11/24"}, false);
+  Rig r(c);
+  r.start_all_up({"m0", "m1"});
+  r.link("m0", false);
+  r.link("m0", true);
+  ASSERT_TRUE(r.m("m0").inactive);
+  r.events.clear();
+  Config next = c;
+  next.groups[0].targets.push_back(*IpAddress::parse("198.18.1.1"));
+  r.engine.reconfigure(next);
+  EXPECT_TRUE(r.m("m0").inactive);
+  EXPECT_TRUE(r.of<AddressMoved>().empty());
+}

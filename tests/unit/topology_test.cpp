@@ -113,3 +113,24 @@ TEST(Topology, UngroupedInterfaceJoinsAndLeavesAGroup) {
   ASSERT_NE(r.engine.anonymous().find("m5"), nullptr) << "tracked again without a group";
   EXPECT_EQ(r.engine.anonymous().find("m5")->state, MemberState::ok);
 }
+
+TEST(Topology, RemovingTheOriginalUnblocksADuplicateMac) {
+  Rig r(make_config({{"m0", false}, {"m1", false}, {"m2", false}}));
+  r.link("m0", true, 10);
+  r.link("m1", true, 11);
+  r.engine.observe_link({"m2", 12, true, true, mac_n(10), false});  // same MAC as m0
+  r.engine.start();
+  ASSERT_TRUE(r.m("m2").hwaddr_dup);
+  ASSERT_TRUE(r.engine.remove_member("m0"));
+  EXPECT_FALSE(r.m("m2").hwaddr_dup);
+  EXPECT_EQ(r.m("m2").state, MemberState::ok);
+}
+
+TEST(Topology, AddedMemberWithDuplicateMacGoesOffline) {
+  Rig r(make_config({{"m0", false}, {"m1", false}}));
+  r.start_all_up({"m0", "m1"});
+  r.engine.observe_link({"m5", 15, true, true, mac_n(10), false});  // m0's MAC
+  ASSERT_TRUE(r.engine.add_member("g0", {"m5", false, {}}));
+  EXPECT_TRUE(r.m("m5").hwaddr_dup);
+  EXPECT_EQ(r.m("m5").state, MemberState::offline);
+}
