@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "namespace_child.hpp"
 #include "detect/arp.hpp"
 #include "detect/factory.hpp"
 #include "detect/icmp.hpp"
@@ -115,7 +116,7 @@ TEST(DetectTargets, RoutersOnTheSubnetDefaultFirst) {
 
 // --- namespaces -------------------------------------------------------------------
 
-constexpr int kSkip = 77;
+using test::kSkip;
 
 #define CHECK(...)                                                                         \
   do {                                                                                     \
@@ -483,27 +484,7 @@ int in_private_namespace() {
   return rc;
 }
 
-TEST(DetectNamespace, IcmpArpAndIcmp6ProbingInPrivateNamespaces) {
-  if (geteuid() != 0) GTEST_SKIP() << "needs root to create network namespaces";
-  std::fflush(nullptr);
-  const pid_t pid = fork();
-  ASSERT_GE(pid, 0);
-  if (pid == 0) {
-    int rc = 1;
-    try {
-      rc = in_private_namespace();
-    } catch (...) {
-      std::fprintf(stderr, "exception in the namespace child\n");
-    }
-    std::fflush(nullptr);
-    _exit(rc);
-  }
-  int status = 0;
-  ASSERT_EQ(waitpid(pid, &status, 0), pid);
-  ASSERT_TRUE(WIFEXITED(status)) << "child killed by signal " << WTERMSIG(status);
-  if (WEXITSTATUS(status) == kSkip) GTEST_SKIP() << "unshare(CLONE_NEWNET) not permitted";
-  EXPECT_EQ(WEXITSTATUS(status), 0) << "see the child's messages above";
-}
+TEST(DetectNamespace, IcmpArpAndIcmp6ProbingInPrivateNamespaces) { test::run_in_child(in_private_namespace); }
 
 }  // namespace
 }  // namespace mpathd::detect
