@@ -31,7 +31,7 @@ fi
 step ctest ctest --test-dir build --output-on-failure -j1 --timeout 900
 
 step asan-build bash -c "cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DMPATHD_WERROR=ON \
-  -DMPATHD_SANITIZE=ON && cmake --build build-asan -j$jobs --target unit_tests mpathd"
+  -DMPATHD_SANITIZE=ON && cmake --build build-asan -j$jobs --target unit_tests ipmpctl_unit_tests mpathd"
 if [[ ${results[-1]} == *ok ]]; then
   step asan-unit env ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
     UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
