@@ -131,11 +131,13 @@ void Probing::set_group_targets(const Group& g, const std::vector<net::Route>& r
     std::vector<IpAddress> mine;
     for (const auto& t : active)
       if (t.is_v4() == (d.kind != ProbeKind::icmp6)) mine.push_back(t);
-    if (mine != d.base->targets() || sel.mode() != d.base->mode()) d.base->set_targets(mine, sel.mode());
-    if (sel.wants_discovery() && d.kind != ProbeKind::arp) (void)d.base->discover();
+    // The Engine learns the targets first: setting them may report a verdict at once,
+    // and what is published then must already show them.
     std::vector<ProbeTargetInfo> info;
     for (const auto& t : mine) info.push_back({t, {}, {}});
     engine_.observe_targets(name, sel.mode(), std::move(info));
+    if (mine != d.base->targets() || sel.mode() != d.base->mode()) d.base->set_targets(mine, sel.mode());
+    if (sel.wants_discovery() && d.kind != ProbeKind::arp) (void)d.base->discover();
   }
 }
 
