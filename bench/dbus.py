@@ -26,7 +26,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -38,7 +37,7 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 sys.path.insert(0, str(HERE))
 
 from lab.bus import Bus, Lines  # noqa: E402
-from lab.lab import Lab, LabError, binary, wait_until  # noqa: E402
+from lab.lab import Lab, LabError, Proc, binary, wait_until  # noqa: E402
 from restart import config, percentile  # noqa: E402  (the same 64 x 4 configuration)
 
 EVENT_TIMEOUT = 10.0  # per cut, for the signal and for the repair
@@ -101,13 +100,7 @@ class Events:
 
     def stop(self) -> None:
         """SIGTERM to our own pid (a normal end for dbus_bench), then SIGKILL."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+        Proc(self.proc, "dbus_bench events").stop()
 
 
 def main() -> int:

@@ -16,13 +16,12 @@ import atexit
 import os
 import selectors
 import shutil
-import signal
 import subprocess
 import tempfile
 import time
 from pathlib import Path
 
-from .lab import REPO_ROOT
+from .lab import REPO_ROOT, Proc
 
 SYSTEM_BUS_CONF = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
@@ -91,13 +90,7 @@ class Bus:
         self.close()
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+        Proc(self.proc, "dbus-daemon").stop()
         shutil.rmtree(self.dir, ignore_errors=True)
         if self in _live_buses:
             _live_buses.remove(self)
