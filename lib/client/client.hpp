@@ -41,7 +41,7 @@ inline constexpr std::string_view kInterfacePathPrefix = "/org/ipmp/Mpathd1/inte
 inline constexpr std::string_view kManagerInterface = "org.ipmp.Mpathd1.Manager";
 inline constexpr std::string_view kGroupInterface = "org.ipmp.Mpathd1.Group";
 inline constexpr std::string_view kInterfaceInterface = "org.ipmp.Mpathd1.Interface";
-inline constexpr std::string_view kErrorPrefix = "org.ipmp.Mpathd1.Error.";
+inline constexpr std::string_view kErrorPrefix = kDbusErrorPrefix;
 
 // ------------------------------------------------------------------ errors
 

@@ -1,5 +1,5 @@
-// D-Bus error names <-> client::Error. The names are the contract's
-// (dbus/org.ipmp.Mpathd1.xml): org.ipmp.Mpathd1.Error.<Name>.
+// D-Bus error names <-> client::Error. The contract's names (org.ipmp.Mpathd1.Error.<Name>)
+// come from the one table in core/error.hpp, shared with the daemon.
 #include <array>
 #include <cerrno>
 #include <cstring>
@@ -11,28 +11,6 @@ namespace mpathd::client {
 
 namespace {
 
-struct NameEntry {
-  std::string_view name;
-  Errc errc;
-};
-
-// Every name of the contract. Errc values without a name of their own (busy, config)
-// travel as Failed; Failed comes back as Errc::system.
-constexpr std::array<NameEntry, 12> kNames{{
-    {"InvalidArgument", Errc::invalid_argument},
-    {"NoSuchGroup", Errc::no_such_group},
-    {"NoSuchInterface", Errc::no_such_interface},
-    {"LastUsableMember", Errc::last_usable_member},
-    {"AlreadyOffline", Errc::already_offline},
-    {"NotOffline", Errc::not_offline},
-    {"HwAddrDuplicate", Errc::hwaddr_duplicate},
-    {"Exists", Errc::exists},
-    {"NotInGroup", Errc::not_in_group},
-    {"NoSuchAddress", Errc::no_such_address},
-    {"NotUsable", Errc::not_usable},
-    {"Failed", Errc::system},
-}};
-
 bool one_of(std::string_view name, std::initializer_list<std::string_view> names) {
   for (auto n : names)
     if (name == n) return true;
@@ -41,27 +19,16 @@ bool one_of(std::string_view name, std::initializer_list<std::string_view> names
 
 }  // namespace
 
-std::string error_name(Errc errc) {
-  for (const auto& e : kNames)
-    if (e.errc == errc) return std::string(kErrorPrefix) + std::string(e.name);
-  return std::string(kErrorPrefix) + "Failed";
-}
+std::string error_name(Errc errc) { return dbus_error_name(errc); }
 
 Error error_from_dbus(std::string_view name, std::string_view message) {
   Error e;
   e.dbus_name = std::string(name);
   e.message = std::string(message);
   if (name.starts_with(kErrorPrefix)) {
-    auto rest = name.substr(kErrorPrefix.size());
-    for (const auto& n : kNames) {
-      if (n.name == rest) {
-        e.failure = Failure::daemon;
-        e.errc = n.errc;
-        return e;
-      }
-    }
-    e.failure = Failure::daemon;  // a newer daemon's error: a plain failure
-    e.errc = Errc::system;
+    e.failure = Failure::daemon;
+    // A name this client does not know is a newer daemon's error: a plain failure.
+    e.errc = errc_from_dbus_name(name).value_or(Errc::system);
     return e;
   }
   if (one_of(name, {"org.freedesktop.DBus.Error.AccessDenied",

@@ -5,8 +5,11 @@
 #include <array>
 #include <cstdint>
 #include <expected>
+#include <optional>
 #include <string>
 #include <string_view>
+
+#include "core/enums.hpp"
 
 namespace mpathd {
 
@@ -27,14 +30,44 @@ enum class Errc : std::uint8_t {
   not_usable,
 };
 
-inline constexpr std::array<std::string_view, 14> kErrcNames{
-    "invalid-argument", "no-such-group",    "no-such-interface", "last-usable-member",
-    "already-offline",  "not-offline",      "hwaddr-duplicate",  "exists",
-    "busy",             "system",           "config",            "not-in-group",
-    "no-such-address",  "not-usable",
+template <>
+struct EnumNames<Errc> {
+  static constexpr std::array<std::string_view, 14> names{
+      "invalid-argument", "no-such-group",    "no-such-interface", "last-usable-member",
+      "already-offline",  "not-offline",      "hwaddr-duplicate",  "exists",
+      "busy",             "system",           "config",            "not-in-group",
+      "no-such-address",  "not-usable",
+  };
 };
 
-inline std::string_view to_string(Errc e) { return kErrcNames[static_cast<std::size_t>(e)]; }
+// The D-Bus error names of the contract (dbus/org.ipmp.Mpathd1.xml), the one table used
+// by the daemon (lib/dbus) and the client (lib/client): org.ipmp.Mpathd1.Error.<name>.
+// Codes without a name of their own (busy, system, config) travel as "Failed", which
+// comes back as Errc::system.
+inline constexpr std::string_view kDbusErrorPrefix = "org.ipmp.Mpathd1.Error.";
+inline constexpr std::string_view kDbusErrorFailed = "Failed";
+inline constexpr std::array<std::string_view, 14> kErrcDbusNames{
+    "InvalidArgument", "NoSuchGroup", "NoSuchInterface", "LastUsableMember",
+    "AlreadyOffline",  "NotOffline",  "HwAddrDuplicate", "Exists",
+    kDbusErrorFailed,  kDbusErrorFailed, kDbusErrorFailed, "NotInGroup",
+    "NoSuchAddress",   "NotUsable",
+};
+static_assert(kErrcDbusNames.size() == EnumNames<Errc>::names.size());
+
+// "org.ipmp.Mpathd1.Error.NoSuchGroup" for Errc::no_such_group.
+inline std::string dbus_error_name(Errc e) {
+  return std::string(kDbusErrorPrefix) + std::string(kErrcDbusNames[static_cast<std::size_t>(e)]);
+}
+
+// The code of a contract error name ("NoSuchGroup" or the full name); "Failed" is
+// Errc::system; nullopt for a name outside the contract.
+inline std::optional<Errc> errc_from_dbus_name(std::string_view name) {
+  if (name.starts_with(kDbusErrorPrefix)) name.remove_prefix(kDbusErrorPrefix.size());
+  if (name == kDbusErrorFailed) return Errc::system;
+  for (std::size_t i = 0; i < kErrcDbusNames.size(); ++i)
+    if (kErrcDbusNames[i] == name) return static_cast<Errc>(i);
+  return std::nullopt;
+}
 
 struct Error {
   Errc code = Errc::system;

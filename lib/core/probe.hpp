@@ -246,7 +246,6 @@ class ProbeSession {
   const std::vector<IpAddress>& targets() const { return targets_; }
   void set_fdt(Duration fdt, TimePoint now);
   Duration fdt() const { return fdt_; }
-  Duration user_interval() const { return probe_interval(fdt_); }
   Duration interval() const { return interval_; }  // raised when the FDT is unachievable
 
   void start(TimePoint now);  // no-op when running

@@ -71,6 +71,7 @@ struct Daemon::Impl {
   DataPlaneApplier applier;
   std::unique_ptr<Probing> probing;
   std::unique_ptr<dbus::Service> bus;  // after applier: destroyed first
+  bool ready = false;                  // start-up over: READY=1 sent, status.json "started"
   MemberSysctls sysctls;
   sd_event_source* engine_timer = nullptr;
   bool status_dirty = true;
@@ -164,7 +165,7 @@ struct Daemon::Impl {
   void write_status() {
     status_dirty = false;
     // Interface names are bytes: never let one that is not UTF-8 stop the daemon.
-    const auto text = status_json(engine).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+    const auto text = status_json(engine, ready).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
     if (auto r = write_file_atomically(options.runtime_dir + "/status.json", text, false); !r)
       spdlog::warn("{}", r.error().message);
   }
@@ -252,6 +253,7 @@ struct Daemon::Impl {
       bus = std::move(*b);
     else
       spdlog::warn("D-Bus API unavailable: {}; running without it", b.error().message);
+    ready = true;
     write_status();
     sd_notify(0, ("READY=1\n" + status_line()).c_str());
     spdlog::info("mpathd started: {} group(s)", engine.groups().size());

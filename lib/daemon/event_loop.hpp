@@ -10,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include "core/types.hpp"
+#include "guard/guard.hpp"
 
 namespace mpathd {
 
@@ -31,17 +32,11 @@ inline int arm_timer(sd_event* event, sd_event_source** src, TimePoint when, Dur
   return r;
 }
 
-// Runs f; an exception is logged and turned into 0 so sd-event keeps the source.
+// Runs f; an exception is counted, logged (rate-limited) and turned into 0 so sd-event
+// keeps the source.
 template <typename F>
 int guarded(std::string_view what, F&& f) noexcept {
-  try {
-    f();
-  } catch (const std::exception& e) {
-    spdlog::error("{}: {}", what, e.what());
-  } catch (...) {
-    spdlog::error("{}: unknown exception", what);
-  }
-  return 0;
+  return guard_void_callback(what, std::forward<F>(f));
 }
 
 }  // namespace mpathd

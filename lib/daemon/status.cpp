@@ -5,14 +5,9 @@
 #include <nlohmann/json.hpp>
 
 #include "core/version.hpp"
+#include "guard/guard.hpp"
 
 namespace mpathd {
-
-std::string flag_names(std::uint32_t flags) {
-  std::string s;
-  for (const auto& name : flag_strings(flags)) s += (s.empty() ? "" : ",") + name;
-  return s;
-}
 
 nlohmann::json member_json(const Group& g, const Member& m) {
   nlohmann::json flags = flag_strings(m.flags());
@@ -49,7 +44,7 @@ nlohmann::json member_json(const Group& g, const Member& m) {
   };
 }
 
-nlohmann::json status_json(const Engine& engine) {
+nlohmann::json status_json(const Engine& engine, bool ready) {
   nlohmann::json groups = nlohmann::json::array();
   for (const auto& g : engine.groups()) {
     nlohmann::json members = nlohmann::json::array();
@@ -82,7 +77,8 @@ nlohmann::json status_json(const Engine& engine) {
   for (const auto& m : engine.anonymous().members) anonymous.push_back(member_json(engine.anonymous(), m));
   return {{"version", kVersion},
           {"pid", ::getpid()},
-          {"started", engine.started()},
+          {"started", ready},
+          {"callback_exceptions", callback_exceptions()},
           {"groups", groups},
           {"anonymous", anonymous}};
 }

@@ -11,7 +11,8 @@
 namespace mpathd {
 
 nlohmann::json member_json(const Group& g, const Member& m);
-nlohmann::json status_json(const Engine& engine);
-std::string flag_names(std::uint32_t flags);  // "RUNNING,STANDBY" style, "" when none
+// `ready`: start-up is over (the D-Bus name is owned, or the bus was found unavailable,
+// and READY=1 was sent); status.json's "started" says so, and test harnesses wait for it.
+nlohmann::json status_json(const Engine& engine, bool ready);
 
 }  // namespace mpathd

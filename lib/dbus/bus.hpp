@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "dbus/service.hpp"
+#include "guard/guard.hpp"
 
 namespace mpathd::dbus {
 
@@ -75,8 +76,10 @@ int guarded(sd_bus_error* error, F&& f) noexcept {
   try {
     return f();
   } catch (const std::exception& e) {
+    note_callback_exception("D-Bus method", e.what());
     return sd_bus_error_setf(error, kErrorFailed, "internal error: %s", e.what());
   } catch (...) {
+    note_callback_exception("D-Bus method", "unknown exception");
     return sd_bus_error_set(error, kErrorFailed, "internal error");
   }
 }

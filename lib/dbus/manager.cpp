@@ -15,30 +15,12 @@ namespace {
 
 Service::Impl& impl_of(void* userdata) { return *static_cast<Service::Impl*>(userdata); }
 
-const char* error_name(Errc code) {
-  switch (code) {
-    case Errc::invalid_argument: return "org.ipmp.Mpathd1.Error.InvalidArgument";
-    case Errc::no_such_group: return "org.ipmp.Mpathd1.Error.NoSuchGroup";
-    case Errc::no_such_interface: return "org.ipmp.Mpathd1.Error.NoSuchInterface";
-    case Errc::last_usable_member: return "org.ipmp.Mpathd1.Error.LastUsableMember";
-    case Errc::already_offline: return "org.ipmp.Mpathd1.Error.AlreadyOffline";
-    case Errc::not_offline: return "org.ipmp.Mpathd1.Error.NotOffline";
-    case Errc::hwaddr_duplicate: return "org.ipmp.Mpathd1.Error.HwAddrDuplicate";
-    case Errc::exists: return "org.ipmp.Mpathd1.Error.Exists";
-    case Errc::not_in_group: return "org.ipmp.Mpathd1.Error.NotInGroup";
-    case Errc::no_such_address: return "org.ipmp.Mpathd1.Error.NoSuchAddress";
-    case Errc::not_usable: return "org.ipmp.Mpathd1.Error.NotUsable";
-    case Errc::busy:
-    case Errc::system:
-    case Errc::config: break;
-  }
-  return kErrorFailed;
+int set_error(sd_bus_error* error, const Error& e) {
+  return sd_bus_error_set(error, dbus_error_name(e.code).c_str(), e.message.c_str());
 }
 
-int set_error(sd_bus_error* error, const Error& e) { return sd_bus_error_set(error, error_name(e.code), e.message.c_str()); }
-
 int invalid_address(sd_bus_error* error, const char* text, const char* expected) {
-  return sd_bus_error_setf(error, "org.ipmp.Mpathd1.Error.InvalidArgument", "invalid address '%s' (expected %s)", text,
+  return sd_bus_error_setf(error, dbus_error_name(Errc::invalid_argument).c_str(), "invalid address '%s' (expected %s)", text,
                            expected);
 }
 

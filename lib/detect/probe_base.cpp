@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <cstring>
 #include <random>
+#include <system_error>
+
+#include "guard/guard.hpp"
 
 namespace mpathd::detect {
 
@@ -97,15 +100,13 @@ Result<void> ProbeBase::discover() {
 }
 
 int ProbeBase::on_timer(sd_event_source*, std::uint64_t, void* userdata) noexcept {
-  try {
-    static_cast<ProbeBase*>(userdata)->tick();
-  } catch (...) {
-    // A callback threw; probing goes on. Never cross into sd-event.
-    try {
-      static_cast<ProbeBase*>(userdata)->arm();
-    } catch (...) {
-    }
-  }
+  auto* self = static_cast<ProbeBase*>(userdata);
+  // A callback threw: probing goes on from the next deadline.
+  if (!guard_callback("probe timer", false, [&] {
+        self->tick();
+        return true;
+      }))
+    guard_void_callback("probe timer", [&] { self->arm(); });
   return 0;
 }
 
@@ -173,16 +174,19 @@ void ProbeBase::publish() {
 
 void ProbeBase::arm() {
   auto when = paused_ ? std::nullopt : session_.next_deadline();
+  int r = 0;
   if (!when) {
-    (void)sd_event_source_set_enabled(timer_, SD_EVENT_OFF);
-    return;
+    r = sd_event_source_set_enabled(timer_, SD_EVENT_OFF);
+  } else {
+    // Coalescing window well under the interval (sd-event treats 0 as 250 ms).
+    auto acc = std::chrono::duration_cast<std::chrono::microseconds>(session_.interval() / 20).count();
+    if (acc < 1) acc = 1;
+    r = sd_event_source_set_time(timer_, usec_of(*when));
+    if (r >= 0) r = sd_event_source_set_time_accuracy(timer_, static_cast<std::uint64_t>(acc));
+    if (r >= 0) r = sd_event_source_set_enabled(timer_, SD_EVENT_ONESHOT);
   }
-  // Coalescing window well under the interval (sd-event treats 0 as 250 ms).
-  auto acc = std::chrono::duration_cast<std::chrono::microseconds>(session_.interval() / 20).count();
-  if (acc < 1) acc = 1;
-  (void)sd_event_source_set_time(timer_, usec_of(*when));
-  (void)sd_event_source_set_time_accuracy(timer_, static_cast<std::uint64_t>(acc));
-  (void)sd_event_source_set_enabled(timer_, SD_EVENT_ONESHOT);
+  // Only a broken loop fails here; probing of this member would stop without a word.
+  if (r < 0) throw std::system_error(-r, std::generic_category(), "arm the probe timer of " + member_);
 }
 
 }  // namespace mpathd::detect

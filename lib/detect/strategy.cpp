@@ -10,6 +10,8 @@
 #include <random>
 #include <string>
 
+#include "guard/guard.hpp"
+
 namespace mpathd::detect {
 
 ProbeStrategy::~ProbeStrategy() {
@@ -30,12 +32,8 @@ Result<void> ProbeStrategy::attach(sd_event* event, int fd) {
 }
 
 int ProbeStrategy::on_io(sd_event_source*, int, std::uint32_t, void* userdata) noexcept {
-  try {
-    static_cast<ProbeStrategy*>(userdata)->readable();
-  } catch (...) {
-    // A handler threw: the answer is dropped, the source stays. Never cross into C.
-  }
-  return 0;
+  // A handler that throws drops the answer; the source stays.
+  return guard_void_callback("probe socket", [&] { static_cast<ProbeStrategy*>(userdata)->readable(); });
 }
 
 namespace sock {

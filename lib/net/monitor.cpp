@@ -11,6 +11,7 @@
 
 #include <cerrno>
 
+#include "guard/guard.hpp"
 #include "net/kernel.hpp"
 #include "net/nl_socket.hpp"
 
@@ -67,11 +68,14 @@ struct Monitor::State {
     try {
       s->dispatch(nlmsg_hdr(msg));
       return NL_OK;
+    } catch (const std::exception& e) {
+      note_callback_exception("rtnetlink monitor", e.what());
     } catch (...) {
-      ++s->handler_failures;
-      s->handler_failed = true;
-      return NL_STOP;
+      note_callback_exception("rtnetlink monitor", "unknown exception");
     }
+    ++s->handler_failures;
+    s->handler_failed = true;
+    return NL_STOP;
   }
 
   void lost_events(const char* why) {
@@ -101,11 +105,12 @@ struct Monitor::State {
 
   static int on_io(sd_event_source*, int, std::uint32_t, void* arg) {
     auto* s = static_cast<State*>(arg);
-    try {
-      s->receive();
-    } catch (...) {  // thrown by resync (or by dump() called from it)
+    // An exception here was thrown by resync (or by dump() called from it).
+    if (!guard_callback("rtnetlink monitor", false, [&] {
+          s->receive();
+          return true;
+        }))
       ++s->handler_failures;
-    }
     return 0;
   }
 };

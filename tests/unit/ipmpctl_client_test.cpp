@@ -11,7 +11,7 @@ namespace mpathd::client {
 namespace {
 
 TEST(ClientErrors, EveryErrcRoundTrips) {
-  for (std::size_t k = 0; k < kErrcNames.size(); ++k) {
+  for (std::size_t k = 0; k < enum_count<Errc>(); ++k) {
     auto e = static_cast<Errc>(k);
     auto name = error_name(e);
     EXPECT_TRUE(name.starts_with("org.ipmp.Mpathd1.Error.")) << name;

@@ -10,6 +10,8 @@
 #include <set>
 #include <sstream>
 
+#include "core/error.hpp"
+
 namespace {
 
 std::string slurp(const std::string& path) {
@@ -28,6 +30,18 @@ std::set<std::string> names(const std::string& xml, const std::string& element) 
   std::regex re("<" + element + "\\s+name=\"([^\"]+)\"");
   for (auto it = std::sregex_iterator(xml.begin(), xml.end(), re); it != std::sregex_iterator(); ++it)
     out.insert((*it)[1]);
+  return out;
+}
+
+// The error names listed in the contract's header comment: org.ipmp.Mpathd1.Error.{A, B}.
+std::set<std::string> contract_error_names(const std::string& xml) {
+  std::set<std::string> out;
+  std::smatch m;
+  if (!std::regex_search(xml, m, std::regex(R"(org\.ipmp\.Mpathd1\.Error\.\{([^}]*)\})"))) return out;
+  std::string list = m[1];
+  std::regex word(R"([A-Za-z]+)");
+  for (auto it = std::sregex_iterator(list.begin(), list.end(), word); it != std::sregex_iterator(); ++it)
+    out.insert(it->str());
   return out;
 }
 
@@ -53,16 +67,23 @@ TEST(DbusDoc, EveryContractNameIsDocumented) {
     EXPECT_NE(doc.find(a), std::string::npos) << "argument " << a << " not documented";
   }
   // The error names listed in the contract's header comment.
-  std::smatch m;
-  ASSERT_TRUE(std::regex_search(xml, m, std::regex(R"(org\.ipmp\.Mpathd1\.Error\.\{([^}]*)\})")));
-  std::string list = m[1];
-  std::regex word(R"([A-Za-z]+)");
-  for (auto it = std::sregex_iterator(list.begin(), list.end(), word); it != std::sregex_iterator(); ++it) {
+  auto errors = contract_error_names(xml);
+  EXPECT_FALSE(errors.empty());
+  for (const auto& e : errors) {
     ++checked;
-    std::string full = "org.ipmp.Mpathd1.Error." + it->str();
+    std::string full = "org.ipmp.Mpathd1.Error." + e;
     EXPECT_NE(doc.find(full), std::string::npos) << full << " not documented in " << kDoc;
   }
   EXPECT_GT(checked, 40U);
+}
+
+// The one table of error names (core/error.hpp), used by the daemon and the client,
+// is exactly the contract's list.
+TEST(DbusDoc, ErrorTableIsTheContractsList) {
+  auto contract = contract_error_names(slurp(kXml));
+  std::set<std::string> table;
+  for (auto n : mpathd::kErrcDbusNames) table.emplace(n);
+  EXPECT_EQ(table, contract);
 }
 
 }  // namespace
