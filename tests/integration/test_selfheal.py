@@ -8,7 +8,8 @@
   probes the router again, and the client reaches the data addresses.
 - Whatever is removed behind mpathd's back (by hand here: a route in main or in a
   member's table, a "from <address>" rule, a data address, which makes the kernel flush
-  the member's routes without telling anyone) is noticed and put back, and the probe
+  the member's routes without telling anyone; or by the kernel's secondary flush where
+  an administrator turned promotion off) is noticed and put back, and the probe
   targets (routers from the main table) come back with it.
 
 ipmpctl runs on a private system bus (the fixtures of test_ipmpctl).
@@ -164,6 +165,26 @@ def test_move_of_the_primary_keeps_the_secondary_and_routes(lab, bus, need_mpath
     wait_until(lambda: lab.holders(A11) == ["m0"], MOVE_TIMEOUT, f"{A11} on m0")
     assert_healthy_after(lab, d, [A10, A11], mon)
     assert lab.holders(A10) == ["m1"]
+
+
+def test_secondary_flush_heals_without_promotion(lab, bus, need_mpathd, need_ipmpctl):
+    """An administrator turned promotion off again on m1: the kernel takes 198.18.1.10
+    and every route through m1 along when 198.18.1.11 leaves, and mpathd puts all of
+    it back."""
+    d = secondary_behind_primary(lab)
+    lab.sh(lab.host, "sh", "-c", "echo 0 > /proc/sys/net/ipv4/conf/m1/promote_secondaries")
+    mon = AddressMonitor(lab)
+    ok("move", A11, "m0")
+    wait_until(lambda: lab.holders(A11) == ["m0"], MOVE_TIMEOUT, f"{A11} on m0")
+    assert deleted(mon, A10) != [], "the kernel kept the secondary: the test tests nothing"
+    mon.stop()
+    wait_dataplane(lab, d, [A10, A11])
+    assert lab.holders(A10) == ["m1"]
+    wait_targets(d)
+    probes_acked()
+    for a in (A10, A11):
+        wait_until(lambda a=a: lab.client_reaches(a), HEAL_TIMEOUT, f"client reaches {a}")
+    assert "disappeared; restoring it" in d.log()
 
 
 def test_address_remove_of_the_primary_keeps_the_secondary_and_routes(lab, bus, need_mpathd,
