@@ -78,9 +78,10 @@ std::string describe(const PlacedRule& r) {
   return "from " + r.src.str() + " lookup " + std::to_string(r.table) + " priority " + std::to_string(r.priority);
 }
 
-TimePoint RestoreBackoff::vanished(const std::string& key, TimePoint now) {
+TimePoint RestoreBackoff::vanished(const std::string& key, TimePoint now, unsigned ifindex) {
   std::erase_if(entries_, [&](const auto& e) { return e.second.not_before + kWindow <= now; });
   auto& e = entries_[key];  // new, or restored less than a window ago
+  e.ifindex = ifindex;
   ++e.strikes;
   Duration delay{};
   if (e.strikes > kFree) {
@@ -90,6 +91,10 @@ TimePoint RestoreBackoff::vanished(const std::string& key, TimePoint now) {
   }
   e.not_before = now + delay;
   return e.not_before;
+}
+
+void RestoreBackoff::forgive(unsigned ifindex) {
+  if (ifindex != 0) std::erase_if(entries_, [&](const auto& e) { return e.second.ifindex == ifindex; });
 }
 
 unsigned RestoreBackoff::count(const std::string& key) const {

@@ -71,11 +71,12 @@ std::string describe(const PlacedAddress& a);
 std::string describe(const PlacedRoute& r);
 std::string describe(const PlacedRule& r);
 
-// Bounds how often an object that keeps disappearing is put back, so that mpathd does
-// not fight another program that removes it. The first kFree disappearances are
-// restored at once; after that each waits twice as long as the one before (kFirstDelay,
-// doubled, at most kMaxDelay). An object that stays in place for kWindow after it may
-// be restored again starts afresh.
+// Bounds how often an object that keeps disappearing, or that the kernel refuses, is
+// put back, so that mpathd neither fights another program that removes it nor retries
+// a refused one on every event. The first kFree strikes are retried at once; after
+// that each waits twice as long as the one before (kFirstDelay, doubled, at most
+// kMaxDelay). An object that stays in place for kWindow after it may be restored again
+// starts afresh; so do the objects of an interface that came up (forgive()).
 class RestoreBackoff {
  public:
   static constexpr unsigned kFree = 3;
@@ -83,8 +84,11 @@ class RestoreBackoff {
   static constexpr Duration kFirstDelay = std::chrono::seconds(1);
   static constexpr Duration kMaxDelay = std::chrono::seconds(60);
 
-  // `key` disappeared at `now`; returns when it may be restored (now, or later).
-  TimePoint vanished(const std::string& key, TimePoint now);
+  // `key` disappeared (or could not be restored) at `now`; returns when it may be
+  // restored (now, or later). `ifindex` is the interface it belongs to, 0 for none.
+  TimePoint vanished(const std::string& key, TimePoint now, unsigned ifindex = 0);
+  // Forgets the strikes of every object of interface `ifindex` (not 0).
+  void forgive(unsigned ifindex);
   // How many times in a row `key` disappeared (0 when unknown or forgiven).
   unsigned count(const std::string& key) const;
   // True when `key` may be restored at `now`.
@@ -96,6 +100,7 @@ class RestoreBackoff {
   struct Entry {
     unsigned strikes = 0;  // disappearances, each less than kWindow after the last restore
     TimePoint not_before{};
+    unsigned ifindex = 0;
   };
   std::map<std::string, Entry> entries_;
 };

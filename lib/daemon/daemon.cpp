@@ -113,7 +113,10 @@ struct Daemon::Impl {
     if (exists && is_member(l.name)) sysctls.apply(l.name, l.ifindex);
     // A member that was taken down lost its IPv4 routes without a notification; once
     // it is up again they can be put back.
-    if (exists && l.admin_up && member_index(l.ifindex)) request_audit();
+    if (exists && l.admin_up && member_index(l.ifindex)) {
+      applier.retry_through(l.ifindex);  // what it refused while down is due now
+      request_audit();
+    }
     engine.observe_link({l.name, l.ifindex, exists, l.admin_up && l.lower_up, l.mac, l.loopback});
     after_input();
   }

@@ -35,6 +35,14 @@ std::string key(T object) {
   return describe(object);
 }
 
+template <typename T>
+unsigned ifindex_of(const T& object) {
+  if constexpr (requires { object.ifindex; })
+    return object.ifindex;
+  else
+    return 0;
+}
+
 // Kernel objects as placed ones, without interface names (a dump can be long: only
 // what is kept gets named()).
 PlacedRoute placed(const net::Route& r) { return {r.table, r.dst, r.gateway, "", r.ifindex}; }
@@ -93,12 +101,17 @@ void DataPlaneApplier::observe_address(unsigned ifindex, const IpPrefix& prefix,
 template <typename T>
 void DataPlaneApplier::lost(const T& object) {
   const auto now = clock_.now();
-  const auto when = backoff_.vanished(key(object), now);
+  const auto when = backoff_.vanished(key(object), now, ifindex_of(object));
   if (when <= now)
     spdlog::warn("{} disappeared; restoring it", describe(object));
   else
     spdlog::warn("{} disappeared again ({} times in a row); restoring it in {}", describe(object),
                  backoff_.count(key(object)), format_duration(when - now));
+}
+
+template <typename T>
+void DataPlaneApplier::refused(const T& object) {
+  backoff_.vanished(key(object), clock_.now(), ifindex_of(object));
 }
 
 template <typename T>
@@ -192,6 +205,7 @@ std::size_t DataPlaneApplier::reconcile(const Engine& engine) {
     auto r = kernel_.add_address(d.ifindex, d.prefix, true);
     if (!r && r.error().code != Errc::exists) {
       spdlog::error("{}", r.error().message);
+      refused(d);
       continue;
     }
     ++changes;
@@ -215,7 +229,8 @@ std::size_t DataPlaneApplier::reconcile(const Engine& engine) {
 
   // Rules and routes: add what is missing, then remove what is stale (a replaced
   // route with the same key is already gone; deleting it again is harmless). Only
-  // what succeeded counts as applied: a failed add is tried again next time.
+  // what succeeded counts as applied: a failed add is tried again next time, or
+  // after the back-off once it keeps failing.
   std::vector<PlacedRule> rules;
   for (const auto& r : want.rules) {
     if (!contains(applied_.rules, r)) {
@@ -223,6 +238,7 @@ std::size_t DataPlaneApplier::reconcile(const Engine& engine) {
       ++changes;
       if (auto res = kernel_.add_rule(to_net(r)); !res) {
         spdlog::error("{}", res.error().message);
+        refused(r);
         continue;
       }
     }
@@ -235,6 +251,7 @@ std::size_t DataPlaneApplier::reconcile(const Engine& engine) {
       ++changes;
       if (auto res = kernel_.replace_route(to_net(r)); !res) {
         spdlog::error("route {}: {}", describe(r), res.error().message);
+        refused(r);
         continue;
       }
     }

@@ -46,6 +46,9 @@ class DataPlaneApplier {
   // Applies the difference; returns the number of kernel changes made.
   std::size_t reconcile(const Engine& engine);
 
+  // The interface came up: what could not be restored through it is tried again at
+  // once (the back-off starts afresh).
+  void retry_through(unsigned ifindex) { backoff_.forgive(ifindex); }
   // When an object held back by the back-off may be restored (the daemon arms a timer
   // and reconciles then); nullopt when none is held.
   std::optional<TimePoint> next_retry() const;
@@ -56,6 +59,8 @@ class DataPlaneApplier {
   bool is_data_address(const IpAddress& a) const;
   template <typename T>
   void lost(const T& object);  // logs and records a disappearance
+  template <typename T>
+  void refused(const T& object);  // records a failed add (the caller logs it)
   template <typename T>
   bool may_restore(const T& object) const;
   template <typename T>

@@ -269,3 +269,22 @@ def test_removed_by_hand_is_restored(lab, need_mpathd, remove):
     wait_targets(d)
     wait_until(lambda: lab.client_reaches(A10), HEAL_TIMEOUT, f"client reaches {A10}")
     assert d.running()
+
+
+def test_singleton_member_down_and_up_gets_its_routes_back(lab, need_mpathd):
+    """Taking the only member down flushes its IPv4 routes without a notification (the
+    addresses stay: there is nowhere to move them); once it is up again they are back,
+    and what the kernel refused meanwhile ("Network is down") was not retried in a
+    busy loop."""
+    d = start_group(lab, [{"name": "m0"}])
+    wait_dataplane(lab, d, [A10])
+    wait_targets(d)
+    lab.sh(lab.host, "ip", "link", "set", "m0", "down")
+    wait_until(lambda: not has_default_via(lab, "main", "m0"), MOVE_TIMEOUT, "the kernel's flush")
+    d.wait_status(lambda s: d.member("m0", s)["link"] == "down", MOVE_TIMEOUT, "m0 down")
+    lab.sh(lab.host, "ip", "link", "set", "m0", "up")
+    wait_dataplane(lab, d, [A10], timeout=HEAL_TIMEOUT)
+    wait_targets(d, timeout=30)
+    wait_until(lambda: lab.client_reaches(A10), 30, f"client reaches {A10}")
+    refused = d.log().count("Network is down")
+    assert refused < 100, f"{refused} refused restores while m0 was down"

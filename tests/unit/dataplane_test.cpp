@@ -123,3 +123,19 @@ TEST(RestoreBackoff, KeysAreIndependent) {
   EXPECT_EQ(b.vanished("b", t), t);
   EXPECT_EQ(b.next(t), t + RestoreBackoff::kFirstDelay);
 }
+
+TEST(RestoreBackoff, AnInterfaceThatCameUpIsForgiven) {
+  RestoreBackoff b;
+  TimePoint t = TimePoint{} + 1h;
+  for (unsigned i = 0; i <= RestoreBackoff::kFree; ++i) {
+    b.vanished("route via m0", t, 10);  // refused while m0 is down
+    b.vanished("route via m1", t, 11);
+    b.vanished("rule", t);
+  }
+  b.forgive(10);  // m0 came up
+  EXPECT_TRUE(b.ready("route via m0", t));
+  EXPECT_EQ(b.count("route via m0"), 0u);
+  EXPECT_FALSE(b.ready("route via m1", t));
+  b.forgive(0);  // no interface: nothing
+  EXPECT_FALSE(b.ready("rule", t));
+}
