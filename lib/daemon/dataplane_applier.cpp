@@ -135,15 +135,12 @@ bool DataPlaneApplier::forget_route(const net::Route& route) { return forget(app
 bool DataPlaneApplier::forget_rule(const net::Rule& rule) { return forget(applied_.rules, placed(rule)); }
 
 std::size_t DataPlaneApplier::audit() {
-  std::vector<unsigned> tables;
-  for (const auto& r : applied_.routes)
-    if (std::find(tables.begin(), tables.end(), r.table) == tables.end()) tables.push_back(r.table);
   DataPlaneState kernel;
   bool addresses_ok = collect(kernel.addresses, kernel_.dump_addresses());
   bool rules_ok = true, routes_ok = true;
   for (Family f : {Family::v4, Family::v6}) {
     rules_ok = collect(kernel.rules, kernel_.dump_rules(f)) && rules_ok;
-    for (unsigned t : tables) routes_ok = collect(kernel.routes, kernel_.dump_routes(f, t)) && routes_ok;
+    routes_ok = collect(kernel.routes, kernel_.dump_routes(f)) && routes_ok;
   }
   // A kind whose dump failed counts as all there.
   if (!addresses_ok) kernel.addresses = applied_.addresses;
