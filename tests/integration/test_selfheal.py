@@ -11,6 +11,8 @@
   the member's routes without telling anyone; or by the kernel's secondary flush where
   an administrator turned promotion off) is noticed and put back, and the probe
   targets (routers from the main table) come back with it.
+- The routes of a member that was taken down and up again come back (the kernel
+  flushed them silently), and what it refused meanwhile is not retried in a busy loop.
 
 ipmpctl runs on a private system bus (the fixtures of test_ipmpctl).
 """
@@ -23,9 +25,9 @@ import subprocess
 
 import pytest
 
-from lab.lab import ROUTER_LAN4, AddressMonitor, group_config, tail, wait_until
+from lab.lab import ROUTER_LAN4, AddressMonitor, Daemon, group_config, tail, wait_until
 from mpathd_helpers import MOVE_TIMEOUT, START_TIMEOUT, start_group
-from test_ipmpctl import bus, ipmpctl, ipmpctl_bin, need_ipmpctl, ok  # noqa: F401 (fixtures)
+from test_ipmpctl import bus, ipmpctl, ipmpctl_bin, need_ipmpctl, ok, show_json  # noqa: F401 (fixtures)
 
 A10, A11 = "198.18.1.10", "198.18.1.11"
 HEAL_TIMEOUT = 10.0  # generous: the daemon restores within milliseconds when idle
@@ -129,7 +131,7 @@ def deleted(mon: AddressMonitor, addr: str) -> list[str]:
 
 # ---------------------------------------------------------------- the secondary flush
 
-def secondary_behind_primary(lab) -> object:
+def secondary_behind_primary(lab) -> Daemon:
     """The issue's set-up: 198.18.1.11 the primary of the subnet on m1 and 198.18.1.10 a
     secondary behind it, both mpathd's data addresses."""
     d = start_group(lab, MEMBERS, data_addresses=(f"{A10}/24",))
@@ -151,6 +153,9 @@ def assert_healthy_after(lab, d, addrs: list[str], mon: AddressMonitor) -> None:
     mon.stop()
     wait_dataplane(lab, d, addrs)
     wait_targets(d)
+    # What the issue saw: `ipmpctl show targets` said disabled, no targets, every member.
+    assert all(t["target_mode"] == "routes" and t["targets"] for t in show_json("targets")), \
+        show_json("targets")
     probes_acked()
     for a in addrs:
         wait_until(lambda a=a: lab.client_reaches(a), HEAL_TIMEOUT, f"client reaches {a}")
