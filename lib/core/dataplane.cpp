@@ -41,4 +41,77 @@ DataPlaneState desired_dataplane(const std::vector<Group>& groups, const Config&
   return s;
 }
 
+bool same_object(const PlacedAddress& a, const PlacedAddress& b) {
+  return a.ifindex == b.ifindex && a.prefix == b.prefix;
+}
+
+bool same_object(const PlacedRoute& a, const PlacedRoute& b) {
+  return a.table == b.table && a.dst == b.dst && a.gateway == b.gateway && a.ifindex == b.ifindex;
+}
+
+bool same_object(const PlacedRule& a, const PlacedRule& b) { return a == b; }
+
+namespace {
+template <typename T>
+std::vector<T> missing(const std::vector<T>& applied, const std::vector<T>& present) {
+  std::vector<T> out;
+  for (const auto& a : applied)
+    if (std::none_of(present.begin(), present.end(), [&](const T& p) { return same_object(a, p); }))
+      out.push_back(a);
+  return out;
+}
+}  // namespace
+
+DataPlaneState vanished(const DataPlaneState& applied, const DataPlaneState& present) {
+  return {missing(applied.addresses, present.addresses), missing(applied.routes, present.routes),
+          missing(applied.rules, present.rules)};
+}
+
+std::string describe(const PlacedAddress& a) { return a.prefix.str() + " on " + a.ifname; }
+
+std::string describe(const PlacedRoute& r) {
+  return r.dst.str() + (r.gateway ? " via " + r.gateway->str() : std::string()) + " dev " + r.ifname + " table " +
+         std::to_string(r.table);
+}
+
+std::string describe(const PlacedRule& r) {
+  return "from " + r.src.str() + " lookup " + std::to_string(r.table) + " priority " + std::to_string(r.priority);
+}
+
+TimePoint RestoreBackoff::vanished(const std::string& key, TimePoint now, unsigned ifindex) {
+  std::erase_if(entries_, [&](const auto& e) { return e.second.not_before + kWindow <= now; });
+  auto& e = entries_[key];  // new, or restored less than a window ago
+  e.ifindex = ifindex;
+  ++e.strikes;
+  Duration delay{};
+  if (e.strikes > kFree) {
+    delay = kFirstDelay;
+    for (unsigned i = kFree + 1; i < e.strikes && delay < kMaxDelay; ++i) delay *= 2;
+    delay = std::min(delay, kMaxDelay);
+  }
+  e.not_before = now + delay;
+  return e.not_before;
+}
+
+void RestoreBackoff::forgive(unsigned ifindex) {
+  if (ifindex != 0) std::erase_if(entries_, [&](const auto& e) { return e.second.ifindex == ifindex; });
+}
+
+unsigned RestoreBackoff::count(const std::string& key) const {
+  auto it = entries_.find(key);
+  return it == entries_.end() ? 0u : it->second.strikes;
+}
+
+bool RestoreBackoff::ready(const std::string& key, TimePoint now) const {
+  auto it = entries_.find(key);
+  return it == entries_.end() || it->second.not_before <= now;
+}
+
+std::optional<TimePoint> RestoreBackoff::next(TimePoint now) const {
+  std::optional<TimePoint> out;
+  for (const auto& [_, e] : entries_)
+    if (e.not_before > now && (!out || e.not_before < *out)) out = e.not_before;
+  return out;
+}
+
 }  // namespace mpathd

@@ -74,6 +74,8 @@ struct Daemon::Impl {
   bool ready = false;                  // start-up over: READY=1 sent, status.json "started"
   MemberSysctls sysctls;
   sd_event_source* engine_timer = nullptr;
+  sd_event_source* audit_source = nullptr;  // deferred: compare the data plane with the kernel
+  sd_event_source* restore_timer = nullptr;  // an object held back by the restore back-off
   bool status_dirty = true;
   std::vector<std::pair<net::AddrInfo, bool>> early_addresses;  // seen before probing starts
   std::string digest;      // of the configuration file the groups came from
@@ -85,11 +87,13 @@ struct Daemon::Impl {
         event(e),
         kernel(std::move(k)),
         packets(std::move(p)),
-        applier(kernel, packets, event, engine.config()),
+        applier(kernel, packets, event, engine.config(), clock),
         sysctls(net::Sysctl(), options.state_dir + "/sysctl.json") {}
 
   ~Impl() {
     sd_event_source_disable_unref(engine_timer);
+    sd_event_source_disable_unref(audit_source);
+    sd_event_source_disable_unref(restore_timer);
     monitor.reset();
     sd_event_unref(event);
   }
@@ -108,12 +112,21 @@ struct Daemon::Impl {
 
   void on_link(const net::LinkInfo& l, bool exists) {
     if (exists && is_member(l.name)) sysctls.apply(l.name, l.ifindex);
+    // A member that was taken down lost its IPv4 routes without a notification; once
+    // it is up again they can be put back.
+    if (exists && l.admin_up && member_index(l.ifindex)) {
+      applier.retry_through(l.ifindex);  // what it refused while down is due now
+      request_audit();
+    }
     engine.observe_link({l.name, l.ifindex, exists, l.admin_up && l.lower_up, l.mac, l.loopback});
     after_input();
   }
 
   void on_address(const net::AddrInfo& a, bool present) {
     applier.observe_address(a.ifindex, a.prefix, present);
+    // The kernel flushes routes silently when an interface loses its last IPv4 address
+    // (and, with promote_secondaries=0, secondaries with their primary).
+    if (!present && member_index(a.ifindex)) request_audit();
     if (probing) {
       probing->on_address(a.ifindex, a.prefix, present);
       if (!a.prefix.addr.is_v4() && a.prefix.addr.is_link_local() && member_index(a.ifindex))
@@ -147,6 +160,10 @@ struct Daemon::Impl {
     sysctls.flush();
     persist();
     applier.reconcile(engine);
+    if (auto when = applier.next_retry()) {
+      int r = arm_timer(event, &restore_timer, *when, milliseconds(10), &Impl::on_restore_timer, this);
+      if (r < 0) spdlog::error("restore timer: {}", std::strerror(-r));
+    }
     if (auto when = engine.next_deadline()) {
       int r = arm_timer(event, &engine_timer, *when, milliseconds(1), &Impl::on_engine_timer, this);
       if (r < 0) spdlog::error("engine timer: {}", std::strerror(-r));
@@ -159,6 +176,29 @@ struct Daemon::Impl {
       auto* d = static_cast<Impl*>(self);
       d->engine.on_timer();
       d->after_input();
+    });
+  }
+
+  static int on_restore_timer(sd_event_source*, uint64_t, void* self) {
+    return guarded("restore timer", [&] { static_cast<Impl*>(self)->after_input(); });
+  }
+
+  // Deferred, so that a burst of kernel events is followed by one look at the kernel,
+  // after the events already queued have been read (the monitor's priority is higher).
+  void request_audit() {
+    if (!engine.started()) return;  // start() reads what is there
+    if (!audit_source)
+      if (int r = sd_event_add_defer(event, &audit_source, &Impl::on_audit, this); r < 0) {
+        spdlog::error("data plane audit: {}", std::strerror(-r));
+        return;
+      }
+    sd_event_source_set_enabled(audit_source, SD_EVENT_ONESHOT);
+  }
+
+  static int on_audit(sd_event_source*, void* self) {
+    return guarded("data plane audit", [&] {
+      auto* d = static_cast<Impl*>(self);
+      if (d->applier.audit() > 0) d->after_input();
     });
   }
 
@@ -224,13 +264,17 @@ struct Daemon::Impl {
     h.link_removed = [this](const net::LinkInfo& l) { on_link(l, false); };
     h.address = [this](const net::AddrInfo& a, bool present) { on_address(a, present); };
     h.route = [this](const net::Route& r, bool present) {
-      // One of ours flushed by the kernel (an interface went down): put it back.
+      // One of ours deleted (by someone, or by the kernel where it says so): put it back.
       if (!present && r.protocol == kRouteProtocol && applier.forget_route(r)) after_input();
       if (probing) probing->request_targets();  // routers may have come or gone
+    };
+    h.rule = [this](const net::Rule& r, bool present) {
+      if (!present && r.priority == engine.config().rule_priority && applier.forget_rule(r)) after_input();
     };
     h.resync = [this] {
       spdlog::warn("netlink events were lost; re-reading links and addresses");
       if (auto r = monitor->dump(); !r) spdlog::error("{}", r.error().message);
+      request_audit();  // route and rule events may have been lost too
     };
     auto m = net::Monitor::open(event, std::move(h));
     if (!m) return std::unexpected(m.error());

@@ -28,16 +28,52 @@ bool contains(const std::vector<T>& v, const T& x) {
   return std::find(v.begin(), v.end(), x) != v.end();
 }
 
-std::string route_str(const PlacedRoute& r) {
-  return r.dst.str() + (r.gateway ? " via " + r.gateway->str() : std::string()) + " dev " + r.ifname +
-         " table " + std::to_string(r.table);
+// The back-off's key: the object as the kernel knows it (by interface index).
+template <typename T>
+std::string key(T object) {
+  if constexpr (requires { object.ifname; }) object.ifname = "#" + std::to_string(object.ifindex);
+  return describe(object);
+}
+
+template <typename T>
+unsigned ifindex_of(const T& object) {
+  if constexpr (requires { object.ifindex; })
+    return object.ifindex;
+  else
+    return 0;
+}
+
+// Kernel objects as placed ones, without interface names (a dump can be long: only
+// what is kept gets named()).
+PlacedRoute placed(const net::Route& r) { return {r.table, r.dst, r.gateway, "", r.ifindex}; }
+PlacedRule placed(const net::Rule& r) { return {r.src, r.table, r.priority}; }
+PlacedAddress placed(const net::AddrInfo& a) { return {"", a.ifindex, a.prefix}; }
+
+template <typename T>
+T named(T object) {
+  object.ifname = net::ifname_or_index(object.ifindex);
+  return object;
+}
+
+// Appends the objects of a kernel dump; false (and a warning) if the dump failed.
+template <typename T, typename Dump>
+bool collect(std::vector<T>& out, const Dump& dump) {
+  if (!dump) {
+    spdlog::warn("{}", dump.error().message);
+    return false;
+  }
+  for (const auto& x : *dump) out.push_back(placed(x));
+  return true;
 }
 
 }  // namespace
 
 DataPlaneApplier::DataPlaneApplier(net::Kernel& kernel, net::PacketSender& packets, sd_event* event,
-                                   const Config& config)
-    : kernel_(kernel), config_(config), notifier_(std::make_unique<Notifier>(packets, event, config)) {}
+                                   const Config& config, const TimeSource& clock)
+    : kernel_(kernel),
+      config_(config),
+      clock_(clock),
+      notifier_(std::make_unique<Notifier>(packets, event, config)) {}
 
 DataPlaneApplier::~DataPlaneApplier() = default;
 
@@ -54,21 +90,68 @@ bool DataPlaneApplier::is_data_address(const IpAddress& a) const {
 
 void DataPlaneApplier::observe_address(unsigned ifindex, const IpPrefix& prefix, bool present) {
   if (!is_data_address(prefix.addr)) return;
-  auto same = [&](const PlacedAddress& a) { return a.ifindex == ifindex && a.prefix == prefix; };
-  auto it = std::find_if(applied_.addresses.begin(), applied_.addresses.end(), same);
-  if (present && it == applied_.addresses.end()) {
-    applied_.addresses.push_back({net::ifname_or_index(ifindex), ifindex, prefix});
-  } else if (!present && it != applied_.addresses.end()) {
-    spdlog::warn("data address {} disappeared from {}; it will be restored", prefix.str(), it->ifname);
-    applied_.addresses.erase(it);
-  }
+  const PlacedAddress seen = placed(net::AddrInfo{ifindex, prefix});
+  if (!present)
+    forget(applied_.addresses, seen);
+  else if (std::none_of(applied_.addresses.begin(), applied_.addresses.end(),
+                        [&](const PlacedAddress& a) { return same_object(a, seen); }))
+    applied_.addresses.push_back(named(seen));
 }
 
-bool DataPlaneApplier::forget_route(const net::Route& route) {
-  auto same = [&](const PlacedRoute& r) {
-    return r.table == route.table && r.dst == route.dst && r.gateway == route.gateway && r.ifindex == route.ifindex;
-  };
-  return std::erase_if(applied_.routes, same) > 0;
+template <typename T>
+void DataPlaneApplier::lost(const T& object) {
+  const auto now = clock_.now();
+  const auto when = backoff_.vanished(key(object), now, ifindex_of(object));
+  if (when <= now)
+    spdlog::warn("{} disappeared; restoring it", describe(object));
+  else
+    spdlog::warn("{} disappeared again ({} times in a row); restoring it in {}", describe(object),
+                 backoff_.count(key(object)), format_duration(when - now));
+}
+
+template <typename T>
+void DataPlaneApplier::refused(const T& object) {
+  backoff_.vanished(key(object), clock_.now(), ifindex_of(object));
+}
+
+template <typename T>
+bool DataPlaneApplier::may_restore(const T& object) const {
+  return backoff_.ready(key(object), clock_.now());
+}
+
+std::optional<TimePoint> DataPlaneApplier::next_retry() const { return backoff_.next(clock_.now()); }
+
+template <typename T>
+bool DataPlaneApplier::forget(std::vector<T>& applied, const T& gone) {
+  auto it = std::find_if(applied.begin(), applied.end(), [&](const T& a) { return same_object(a, gone); });
+  if (it == applied.end()) return false;
+  lost(*it);
+  applied.erase(it);
+  return true;
+}
+
+bool DataPlaneApplier::forget_route(const net::Route& route) { return forget(applied_.routes, placed(route)); }
+
+bool DataPlaneApplier::forget_rule(const net::Rule& rule) { return forget(applied_.rules, placed(rule)); }
+
+std::size_t DataPlaneApplier::audit() {
+  DataPlaneState kernel;
+  bool addresses_ok = collect(kernel.addresses, kernel_.dump_addresses());
+  bool rules_ok = true, routes_ok = true;
+  for (Family f : {Family::v4, Family::v6}) {
+    rules_ok = collect(kernel.rules, kernel_.dump_rules(f)) && rules_ok;
+    routes_ok = collect(kernel.routes, kernel_.dump_routes(f)) && routes_ok;
+  }
+  // A kind whose dump failed counts as all there.
+  if (!addresses_ok) kernel.addresses = applied_.addresses;
+  if (!rules_ok) kernel.rules = applied_.rules;
+  if (!routes_ok) kernel.routes = applied_.routes;
+
+  const DataPlaneState gone = vanished(applied_, kernel);
+  for (const auto& a : gone.addresses) forget(applied_.addresses, a);
+  for (const auto& r : gone.routes) forget(applied_.routes, r);
+  for (const auto& r : gone.rules) forget(applied_.rules, r);
+  return gone.addresses.size() + gone.routes.size() + gone.rules.size();
 }
 
 void DataPlaneApplier::start(const Engine& engine) {
@@ -82,7 +165,7 @@ void DataPlaneApplier::start(const Engine& engine) {
     if (auto rules = kernel_.dump_rules(f)) {
       for (const auto& r : *rules)
         if (r.priority == config_.rule_priority && r.table >= config_.routing_table_base)
-          applied_.rules.push_back({r.src, r.table, r.priority});
+          applied_.rules.push_back(placed(r));
     } else {
       spdlog::warn("{}", rules.error().message);
     }
@@ -93,8 +176,7 @@ void DataPlaneApplier::start(const Engine& engine) {
         continue;
       }
       for (const auto& r : *routes)
-        if (r.protocol == kRouteProtocol)
-          applied_.routes.push_back({r.table, r.dst, r.gateway, net::ifname_or_index(r.ifindex), r.ifindex});
+        if (r.protocol == kRouteProtocol) applied_.routes.push_back(named(placed(r)));
     }
   }
 }
@@ -116,9 +198,11 @@ std::size_t DataPlaneApplier::reconcile(const Engine& engine) {
       ++changes;
       it = applied_.addresses.erase(it);
     }
+    if (!may_restore(d)) continue;  // it keeps disappearing: wait (next_retry())
     auto r = kernel_.add_address(d.ifindex, d.prefix, true);
     if (!r && r.error().code != Errc::exists) {
       spdlog::error("{}", r.error().message);
+      refused(d);
       continue;
     }
     ++changes;
@@ -142,13 +226,16 @@ std::size_t DataPlaneApplier::reconcile(const Engine& engine) {
 
   // Rules and routes: add what is missing, then remove what is stale (a replaced
   // route with the same key is already gone; deleting it again is harmless). Only
-  // what succeeded counts as applied: a failed add is tried again next time.
+  // what succeeded counts as applied: a failed add is tried again next time, or
+  // after the back-off once it keeps failing.
   std::vector<PlacedRule> rules;
   for (const auto& r : want.rules) {
     if (!contains(applied_.rules, r)) {
+      if (!may_restore(r)) continue;
       ++changes;
       if (auto res = kernel_.add_rule(to_net(r)); !res) {
         spdlog::error("{}", res.error().message);
+        refused(r);
         continue;
       }
     }
@@ -157,9 +244,11 @@ std::size_t DataPlaneApplier::reconcile(const Engine& engine) {
   std::vector<PlacedRoute> routes;
   for (const auto& r : want.routes) {
     if (!contains(applied_.routes, r)) {
+      if (!may_restore(r)) continue;
       ++changes;
       if (auto res = kernel_.replace_route(to_net(r)); !res) {
-        spdlog::error("route {}: {}", route_str(r), res.error().message);
+        spdlog::error("route {}: {}", describe(r), res.error().message);
+        refused(r);
         continue;
       }
     }

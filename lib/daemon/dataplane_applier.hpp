@@ -1,6 +1,9 @@
 // Keeps the kernel in line with the Engine's placement: diffs the desired data plane
 // (core/dataplane.hpp) against what it last applied and performs only the difference,
-// then announces moved addresses to the neighbours.
+// then announces moved addresses to the neighbours. What disappears behind its back
+// (an address, route or rule it applied) is forgotten, so that the next reconcile()
+// puts it back, with a bounded back-off (RestoreBackoff) for objects that keep
+// disappearing.
 #pragma once
 
 #include <systemd/sd-event.h>
@@ -19,7 +22,8 @@ class Notifier;
 
 class DataPlaneApplier {
  public:
-  DataPlaneApplier(net::Kernel& kernel, net::PacketSender& packets, sd_event* event, const Config& config);
+  DataPlaneApplier(net::Kernel& kernel, net::PacketSender& packets, sd_event* event, const Config& config,
+                   const TimeSource& clock);
   ~DataPlaneApplier();
 
   // A kernel address event. Before start() this seeds what is already applied (so
@@ -30,19 +34,43 @@ class DataPlaneApplier {
   // that goes down): forgotten, so that the next reconcile() puts it back. True if it
   // was one we had applied.
   bool forget_route(const net::Route& route);
+  // A rule of ours that someone deleted: forgotten, as forget_route().
+  bool forget_rule(const net::Rule& rule);
+  // Compares what was applied with what the kernel has (dumps) and forgets what is
+  // gone. The kernel flushes the IPv4 routes through an interface without telling
+  // anyone when it goes down or loses its last IPv4 address; an address event or a
+  // link event is the cue to look. Returns the number of objects forgotten.
+  std::size_t audit();
   // Learns the rules and routes a previous run left, so stale ones get removed.
   void start(const Engine& engine);
   // Applies the difference; returns the number of kernel changes made.
   std::size_t reconcile(const Engine& engine);
 
+  // The interface came up: what could not be restored through it is tried again at
+  // once (the back-off starts afresh).
+  void retry_through(unsigned ifindex) { backoff_.forgive(ifindex); }
+  // When an object held back by the back-off may be restored (the daemon arms a timer
+  // and reconciles then); nullopt when none is held.
+  std::optional<TimePoint> next_retry() const;
+
   const DataPlaneState& applied() const { return applied_; }
 
  private:
   bool is_data_address(const IpAddress& a) const;
+  template <typename T>
+  void lost(const T& object);  // logs and records a disappearance
+  template <typename T>
+  void refused(const T& object);  // records a failed add (the caller logs it)
+  template <typename T>
+  bool may_restore(const T& object) const;
+  template <typename T>
+  bool forget(std::vector<T>& applied, const T& gone);  // lost() and erased, if applied
 
   net::Kernel& kernel_;
   const Config& config_;
+  const TimeSource& clock_;
   DataPlaneState applied_;
+  RestoreBackoff backoff_;
   std::unique_ptr<Notifier> notifier_;
 };
 

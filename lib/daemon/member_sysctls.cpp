@@ -61,7 +61,7 @@ void MemberSysctls::apply(const std::string& ifname, unsigned ifindex) {
   for (const auto& [key, value] : kSettings)
     if (auto r = sysctl_.write(net::Sysctl::ipv4_conf_key(ifname, key), value); !r) spdlog::warn("{}", r.error().message);
   applied_[ifname] = ifindex;
-  spdlog::debug("{}: arp_ignore=1 arp_announce=2 rp_filter=2", ifname);
+  spdlog::debug("{}: arp_ignore=1 arp_announce=2 rp_filter=2 promote_secondaries=1", ifname);
 }
 
 void MemberSysctls::restore(const std::string& ifname) {
@@ -71,7 +71,7 @@ void MemberSysctls::restore(const std::string& ifname) {
     auto r = sysctl_.write(net::Sysctl::ipv4_conf_key(ifname, key), value);
     if (!r) spdlog::debug("{}", r.error().message);  // the interface may be gone
   }
-  spdlog::info("{}: left its group; ARP sysctls restored", ifname);
+  spdlog::info("{}: left its group; its sysctls restored", ifname);
   saved_.erase(it);
   applied_.erase(ifname);
   dirty_ = true;

@@ -1,4 +1,7 @@
-// ARP-flux settings on group members: arp_ignore=1, arp_announce=2, rp_filter=2 (loose).
+// Settings on group members: against ARP flux arp_ignore=1, arp_announce=2,
+// rp_filter=2 (loose); and promote_secondaries=1, so that removing the primary IPv4
+// address of a subnet (a data or test address moving away) does not take the member's
+// other addresses of that subnet, and the routes through it, along.
 // The original values are kept in the state directory, so that a member that leaves
 // the configuration gets them back even across a restart.
 #pragma once
@@ -32,7 +35,7 @@ class MemberSysctls {
   }
 
   static constexpr std::pair<const char*, const char*> kSettings[] = {
-      {"arp_ignore", "1"}, {"arp_announce", "2"}, {"rp_filter", "2"}};
+      {"arp_ignore", "1"}, {"arp_announce", "2"}, {"rp_filter", "2"}, {"promote_secondaries", "1"}};
 
  private:
   void load();

@@ -284,6 +284,12 @@ Result<std::vector<Route>> Kernel::dump_routes(Family family, unsigned table) {
                          });
 }
 
+Result<std::vector<Route>> Kernel::dump_routes(Family family) {
+  rtmsg rtm{};
+  rtm.rtm_family = af(family);
+  return s_->dump<Route>(RTM_GETROUTE, rtm, "dump routes", parse_route);
+}
+
 Result<void> Kernel::add_rule(const Rule& r) {
   auto req = rule_request(r, RTM_NEWRULE, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL);
   return s_->command(req, "add " + rule_name(r), {EEXIST});

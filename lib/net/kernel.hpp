@@ -29,6 +29,8 @@ class Kernel {
   // A route that is not there counts as success.
   Result<void> del_route(const Route& route);
   Result<std::vector<Route>> dump_routes(Family family, unsigned table);
+  // Every table's.
+  Result<std::vector<Route>> dump_routes(Family family);
 
   // An identical rule that already exists counts as success.
   Result<void> add_rule(const Rule& rule);

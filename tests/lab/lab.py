@@ -168,7 +168,7 @@ def _scrub(obj: Any) -> Any:
 
 
 def root_snapshot() -> dict[str, Any]:
-    """Links, addresses, routes, rules (IPv4 and IPv6) and the ARP-flux sysctls of the
+    """Links, addresses, routes, rules (IPv4 and IPv6) and the member sysctls of the
     namespace this process runs in, scrubbed of counters and lifetimes, so that two
     snapshots compare equal when nothing was changed."""
     snap: dict[str, Any] = {}
@@ -193,6 +193,7 @@ def root_snapshot() -> dict[str, Any]:
     for path in sorted(glob.glob("/proc/sys/net/ipv4/conf/*/arp_ignore")
                        + glob.glob("/proc/sys/net/ipv4/conf/*/arp_announce")
                        + glob.glob("/proc/sys/net/ipv4/conf/*/rp_filter")
+                       + glob.glob("/proc/sys/net/ipv4/conf/*/promote_secondaries")
                        + ["/proc/sys/net/ipv4/ip_forward",
                           "/proc/sys/net/ipv6/conf/all/forwarding"]):
         try:
