@@ -90,3 +90,44 @@ def test_address_moved_only_for_real_moves(lab, bus, need_mpathd, need_ipmpctl):
     assert moves_counted(d) - counted_before == 1, d.group("g0")["members"]
     # failback = true: both stay on their healthy home.
     assert holder_is(lab, d, A, "m1") and holder_is(lab, d, B, "m1"), lab.describe()
+
+
+def info_lines(d, skip: int) -> list[str]:
+    """The daemon's log lines after the first `skip`, at level info and above (the lab
+    runs mpathd with --log-level debug)."""
+    return [ln for ln in d.log().splitlines()[skip:] if " debug: " not in ln and " trace: " not in ln]
+
+
+def test_flapping_link_log_is_bounded_and_ends_with_the_final_state(lab, need_mpathd):
+    """60 s of link flapping wrote about 44 000 info lines. Transitions are rate-limited
+    per member, group and address: the first lines are logged, the rest summarised, and
+    the member's last transition (its repair) is in the log once the flapping stops."""
+    d = start_group(lab)
+    assert holder_is(lab, d, "198.18.1.10", "m0"), lab.describe()
+    d.wait_status(member_is(d, "m0", probe="ok"), REPAIR_TIMEOUT, "m0 probed")  # its start is logged
+    skip = len(d.log().splitlines())
+    seconds = 20
+    port = lab.switch_port(0)
+    out = lab.sh(lab.sw, "sh", "-c",
+                 f"end=$(( $(date +%s) + {seconds} )); n=0; "
+                 f"while [ $(date +%s) -lt $end ]; do ip link set {port} down; ip link set {port} up; "
+                 f"n=$((n + 1)); done; echo $n",
+                 timeout=seconds + 60)
+    flaps = int(out.split()[-1])
+    assert flaps >= 200, f"only {flaps} flaps in {seconds} s: the test would not show a flood"
+    d.wait_status(member_is(d, "m0", state="ok", link="up"), REPAIR_TIMEOUT, "m0 repaired")
+
+    # The last word about m0 is its repair: logged at once, or in the summary that a
+    # timer writes when the limiter's interval (10 s) ends.
+    def last_about_m0():
+        about = [ln for ln in info_lines(d, skip) if "g0/m0:" in ln]
+        return about and "failed -> ok" in about[-1] and "(repaired)" in about[-1] and about[-1]
+    last = wait_until(last_about_m0, 30, "m0's repair in the log")
+    lines = info_lines(d, skip)
+    about = [ln for ln in lines if "g0/m0:" in ln and "probe targets" not in ln]
+    assert "ok -> failed" in about[0] and "(link-down)" in about[0], about[:3]
+    # 20 s is two or three intervals of at most 10 lines and a summary per subject
+    # (m0, the group, each data address, the standby); without the limit it was
+    # two lines per flap.
+    assert len(lines) <= 120, f"{len(lines)} info lines for {flaps} flaps; last: {last}\n" + "\n".join(lines[:40])
+    assert any("more transitions suppressed" in ln for ln in about), about
