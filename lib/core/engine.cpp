@@ -240,72 +240,69 @@ void Engine::normalize_active(Group& g, bool lost_active) {
 // Pinned addresses are never balanced away, so failback and balancing cannot undo
 // each other. With no active member (group failure) addresses stay where they are.
 void Engine::place_addresses(Group& g, Reason reason) {
+  constexpr std::size_t none = static_cast<std::size_t>(-1);
   const std::size_t n = g.data.size();
-  std::vector<const Member*> plan(n, nullptr);  // the new holder; nullptr = where it is
-  std::vector<bool> pinned(n, false);
-  auto load = [&](const Member* m, Family f) {
-    std::size_t l = 0;
-    for (std::size_t i = 0; i < n; ++i)
-      if (plan[i] == m && g.data[i].prefix.addr.family == f) ++l;
-    return l;
+  auto index_of = [&](std::string_view name) {
+    for (std::size_t k = 0; k < g.members.size(); ++k)
+      if (g.members[k].name == name) return k;
+    return none;
   };
-  auto least_loaded = [&](Family f) {
-    const Member* best = nullptr;
-    std::size_t best_load = 0;
-    for (const auto& m : g.members) {
-      if (!m.active()) continue;
-      const std::size_t l = load(&m, f);
-      if (!best || l < best_load) {
-        best = &m;
-        best_load = l;
-      }
-    }
-    return best;  // ties go to member order
+  auto active = [&](std::size_t k) { return k != none && g.members[k].active(); };
+  auto fam = [&](std::size_t i) { return g.data[i].prefix.addr.family == Family::v4 ? 0 : 1; };
+  std::vector<std::size_t> plan(n, none);  // member index of the new holder
+  std::vector<bool> pinned(n, false);
+  std::vector<std::size_t> load[2] = {std::vector<std::size_t>(g.members.size()),
+                                      std::vector<std::size_t>(g.members.size())};
+  auto place = [&](std::size_t i, std::size_t k) {
+    if (plan[i] != none) --load[fam(i)][plan[i]];
+    plan[i] = k;
+    if (k != none) ++load[fam(i)][k];
+  };
+  auto least_loaded = [&](int f) {  // ties go to member order
+    std::size_t best = none;
+    for (std::size_t k = 0; k < g.members.size(); ++k)
+      if (active(k) && (best == none || load[f][k] < load[f][best])) best = k;
+    return best;
   };
   for (std::size_t i = 0; i < n; ++i) {  // 1.
-    const DataAddress& a = g.data[i];
-    const Member* holder = g.find(a.holder);
-    const Member* home = g.find(a.home);
-    plan[i] = holder;
-    const bool holder_active = holder && holder->active();
-    if (home && home->active() && (g.failback || home == holder || !holder_active)) {
-      plan[i] = home;
+    const std::size_t holder = index_of(g.data[i].holder);
+    const std::size_t home = index_of(g.data[i].home);
+    place(i, holder);
+    if (active(home) && (g.failback || home == holder || !active(holder))) {
+      place(i, home);
       pinned[i] = true;
     }
   }
-  for (std::size_t i = 0; i < n; ++i) {  // 2.
-    if (pinned[i] || (plan[i] && plan[i]->active())) continue;
-    if (const Member* to = least_loaded(g.data[i].prefix.addr.family)) plan[i] = to;
-  }
-  for (Family f : {Family::v4, Family::v6}) {  // 3.
+  for (std::size_t i = 0; i < n; ++i)  // 2.
+    if (!pinned[i] && !active(plan[i]))
+      if (const std::size_t to = least_loaded(fam(i)); to != none) place(i, to);
+  for (int f : {0, 1}) {  // 3.
     for (std::size_t guard = 0; guard < n; ++guard) {
-      const Member* lo = least_loaded(f);
-      const Member* hi = nullptr;
+      const std::size_t lo = least_loaded(f);
+      std::size_t hi = none;
       for (std::size_t i = 0; i < n; ++i)
-        if (!pinned[i] && plan[i] && plan[i]->active() && g.data[i].prefix.addr.family == f &&
-            (!hi || load(plan[i], f) > load(hi, f)))
+        if (!pinned[i] && fam(i) == f && active(plan[i]) && (hi == none || load[f][plan[i]] > load[f][hi]))
           hi = plan[i];
-      if (!lo || !hi || load(hi, f) <= load(lo, f) + 1) break;
-      std::size_t pick = n;
+      if (lo == none || hi == none || load[f][hi] <= load[f][lo] + 1) break;
+      std::size_t pick = none;
       for (std::size_t i = 0; i < n; ++i)
-        if (!pinned[i] && plan[i] == hi && g.data[i].prefix.addr.family == f &&
-            (pick == n || g.data[i].home == lo->name))
+        if (!pinned[i] && fam(i) == f && plan[i] == hi && (pick == none || g.data[i].home == g.members[lo].name))
           pick = i;
-      plan[pick] = lo;
+      place(pick, lo);
     }
   }
   for (std::size_t i = 0; i < n; ++i) {
     DataAddress& a = g.data[i];
-    const Member* to = plan[i];
-    if (!to || to->name == a.holder) continue;
+    if (plan[i] == none || g.members[plan[i]].name == a.holder) continue;
+    const std::string to = g.members[plan[i]].name;
     const Member* holder = g.find(a.holder);
-    if (!g.find(a.home)) a.home = to->name;  // its home left the group
+    if (!g.find(a.home)) a.home = to;  // its home left the group
     // A holder that still works was only released (a standby going back to INACTIVE).
-    Reason why = !holder                          ? reason
-                 : !holder->usable()              ? Reason::failover
-                 : to->name == a.home             ? Reason::failback
-                                                  : Reason::rebalance;
-    move(g, a, to->name, why);
+    Reason why = !holder             ? reason
+                 : !holder->usable() ? Reason::failover
+                 : to == a.home      ? Reason::failback
+                                     : Reason::rebalance;
+    move(g, a, to, why);
   }
 }
 
