@@ -17,27 +17,6 @@ std::size_t active_target(const Group& g) {
   return std::max<std::size_t>(1, count_if_members(g, [](const Member& m) { return !m.standby; }));
 }
 
-std::size_t family_load(const Group& g, std::string_view member, Family f) {
-  return static_cast<std::size_t>(std::count_if(g.data.begin(), g.data.end(), [&](const DataAddress& a) {
-    return a.holder == member && a.prefix.addr.family == f;
-  }));
-}
-
-// The active member with the fewest data addresses of family f; ties go to member order.
-const Member* least_loaded(const Group& g, Family f) {
-  const Member* best = nullptr;
-  std::size_t best_load = 0;
-  for (const auto& m : g.members) {
-    if (!m.active()) continue;
-    auto load = family_load(g, m.name, f);
-    if (!best || load < best_load) {
-      best = &m;
-      best_load = load;
-    }
-  }
-  return best;
-}
-
 // The member a new data address of family f calls home: round-robin over the
 // non-standby members (all members if every one is a standby), each family on its own.
 std::string pick_home(const Group& g, Family f) {
@@ -249,44 +228,81 @@ void Engine::normalize_active(Group& g, bool lost_active) {
     if (it->standby && it->active()) set_inactive(g, *it, true, Reason::standby_released);
 }
 
+// The placement in one pass, then only the difference is published: each address
+// moves at most once per policy run, and only when its holder really changes.
+//  1. An address whose home member is active is on its home (pinned) when FAILBACK is
+//     on, when it is there already, or when its holder is not active.
+//  2. Every other address on an active member stays there for now; one on a member
+//     that is not active goes to the least loaded active member.
+//  3. Balance by count, per family, with the addresses not pinned: move from the most
+//     loaded member that has such an address to the least loaded active member while
+//     they differ by more than one, preferring addresses whose home is the destination.
+// Pinned addresses are never balanced away, so failback and balancing cannot undo
+// each other. With no active member (group failure) addresses stay where they are.
 void Engine::place_addresses(Group& g, Reason reason) {
-  // 1. Addresses on a member that is not active go to the home member if it is
-  //    active, else to the least loaded active member.
-  for (auto& a : g.data) {
-    const Member* holder = g.find(a.holder);
-    if (holder && holder->active()) continue;
-    const Member* home = g.find(a.home);
-    const Member* to = home && home->active() ? home : least_loaded(g, a.prefix.addr.family);
-    if (!to) continue;  // group failed: addresses stay where they are
-    if (!home) a.home = to->name;  // its home left the group
-    // A holder that still works was only released (a standby going back to INACTIVE).
-    Reason why = !holder                ? reason
-                 : !holder->usable()    ? Reason::failover
-                 : to->name == a.home   ? Reason::failback
-                                        : Reason::rebalance;
-    move(g, a, to->name, why);
+  constexpr std::size_t none = static_cast<std::size_t>(-1);
+  const std::size_t n = g.data.size();
+  auto index_of = [&](std::string_view name) {
+    for (std::size_t k = 0; k < g.members.size(); ++k)
+      if (g.members[k].name == name) return k;
+    return none;
+  };
+  auto active = [&](std::size_t k) { return k != none && g.members[k].active(); };
+  auto fam = [&](std::size_t i) { return g.data[i].prefix.addr.family == Family::v4 ? 0 : 1; };
+  std::vector<std::size_t> plan(n, none);  // member index of the new holder
+  std::vector<bool> pinned(n, false);
+  std::vector<std::size_t> load[2] = {std::vector<std::size_t>(g.members.size()),
+                                      std::vector<std::size_t>(g.members.size())};
+  auto place = [&](std::size_t i, std::size_t k) {
+    if (plan[i] != none) --load[fam(i)][plan[i]];
+    plan[i] = k;
+    if (k != none) ++load[fam(i)][k];
+  };
+  auto least_loaded = [&](int f) {  // ties go to member order
+    std::size_t best = none;
+    for (std::size_t k = 0; k < g.members.size(); ++k)
+      if (active(k) && (best == none || load[f][k] < load[f][best])) best = k;
+    return best;
+  };
+  for (std::size_t i = 0; i < n; ++i) {  // 1.
+    const std::size_t holder = index_of(g.data[i].holder);
+    const std::size_t home = index_of(g.data[i].home);
+    place(i, holder);
+    if (active(home) && (g.failback || home == holder || !active(holder))) {
+      place(i, home);
+      pinned[i] = true;
+    }
   }
-  // 2. FAILBACK: addresses return to an active home.
-  if (g.failback)
-    for (auto& a : g.data) {
-      const Member* home = g.find(a.home);
-      if (home && home->active() && a.holder != a.home) move(g, a, a.home, Reason::failback);
+  for (std::size_t i = 0; i < n; ++i)  // 2.
+    if (!pinned[i] && !active(plan[i]))
+      if (const std::size_t to = least_loaded(fam(i)); to != none) place(i, to);
+  for (int f : {0, 1}) {  // 3.
+    for (std::size_t guard = 0; guard < n; ++guard) {
+      const std::size_t lo = least_loaded(f);
+      std::size_t hi = none;
+      for (std::size_t i = 0; i < n; ++i)
+        if (!pinned[i] && fam(i) == f && active(plan[i]) && (hi == none || load[f][plan[i]] > load[f][hi]))
+          hi = plan[i];
+      if (lo == none || hi == none || load[f][hi] <= load[f][lo] + 1) break;
+      std::size_t pick = none;
+      for (std::size_t i = 0; i < n; ++i)
+        if (!pinned[i] && fam(i) == f && plan[i] == hi && (pick == none || g.data[i].home == g.members[lo].name))
+          pick = i;
+      place(pick, lo);
     }
-  // 3. Balance by count, per family: move from the most to the least loaded active
-  //    member while they differ by more than one, preferring addresses whose home
-  //    is the destination.
-  for (Family f : {Family::v4, Family::v6}) {
-    for (std::size_t guard = 0; guard < g.data.size(); ++guard) {
-      const Member* lo = least_loaded(g, f);
-      const Member* hi = nullptr;
-      for (const auto& m : g.members)
-        if (m.active() && (!hi || family_load(g, m.name, f) > family_load(g, hi->name, f))) hi = &m;
-      if (!lo || !hi || family_load(g, hi->name, f) <= family_load(g, lo->name, f) + 1) break;
-      DataAddress* pick = nullptr;
-      for (auto& a : g.data)
-        if (a.holder == hi->name && a.prefix.addr.family == f && (!pick || a.home == lo->name)) pick = &a;
-      move(g, *pick, lo->name, Reason::rebalance);
-    }
+  }
+  for (std::size_t i = 0; i < n; ++i) {
+    DataAddress& a = g.data[i];
+    if (plan[i] == none || g.members[plan[i]].name == a.holder) continue;
+    const std::string to = g.members[plan[i]].name;
+    const Member* holder = g.find(a.holder);
+    if (!g.find(a.home)) a.home = to;  // its home left the group
+    // A holder that still works was only released (a standby going back to INACTIVE).
+    Reason why = !holder             ? reason
+                 : !holder->usable() ? Reason::failover
+                 : to == a.home      ? Reason::failback
+                                     : Reason::rebalance;
+    move(g, a, to, why);
   }
 }
 

@@ -15,6 +15,7 @@
 #include "daemon/config_file.hpp"
 #include "daemon/dataplane_applier.hpp"
 #include "daemon/event_loop.hpp"
+#include "daemon/log_limiter.hpp"
 #include "daemon/member_sysctls.hpp"
 #include "daemon/probing.hpp"
 #include "daemon/state_file.hpp"
@@ -63,6 +64,7 @@ PersistedState load_saved_state(const std::string& path, const std::string& dige
 struct Daemon::Impl {
   DaemonOptions options;
   SteadyTimeSource clock;
+  LogLimiter log_limiter{clock, {}};  // event lines, per member, group and address
   Engine engine;
   sd_event* event = nullptr;
   net::Kernel kernel;
@@ -76,6 +78,7 @@ struct Daemon::Impl {
   sd_event_source* engine_timer = nullptr;
   sd_event_source* audit_source = nullptr;  // deferred: compare the data plane with the kernel
   sd_event_source* restore_timer = nullptr;  // an object held back by the restore back-off
+  sd_event_source* log_timer = nullptr;      // writes the limiter's summaries
   bool status_dirty = true;
   std::vector<std::pair<net::AddrInfo, bool>> early_addresses;  // seen before probing starts
   std::string digest;      // of the configuration file the groups came from
@@ -94,6 +97,7 @@ struct Daemon::Impl {
     sd_event_source_disable_unref(engine_timer);
     sd_event_source_disable_unref(audit_source);
     sd_event_source_disable_unref(restore_timer);
+    sd_event_source_disable_unref(log_timer);
     monitor.reset();
     sd_event_unref(event);
   }
@@ -217,7 +221,7 @@ struct Daemon::Impl {
       return;
     }
     status_dirty = true;
-    spdlog::info("{}", describe(e));
+    log_event(e);
     // Members that join get the ARP-flux settings; members that leave get theirs back.
     if (const auto* t = std::get_if<TopologyChanged>(&e); t && !t->member.empty() && !t->group.empty()) {
       if (!t->added)
@@ -225,6 +229,40 @@ struct Daemon::Impl {
       else if (const Member* m = engine.find_member(t->member); m && m->ifindex)
         sysctls.apply(m->name, m->ifindex);
     }
+  }
+
+  // Event lines are rate-limited per subject, so that a flapping link cannot flood the
+  // log: a suppressed line goes to debug, and a timer writes the summary with the last
+  // one when the interval ends (also when the flapping has stopped).
+  void log_event(const Event& e) {
+    const std::string line = describe(e);
+    const auto subject = log_subject(e);
+    if (!subject) {
+      spdlog::info("{}", line);
+      return;
+    }
+    auto v = log_limiter.offer(subject->subject, subject->noun, line);
+    for (const auto& s : v.summaries) spdlog::info("{}", s);
+    if (v.log)
+      spdlog::info("{}", line);
+    else
+      spdlog::debug("{}", line);
+    arm_log_timer();
+  }
+
+  void arm_log_timer() {
+    if (auto when = log_limiter.next_deadline()) {
+      int r = arm_timer(event, &log_timer, *when, milliseconds(100), &Impl::on_log_timer, this);
+      if (r < 0) spdlog::error("log timer: {}", std::strerror(-r));
+    }
+  }
+
+  static int on_log_timer(sd_event_source*, uint64_t, void* self) {
+    return guarded("log timer", [&] {
+      auto* d = static_cast<Impl*>(self);
+      for (const auto& s : d->log_limiter.expire()) spdlog::info("{}", s);
+      d->arm_log_timer();
+    });
   }
 
   // SIGHUP and D-Bus Reload: a configuration with errors is rejected as a whole and the
@@ -311,6 +349,7 @@ struct Daemon::Impl {
         (void)d->reload();
         return;
       }
+      for (const auto& line : d->log_limiter.flush()) spdlog::info("{}", line);  // the last states
       spdlog::info("{}: stopping; data addresses stay where they are", strsignal(static_cast<int>(si->ssi_signo)));
       d->write_status();
       sd_notify(0, "STOPPING=1");
