@@ -432,6 +432,39 @@ int arp_checks(sd_event* e, Peer& peer) {
   CHECK(rec.state() == ProbeState::failed);
   std::fprintf(stderr, "arp: %d forged replies, %llu unmatched\n", forged,
                static_cast<unsigned long long>(b.strategy().counters().unmatched - unmatched_before));
+
+  // A blind forger: well-formed "198.18.2.1 is-at <its MAC>" answers to our MAC and to
+  // our sender IP 0.0.0.0, flooded without looking at our requests (so some land in a
+  // request's window), plus gratuitous ones. Without an RTT estimate (reset, as after
+  // a link bounce) a probe's window is a whole interval. None may count.
+  b.reset(true);
+  const Mac forger_mac = mac("02:00:00:00:09:01");
+  const IpAddress target = ip("198.18.2.1");
+  auto gratuitous = forge_arp_reply(forger_mac, target, mac("ff:ff:ff:ff:ff:ff"));
+  std::copy(target.bytes.begin(), target.bytes.begin() + 4, gratuitous.begin() + 38);  // tpa = spa
+  const auto unsolicited_before = b.strategy().counters().unsolicited;
+  const auto sent_before = b.counters().sent;
+  int flooded = 0;
+  auto next_send = std::chrono::steady_clock::now();
+  run_until(e, [&] {
+    if (std::chrono::steady_clock::now() < next_send) return false;
+    next_send += 2ms;  // 500 per second: many per probe interval (100 ms)
+    flooded += forger.send(forge_arp_reply(forger_mac, target, m2_mac)) ? 1 : 0;
+    flooded += forger.send(gratuitous) ? 1 : 0;
+    return false;
+  }, 3000ms);
+  std::fprintf(stderr, "arp: %d frames flooded over %llu probes, %llu unsolicited\n", flooded,
+               static_cast<unsigned long long>(b.counters().sent - sent_before),
+               static_cast<unsigned long long>(b.strategy().counters().unsolicited - unsolicited_before));
+  CHECK(b.counters().sent - sent_before >= 2 * probe::kRepairThreshold);
+  CHECK(b.strategy().counters().unsolicited - unsolicited_before >= 10);
+  CHECK(rec.acks() == acks_before);
+  CHECK(rec.state() == ProbeState::failed);
+
+  // The forger stops and the target comes back: answered again after one reply
+  // window without forgeries, and repaired (10 good answers).
+  CHECK(peer.sh("ip addr add 198.18.2.1/24 dev t2"));
+  CHECK(run_until(e, [&] { return rec.state() == ProbeState::ok; }, 20000ms));
   return 0;
 }
 
