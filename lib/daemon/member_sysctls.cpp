@@ -64,14 +64,18 @@ void MemberSysctls::apply(const std::string& ifname, unsigned ifindex) {
   spdlog::debug("{}: arp_ignore=1 arp_announce=2 rp_filter=2", ifname);
 }
 
-void MemberSysctls::restore(const std::string& ifname) {
+void MemberSysctls::restore(const std::string& ifname, const std::string& now_named) {
   auto it = saved_.find(ifname);
   if (it == saved_.end()) return;
+  const std::string& on = now_named.empty() ? ifname : now_named;
   for (const auto& [key, value] : it->second) {
-    auto r = sysctl_.write(net::Sysctl::ipv4_conf_key(ifname, key), value);
+    auto r = sysctl_.write(net::Sysctl::ipv4_conf_key(on, key), value);
     if (!r) spdlog::debug("{}", r.error().message);  // the interface may be gone
   }
-  spdlog::info("{}: left its group; ARP sysctls restored", ifname);
+  if (on == ifname)
+    spdlog::info("{}: left its group; ARP sysctls restored", ifname);
+  else
+    spdlog::info("{}: renamed to {}, which is not that member; ARP sysctls restored on {}", ifname, on, on);
   saved_.erase(it);
   applied_.erase(ifname);
   dirty_ = true;

@@ -17,8 +17,9 @@ class MemberSysctls {
 
   // Sets the values on a member's interface (again if it was re-created: ifindex).
   void apply(const std::string& ifname, unsigned ifindex);
-  // Restores the saved originals of an interface that is no longer a member.
-  void restore(const std::string& ifname);
+  // Restores the saved originals of an interface that is no longer a member; if it was
+  // renamed, `now_named` is the name it has now.
+  void restore(const std::string& ifname, const std::string& now_named = {});
   // Writes the saved originals if they changed (once per batch of changes: every
   // write is fsynced).
   void flush();
