@@ -78,6 +78,7 @@ struct Daemon::Impl {
   bool status_dirty = true;
   std::vector<std::pair<net::AddrInfo, bool>> early_addresses;  // seen before probing starts
   std::map<unsigned, std::string> link_names;  // ifindex -> name, to see renames
+  bool ready = false;      // start() is done: status.json says "started"
   std::string digest;      // of the configuration file the groups came from
   PersistedState saved;    // what state.json holds now
 
@@ -192,7 +193,9 @@ struct Daemon::Impl {
   void write_status() {
     status_dirty = false;
     // Interface names are bytes: never let one that is not UTF-8 stop the daemon.
-    const auto text = status_json(engine).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+    auto status = status_json(engine);
+    status["started"] = ready;  // startup complete, the D-Bus API included (mpathd(8))
+    const auto text = status.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
     if (auto r = write_file_atomically(options.runtime_dir + "/status.json", text, false); !r)
       spdlog::warn("{}", r.error().message);
   }
@@ -280,6 +283,7 @@ struct Daemon::Impl {
       bus = std::move(*b);
     else
       spdlog::warn("D-Bus API unavailable: {}; running without it", b.error().message);
+    ready = true;
     write_status();
     sd_notify(0, ("READY=1\n" + status_line()).c_str());
     spdlog::info("mpathd started: {} group(s)", engine.groups().size());
