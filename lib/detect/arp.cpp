@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
@@ -70,8 +71,10 @@ Result<std::unique_ptr<ArpProber>> ArpProber::open(sd_event* event, unsigned ifi
 Result<void> ArpProber::send(ProbeSeq seq, const IpAddress& target, std::uint64_t nonce) {
   const auto frame = build_arp_probe(mac_, target);
   if (frame.empty()) return fail(Errc::invalid_argument, "arp target must be IPv4");
-  // One request per target: a newer one replaces an unanswered older one.
-  requests_[target] = Request{seq, nonce, Clock::now()};
+  const TimePoint now = Clock::now();
+  auto& reqs = requests_[target];
+  reqs.push_back(Request{seq, nonce, now});
+  while (reqs.size() > probe::kHistorySize || now - reqs.front().sent > reply_window_) reqs.pop_front();
   sockaddr_ll to{};
   to.sll_family = AF_PACKET;
   to.sll_protocol = htons(ETH_P_ARP);
@@ -115,13 +118,18 @@ void ArpProber::readable() {
       ++counters_.unmatched;  // gratuitous, someone else's, or not a target of ours
       continue;
     }
-    Request& req = it->second;
-    if (req.answered || when + milliseconds(1) < req.sent || when - req.sent > reply_window_) {
+    // The newest request it can answer that has no answer yet.
+    auto& reqs = it->second;
+    auto waiting = std::find_if(reqs.rbegin(), reqs.rend(), [&](const Request& r) {
+      return !r.answered && r.sent <= when + milliseconds(1) && when - r.sent <= reply_window_;
+    });
+    if (waiting == reqs.rend()) {
       // Nothing of ours was waiting for it: an unsolicited "target is-at".
       ++counters_.unsolicited;
       distrust_until_[rep->sender_ip] = when + kDistrustIntervals * interval_;
       continue;
     }
+    Request& req = *waiting;
     req.answered = true;  // one answer per request
     if (auto d = distrust_until_.find(rep->sender_ip); d != distrust_until_.end()) {
       if (when < d->second) {

@@ -3,16 +3,16 @@
 // on an AF_PACKET socket bound to the member. Nothing is configured on the member and
 // no neighbour entry is created anywhere (a sender IP of 0 teaches no cache).
 //
-// ARP carries no id or nonce, so an answer counts only if it answers the request we
-// sent: an ARP reply whose sender IP is a target with an outstanding request (one per
-// target: a new request replaces the old), addressed to our MAC (Ethernet destination
-// and target hardware address) and to our sender IP 0.0.0.0 (target protocol address),
-// received after that request and within its reply window, and at most one answer per
-// request. Gratuitous ARP (broadcast, or target IP = sender IP) and answers to other
-// hosts' requests never count (unmatched).
+// ARP carries no id or nonce, so an answer counts only if it answers a request we
+// sent: an ARP reply whose sender IP is a target with an unanswered request, addressed
+// to our MAC (Ethernet destination and target hardware address) and to our sender IP
+// 0.0.0.0 (target protocol address), received after that request and within its reply
+// window; each request takes one answer, the newest unanswered one first (an older one
+// takes a late answer). Gratuitous ARP (broadcast, or target IP = sender IP) and
+// answers to other hosts' requests never count (unmatched).
 //
-// A reply that claims to answer us for a target we probe when we have no request out
-// (a second answer, or one that predates the request) is unsolicited: someone on the
+// A reply that claims to answer us for a target we probe when no request of ours is
+// waiting for it (all are answered, or it predates them) is unsolicited: someone on the
 // link sends "target is-at ..." on their own. For the next kDistrustIntervals probe
 // intervals no answer for that target counts (a blind forger that floods such
 // replies would otherwise hit every request's window); fewer than the 5 losses that
@@ -21,6 +21,7 @@
 // faked by the path it probes (docs/design-decisions.md).
 #pragma once
 
+#include <deque>
 #include <map>
 #include <memory>
 
@@ -46,7 +47,7 @@ class ArpProber final : public ProbeStrategy {
   };
   unsigned ifindex_;
   Mac mac_;
-  std::map<IpAddress, Request> requests_;         // the last request per target
+  std::map<IpAddress, std::deque<Request>> requests_;  // per target, within the reply window
   std::map<IpAddress, TimePoint> distrust_until_;  // after unsolicited replies
 };
 
