@@ -130,6 +130,13 @@ void ProbeBase::tick() {
   }
   for (const auto& dead : t.dead_targets)
     if (callbacks_.target_dead) callbacks_.target_dead(member_, dead);
+  const std::uint64_t unsolicited = strategy_->counters().unsolicited;
+  if (unsolicited > unsolicited_reported_ &&
+      (unsolicited_report_at_ == TimePoint{} || now - unsolicited_report_at_ >= kUnsolicitedReportInterval)) {
+    if (callbacks_.unsolicited) callbacks_.unsolicited(member_, unsolicited - unsolicited_reported_, unsolicited);
+    unsolicited_reported_ = unsolicited;
+    unsolicited_report_at_ = now;
+  }
   publish();
   arm();
 }

@@ -195,10 +195,12 @@ struct Recorder {
   std::vector<ProbeResult> results;
   std::vector<ProbeVerdict> verdicts;
   std::vector<IpAddress> discovered;
+  std::vector<std::uint64_t> unsolicited;  // reports: how many since the last one
   ProbeBase::Callbacks callbacks() {
     return {[this](const ProbeResult& r) { results.push_back(r); },
             [this](const std::string&, const ProbeVerdict& v) { verdicts.push_back(v); }, {},
-            [this](const std::string&, const IpAddress& h) { discovered.push_back(h); }};
+            [this](const std::string&, const IpAddress& h) { discovered.push_back(h); },
+            [this](const std::string&, std::uint64_t n, std::uint64_t) { unsolicited.push_back(n); }};
   }
   std::size_t acks() const {
     std::size_t n = 0;
@@ -477,6 +479,8 @@ int arp_checks(sd_event* e, Peer& peer) {
   CHECK(b.counters().sent - sent_before >= 2 * probe::kRepairThreshold);
   CHECK(b.strategy().counters().unsolicited - unsolicited_before >= 10);
   CHECK(rec.acks() == acks_before_flood);
+  // Reported, but not with every frame: at most once per 10 s.
+  CHECK(!rec.unsolicited.empty() && rec.unsolicited.size() <= 2 && rec.unsolicited.back() > 0);
   CHECK(rec.state() == ProbeState::failed);
 
   // The forger stops and the target comes back: answered again after one reply

@@ -474,6 +474,8 @@ def test_forged_arp_replies_do_not_repair(lab, need_mpathd):
     assert lab.holders(V4) != [old], lab.describe()
     assert int(out.read_text().split()[-1]) >= 500, out.read_text()
     forger.stop(timeout=10)
+    # The administrator is told why the member does not come back.
+    assert f"{old}: " in d.log() and "unsolicited ARP replies claiming a probe target" in d.log()
 
     # Back on the switch: genuine answers repair it.
     lab.sh(lab.sw, "ip", "link", "set", f"p{i}", "master", "br0")

@@ -43,9 +43,11 @@ def test_second_daemon_in_namespace_refused(lab, need_mpathd):
     assert placement_and_states(first) == before
 
 
-def test_daemon_in_other_namespace_not_blocked(lab, need_mpathd):
+def test_daemon_in_other_namespace_not_blocked(lab, need_mpathd, monkeypatch):
     """The lock is per network namespace, not per lock directory."""
     first = start_group(lab)
+    # The second daemon needs no D-Bus: point it at a bus that does not exist.
+    monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", f"unix:path={lab.tmp}/no-bus")
     workdir = lab.tmp / "client-mpathd"
     (workdir / "run").mkdir(parents=True)
     (workdir / "state").mkdir()
