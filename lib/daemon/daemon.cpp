@@ -172,6 +172,7 @@ struct Daemon::Impl {
   // timer, publish.
   void after_input() {
     if (!engine.started()) return;
+    sysctls.retry_renamed();
     sysctls.flush();
     persist();
     applier.reconcile(engine);

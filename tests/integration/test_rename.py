@@ -58,7 +58,8 @@ def test_rename_member_away_and_non_member_in(lab, need_mpathd):
                    MOVE_TIMEOUT, f"{addr} on m0 only")
     # Nothing of mpathd's stays on the renamed interface.
     wait_until(lambda: addrs_on(lab, "x1") == set(), MOVE_TIMEOUT, "x1 without mpathd's addresses")
-    assert sysctl(lab, "x1", "arp_ignore") == "0" and sysctl(lab, "x1", "arp_announce") == "0"
+    wait_until(lambda: sysctl(lab, "x1", "arp_ignore") == "0" and sysctl(lab, "x1", "arp_announce") == "0",
+               MOVE_TIMEOUT, "x1's ARP settings restored")
     wait_until(lambda: "interface m1 (index %d) renamed to x1" % index["m1"] in d.log(),
                MOVE_TIMEOUT, "the rename in the log")
 
@@ -75,7 +76,7 @@ def test_rename_member_away_and_non_member_in(lab, need_mpathd):
     wait_until(lambda: TEST_ADDRESSES["m1"] in addrs_on(lab, "m1"), MOVE_TIMEOUT,
                "m1's test address on the new m1")
     assert TEST_ADDRESSES["m1"] not in addrs_on(lab, "x1")
-    assert sysctl(lab, "m1", "arp_ignore") == "1"
+    wait_until(lambda: sysctl(lab, "m1", "arp_ignore") == "1", MOVE_TIMEOUT, "the new m1's ARP settings")
     d.wait_status(lambda s: d.group("g0", s)["state"] == "ok", START_TIMEOUT, "group ok again")
     # Every data address on exactly one member that exists under that name.
     for addr in (V4, V6):
