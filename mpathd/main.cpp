@@ -1,5 +1,6 @@
 // mpathd: IP multipathing daemon. Parses the command line, loads the configuration and
-// runs the daemon; exit codes follow sysexits (64 usage, 78 configuration).
+// runs the daemon; exit codes follow sysexits (64 usage, 75 another mpathd runs in this
+// network namespace, 78 configuration).
 #include <CLI/CLI.hpp>
 #include <spdlog/sinks/stdout_sinks.h>
 #include <spdlog/spdlog.h>
@@ -10,10 +11,12 @@
 #include "core/version.hpp"
 #include "daemon/config_file.hpp"
 #include "daemon/daemon.hpp"
+#include "daemon/instance_lock.hpp"
 
 namespace {
 constexpr int kExitRuntime = 1;
 constexpr int kExitUsage = 64;
+constexpr int kExitRunning = 75;  // EX_TEMPFAIL: another mpathd holds this namespace
 constexpr int kExitConfig = 78;
 
 void setup_logging(const std::string& level) {
@@ -35,6 +38,9 @@ int main(int argc, char** argv) {
   app.add_option("-c,--config", opts.config_path, "configuration file")->capture_default_str();
   app.add_option("--state-dir", opts.state_dir, "directory for state that survives restarts")->capture_default_str();
   app.add_option("--runtime-dir", opts.runtime_dir, "directory for status.json")->capture_default_str();
+  app.add_option("--lock-dir", opts.lock_dir,
+                 "directory of the per-network-namespace lock that keeps a second mpathd from starting")
+      ->capture_default_str();
   app.add_option("--bus-name", opts.bus_name, "D-Bus name to own on the system bus")->capture_default_str();
   app.add_option("--log-level", level, "trace, debug, info, warn or error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
@@ -65,6 +71,12 @@ int main(int argc, char** argv) {
   if (!cfg) {
     std::fprintf(stderr, "%s\n", cfg.error().message.c_str());
     return kExitConfig;
+  }
+  // One daemon per network namespace, whatever its directories: held until exit.
+  auto lock = mpathd::InstanceLock::acquire(opts.lock_dir);
+  if (!lock) {
+    spdlog::critical("{}", lock.error().message);
+    return lock.error().code == mpathd::Errc::busy ? kExitRunning : kExitRuntime;
   }
   auto daemon = mpathd::Daemon::create(opts, std::move(*cfg));
   if (!daemon) {

@@ -225,7 +225,7 @@ class Client {
   // Manager if the daemon's object manager does not list it).
   Result<Snapshot> snapshot();
 
-  // Admin actions; each is one Manager method (needs root or CAP_NET_ADMIN).
+  // Admin actions; each is one Manager method (needs root, uid 0).
   Result<void> offline(const std::string& ifname);
   Result<void> online(const std::string& ifname);
   Result<void> move_address(const std::string& address, const std::string& ifname);

@@ -351,8 +351,40 @@ void Engine::check_hwaddr(Group& g) {
 
 // --- inputs ----------------------------------------------------------------------
 
+void Engine::release_ifindex(const LinkObservation& obs) {
+  const Reason why = obs.exists ? Reason::interface_renamed : Reason::interface_removed;
+  for (auto& g : groups_)
+    for (auto& m : g.members) {
+      if (m.ifindex != obs.ifindex || m.name == obs.name) continue;
+      // Nothing of the interface stays with the name it no longer has.
+      m.ifindex = 0;
+      m.mac = Mac{};
+      m.link = LinkState::unknown;
+      m.hwaddr_dup = false;  // no interface, no duplicate
+      if (!started_) continue;
+      refresh(g, m, why);
+      check_hwaddr(g);  // another member may be unique now
+    }
+  std::vector<std::string> gone;
+  for (const auto& m : anonymous_.members)
+    if (m.ifindex == obs.ifindex && m.name != obs.name) gone.push_back(m.name);
+  for (const auto& name : gone) {
+    std::erase_if(anonymous_.members, [&](const Member& x) { return x.name == name; });
+    publish(TopologyChanged{"", name, false});
+  }
+}
+
 void Engine::observe_link(const LinkObservation& obs) {
   if (obs.loopback) return;
+  // The same index under another name: renamed (or events were lost and it is gone).
+  bool renamed = false;
+  if (obs.ifindex != 0) {
+    renamed = obs.exists && std::any_of(links_.begin(), links_.end(), [&](const LinkObservation& l) {
+                return l.ifindex == obs.ifindex && l.name != obs.name;
+              });
+    std::erase_if(links_, [&](const LinkObservation& l) { return l.ifindex == obs.ifindex; });
+    release_ifindex(obs);
+  }
   std::erase_if(links_, [&](const LinkObservation& l) { return l.name == obs.name; });
   if (obs.exists) links_.push_back(obs);
   Group* g = nullptr;
@@ -381,7 +413,7 @@ void Engine::observe_link(const LinkObservation& obs) {
     m->link = LinkState::unknown;
     reason = Reason::interface_removed;
   } else {
-    if (m->ifindex == 0 && started_) reason = Reason::interface_added;
+    if (m->ifindex == 0 && started_) reason = renamed ? Reason::interface_renamed : Reason::interface_added;
     m->ifindex = obs.ifindex;
     mac_changed = m->mac != obs.mac;
     m->mac = obs.mac;
@@ -836,6 +868,10 @@ void Engine::observe_probe(std::string_view ifname, const ProbeVerdict& v) {
     case ProbeState::disabled: {
       Reason why = v.state == ProbeState::disabled ? Reason::probing_stopped : Reason::probing_started;
       if (m->probe == v.state) return;
+      // Probing stops because the interface is gone: that stays the reason shown.
+      if (v.state == ProbeState::disabled && m->ifindex == 0 &&
+          (m->reason == Reason::interface_removed || m->reason == Reason::interface_renamed))
+        why = m->reason;
       // Targets gone (flushed after a group failure, routers withdrawn) are no repair:
       // a failed member stays failed until its probes are answered again.
       if (v.state == ProbeState::unknown && m->probe == ProbeState::failed) return;

@@ -38,6 +38,11 @@ class Engine {
   void subscribe(Listener listener) { listeners_.push_back(std::move(listener)); }
 
   // --- observations from the kernel edge ---------------------------------------
+  // Interfaces are known by index: an index seen before under another name is a
+  // rename. Membership follows names (the configuration names members): a member
+  // whose interface is renamed away loses it as if it had been removed, and an
+  // interface renamed to a member's name joins as if it had been created, both with
+  // reason interface-renamed.
   void observe_link(const LinkObservation& obs);
   // A data or test address seen in the kernel (initial dump and later events).
   void observe_address(std::string_view ifname, const IpPrefix& prefix, bool present);
@@ -115,6 +120,7 @@ class Engine {
   MemberState derive_state(const Member& m) const;
   void note_link_up(Member& m, TimePoint now) const;
   void check_hwaddr(Group& g);
+  void release_ifindex(const LinkObservation& obs);
   bool decide_inactive(const Group& g, const Member& m, Transition t) const;
   // Re-derive one member's state after an input, then run the group policy.
   void refresh(Group& g, Member& m, Reason reason, Transition t = Transition::repair);

@@ -50,6 +50,7 @@ enum class Reason : std::uint8_t {
   address_removed,
   probing_started,
   probing_stopped,
+  interface_renamed,
 };
 
 template <typename E>
@@ -82,7 +83,7 @@ struct EnumNames<ProbeMethod> {
 };
 template <>
 struct EnumNames<Reason> {
-  static constexpr std::array<std::string_view, 28> names{
+  static constexpr std::array<std::string_view, 29> names{
       "none",           "startup",           "link-down",         "link-up",
       "repaired",       "probe-loss",        "admin-offline",     "admin-online",
       "group-failure",  "hwaddr-duplicate",  "hwaddr-unique",     "link-flapping",
@@ -90,6 +91,7 @@ struct EnumNames<Reason> {
       "failover",       "failback",          "rebalance",         "admin-move",
       "standby-needed", "standby-released",  "config-reload",     "adopted",
       "address-added",  "address-removed",   "probing-started",   "probing-stopped",
+      "interface-renamed",
   };
 };
 

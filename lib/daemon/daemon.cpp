@@ -6,6 +6,8 @@
 
 #include <cstring>
 #include <fstream>
+#include <map>
+#include <utility>
 #include <sstream>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
@@ -81,6 +83,7 @@ struct Daemon::Impl {
   sd_event_source* log_timer = nullptr;      // writes the limiter's summaries
   bool status_dirty = true;
   std::vector<std::pair<net::AddrInfo, bool>> early_addresses;  // seen before probing starts
+  std::map<unsigned, std::string> link_names;  // ifindex -> name, to see renames
   std::string digest;      // of the configuration file the groups came from
   PersistedState saved;    // what state.json holds now
 
@@ -114,7 +117,32 @@ struct Daemon::Impl {
     return g && !g->anonymous();
   }
 
+  // Renames (the kernel keeps the index): logged, and a member's interface renamed
+  // away gets its ARP settings back under its new name. The Engine does the rest.
+  void note_rename(const net::LinkInfo& l, bool exists) {
+    auto it = link_names.find(l.ifindex);
+    if (!exists) {
+      if (it != link_names.end()) link_names.erase(it);
+      return;
+    }
+    if (it == link_names.end() || it->second == l.name) {
+      link_names[l.ifindex] = l.name;
+      return;
+    }
+    const std::string old = std::exchange(it->second, l.name);
+    const Group* was = engine.group_of(old);
+    const Group* now = engine.group_of(l.name);
+    std::string what;
+    if (was && !was->anonymous())
+      what += "; member " + old + " of group " + was->name + " has no interface now (as if removed)";
+    if (now && !now->anonymous())
+      what += "; it joins group " + now->name + " as member " + l.name + " (as if created)";
+    spdlog::info("interface {} (index {}) renamed to {}{}", old, l.ifindex, l.name, what);
+    if (was && !was->anonymous()) sysctls.restore(old, l.name);
+  }
+
   void on_link(const net::LinkInfo& l, bool exists) {
+    note_rename(l, exists);
     if (exists && is_member(l.name)) sysctls.apply(l.name, l.ifindex);
     // A member that was taken down lost its IPv4 routes without a notification; once
     // it is up again they can be put back.
@@ -161,6 +189,7 @@ struct Daemon::Impl {
   // timer, publish.
   void after_input() {
     if (!engine.started()) return;
+    sysctls.retry_renamed();
     sysctls.flush();
     persist();
     applier.reconcile(engine);

@@ -17,6 +17,7 @@ struct DaemonOptions {
   std::string config_path = "/etc/mpathd/mpathd.conf";
   std::string state_dir = "/var/lib/mpathd";
   std::string runtime_dir = "/run/mpathd";
+  std::string lock_dir = "/run/mpathd";  // one lock per network namespace (instance_lock.hpp)
   std::string bus_name = "org.ipmp.Mpathd1";  // mpathd@NAME uses org.ipmp.Mpathd1.ns_NAME
 };
 

@@ -35,6 +35,12 @@ void MemberSysctls::save() const {
   if (auto r = write_file_atomically(state_file_, j.dump(2) + "\n"); !r) spdlog::warn("{}", r.error().message);
 }
 
+void MemberSysctls::retry_renamed() {
+  std::vector<std::pair<std::string, std::string>> todo;
+  for (const auto& [old, r] : renamed_) todo.emplace_back(old, r.now_named);
+  for (const auto& [old, now] : todo) restore(old, now);
+}
+
 void MemberSysctls::flush() {
   if (!dirty_) return;
   save();
@@ -42,6 +48,9 @@ void MemberSysctls::flush() {
 }
 
 void MemberSysctls::apply(const std::string& ifname, unsigned ifindex) {
+  // The interface that had this name before was renamed: its directory has moved by
+  // now (the name is free again), so its restore is done first.
+  if (auto r = renamed_.find(ifname); r != renamed_.end()) restore(ifname, std::string(r->second.now_named));
   if (auto it = applied_.find(ifname); it != applied_.end() && it->second == ifindex) return;
   // The originals are on disk before the first value changes (a saved original
   // survives restarts: it is kept).
@@ -64,14 +73,30 @@ void MemberSysctls::apply(const std::string& ifname, unsigned ifindex) {
   spdlog::debug("{}: arp_ignore=1 arp_announce=2 rp_filter=2 promote_secondaries=1", ifname);
 }
 
-void MemberSysctls::restore(const std::string& ifname) {
+void MemberSysctls::restore(const std::string& ifname, const std::string& now_named) {
   auto it = saved_.find(ifname);
   if (it == saved_.end()) return;
+  const std::string& on = now_named.empty() ? ifname : now_named;
+  bool written = true;
   for (const auto& [key, value] : it->second) {
-    auto r = sysctl_.write(net::Sysctl::ipv4_conf_key(ifname, key), value);
-    if (!r) spdlog::debug("{}", r.error().message);  // the interface may be gone
+    auto r = sysctl_.write(net::Sysctl::ipv4_conf_key(on, key), value);
+    if (!r) {
+      spdlog::debug("{}", r.error().message);  // the interface may be gone
+      written = false;
+    }
   }
-  spdlog::info("{}: left its group; its sysctls restored", ifname);
+  constexpr unsigned kRenameTries = 50;
+  if (on != ifname && !written) {
+    auto& pending = renamed_[ifname];
+    if (pending.now_named != on) pending = Renamed{on, 0};
+    if (++pending.tries < kRenameTries) return;  // tried again after the next input
+    spdlog::warn("{}: renamed to {}; its member sysctls could not be restored", ifname, on);
+  } else if (on == ifname) {
+    spdlog::info("{}: left its group; member sysctls restored", ifname);
+  } else {
+    spdlog::info("{}: renamed to {}, which is not that member; member sysctls restored on {}", ifname, on, on);
+  }
+  renamed_.erase(ifname);
   saved_.erase(it);
   applied_.erase(ifname);
   dirty_ = true;

@@ -20,8 +20,13 @@ class MemberSysctls {
 
   // Sets the values on a member's interface (again if it was re-created: ifindex).
   void apply(const std::string& ifname, unsigned ifindex);
-  // Restores the saved originals of an interface that is no longer a member.
-  void restore(const std::string& ifname);
+  // Restores the saved originals of an interface that is no longer a member; if it was
+  // renamed, `now_named` is the name it has now. The kernel announces a rename before
+  // it moves the interface's /proc/sys/net/ipv4/conf directory, so a restore under the
+  // new name that fails is tried again by retry_renamed().
+  void restore(const std::string& ifname, const std::string& now_named = {});
+  // Tries the restores of renamed interfaces again (after every input).
+  void retry_renamed();
   // Writes the saved originals if they changed (once per batch of changes: every
   // write is fsynced).
   void flush();
@@ -46,6 +51,11 @@ class MemberSysctls {
   std::map<std::string, std::map<std::string, std::string>> saved_;  // ifname -> key -> original
   std::map<std::string, unsigned> applied_;                          // ifname -> ifindex applied to
   bool dirty_ = false;
+  struct Renamed {
+    std::string now_named;
+    unsigned tries = 0;
+  };
+  std::map<std::string, Renamed> renamed_;  // old name -> restore still to do
 };
 
 }  // namespace mpathd

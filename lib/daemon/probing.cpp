@@ -214,6 +214,11 @@ void Probing::sync() {
         selectors_[grp->name].mark_dead(target, Clock::now());
         request_targets();
       };
+      cb.unsolicited = [](const std::string& member, std::uint64_t since_last, std::uint64_t total) {
+        spdlog::warn("{}: {} unsolicited ARP replies claiming a probe target ({} in all): someone on the link "
+                     "answers for it (forged?); the target's answers do not count while they go on",
+                     member, since_last, total);
+      };
       cb.discovered = [this](const std::string& member, const IpAddress& host) {
         const Group* grp = engine_.group_of(member);
         if (grp && selectors_[grp->name].add_discovered(host)) request_targets();

@@ -80,6 +80,7 @@ void Service::Impl::on_event(const Event& event) noexcept {
             if (e.before.probe != e.after.probe) names.push_back("Probe");
             // The kernel's index and MAC change without an event of their own.
             if (e.reason == Reason::interface_added || e.reason == Reason::interface_removed ||
+                e.reason == Reason::interface_renamed ||
                 e.reason == Reason::hwaddr_duplicate || e.reason == Reason::hwaddr_unique) {
               names.push_back("Index");
               names.push_back("HardwareAddress");

@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
@@ -70,8 +71,10 @@ Result<std::unique_ptr<ArpProber>> ArpProber::open(sd_event* event, unsigned ifi
 Result<void> ArpProber::send(ProbeSeq seq, const IpAddress& target, std::uint64_t nonce) {
   const auto frame = build_arp_probe(mac_, target);
   if (frame.empty()) return fail(Errc::invalid_argument, "arp target must be IPv4");
-  // One request per target: a newer one replaces an unanswered older one.
-  outstanding_[target] = Request{seq, nonce, Clock::now()};
+  const TimePoint now = Clock::now();
+  auto& reqs = requests_[target];
+  reqs.push_back(Request{seq, nonce, now});
+  while (reqs.size() > probe::kHistorySize || now - reqs.front().sent > reply_window_) reqs.pop_front();
   sockaddr_ll to{};
   to.sll_family = AF_PACKET;
   to.sll_protocol = htons(ETH_P_ARP);
@@ -109,14 +112,32 @@ void ArpProber::readable() {
       continue;
     }
     const TimePoint when = sock::rx_time(msg);
-    auto it = outstanding_.find(rep->sender_ip);
-    if (rep->eth_dst != mac_ || rep->target_mac != mac_ || it == outstanding_.end() ||
-        when + milliseconds(1) < it->second.sent || when - it->second.sent > reply_window_) {
-      ++counters_.unmatched;
+    auto it = requests_.find(rep->sender_ip);
+    // Addressed as an answer to our ARP probe, from a target we probe?
+    if (rep->eth_dst != mac_ || rep->target_mac != mac_ || !rep->target_ip.is_unspecified() || it == requests_.end()) {
+      ++counters_.unmatched;  // gratuitous, someone else's, or not a target of ours
       continue;
     }
-    const Request req = it->second;
-    outstanding_.erase(it);  // one answer per request
+    // The newest request it can answer that has no answer yet.
+    auto& reqs = it->second;
+    auto waiting = std::find_if(reqs.rbegin(), reqs.rend(), [&](const Request& r) {
+      return !r.answered && r.sent <= when + milliseconds(1) && when - r.sent <= reply_window_;
+    });
+    if (waiting == reqs.rend()) {
+      // Nothing of ours was waiting for it: an unsolicited "target is-at".
+      ++counters_.unsolicited;
+      distrust_until_[rep->sender_ip] = when + kDistrustIntervals * interval_;
+      continue;
+    }
+    Request& req = *waiting;
+    req.answered = true;  // one answer per request
+    if (auto d = distrust_until_.find(rep->sender_ip); d != distrust_until_.end()) {
+      if (when < d->second) {
+        ++counters_.unsolicited;  // it may be the forger's: it does not count
+        continue;
+      }
+      distrust_until_.erase(d);
+    }
     ++counters_.replies;
     if (reply_) reply_(ProbeReply{req.seq, rep->sender_ip, req.nonce, req.sent, when});
   }

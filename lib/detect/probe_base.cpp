@@ -44,7 +44,7 @@ Result<std::unique_ptr<ProbeBase>> ProbeBase::create(sd_event* event, std::strin
   self->strategy_->set_reply_handler([self](const ProbeReply& rep) { self->handle_reply(rep); });
   self->strategy_->set_discovery_handler(
       [self](const IpAddress& from, std::uint64_t nonce) { self->handle_discovery(from, nonce); });
-  self->strategy_->set_reply_window(probe::kHistorySize * self->session_.interval());
+  self->strategy_->set_interval(self->session_.interval());
   (void)self->session_.take_verdict_change();  // the initial verdict is queried, not announced
   self->session_.start(Clock::now());
   self->arm();
@@ -68,7 +68,7 @@ void ProbeBase::set_targets(std::vector<IpAddress> targets, TargetMode mode) {
 
 void ProbeBase::set_fdt(Duration fdt) {
   session_.set_fdt(fdt, Clock::now());
-  strategy_->set_reply_window(probe::kHistorySize * session_.interval());
+  strategy_->set_interval(session_.interval());
   publish();
   arm();
 }
@@ -131,6 +131,13 @@ void ProbeBase::tick() {
   }
   for (const auto& dead : t.dead_targets)
     if (callbacks_.target_dead) callbacks_.target_dead(member_, dead);
+  const std::uint64_t unsolicited = strategy_->counters().unsolicited;
+  if (unsolicited > unsolicited_reported_ &&
+      (unsolicited_report_at_ == TimePoint{} || now - unsolicited_report_at_ >= kUnsolicitedReportInterval)) {
+    if (callbacks_.unsolicited) callbacks_.unsolicited(member_, unsolicited - unsolicited_reported_, unsolicited);
+    unsolicited_reported_ = unsolicited;
+    unsolicited_report_at_ = now;
+  }
   publish();
   arm();
 }
@@ -155,7 +162,7 @@ void ProbeBase::handle_reply(const ProbeReply& r) {
     case ProbeSession::ReplyKind::unknown:
     case ProbeSession::ReplyKind::wrong_target: ++counters_.ignored; break;
   }
-  strategy_->set_reply_window(probe::kHistorySize * session_.interval());
+  strategy_->set_interval(session_.interval());
   publish();
   arm();
 }

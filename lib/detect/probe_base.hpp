@@ -29,6 +29,7 @@ namespace mpathd::detect {
 
 class ProbeBase {
  public:
+  static constexpr Duration kUnsolicitedReportInterval = seconds(10);
   struct Callbacks {
     // Every acked or lost probe (ipmpstat -p).
     std::function<void(const ProbeResult&)> result;
@@ -38,6 +39,10 @@ class ProbeBase {
     std::function<void(const std::string& member, const IpAddress& target)> target_dead;
     // A host answered our multicast echo (not filtered against local addresses).
     std::function<void(const std::string& member, const IpAddress& host)> discovered;
+    // Unsolicited answers (someone claims a target: forged?) were received since the
+    // last report; at most one report per kUnsolicitedReportInterval. `total` counts
+    // them all.
+    std::function<void(const std::string& member, std::uint64_t since_last, std::uint64_t total)> unsolicited;
   };
   struct Counters {
     std::uint64_t sent = 0;
@@ -99,6 +104,8 @@ class ProbeBase {
   bool paused_ = false;
   std::map<ProbeSeq, std::uint64_t> nonces_;  // recent probes' nonces
   std::uint64_t discovery_nonce_ = 0;
+  std::uint64_t unsolicited_reported_ = 0;
+  TimePoint unsolicited_report_at_{};
   Counters counters_;
 };
 

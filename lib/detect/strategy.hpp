@@ -32,6 +32,7 @@ struct StrategyCounters {
   std::uint64_t foreign = 0;    // not addressed to this prober (another id, not a reply)
   std::uint64_t malformed = 0;  // truncated, bad checksum, wrong code
   std::uint64_t unmatched = 0;  // looked like an answer to us but matched no request
+  std::uint64_t unsolicited = 0;  // ARP: an answer to us with no request out, and answers distrusted after it
 };
 
 class ProbeStrategy {
@@ -50,8 +51,12 @@ class ProbeStrategy {
   // Multicast echo to all hosts on the link (224.0.0.1 / ff02::1); answers arrive
   // through the discovery handler. Not every strategy can.
   virtual Result<void> discover(std::uint64_t nonce);
-  // Answers older than this are not matched (ARP, which has no nonce on the wire).
-  void set_reply_window(Duration window) { reply_window_ = window; }
+  // The probe interval in force. Answers older than kHistorySize intervals are not
+  // matched (ARP, which has no nonce on the wire).
+  void set_interval(Duration interval) {
+    interval_ = interval;
+    reply_window_ = probe::kHistorySize * interval;
+  }
 
   void set_reply_handler(ReplyHandler h) { reply_ = std::move(h); }
   void set_discovery_handler(DiscoveryHandler h) { discovered_ = std::move(h); }
@@ -67,6 +72,7 @@ class ProbeStrategy {
   ReplyHandler reply_;
   DiscoveryHandler discovered_;
   StrategyCounters counters_;
+  Duration interval_ = seconds(1);
   Duration reply_window_ = seconds(60);
 
  private:

@@ -4,7 +4,10 @@
 #include <grp.h>
 #include <poll.h>
 #include <signal.h>
+#include <linux/capability.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -367,7 +370,25 @@ Objects DbusFixture::managed_objects() {
   return out;
 }
 
-std::string DbusFixture::as_nobody(const std::function<std::string(sd_bus*)>& body) {
+namespace {
+// Keeps only CAP_NET_ADMIN, effective and permitted (after PR_SET_KEEPCAPS and a uid
+// change the effective set is empty).
+bool raise_net_admin() {
+  __user_cap_header_struct head{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[2]{};
+  data[CAP_NET_ADMIN / 32].permitted = data[CAP_NET_ADMIN / 32].effective = 1u << (CAP_NET_ADMIN % 32);
+  return syscall(SYS_capset, &head, data) == 0;
+}
+
+bool has_effective_net_admin() {
+  std::ifstream f("/proc/self/status");
+  for (std::string line; std::getline(f, line);)
+    if (line.rfind("CapEff:", 0) == 0) return (std::stoull(line.substr(7), nullptr, 16) >> CAP_NET_ADMIN) & 1;
+  return false;
+}
+}  // namespace
+
+std::string DbusFixture::as_nobody(const std::function<std::string(sd_bus*)>& body, bool net_admin) {
   int out[2];
   if (pipe2(out, O_CLOEXEC) < 0) {
     ADD_FAILURE() << "pipe: " << std::strerror(errno);
@@ -378,8 +399,12 @@ std::string DbusFixture::as_nobody(const std::function<std::string(sd_bus*)>& bo
     close(out[0]);
     std::string result;
     sd_bus* b = nullptr;
-    if (setgroups(0, nullptr) < 0 || setresgid(65534, 65534, 65534) < 0 || setresuid(65534, 65534, 65534) < 0)
+    if (net_admin && prctl(PR_SET_KEEPCAPS, 1, 0, 0, 0) < 0)
+      result = "keepcaps failed";
+    else if (setgroups(0, nullptr) < 0 || setresgid(65534, 65534, 65534) < 0 || setresuid(65534, 65534, 65534) < 0)
       result = "setresuid failed";
+    else if (net_admin && (!raise_net_admin() || !has_effective_net_admin()))
+      result = "CAP_NET_ADMIN could not be kept";
     else if (int r = sd_bus_open_system(&b); r < 0)
       result = std::string("connect: ") + std::strerror(-r);
     else

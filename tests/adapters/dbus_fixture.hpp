@@ -113,7 +113,8 @@ class DbusFixture : public ::testing::Test {
 
   // Runs body in a child as uid/gid 65534 with its own bus connection while this
   // process serves; returns what body returned ("" plus a failure if it did not end).
-  std::string as_nobody(const std::function<std::string(sd_bus*)>& body);
+  // With net_admin the child keeps CAP_NET_ADMIN (effective) after giving up root.
+  std::string as_nobody(const std::function<std::string(sd_bus*)>& body, bool net_admin = false);
 
   std::unique_ptr<PrivateBus> bus_;
   sd_event* event_ = nullptr;

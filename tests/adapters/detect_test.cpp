@@ -195,10 +195,12 @@ struct Recorder {
   std::vector<ProbeResult> results;
   std::vector<ProbeVerdict> verdicts;
   std::vector<IpAddress> discovered;
+  std::vector<std::uint64_t> unsolicited;  // reports: how many since the last one
   ProbeBase::Callbacks callbacks() {
     return {[this](const ProbeResult& r) { results.push_back(r); },
             [this](const std::string&, const ProbeVerdict& v) { verdicts.push_back(v); }, {},
-            [this](const std::string&, const IpAddress& h) { discovered.push_back(h); }};
+            [this](const std::string&, const IpAddress& h) { discovered.push_back(h); },
+            [this](const std::string&, std::uint64_t n, std::uint64_t) { unsolicited.push_back(n); }};
   }
   std::size_t acks() const {
     std::size_t n = 0;
@@ -432,6 +434,59 @@ int arp_checks(sd_event* e, Peer& peer) {
   CHECK(rec.state() == ProbeState::failed);
   std::fprintf(stderr, "arp: %d forged replies, %llu unmatched\n", forged,
                static_cast<unsigned long long>(b.strategy().counters().unmatched - unmatched_before));
+
+  // Answers that come late, one request behind (each request's answer goes out after
+  // the next request, just before the next one's): every one finds a request of ours
+  // waiting, so none is taken for unsolicited.
+  const auto replies_before = b.strategy().counters().replies;
+  const auto unsolicited_before_late = b.strategy().counters().unsolicited;
+  int requests_seen = 0;
+  CHECK(run_until(e, [&] {
+    for (auto f = forger.next(); !f.empty(); f = forger.next()) {
+      if (!is_arp_request(f)) continue;
+      if (requests_seen++ > 0) forger.send(forge_arp_reply(t2_mac, ip("198.18.2.1"), m2_mac));  // the previous one's
+      forger.send(forge_arp_reply(t2_mac, ip("198.18.2.1"), m2_mac));
+    }
+    return requests_seen >= 8;
+  }));
+  CHECK(run_until(e, [&] { return b.strategy().counters().replies - replies_before >= 2u * 8 - 1; }, 1000ms));
+  CHECK(b.strategy().counters().unsolicited == unsolicited_before_late);
+
+  // A blind forger: well-formed "198.18.2.1 is-at <its MAC>" answers to our MAC and to
+  // our sender IP 0.0.0.0, flooded without looking at our requests (so some land in a
+  // request's window), plus gratuitous ones. Without an RTT estimate (reset, as after
+  // a link bounce) a probe's window is a whole interval. None may count.
+  b.reset(true);
+  const Mac forger_mac = mac("02:00:00:00:09:01");
+  const IpAddress target = ip("198.18.2.1");
+  auto gratuitous = forge_arp_reply(forger_mac, target, mac("ff:ff:ff:ff:ff:ff"));
+  std::copy(target.bytes.begin(), target.bytes.begin() + 4, gratuitous.begin() + 38);  // tpa = spa
+  const auto unsolicited_before = b.strategy().counters().unsolicited;
+  const auto sent_before = b.counters().sent;
+  const std::size_t acks_before_flood = rec.acks();
+  int flooded = 0;
+  auto next_send = std::chrono::steady_clock::now();
+  run_until(e, [&] {
+    if (std::chrono::steady_clock::now() < next_send) return false;
+    next_send += 2ms;  // 500 per second: many per probe interval (100 ms)
+    flooded += forger.send(forge_arp_reply(forger_mac, target, m2_mac)) ? 1 : 0;
+    flooded += forger.send(gratuitous) ? 1 : 0;
+    return false;
+  }, 3000ms);
+  std::fprintf(stderr, "arp: %d frames flooded over %llu probes, %llu unsolicited\n", flooded,
+               static_cast<unsigned long long>(b.counters().sent - sent_before),
+               static_cast<unsigned long long>(b.strategy().counters().unsolicited - unsolicited_before));
+  CHECK(b.counters().sent - sent_before >= 2 * probe::kRepairThreshold);
+  CHECK(b.strategy().counters().unsolicited - unsolicited_before >= 10);
+  CHECK(rec.acks() == acks_before_flood);
+  // Reported, but not with every frame: at most once per 10 s.
+  CHECK(!rec.unsolicited.empty() && rec.unsolicited.size() <= 2 && rec.unsolicited.back() > 0);
+  CHECK(rec.state() == ProbeState::failed);
+
+  // The forger stops and the target comes back: answered again after one reply
+  // window without forgeries, and repaired (10 good answers).
+  CHECK(peer.sh("ip addr add 198.18.2.1/24 dev t2"));
+  CHECK(run_until(e, [&] { return rec.state() == ProbeState::ok; }, 20000ms));
   return 0;
 }
 

@@ -312,6 +312,30 @@ def test_non_root_reads_but_cannot_change(lab, bus, need_mpathd, need_ipmpctl):
     assert world(lab, d) == before
 
 
+@pytest.mark.members(2)
+def test_non_root_with_cap_net_admin_cannot_change(lab, bus, need_mpathd, need_ipmpctl):
+    """Changes need root (uid 0), as mpathd(8), ipmpctl(8) and docs/dbus-api.md say:
+    CAP_NET_ADMIN without root is refused like any other user."""
+    if shutil.which("setpriv") is None:
+        pytest.skip("setpriv not installed")
+    d = start(lab, members=["m0", "m1"])
+    before = world(lab, d)
+    cap = NOBODY + ["--inh-caps=+net_admin", "--ambient-caps=+net_admin"]
+    probe = subprocess.run(cap + ["grep", "^CapEff", "/proc/self/status"], capture_output=True,
+                           text=True, timeout=10)
+    assert probe.returncode == 0, probe.stderr
+    assert int(probe.stdout.split()[1], 16) & (1 << 12), f"CAP_NET_ADMIN not effective: {probe.stdout}"
+    cp = subprocess.run(cap + [ipmpctl_bin(), "-o", "json", "offline", "m0"], capture_output=True,
+                        text=True, timeout=30)
+    assert cp.returncode == EXIT_DENIED, (cp.stdout, cp.stderr)
+    j = json.loads(cp.stdout)
+    assert j["ok"] is False and j["dbus_error"] == "org.freedesktop.DBus.Error.AccessDenied", j
+    cp = subprocess.run(cap + [ipmpctl_bin(), "reload"], capture_output=True, text=True, timeout=30)
+    assert cp.returncode == EXIT_DENIED, (cp.stdout, cp.stderr)
+    assert "changes need root" in cp.stderr, cp.stderr
+    assert world(lab, d) == before
+
+
 def test_daemon_unreachable(bus, need_ipmpctl):
     expect(ipmpctl("show", "groups"), EXIT_UNREACHABLE, "cannot contact mpathd")
     expect(ipmpctl("offline", "m0"), EXIT_UNREACHABLE)

@@ -429,3 +429,54 @@ def test_probe_method_none_sees_no_silent_failure(lab, need_mpathd):
     d.hold_status(member_is(d, old, state="ok", probe="disabled"), DETECT_FACTOR * f,
                   f"{old} ok (nothing probes it)")
     assert lab.holders(V4) == [old]
+
+
+# ---------------------------------------------------------------- forged ARP answers
+
+FORGER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "arp_forger.py")
+
+
+def test_forged_arp_replies_do_not_repair(lab, need_mpathd):
+    """A cut-off member probed by ARP, and on its side of the cut a host that floods
+    unsolicited "198.18.1.1 is-at <its MAC>" replies (to the member's MAC, as an
+    answer to an ARP probe would be, and as gratuitous broadcasts) without seeing the
+    probes: the member stays failed and the data address stays away from it. Once the
+    forger is gone and the port is back, the member is repaired."""
+    f = FDT_SECONDS["1s"]
+    d = start_probed(lab, probed(["m0", "m1", "m2"], test_addresses=False), "1s",
+                     probe_method="arp")
+    old = lab.holder_of(V4)
+    i = idx(old)
+    cut_and_detect(lab, d, old, lambda: lab.silent_fail(i), f)
+    wait_moved_away(lab, d, V4, old)
+
+    # The forger's namespace, on the cut-off member's switch port (a bridge of its own
+    # in the switch: the member reaches nobody else).
+    fg = f"{lab.prefix}-fg"
+    lab._netns_add(fg)
+    lab.sh(lab.sw, "ip", "link", "add", "brx", "type", "bridge", "stp_state", "0",
+           "forward_delay", "0")
+    lab.sh(lab.sw, "ip", "link", "add", "pfg", "type", "veth", "peer", "name", "eth0", "netns", fg)
+    lab.sh(lab.sw, "ip", "link", "set", f"p{i}", "master", "brx")
+    lab.sh(lab.sw, "ip", "link", "set", "pfg", "master", "brx", "up")
+    lab.sh(lab.sw, "ip", "link", "set", "brx", "up")
+    lab.sh(fg, "ip", "link", "set", "eth0", "up")
+    seconds = 8 * f
+    out = lab.tmp / "arp-forger.out"
+    with open(out, "w") as stdout:
+        forger = lab.spawn(fg, "python3", FORGER, "eth0", lab.member_mac(i), ROUTER_LAN4,
+                           str(seconds), name="arp-forger", stdout=stdout)
+    wait_until(lambda: out.read_text().strip() != "", 10, "the forger to send")
+    # Ten answered probes (about 1.4 s) would repair it: hold for 5 s of forgeries.
+    d.hold_status(lambda s: d.member(old, s)["state"] == "failed" and
+                  d.address(V4, s)["holder"] != old, 5 * f, f"{old} failed under forgery")
+    assert forger.running(), "the forger stopped early: " + out.read_text()
+    assert lab.holders(V4) != [old], lab.describe()
+    assert int(out.read_text().split()[-1]) >= 500, out.read_text()
+    forger.stop(timeout=10)
+    # The administrator is told why the member does not come back.
+    assert f"{old}: " in d.log() and "unsolicited ARP replies claiming a probe target" in d.log()
+
+    # Back on the switch: genuine answers repair it.
+    lab.sh(lab.sw, "ip", "link", "set", f"p{i}", "master", "br0")
+    d.wait_status(member_is(d, old, state="ok", probe="ok"), 30, f"{old} repaired")

@@ -822,6 +822,9 @@ class Lab:
                "--config", str(workdir / "mpathd.conf"),
                "--runtime-dir", str(workdir / "run"),
                "--state-dir", str(workdir / "state"),
+               # One lock directory per lab: the daemons of one lab exclude each other
+               # (one per namespace) and nothing is left in the machine's /run.
+               "--lock-dir", str(self.tmp / "lock"),
                "--log-level", "debug", *extra_args]
         with open(log_path, "w") as log:
             popen = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL,

@@ -361,3 +361,87 @@ TEST(Engine, StateChangeIsPublishedOnceAndCounted) {
   EXPECT_EQ(r.of<MemberChanged>().size(), 1u);
   EXPECT_EQ(r.m("m0").counters.state_changes, 2u);  // unknown->ok at start, ok->failed
 }
+
+// --- renames: interfaces are known by index, members by name ---------------------
+
+LinkObservation seen(const std::string& name, unsigned index, bool up = true) {
+  return {name, index, true, up, mac_n(static_cast<int>(index)), false};
+}
+
+TEST(EngineRename, MemberRenamedAwayLeavesServiceAsIfRemoved) {
+  Rig r(make_config({{"m0", false}, {"m1", false}}));
+  r.start_all_up({"m0", "m1"});
+  ASSERT_EQ(r.holder("198.18.1.10"), "m0");
+  r.engine.observe_link(seen("m0", 10, false));  // ip link set m0 down
+  r.engine.observe_link(seen("old0", 10, false));  // ip link set m0 name old0
+  r.engine.observe_link(seen("old0", 10, true));
+  const Member& m0 = r.m("m0");
+  EXPECT_EQ(m0.ifindex, 0u);
+  EXPECT_TRUE(m0.mac.is_zero());
+  EXPECT_EQ(m0.link, LinkState::unknown);
+  EXPECT_EQ(m0.state, MemberState::unknown);
+  EXPECT_EQ(m0.reason, Reason::interface_renamed);
+  EXPECT_EQ(r.holder("198.18.1.10"), "m1");
+  EXPECT_EQ(r.g().state, GroupState::degraded);
+  // Nothing of the group follows the interface under its new name.
+  const Group* g = r.engine.group_of("old0");
+  EXPECT_TRUE(!g || g->anonymous());
+}
+
+TEST(EngineRename, InterfaceRenamedToAMembersNameJoinsAsIfCreated) {
+  Rig r(make_config({{"m0", false}, {"m1", false}}));
+  r.link("m0", true);
+  r.engine.observe_link(seen("eth9", 30));
+  r.engine.start();
+  EXPECT_EQ(r.m("m1").state, MemberState::unknown);
+  r.engine.observe_link(seen("m1", 30));
+  EXPECT_EQ(r.m("m1").ifindex, 30u);
+  EXPECT_EQ(r.m("m1").state, MemberState::ok);
+  EXPECT_EQ(r.m("m1").reason, Reason::interface_renamed);
+  EXPECT_EQ(r.g().state, GroupState::ok);
+  EXPECT_EQ(r.engine.find_member("eth9"), nullptr);
+}
+
+// The case: m0 renamed away, then m2 renamed to m0. m2 must not stay behind
+// with m2's old index and MAC (it was then taken offline as a duplicate of m0).
+TEST(EngineRename, NoMemberKeepsAVanishedNameOrItsHardwareAddress) {
+  Rig r(make_config({{"m0", false}, {"m1", false}, {"m2", false}}));
+  r.start_all_up({"m0", "m1", "m2"});
+  r.engine.observe_link(seen("spare", 10));
+  r.engine.observe_link(seen("m0", 12));
+  EXPECT_EQ(r.m("m0").ifindex, 12u);
+  EXPECT_EQ(r.m("m0").mac, mac_n(12));
+  EXPECT_EQ(r.m("m0").state, MemberState::ok);
+  EXPECT_EQ(r.m("m2").ifindex, 0u);
+  EXPECT_FALSE(r.m("m2").hwaddr_dup);
+  EXPECT_EQ(r.m("m2").state, MemberState::unknown);
+  EXPECT_EQ(r.m("m2").reason, Reason::interface_renamed);
+  for (const auto& m : r.g().members) EXPECT_FALSE(m.hwaddr_dup) << m.name;
+  // Addresses are only on members that have an interface.
+  for (const auto& a : r.g().data) EXPECT_NE(r.m(a.holder).ifindex, 0u) << a.prefix.str();
+}
+
+TEST(EngineRename, RemovalUnderANewNameIsStillSeen) {
+  Rig r(make_config({{"m0", false}, {"m1", false}}));
+  r.start_all_up({"m0", "m1"});
+  // The rename was not seen (events lost); the removal names the new name.
+  r.engine.observe_link({"gone0", 10, false, false, {}, false});
+  EXPECT_EQ(r.m("m0").ifindex, 0u);
+  EXPECT_EQ(r.m("m0").state, MemberState::unknown);
+  EXPECT_EQ(r.m("m0").reason, Reason::interface_removed);
+  EXPECT_EQ(r.holder("198.18.1.10"), "m1");
+}
+
+TEST(EngineRename, UngroupedInterfaceIsTrackedUnderItsNewName) {
+  Config c = make_config({{"m0", false}, {"m1", false}});
+  c.track_interfaces_only_with_groups = false;
+  Rig r(std::move(c));
+  r.engine.observe_link(seen("eth5", 40));
+  r.start_all_up({"m0", "m1"});
+  ASSERT_NE(r.engine.find_member("eth5"), nullptr);
+  r.engine.observe_link(seen("eth6", 40));
+  EXPECT_EQ(r.engine.find_member("eth5"), nullptr);
+  ASSERT_NE(r.engine.find_member("eth6"), nullptr);
+  EXPECT_EQ(r.engine.find_member("eth6")->ifindex, 40u);
+  ASSERT_EQ(r.engine.anonymous().members.size(), 1u);
+}

@@ -86,6 +86,27 @@ TEST(DbusDoc, ErrorTableIsTheContractsList) {
   EXPECT_EQ(table, contract);
 }
 
+// The text with troff font requests, backquotes, parentheses and line breaks folded
+// into single spaces, so that a sentence reads the same in a man page and in Markdown.
+std::string prose(std::string text) {
+  text = std::regex_replace(text, std::regex(R"(\n\.(BR|B|IR|I|RB|BI)\s)"), " ");
+  text = std::regex_replace(text, std::regex(R"([`()\\])"), " ");
+  return std::regex_replace(text, std::regex(R"(\s+)"), " ");
+}
+
+// Who may change things: mpathd (lib/dbus/manager.cpp) and the bus policy accept
+// root (uid 0) only; no document may promise more.
+TEST(DbusDoc, ChangesNeedRootEverywhere) {
+  for (const char* rel : {"/man/mpathd.8", "/man/ipmpctl.8", "/docs/dbus-api.md", "/dbus/org.ipmp.Mpathd1.xml",
+                          "/units/org.ipmp.Mpathd1.conf"}) {
+    const std::string path = std::string(MPATHD_SOURCE_DIR) + rel;
+    const std::string text = prose(slurp(path));
+    ASSERT_FALSE(text.empty()) << path;
+    EXPECT_EQ(text.find("or CAP_NET_ADMIN"), std::string::npos) << path << " says CAP_NET_ADMIN would do";
+    EXPECT_NE(text.find("root uid 0"), std::string::npos) << path << " does not say that changes need root (uid 0)";
+  }
+}
+
 }  // namespace
 
 #endif  // IPMPCTL_UNIT_TESTS

@@ -179,3 +179,20 @@ TEST(ProbeEngine, LinkBounceStillNeedsGoodProbes) {
   r.report("m0", verdict(ProbeState::ok, {}, r.clock.now()));
   EXPECT_EQ(r.m("m0").state, MemberState::ok);
 }
+
+// The detector of a member whose interface went away (renamed or removed) stops; the
+// member keeps showing why: the interface, not the probing.
+TEST(ProbeEngine, ProbingStoppedByAVanishedInterfaceKeepsTheInterfaceReason) {
+  ProbeRig r(make_config({{"m0", false}, {"m1", false}}));
+  r.start_all_up({"m0", "m1"});
+  r.report("m0", verdict(ProbeState::ok, {}, r.clock.now()));
+  r.report("m1", verdict(ProbeState::ok, {}, r.clock.now()));
+  r.engine.observe_link({"x1", 11, true, true, mac_n(11), false});  // m1 renamed to x1
+  EXPECT_EQ(r.m("m1").reason, Reason::interface_renamed);
+  r.report("m1", ProbeVerdict::disabled());
+  EXPECT_EQ(r.m("m1").probe, ProbeState::disabled);
+  EXPECT_EQ(r.m("m1").reason, Reason::interface_renamed);
+  r.engine.observe_link({"m0", 10, false, false, {}, false});  // m0 removed
+  r.report("m0", ProbeVerdict::disabled());
+  EXPECT_EQ(r.m("m0").reason, Reason::interface_removed);
+}

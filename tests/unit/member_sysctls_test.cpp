@@ -1,0 +1,75 @@
+// MemberSysctls on a directory tree that stands in for /proc/sys (net::Sysctl's root):
+// the ARP settings of members, and their return to an interface that was renamed.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+
+#include "daemon/member_sysctls.hpp"
+
+namespace fs = std::filesystem;
+using namespace mpathd;
+
+namespace {
+
+class FakeProcSys : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    std::string tmpl = (fs::temp_directory_path() / "mpathd-sysctl-XXXXXX").string();
+    ASSERT_NE(mkdtemp(tmpl.data()), nullptr);
+    root_ = tmpl;
+  }
+  void TearDown() override { fs::remove_all(root_); }
+
+  fs::path conf(const std::string& ifname) const { return root_ / "net/ipv4/conf" / ifname; }
+  void make_interface(const std::string& ifname) {
+    fs::create_directories(conf(ifname));
+    for (const auto& [key, _] : MemberSysctls::kSettings) std::ofstream(conf(ifname) / key) << "0\n";
+  }
+  std::string value(const std::string& ifname, const char* key) const {
+    std::ifstream in(conf(ifname) / key);
+    std::string v;
+    in >> v;
+    return v;
+  }
+  MemberSysctls make() { return MemberSysctls(net::Sysctl(root_.string()), (root_ / "sysctl.json").string()); }
+
+  fs::path root_;
+};
+
+TEST_F(FakeProcSys, MemberGetsTheSettingsAndLeavingRestoresThem) {
+  make_interface("m1");
+  auto s = make();
+  s.apply("m1", 3);
+  EXPECT_EQ(value("m1", "arp_ignore"), "1");
+  EXPECT_EQ(value("m1", "arp_announce"), "2");
+  s.restore("m1");
+  EXPECT_EQ(value("m1", "arp_ignore"), "0");
+  EXPECT_EQ(value("m1", "arp_announce"), "0");
+}
+
+// The kernel announces a rename before it moves /proc/sys/net/ipv4/conf/<name>: the
+// restore under the new name is tried again until the directory is there.
+TEST_F(FakeProcSys, RenamedInterfaceGetsItsSettingsBackUnderItsNewName) {
+  make_interface("m1");
+  auto s = make();
+  s.apply("m1", 3);
+  s.restore("m1", "x1");  // x1's directory does not exist yet
+  EXPECT_EQ(value("m1", "arp_ignore"), "1");
+  fs::rename(conf("m1"), conf("x1"));  // the kernel catches up
+  s.retry_renamed();
+  EXPECT_EQ(value("x1", "arp_ignore"), "0");
+  EXPECT_EQ(value("x1", "arp_announce"), "0");
+  EXPECT_EQ(value("x1", "rp_filter"), "0");
+  // Done: a later interface named m1 starts from its own values.
+  make_interface("m1");
+  std::ofstream(conf("m1") / "rp_filter") << "1\n";
+  s.apply("m1", 9);
+  s.restore("m1");
+  EXPECT_EQ(value("m1", "rp_filter"), "1");
+  EXPECT_EQ(value("x1", "arp_ignore"), "0");
+}
+
+}  // namespace
