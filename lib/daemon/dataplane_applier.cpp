@@ -118,13 +118,23 @@ std::size_t DataPlaneApplier::reconcile(const Engine& engine) {
     }
     auto r = kernel_.add_address(d.ifindex, d.prefix, true);
     if (!r && r.error().code != Errc::exists) {
-      spdlog::error("{}", r.error().message);
+      const auto& why = r.error().message;  // "add ADDRESS on MEMBER: reason"
+      auto [it, fresh] = refused_.try_emplace(d.prefix.addr, why);
+      if (fresh || it->second != why) {
+        it->second = why;
+        spdlog::error("the kernel refused an address: {}; it is down until placed again", why);
+      }
       continue;
     }
+    if (refused_.erase(d.prefix.addr) > 0) spdlog::info("{} is now on {}", d.prefix.str(), d.ifname);
     ++changes;
     applied_.addresses.push_back(d);
     moved.push_back(d);
   }
+  std::erase_if(refused_, [&](const auto& e) {  // no longer wanted anywhere
+    return std::none_of(want.addresses.begin(), want.addresses.end(),
+                        [&](const PlacedAddress& d) { return d.prefix.addr == e.first; });
+  });
   for (auto it = applied_.addresses.begin(); it != applied_.addresses.end();) {
     if (contains(want.addresses, *it)) {
       ++it;

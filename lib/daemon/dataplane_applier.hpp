@@ -5,7 +5,9 @@
 
 #include <systemd/sd-event.h>
 
+#include <map>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "core/dataplane.hpp"
@@ -36,6 +38,10 @@ class DataPlaneApplier {
   std::size_t reconcile(const Engine& engine);
 
   const DataPlaneState& applied() const { return applied_; }
+  // Addresses the kernel refused to add on the member they were placed on, with the
+  // kernel's error ("add 2001:db8::10/64 on m0: Permission denied"). Each reconcile() tries
+  // them again; the error is logged once, when it first happens or changes.
+  const std::map<IpAddress, std::string>& refused() const { return refused_; }
 
  private:
   bool is_data_address(const IpAddress& a) const;
@@ -43,6 +49,7 @@ class DataPlaneApplier {
   net::Kernel& kernel_;
   const Config& config_;
   DataPlaneState applied_;
+  std::map<IpAddress, std::string> refused_;
   std::unique_ptr<Notifier> notifier_;
 };
 
