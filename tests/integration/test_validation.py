@@ -93,7 +93,7 @@ def test_dbus_applies_the_config_files_rules(lab, bus, need_mpathd, need_ipmpctl
     assert {a["address"] for a in groups[0]["data_addresses"]} == {f"{V4}/24", f"{V6}/64"}
     assert [m["name"] for m in d.group("g0")["members"]] == ["m0", "m1", "m2"]
     assert world(lab, d) == before
-    assert d.running
+    assert d.running()
 
 
 def test_kernel_refusal_is_reported_not_shown_up(lab, bus, need_mpathd, need_ipmpctl):
@@ -123,6 +123,31 @@ def test_kernel_refusal_is_reported_not_shown_up(lab, bus, need_mpathd, need_ipm
     wait_until(lambda: len(lab.holders(V6)) == 1 and d.address(V6)["state"] == "up", MOVE_TIMEOUT,
                f"{V6} up again")
     assert d.address(V6)["refused"] == ""
+
+
+def test_reload_and_start_check_members_against_the_kernel(lab, bus, need_mpathd, need_ipmpctl):
+    from lab.lab import group_config
+    from mpathd_helpers import EXAMPLE_MEMBERS
+    d = start(lab)
+    before = world(lab, d)
+    conf = d.workdir / "mpathd.conf"
+    good = conf.read_text()
+    # A reload naming the loopback as a member, or a loopback data address, is refused
+    # as a whole and changes nothing.
+    for bad in (group_config(EXAMPLE_MEMBERS + [{"name": "lo"}]),
+                group_config(EXAMPLE_MEMBERS, data_addresses=("198.18.1.10/24", "127.0.0.2/8"))):
+        conf.write_text(bad)
+        expect(ipmpctl("reload"), EXIT_FAILURE)
+        assert world(lab, d) == before
+        assert [m["name"] for m in d.group("g0")["members"]] == ["m0", "m1", "m2"]
+    assert "group g0: lo is the loopback interface" in d.log()
+    assert "127.0.0.2/8 is a loopback address" in d.log()
+    conf.write_text(good)
+    # At start: a configuration error (78) that names the member.
+    d2 = lab.start_mpathd(group_config(["m0", "lo"]), wait_started=False)
+    wait_until(lambda: d2.popen.poll() is not None, 20, "mpathd to refuse to start")
+    assert d2.popen.returncode == EXIT_CONFIG, d2.log()
+    assert "lo is the loopback interface" in d2.log()
 
 
 # ---------------------------------------------------------------- clear answers (item 7)
@@ -194,7 +219,7 @@ def test_offline_with_a_full_or_read_only_state_dir_says_so(lab, bus, need_mpath
     cp = ipmpctl("offline", "m1")
     assert cp.returncode == EXIT_OK, cp.stderr
     assert offline_marks(state) == {"m1"}
-    assert d.running
+    assert d.running()
 
 
 def offline_marks(state_dir) -> set[str]:
