@@ -357,17 +357,20 @@ void Engine::observe_link(const LinkObservation& obs) {
     m = &anonymous_.members.back();
     publish(TopologyChanged{"", m->name, true});
   }
+  // A member's name on an interface that cannot be a member (a tunnel created under
+  // that name): as if it were not there, so nothing is placed on it.
+  const bool exists = obs.exists && (g->anonymous() || !member_link_problem(obs.name, obs.facts()));
   const auto now = clock_.now();
   const LinkState before = m->link;
   Reason reason = Reason::none;
   bool mac_changed = false;
-  if (!obs.exists && g->anonymous()) {  // an ungrouped interface that is gone is forgotten
+  if (!exists && g->anonymous()) {  // an ungrouped interface that is gone is forgotten
     std::string name = m->name;
     std::erase_if(anonymous_.members, [&](const Member& x) { return x.name == name; });
     publish(TopologyChanged{"", name, false});
     return;
   }
-  if (!obs.exists) {
+  if (!exists) {
     m->ifindex = 0;
     m->link = LinkState::unknown;
     reason = Reason::interface_removed;
@@ -390,7 +393,7 @@ void Engine::observe_link(const LinkObservation& obs) {
     if (m->probe == ProbeState::ok) m->probe = ProbeState::failed;
   }
   if (!started_) return;
-  if (mac_changed || !obs.exists) check_hwaddr(*g);
+  if (mac_changed || !exists) check_hwaddr(*g);
   if (reason != Reason::none || mac_changed) refresh(*g, *m, reason == Reason::none ? Reason::link_up : reason);
 }
 
@@ -504,7 +507,7 @@ void Engine::init_member(Group& g, Member& m) {
 Result<void> Engine::check_link(std::string_view ifname) const {
   for (const auto& l : links_)
     if (l.name == ifname)
-      if (auto problem = member_link_problem(ifname, {l.loopback, l.broadcast, !l.mac.is_zero()}))
+      if (auto problem = member_link_problem(ifname, l.facts()))
         return fail(Errc::invalid_argument, *problem);
   return {};
 }

@@ -16,6 +16,7 @@
 #include "core/persisted.hpp"
 #include "core/probe.hpp"
 #include "core/types.hpp"
+#include "core/validate.hpp"
 
 namespace mpathd {
 
@@ -28,6 +29,7 @@ struct LinkObservation {
   Mac mac;
   bool loopback = false;  // never tracked, and never a member
   bool broadcast = true;  // IFF_BROADCAST: not a point-to-point or tunnel device
+  LinkFacts facts() const { return {loopback, broadcast, !mac.is_zero()}; }
 };
 
 class Engine {

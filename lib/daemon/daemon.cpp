@@ -5,6 +5,7 @@
 #include <systemd/sd-daemon.h>
 
 #include <cstring>
+#include <map>
 #include <fstream>
 #include <sstream>
 #include <nlohmann/json.hpp>
@@ -78,6 +79,7 @@ struct Daemon::Impl {
   std::string digest;      // of the configuration file the groups came from
   PersistedState saved;    // what state.json holds now
   Result<void> persisted;  // the last attempt to save the state
+  std::map<std::string, std::string> unsuitable;  // member name -> why its link cannot be one
 
   Impl(DaemonOptions o, Config c, sd_event* e, net::Kernel k, net::PacketSender p)
       : options(std::move(o)),
@@ -107,9 +109,19 @@ struct Daemon::Impl {
   }
 
   void on_link(const net::LinkInfo& l, bool exists) {
-    if (exists && is_member(l.name)) sysctls.apply(l.name, l.ifindex);
-    engine.observe_link(
-        {l.name, l.ifindex, exists, l.admin_up && l.lower_up, l.mac, l.loopback, (l.flags & IFF_BROADCAST) != 0});
+    const LinkObservation obs{l.name, l.ifindex, exists, l.admin_up && l.lower_up,
+                              l.mac, l.loopback, (l.flags & IFF_BROADCAST) != 0};
+    if (exists && is_member(l.name)) {
+      // The Engine treats such a member as absent; say why, once.
+      if (auto problem = member_link_problem(l.name, obs.facts())) {
+        if (unsuitable[l.name] != *problem) spdlog::error("{}; it is not used as a member", *problem);
+        unsuitable[l.name] = *problem;
+      } else {
+        unsuitable.erase(l.name);
+        sysctls.apply(l.name, l.ifindex);
+      }
+    }
+    engine.observe_link(obs);
     after_input();
   }
 
@@ -172,6 +184,7 @@ struct Daemon::Impl {
         if (refused != a.refused) {
           engine.observe_address_refused(a.prefix.addr, std::move(refused));
           status_dirty = true;
+          if (bus) bus->data_addresses_changed(g.name);
         }
       }
     if (auto when = engine.next_deadline()) {

@@ -383,10 +383,19 @@ TEST_F(DbusService, KernelRefusalOfAnAddedAddressIsTheCallersError) {
       << r.error_message;
   EXPECT_EQ(snapshot(), before);
   EXPECT_EQ(get(group_path("g0"), kGroup, "DataAddresses").body.find("198.18.1.60"), std::string::npos);
-  // A placed address that the kernel refuses later is shown down.
+  // A placed address that the kernel refuses later is shown down, and announced.
+  sync();
+  take_signals();
   engine_->observe_address_refused(*IpAddress::parse("198.18.1.10"), "add 198.18.1.10/24 on m0: Permission denied");
+  service_->data_addresses_changed("g0");
   EXPECT_NE(get(group_path("g0"), kGroup, "DataAddresses").body.find(R"(("198.18.1.10/24", "down", "", "m0"))"),
             std::string::npos);
+  sync();
+  bool announced = false;
+  for (const auto& sig : take_signals())
+    announced |= sig.member == "PropertiesChanged" && sig.path == group_path("g0") &&
+                 sig.body.find(R"(("198.18.1.10/24", "down", "", "m0"))") != std::string::npos;
+  EXPECT_TRUE(announced);
 }
 
 // Issue 8 item 7: a change whose state cannot be saved is in force, and the caller is

@@ -235,3 +235,18 @@ TEST(Topology, KernelRefusalShowsTheAddressDown) {
   ASSERT_TRUE(r.engine.move_address(a.prefix.addr, "m1"));
   EXPECT_TRUE(r.g().up(r.g().data[0]));
 }
+
+// A configured member's name taken by an interface that cannot be a member (a tunnel
+// created later): nothing is placed on it; it counts as absent.
+TEST(Topology, MemberNameOnATunnelCountsAsAbsent) {
+  Rig r(make_config({{"m0", false}, {"m1", false}}));
+  r.link("m0", true);
+  r.engine.start();
+  ASSERT_EQ(r.m("m1").state, MemberState::unknown);
+  r.engine.observe_link({"m1", 11, true, true, Mac{}, false, false});  // a tun device named m1
+  EXPECT_EQ(r.m("m1").state, MemberState::unknown);
+  EXPECT_EQ(r.m("m1").ifindex, 0u);
+  EXPECT_EQ(r.holder("198.18.1.10"), "m0");
+  r.engine.observe_link({"m1", 12, true, true, mac_n(12), false});  // replaced by an Ethernet one
+  EXPECT_EQ(r.m("m1").state, MemberState::ok);
+}
