@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 
 #include "core/names.hpp"
+#include "core/validate.hpp"
 #include "ipmpctl.hpp"
 
 namespace ipmpctl {
@@ -14,9 +15,10 @@ struct Args {
 
 int add(Context& ctx, const Args& a) {
   if (!ctx.no_fields("address add")) return kUsage;
-  if (!mpathd::valid_group_name(a.group)) return ctx.usage("invalid group name '" + a.group + "'");
-  if (!valid_address_prefix(a.address))
-    return ctx.usage("invalid address '" + a.address + "' (want ADDRESS/PREFIXLEN)");
+  if (!mpathd::valid_group_name(a.group)) return ctx.usage("invalid group name " + mpathd::echo(a.group));
+  // The daemon's own rules: no loopback, multicast, network or broadcast address, ...
+  if (auto p = mpathd::parse_managed_address(a.address, mpathd::AddressRole::data); !p)
+    return ctx.usage("invalid data address: " + p.error());
   auto c = ctx.client();
   std::string what = a.address + " to group " + a.group;
   if (!c) return ctx.fail("address add", "add", what, c.error());
@@ -31,9 +33,9 @@ int add(Context& ctx, const Args& a) {
 
 int remove(Context& ctx, const Args& a) {
   if (!ctx.no_fields("address remove")) return kUsage;
-  if (!mpathd::valid_group_name(a.group)) return ctx.usage("invalid group name '" + a.group + "'");
-  if (!valid_address(a.address) && !valid_address_prefix(a.address))
-    return ctx.usage("invalid address '" + a.address + "'");
+  if (!mpathd::valid_group_name(a.group)) return ctx.usage("invalid group name " + mpathd::echo(a.group));
+  if (!mpathd::parse_address_maybe_prefix(a.address))
+    return ctx.usage("invalid address " + mpathd::echo(a.address));
   auto c = ctx.client();
   std::string what = a.address + " from group " + a.group;
   if (!c) return ctx.fail("address remove", "remove", what, c.error());

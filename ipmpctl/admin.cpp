@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 
 #include "core/names.hpp"
+#include "core/validate.hpp"
 #include "ipmpctl.hpp"
 
 namespace ipmpctl {
@@ -20,7 +21,7 @@ std::string group_of(Context& ctx, const std::string& ifname) {
 
 int offline(Context& ctx, const std::string& verb, const std::string& ifname) {
   if (!ctx.no_fields(verb)) return kUsage;
-  if (!mpathd::valid_ifname(ifname)) return ctx.usage("invalid interface name '" + ifname + "'");
+  if (!mpathd::valid_ifname(ifname)) return ctx.usage("invalid interface name " + mpathd::echo(ifname));
   auto c = ctx.client();
   if (!c) return ctx.fail(verb, "offline", ifname, c.error());
   auto r = (*c)->offline(ifname);
@@ -39,18 +40,26 @@ int offline(Context& ctx, const std::string& verb, const std::string& ifname) {
 
 int online(Context& ctx, const std::string& ifname) {
   if (!ctx.no_fields("online")) return kUsage;
-  if (!mpathd::valid_ifname(ifname)) return ctx.usage("invalid interface name '" + ifname + "'");
+  if (!mpathd::valid_ifname(ifname)) return ctx.usage("invalid interface name " + mpathd::echo(ifname));
   auto c = ctx.client();
   if (!c) return ctx.fail("online", "online", ifname, c.error());
-  if (auto r = (*c)->online(ifname); !r) return ctx.fail("online", "online", ifname, r.error());
+  if (auto r = (*c)->online(ifname); !r) {
+    std::string reason;
+    if (r.error().failure == client::Failure::daemon && r.error().errc == mpathd::Errc::hwaddr_duplicate)
+      reason = "its hardware address duplicates another member's in its group; it stays offline until "
+               "the address is unique, then comes back by itself";
+    return ctx.fail("online", "online", ifname, r.error(), reason);
+  }
   return ctx.done({{"verb", "online"}, {"interface", ifname}});
 }
 
 int move(Context& ctx, std::string addr, const std::string& ifname) {
   if (!ctx.no_fields("move")) return kUsage;
+  // A prefix length may be given; then it must be one.
+  if (!mpathd::parse_address_maybe_prefix(addr))
+    return ctx.usage("invalid address " + mpathd::echo(addr) + " (want ADDRESS or ADDRESS/PREFIXLEN)");
   addr = addr.substr(0, addr.find('/'));
-  if (!valid_address(addr)) return ctx.usage("invalid address '" + addr + "'");
-  if (!mpathd::valid_ifname(ifname)) return ctx.usage("invalid interface name '" + ifname + "'");
+  if (!mpathd::valid_ifname(ifname)) return ctx.usage("invalid interface name " + mpathd::echo(ifname));
   auto c = ctx.client();
   if (!c) return ctx.fail("move", "move", addr, c.error());
   if (auto r = (*c)->move_address(addr, ifname); !r) {

@@ -1,5 +1,4 @@
 // Context, exit codes and messages shared by the verbs.
-#include <arpa/inet.h>
 #include <signal.h>
 #include <sys/signalfd.h>
 
@@ -7,6 +6,8 @@
 #include <charconv>
 #include <ostream>
 
+#include "core/persisted.hpp"
+#include "core/validate.hpp"
 #include "ipmpctl.hpp"
 
 namespace ipmpctl {
@@ -80,9 +81,13 @@ std::string reason_text(const client::Error& e) {
 
 std::string failure_message(std::string_view action, std::string_view object,
                             const client::Error& e) {
-  std::string s = "cannot " + std::string(action);
-  if (!object.empty()) s += " " + std::string(object);
-  return s + ": " + reason_text(e);
+  std::string what = std::string(action);
+  if (!object.empty()) what += " " + std::string(object);
+  // Done, but not saved (a read-only or full state directory): say both.
+  if (e.failure == client::Failure::daemon && e.errc == Errc::system &&
+      e.message.starts_with(mpathd::kStateNotSaved))
+    return what + ": done, but " + e.message;
+  return "cannot " + what + ": " + reason_text(e);
 }
 
 client::Result<client::Client*> Context::client() {
@@ -141,23 +146,16 @@ bool Context::no_fields(std::string_view verb) {
   return true;
 }
 
-bool valid_address(std::string_view addr) {
-  std::string a(addr);
-  unsigned char buf[16];
-  return inet_pton(AF_INET, a.c_str(), buf) == 1 || inet_pton(AF_INET6, a.c_str(), buf) == 1;
-}
-
-bool valid_address_prefix(std::string_view addr) {
-  auto slash = addr.find('/');
-  if (slash == std::string_view::npos) return false;
-  auto host = addr.substr(0, slash);
-  auto len = addr.substr(slash + 1);
-  if (!valid_address(host) || len.empty() || len.size() > 3) return false;
-  unsigned n = 0;
-  auto [p, ec] = std::from_chars(len.data(), len.data() + len.size(), n);
-  if (ec != std::errc() || p != len.data() + len.size()) return false;
-  bool v6 = host.find(':') != std::string_view::npos;
-  return n <= (v6 ? 128U : 32U);
+CLI::Validator positive_count() {
+  return CLI::Validator(
+      [](std::string& text) -> std::string {
+        long n = 0;
+        auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), n);
+        if (ec != std::errc() || p != text.data() + text.size() || n < 1)
+            return "must be a whole number of at least 1, not " + mpathd::echo(text);
+        return {};
+      },
+      "N>=1");
 }
 
 int stop_signal_fd() {

@@ -26,7 +26,8 @@ constexpr const char* kFooter = R"(Output:
   -P -o FIELD,...   parsable: ':'-separated, no header (':' and '\' escaped if >1 field)
 
 Exit status:
-  0 ok, 1 failure, 2 bad usage, 3 not found (group, interface, address),
+  0 ok, 1 failure (also "done, but state not saved": the change is lost when mpathd
+  restarts), 2 bad usage, 3 not found (group, interface, address),
   4 refused (last usable member, already offline, not offline, not usable, exists,
   duplicate hardware address), 5 mpathd unreachable, 6 permission denied, 7 timeout.
 

@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 
 #include "core/names.hpp"
+#include "core/validate.hpp"
 #include "ipmpctl.hpp"
 
 namespace ipmpctl {
@@ -14,10 +15,10 @@ struct Args {
 };
 
 int check_group(Context& ctx, const std::string& g) {
-  return mpathd::valid_group_name(g) ? kOk : ctx.usage("invalid group name '" + g + "'");
+  return mpathd::valid_group_name(g) ? kOk : ctx.usage("invalid group name " + mpathd::echo(g));
 }
 int check_if(Context& ctx, const std::string& i) {
-  return mpathd::valid_ifname(i) ? kOk : ctx.usage("invalid interface name '" + i + "'");
+  return mpathd::valid_ifname(i) ? kOk : ctx.usage("invalid interface name " + mpathd::echo(i));
 }
 
 int create(Context& ctx, const Args& a) {
@@ -28,7 +29,13 @@ int create(Context& ctx, const Args& a) {
   auto c = ctx.client();
   if (!c) return ctx.fail("group create", "create group", a.name, c.error());
   auto r = (*c)->create_group(a.name, a.group_interface);
-  if (!r) return ctx.fail("group create", "create group", a.name, r.error());
+  if (!r) {
+    // "already exists" would hide which name clashes: the daemon's message says.
+    std::string reason;
+    if (r.error().failure == client::Failure::daemon && r.error().errc == mpathd::Errc::exists)
+      reason = r.error().message;
+    return ctx.fail("group create", "create group", a.name, r.error(), reason);
+  }
   return ctx.done({{"verb", "group create"}, {"group", a.name}, {"path", *r}});
 }
 
@@ -53,7 +60,7 @@ int add(Context& ctx, const Args& a) {
   if (!r) {
     std::string reason;
     if (r.error().failure == client::Failure::daemon && r.error().errc == mpathd::Errc::exists)
-      reason = a.ifname + " is already in a group";
+      reason = r.error().message;  // already a member, or a group interface's name
     return ctx.fail("group add", "add", what, r.error(), reason);
   }
   return ctx.done({{"verb", "group add"}, {"group", a.name}, {"interface", a.ifname},

@@ -15,6 +15,7 @@
 
 namespace CLI {
 class App;
+class Validator;
 }
 
 namespace ipmpctl {
@@ -94,9 +95,10 @@ void setup_monitor(CLI::App& app, Runner* run);   // monitor.cpp
 // The whole command line; returns the exit code. main() is this.
 int main(int argc, const char* const* argv, std::ostream& out, std::ostream& err);
 
-// Input checks shared by the verbs (usage errors before any bus traffic).
-bool valid_address(std::string_view addr);             // 198.18.1.10, 2001:db8::1
-bool valid_address_prefix(std::string_view addr);      // with /len
+// Input checks shared by the verbs (usage errors before any bus traffic) are the
+// daemon's own: core/names.hpp and core/validate.hpp.
+// The check of a --count option: a whole number from 1 up, with a short message.
+CLI::Validator positive_count();
 // Blocks SIGINT and SIGTERM and returns a signalfd that becomes readable when one
 // arrives (for Client::run's wake_fd), or -1.
 int stop_signal_fd();

@@ -92,7 +92,7 @@ void setup_monitor(CLI::App& app, Runner* run) {
   auto* cmd = add_verb(app, "monitor", "print state changes and address moves as they happen");
   auto a = std::make_shared<Args>();
   cmd->add_flag("--probes", a->probes, "also print every probe result");
-  cmd->add_option("--count", a->count, "exit after N events")->check(CLI::PositiveNumber);
+  cmd->add_option("--count", a->count, "exit after N events")->check(positive_count());
   cmd->callback([run, a] { *run = [a](Context& ctx) { return monitor(ctx, *a); }; });
 }
 

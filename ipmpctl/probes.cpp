@@ -66,7 +66,7 @@ int probes(Context& ctx, const Args& a) {
 void setup_probes(CLI::App& app, Runner* run) {
   auto* cmd = add_verb(app, "probes", "show probes as they are acknowledged or lost (ipmpstat -p)");
   auto a = std::make_shared<Args>();
-  cmd->add_option("--count", a->count, "exit after N probes")->check(CLI::PositiveNumber);
+  cmd->add_option("--count", a->count, "exit after N probes")->check(positive_count());
   cmd->callback([run, a] { *run = [a](Context& ctx) { return probes(ctx, *a); }; });
 }
 

@@ -57,7 +57,7 @@ int main(int argc, char** argv) {
     std::printf("mpathd %s\n", mpathd::kVersion);
     return 0;
   }
-  if (!check.empty()) {
+  if (app.count("--check-config") > 0) {
     auto cfg = mpathd::load_config_file(check);
     if (!cfg) {
       std::fprintf(stderr, "%s\n", cfg.error().message.c_str());
@@ -81,7 +81,7 @@ int main(int argc, char** argv) {
   auto daemon = mpathd::Daemon::create(opts, std::move(*cfg));
   if (!daemon) {
     spdlog::critical("cannot start: {}", daemon.error().message);
-    return kExitRuntime;
+    return daemon.error().code == mpathd::Errc::config ? kExitConfig : kExitRuntime;
   }
   return (*daemon)->run();
 }

@@ -1,6 +1,7 @@
 #include "core/engine.hpp"
 
 #include "core/names.hpp"
+#include "core/validate.hpp"
 
 #include <algorithm>
 
@@ -49,7 +50,7 @@ Group make_group(const GroupConfig& gc, const Config& c) {
   g.failback = gc.failback.value_or(c.failback);
   g.fdt = gc.failure_detection_time.value_or(c.failure_detection_time);
   for (const auto& mc : gc.members) g.members.push_back(make_member(gc, mc));
-  for (const auto& p : gc.data_addresses) g.data.push_back({p, "", pick_home(g, p.addr.family)});
+  for (const auto& p : gc.data_addresses) g.data.push_back({p, "", pick_home(g, p.addr.family), {}});
   return g;
 }
 
@@ -76,6 +77,11 @@ const Member* Group::find(std::string_view member) const {
   for (const auto& m : members)
     if (m.name == member) return &m;
   return nullptr;
+}
+
+bool Group::up(const DataAddress& a) const {
+  const Member* holder = find(a.holder);
+  return holder && holder->active() && a.refused.empty();
 }
 
 std::size_t Group::load(std::string_view member) const {
@@ -166,6 +172,7 @@ void Engine::move(Group& g, DataAddress& a, const std::string& to, Reason reason
   if (auto* from = g.find(a.holder)) ++from->counters.addresses_out;
   if (auto* dest = g.find(to)) ++dest->counters.addresses_in;
   a.holder = to;
+  a.refused.clear();  // the kernel is asked afresh
   publish(ev);
 }
 
@@ -375,7 +382,6 @@ void Engine::release_ifindex(const LinkObservation& obs) {
 }
 
 void Engine::observe_link(const LinkObservation& obs) {
-  if (obs.loopback) return;
   // The same index under another name: renamed (or events were lost and it is gone).
   bool renamed = false;
   if (obs.ifindex != 0) {
@@ -383,10 +389,11 @@ void Engine::observe_link(const LinkObservation& obs) {
                 return l.ifindex == obs.ifindex && l.name != obs.name;
               });
     std::erase_if(links_, [&](const LinkObservation& l) { return l.ifindex == obs.ifindex; });
-    release_ifindex(obs);
+    if (!obs.loopback) release_ifindex(obs);
   }
   std::erase_if(links_, [&](const LinkObservation& l) { return l.name == obs.name; });
-  if (obs.exists) links_.push_back(obs);
+  if (obs.exists) links_.push_back(obs);  // the loopback too: add_member refuses it by name
+  if (obs.loopback) return;
   Group* g = nullptr;
   Member* m = member_by_name(obs.name, &g);
   if (!m) {
@@ -398,17 +405,20 @@ void Engine::observe_link(const LinkObservation& obs) {
     m = &anonymous_.members.back();
     publish(TopologyChanged{"", m->name, true});
   }
+  // A member's name on an interface that cannot be a member (a tunnel created under
+  // that name): as if it were not there, so nothing is placed on it.
+  const bool exists = obs.exists && (g->anonymous() || !member_link_problem(obs.name, obs.facts()));
   const auto now = clock_.now();
   const LinkState before = m->link;
   Reason reason = Reason::none;
   bool mac_changed = false;
-  if (!obs.exists && g->anonymous()) {  // an ungrouped interface that is gone is forgotten
+  if (!exists && g->anonymous()) {  // an ungrouped interface that is gone is forgotten
     std::string name = m->name;
     std::erase_if(anonymous_.members, [&](const Member& x) { return x.name == name; });
     publish(TopologyChanged{"", name, false});
     return;
   }
-  if (!obs.exists) {
+  if (!exists) {
     m->ifindex = 0;
     m->link = LinkState::unknown;
     reason = Reason::interface_removed;
@@ -431,7 +441,7 @@ void Engine::observe_link(const LinkObservation& obs) {
     if (m->probe == ProbeState::ok) m->probe = ProbeState::failed;
   }
   if (!started_) return;
-  if (mac_changed || !obs.exists) check_hwaddr(*g);
+  if (mac_changed || !exists) check_hwaddr(*g);
   if (reason != Reason::none || mac_changed) refresh(*g, *m, reason == Reason::none ? Reason::link_up : reason);
 }
 
@@ -472,7 +482,7 @@ void Engine::start() {
 Result<void> Engine::offline(std::string_view ifname) {
   Group* g = nullptr;
   Member* m = member_by_name(ifname, &g);
-  if (!m) return fail(Errc::no_such_interface, "no interface '" + std::string(ifname) + "' is tracked");
+  if (!m) return fail(Errc::no_such_interface, "no interface " + echo(ifname) + " is tracked");
   if (g->anonymous())
     return fail(Errc::not_in_group, "'" + m->name + "' is not in a group; only group members can be taken offline");
   if (m->admin_offline) return fail(Errc::already_offline, "'" + m->name + "' is already offline");
@@ -489,11 +499,12 @@ Result<void> Engine::offline(std::string_view ifname) {
 Result<void> Engine::online(std::string_view ifname) {
   Group* g = nullptr;
   Member* m = member_by_name(ifname, &g);
-  if (!m) return fail(Errc::no_such_interface, "no interface '" + std::string(ifname) + "' is tracked");
-  if (!m->admin_offline) return fail(Errc::not_offline, "'" + m->name + "' is not offline");
+  if (!m) return fail(Errc::no_such_interface, "no interface " + echo(ifname) + " is tracked");
   if (m->hwaddr_dup)
-    return fail(Errc::hwaddr_duplicate, "'" + m->name + "' has a hardware address that is not unique in group '" +
-                                            g->name + "'");
+    return fail(Errc::hwaddr_duplicate,
+                "'" + m->name + "' has a hardware address that is not unique in group '" + g->name + "'" +
+                    (m->admin_offline ? "" : "; it is offline for that reason and comes back by itself once its address is unique"));
+  if (!m->admin_offline) return fail(Errc::not_offline, "'" + m->name + "' is not offline");
   m->admin_offline = false;
   refresh(*g, *m, Reason::admin_online, Transition::online);
   return {};
@@ -506,7 +517,7 @@ Result<void> Engine::move_address(const IpAddress& address, std::string_view to_
       Member* to = g.find(to_member);
       if (!to)
         return fail(Errc::not_in_group,
-                    "'" + std::string(to_member) + "' is not a member of group '" + g.name + "'");
+                    echo(to_member) + " is not a member of group '" + g.name + "'");
       if (!to->active())
         return fail(Errc::not_usable, "'" + to->name + "' is not an active member (state " +
                                           std::string(to_string(to->state)) +
@@ -541,31 +552,76 @@ void Engine::init_member(Group& g, Member& m) {
   publish(TopologyChanged{g.name, m.name, true});
 }
 
+Result<void> Engine::check_link(std::string_view ifname) const {
+  for (const auto& l : links_)
+    if (l.name == ifname)
+      if (auto problem = member_link_problem(ifname, l.facts()))
+        return fail(Errc::invalid_argument, *problem);
+  return {};
+}
+
+// No group has `address` as a data, shared or test address.
+Result<void> Engine::check_address_free(const IpPrefix& address) const {
+  for (const auto& g : groups_) {
+    for (const auto& a : g.data)
+      if (a.prefix.addr == address.addr)
+        return fail(Errc::exists, address.addr.str() + " is already a data address of group '" + g.name + "'");
+    for (const auto& s : g.config.shared_addresses)
+      if (s.addr == address.addr)
+        return fail(Errc::exists, address.addr.str() + " is a shared address of group '" + g.name + "'");
+    for (const auto& m : g.members)
+      for (const auto& t : m.test_addresses)
+        if (t.addr == address.addr) return fail(Errc::exists, address.addr.str() + " is a test address of " + m.name);
+  }
+  return {};
+}
+
 Result<void> Engine::check_new_member(const MemberConfig& mc, const std::vector<IpPrefix>& data) const {
-  if (!valid_ifname(mc.name)) return fail(Errc::invalid_argument, "invalid interface name '" + mc.name + "'");
+  if (auto problem = ifname_problem(mc.name)) return fail(Errc::invalid_argument, *problem);
   for (const auto& g : groups_) {
     if (g.find(mc.name)) return fail(Errc::exists, "'" + mc.name + "' is already a member of group '" + g.name + "'");
     if (g.ifname == mc.name) return fail(Errc::exists, "'" + mc.name + "' is the group interface of group '" + g.name + "'");
   }
-  for (const auto& t : mc.test_addresses)
+  if (auto r = check_link(mc.name); !r) return r;
+  for (const auto& t : mc.test_addresses) {
+    if (auto problem = address_problem(t, AddressRole::test)) return fail(Errc::invalid_argument, *problem);
+    if (auto r = check_address_free(t); !r) return r;
     for (const auto& d : data)
       if (t.addr == d.addr) return fail(Errc::exists, "test address " + t.str() + " is also a data address");
+  }
   return {};
 }
 
+Result<void> Engine::check_links(const Config& config) const {
+  std::string problems;
+  for (const auto& gc : config.groups)
+    for (const auto& mc : gc.members)
+      if (auto r = check_link(mc.name); !r)
+        problems += (problems.empty() ? "" : "\n") + ("group " + gc.name + ": " + r.error().message);
+  if (problems.empty()) return {};
+  return fail(Errc::config, std::move(problems));
+}
+
 Result<void> Engine::create_group(GroupConfig gc) {
-  if (!valid_group_name(gc.name)) return fail(Errc::invalid_argument, "invalid group name '" + gc.name + "'");
+  if (auto problem = group_name_problem(gc.name)) return fail(Errc::invalid_argument, *problem);
   if (gc.interface.empty()) gc.interface = gc.name;
-  if (!valid_ifname(gc.interface))
-    return fail(Errc::invalid_argument, "invalid group interface name '" + gc.interface + "'");
+  if (auto problem = ifname_problem(gc.interface))
+    return fail(Errc::invalid_argument, "group interface " + *problem);
   for (const auto& g : groups_) {
     if (g.name == gc.name) return fail(Errc::exists, "group '" + gc.name + "' already exists");
     if (g.ifname == gc.interface)
       return fail(Errc::exists, "group interface '" + gc.interface + "' is used by group '" + g.name + "'");
-    for (const auto& p : gc.data_addresses)
-      for (const auto& a : g.data)
-        if (a.prefix.addr == p.addr) return fail(Errc::exists, p.str() + " is a data address of group '" + g.name + "'");
+    if (g.find(gc.interface))
+      return fail(Errc::exists, "group interface '" + gc.interface + "' is the name of a member of group '" + g.name + "'");
   }
+  for (const auto& mc : gc.members)
+    if (mc.name == gc.interface)
+      return fail(Errc::exists, "group interface '" + gc.interface + "' is also listed as a member");
+  for (auto [list, role] : {std::pair{&gc.data_addresses, AddressRole::data}, std::pair{&gc.shared_addresses, AddressRole::shared}})
+    for (const auto& p : *list) {
+      if (auto problem = address_problem(p, role)) return fail(Errc::invalid_argument, *problem);
+      if (auto r = check_address_free(p); !r) return r;
+    }
   for (std::size_t i = 0; i < gc.members.size(); ++i) {
     if (auto r = check_new_member(gc.members[i], gc.data_addresses); !r) return r;
     for (std::size_t j = 0; j < i; ++j)
@@ -591,7 +647,7 @@ Result<void> Engine::create_group(GroupConfig gc) {
 
 Result<void> Engine::destroy_group(std::string_view name) {
   auto it = std::find_if(groups_.begin(), groups_.end(), [&](const Group& g) { return g.name == name; });
-  if (it == groups_.end()) return fail(Errc::no_such_group, "no group '" + std::string(name) + "'");
+  if (it == groups_.end()) return fail(Errc::no_such_group, "no group " + echo(name));
   std::string gname = it->name;
   std::vector<std::string> members;
   for (const auto& m : it->members) members.push_back(m.name);
@@ -606,7 +662,7 @@ Result<void> Engine::add_member(std::string_view group, MemberConfig mc) {
   Group* g = nullptr;
   for (auto& x : groups_)
     if (x.name == group) g = &x;
-  if (!g) return fail(Errc::no_such_group, "no group '" + std::string(group) + "'");
+  if (!g) return fail(Errc::no_such_group, "no group " + echo(group));
   std::vector<IpPrefix> data;
   for (const auto& a : g->data) data.push_back(a.prefix);
   if (auto r = check_new_member(mc, data); !r) return r;
@@ -626,7 +682,7 @@ Result<void> Engine::add_member(std::string_view group, MemberConfig mc) {
 Result<void> Engine::remove_member(std::string_view ifname) {
   Group* g = nullptr;
   Member* m = member_by_name(ifname, &g);
-  if (!m) return fail(Errc::no_such_interface, "no interface '" + std::string(ifname) + "' is tracked");
+  if (!m) return fail(Errc::no_such_interface, "no interface " + echo(ifname) + " is tracked");
   if (g->anonymous()) return fail(Errc::not_in_group, "'" + m->name + "' is not in a group");
   if (m->usable() && g->load(m->name) > 0 && others_for_offline(*g, *m) == 0)
     return fail(Errc::last_usable_member, "cannot remove '" + m->name + "': it is the last usable member of group '" +
@@ -747,7 +803,7 @@ void Engine::reconfigure_group(Group& g, const GroupConfig& next) {
   for (const auto& a : drop) (void)remove_data_address(g.name, a);
   for (const auto& p : want.data_addresses)
     if (std::none_of(g.data.begin(), g.data.end(), [&](const DataAddress& a) { return a.prefix == p; }))
-      g.data.push_back({p, "", pick_home(g, p.addr.family)});
+      g.data.push_back({p, "", pick_home(g, p.addr.family), {}});
   // Remaining settings (routes, targets, shared addresses, probe method) are read
   // from the group's configuration.
   g.config = want;
@@ -760,18 +816,13 @@ void Engine::reconfigure_group(Group& g, const GroupConfig& next) {
 }
 
 Result<void> Engine::add_data_address(std::string_view group, const IpPrefix& address) {
+  if (auto problem = address_problem(address, AddressRole::data)) return fail(Errc::invalid_argument, *problem);
   Group* g = nullptr;
-  for (auto& x : groups_) {
+  for (auto& x : groups_)
     if (x.name == group) g = &x;
-    for (const auto& a : x.data)
-      if (a.prefix.addr == address.addr)
-        return fail(Errc::exists, address.addr.str() + " is already a data address of group '" + x.name + "'");
-    for (const auto& m : x.members)
-      for (const auto& t : m.test_addresses)
-        if (t.addr == address.addr) return fail(Errc::exists, address.addr.str() + " is a test address of " + m.name);
-  }
-  if (!g) return fail(Errc::no_such_group, "no group '" + std::string(group) + "'");
-  g->data.push_back({address, "", pick_home(*g, address.addr.family)});
+  if (auto r = check_address_free(address); !r) return r;
+  if (!g) return fail(Errc::no_such_group, "no group " + echo(group));
+  g->data.push_back({address, "", pick_home(*g, address.addr.family), {}});
   g->config.data_addresses.push_back(address);
   for (auto& gc : config_.groups)
     if (gc.name == g->name) gc.data_addresses.push_back(address);
@@ -783,7 +834,7 @@ Result<void> Engine::remove_data_address(std::string_view group, const IpAddress
   Group* g = nullptr;
   for (auto& x : groups_)
     if (x.name == group) g = &x;
-  if (!g) return fail(Errc::no_such_group, "no group '" + std::string(group) + "'");
+  if (!g) return fail(Errc::no_such_group, "no group " + echo(group));
   auto it = std::find_if(g->data.begin(), g->data.end(), [&](const DataAddress& a) { return a.prefix.addr == address; });
   if (it == g->data.end())
     return fail(Errc::no_such_address, address.str() + " is not a data address of group '" + g->name + "'");
@@ -881,6 +932,12 @@ void Engine::observe_probe(std::string_view ifname, const ProbeVerdict& v) {
       return;
     }
   }
+}
+
+void Engine::observe_address_refused(const IpAddress& address, std::string error) {
+  for (auto& g : groups_)
+    for (auto& a : g.data)
+      if (a.prefix.addr == address) a.refused = std::move(error);
 }
 
 void Engine::observe_targets(std::string_view ifname, TargetMode mode, std::vector<ProbeTargetInfo> targets) {

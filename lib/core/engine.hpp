@@ -16,6 +16,7 @@
 #include "core/persisted.hpp"
 #include "core/probe.hpp"
 #include "core/types.hpp"
+#include "core/validate.hpp"
 
 namespace mpathd {
 
@@ -26,7 +27,9 @@ struct LinkObservation {
   bool exists = true;     // false: the interface was removed
   bool up = false;        // administratively up and carrier present (IFF_UP && IFF_LOWER_UP)
   Mac mac;
-  bool loopback = false;  // never tracked
+  bool loopback = false;  // never tracked, and never a member
+  bool broadcast = true;  // IFF_BROADCAST: not a point-to-point or tunnel device
+  LinkFacts facts() const { return {loopback, broadcast, !mac.is_zero()}; }
 };
 
 class Engine {
@@ -52,6 +55,9 @@ class Engine {
   // probed member is marked failed and nothing moves.
   void observe_probe(std::string_view ifname, const ProbeVerdict& verdict);
   // Targets and RTTs for the views; no event (they change with every probe).
+  // The kernel refused a data address on its holder ("" when it took it after all):
+  // the address is shown down with the reason until it is placed.
+  void observe_address_refused(const IpAddress& address, std::string error);
   void observe_targets(std::string_view ifname, TargetMode mode, std::vector<ProbeTargetInfo> targets);
   // One probe acknowledged or lost: published as ProbeCompleted.
   void observe_probe_result(const ProbeResult& result);
@@ -78,6 +84,10 @@ class Engine {
   Result<void> remove_member(std::string_view ifname);
   Result<void> add_data_address(std::string_view group, const IpPrefix& address);
   Result<void> remove_data_address(std::string_view group, const IpAddress& address);
+  // Members of `config` that the kernel has and that cannot be members (the loopback,
+  // a tunnel): one line per problem, naming the member. Interfaces the kernel does not
+  // have (yet) pass. Used for the configuration at start and on reload.
+  Result<void> check_links(const Config& config) const;
   // Reload: applies the difference between the configuration in force and `next`
   // (already validated by the parser). Unchanged groups, members and addresses are not
   // touched; members removed from the file are removed even if they are the last.
@@ -130,6 +140,8 @@ class Engine {
   void refresh_group_state(Group& g, Reason reason);
   void init_member(Group& g, Member& m);
   Result<void> check_new_member(const MemberConfig& mc, const std::vector<IpPrefix>& data) const;
+  Result<void> check_link(std::string_view ifname) const;
+  Result<void> check_address_free(const IpPrefix& address) const;
   std::size_t others_for_offline(const Group& g, const Member& m) const;
   void reconfigure_group(Group& g, const GroupConfig& next);
   void drop_member(Group& g, const std::string& name);

@@ -76,6 +76,7 @@ struct DataAddress {
   IpPrefix prefix;
   std::string holder;  // member that carries it in the kernel; "" = nowhere yet
   std::string home;    // member it returns to on failback
+  std::string refused;  // the kernel's error while it refuses the address on holder; "" = fine
 };
 
 struct Group {
@@ -93,6 +94,7 @@ struct Group {
   Member* find(std::string_view member);
   const Member* find(std::string_view member) const;
   std::size_t load(std::string_view member) const;  // data addresses held
+  bool up(const DataAddress& a) const;  // on an active holder, and the kernel took it
 };
 
 }  // namespace mpathd

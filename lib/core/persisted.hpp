@@ -3,11 +3,16 @@
 #pragma once
 
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "core/config.hpp"
 
 namespace mpathd {
+
+// How an admin change that is in force but could not be saved is answered (the D-Bus
+// error message starts with this; ipmpctl recognises it and says the change was made).
+inline constexpr std::string_view kStateNotSaved = "state not saved";
 
 struct PersistedMember {
   std::string name;

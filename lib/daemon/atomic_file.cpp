@@ -28,6 +28,7 @@ Result<void> write_file_atomically(const std::string& path, std::string_view con
     if (n < 0) {
       auto e = sys_fail("write " + tmp);
       ::close(fd);
+      ::unlink(tmp.c_str());  // a full file system gets its space back
       return e;
     }
     p += n;
@@ -36,6 +37,7 @@ Result<void> write_file_atomically(const std::string& path, std::string_view con
   if (durable && ::fsync(fd) < 0) {
     auto e = sys_fail("fsync " + tmp);
     ::close(fd);
+    ::unlink(tmp.c_str());
     return e;
   }
   ::close(fd);

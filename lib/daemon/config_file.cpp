@@ -1,6 +1,7 @@
 #include "daemon/config_file.hpp"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <toml++/toml.h>
 #include <unistd.h>
 
@@ -18,6 +19,7 @@
 #include <vector>
 
 #include "core/names.hpp"
+#include "core/validate.hpp"
 
 namespace mpathd {
 namespace {
@@ -37,23 +39,7 @@ using Pos = toml::source_position;
 
 std::string pos_str(Pos p) { return std::to_string(p.line) + ":" + std::to_string(p.column); }
 
-std::string quote(std::string_view s) {
-  // Not "\"" + std::string(s): g++ 12 -O3 then warns -Wrestrict falsely (GCC bug 105329).
-  // Control characters are shown as \xNN.
-  std::string q(1, '"');
-  for (char c : s) {
-    auto u = static_cast<unsigned char>(c);
-    if (u >= 0x20 && u != 0x7f) {
-      q.push_back(c);
-      continue;
-    }
-    char hex[5];
-    std::snprintf(hex, sizeof hex, "\\x%02x", u);
-    q.append(hex);
-  }
-  q.push_back('"');
-  return q;
-}
+std::string quote(std::string_view s) { return echo(s); }
 
 std::string_view type_name(toml::node_type t) {
   switch (t) {
@@ -80,7 +66,7 @@ bool is_bare_key(std::string_view k) {
 }
 
 std::string key_path(std::string_view parent, std::string_view key) {
-  std::string k = is_bare_key(key) ? std::string(key) : quote(key);
+  std::string k = is_bare_key(key) && key.size() <= kEchoLimit ? std::string(key) : quote(key);
   return parent.empty() ? k : std::string(parent) + "." + k;
 }
 
@@ -207,7 +193,7 @@ class ConfigReader {
 
   // data, shared and test addresses: "address/length", each registered for duplicates.
   std::vector<IpPrefix> read_address_list(const toml::node& n, std::string_view path,
-                                          std::string_view kind);
+                                          AddressRole role);
   std::vector<IpAddress> read_targets(const toml::node& n, std::string_view path);
   std::vector<RouteConfig> read_routes(const toml::node& n, std::string_view path);
   std::optional<RouteConfig> read_route(const toml::node& n, const std::string& path);
@@ -325,9 +311,9 @@ std::optional<IpAddress> ConfigReader::read_address(const toml::node& n, std::st
 std::optional<std::string> ConfigReader::read_group_name(const toml::node& n,
                                                          std::string_view path) {
   auto s = read_string(n, path);
-  if (s && !valid_group_name(*s)) {
-    error(n, path,
-          quote(*s) + " is not a valid group name (1 to 32 characters of A-Z a-z 0-9 _ . -)");
+  if (!s) return s;
+  if (auto problem = group_name_problem(*s)) {
+    error(n, path, std::move(*problem));
     return std::nullopt;
   }
   return s;
@@ -335,9 +321,9 @@ std::optional<std::string> ConfigReader::read_group_name(const toml::node& n,
 
 std::optional<std::string> ConfigReader::read_ifname(const toml::node& n, std::string_view path) {
   auto s = read_string(n, path);
-  if (s && !valid_ifname(*s)) {
-    error(n, path,
-          quote(*s) + " is not a valid interface name (1 to 15 characters, no '/', ':' or space)");
+  if (!s) return s;
+  if (auto problem = ifname_problem(*s)) {
+    error(n, path, std::move(*problem));
     return std::nullopt;
   }
   return s;
@@ -356,20 +342,14 @@ std::optional<E> ConfigReader::read_enum(const toml::node& n, std::string_view p
 }
 
 std::vector<IpPrefix> ConfigReader::read_address_list(const toml::node& n, std::string_view path,
-                                                      std::string_view kind) {
+                                                      AddressRole role) {
   std::vector<IpPrefix> out;
   read_array(n, path, "an array of addresses", [&](const toml::node& e, const std::string& p) {
     auto text = read_string(e, p);
     if (!text) return;
-    auto prefix = IpPrefix::parse(*text);
-    if (!prefix)
-      return error(e, p,
-                   quote(*text) + " is not an address with prefix length (e.g. 198.18.1.10/24)");
-    if (text->find('/') == std::string::npos)
-      return error(e, p,
-                   quote(*text) + " has no prefix length (write e.g. " + *text +
-                       (prefix->addr.is_v4() ? "/24" : "/64") + ")");
-    addresses_.push_back({prefix->addr.str(), p, e.source().begin, std::string(kind)});
+    auto prefix = parse_managed_address(*text, role);
+    if (!prefix) return error(e, p, std::move(prefix.error()));
+    addresses_.push_back({prefix->addr.str(), p, e.source().begin, std::string(to_string(role))});
     out.push_back(*prefix);
   });
   return out;
@@ -455,7 +435,7 @@ void ConfigReader::read_member(const toml::node& n, const std::string& path, Gro
                  if (auto b = read_bool(e, p)) m.standby = *b;
                }},
               {"test-addresses", [&](const toml::node& e, const std::string& p) {
-                 m.test_addresses = read_address_list(e, p, "test");
+                 m.test_addresses = read_address_list(e, p, AddressRole::test);
                }}});
   if (!has_name) error(*t, key_path(path, "name"), "missing (the member's interface name)");
   g.members.push_back(std::move(m));
@@ -483,11 +463,11 @@ void ConfigReader::read_group(const toml::node& n, const std::string& path, Conf
         }},
        {"data-addresses",
         [&](const toml::node& e, const std::string& p) {
-          g.data_addresses = read_address_list(e, p, "data");
+          g.data_addresses = read_address_list(e, p, AddressRole::data);
         }},
        {"shared-addresses",
         [&](const toml::node& e, const std::string& p) {
-          g.shared_addresses = read_address_list(e, p, "shared");
+          g.shared_addresses = read_address_list(e, p, AddressRole::shared);
         }},
        {"routes", [&](const toml::node& e, const std::string& p) { g.routes = read_routes(e, p); }},
        {"probe-method",
@@ -625,8 +605,14 @@ Result<Config> ConfigReader::finish(Config cfg) {
   if (errors_.empty()) return cfg;
   std::stable_sort(errors_.begin(), errors_.end(),
                    [](const Diagnostic& a, const Diagnostic& b) { return earlier(a.pos, b.pos); });
+  // The first kMaxReportedErrors in source order: a file with a million bad lines
+  // gets a readable answer, not a million lines.
   std::string message;
-  for (const auto& d : errors_) message += (message.empty() ? "" : "\n") + d.text;
+  const std::size_t shown = std::min(errors_.size(), kMaxReportedErrors);
+  for (std::size_t i = 0; i < shown; ++i) message += (message.empty() ? "" : "\n") + errors_[i].text;
+  if (errors_.size() > shown)
+    message += "\n" + source_ + ": " + std::to_string(errors_.size() - shown) + " more error" +
+               (errors_.size() - shown == 1 ? "" : "s") + " not shown";
   return fail(Errc::config, std::move(message));
 }
 
@@ -653,8 +639,27 @@ Result<Config> load_config_file(const std::string& path) {
     return fail(Errc::config, path + ": " + std::string(what) + ": " +
                                   std::error_code(errno, std::generic_category()).message());
   };
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (path.empty()) return fail(Errc::config, "the configuration file name is empty");
+  // O_NONBLOCK: opening a FIFO must not wait for a writer; it is refused below.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) return sys_error("cannot open");
+  struct stat st {};
+  if (::fstat(fd, &st) < 0) {
+    auto err = sys_error("cannot read");
+    ::close(fd);
+    return err;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    ::close(fd);
+    return fail(Errc::config, path + ": not a regular file");
+  }
+  const auto too_large = [&] {
+    return fail(Errc::config, path + ": larger than the limit of " + std::to_string(kMaxConfigBytes) + " bytes");
+  };
+  if (static_cast<std::uint64_t>(st.st_size) > kMaxConfigBytes) {
+    ::close(fd);
+    return too_large();
+  }
   std::string text;
   char buf[8192];
   for (;;) {
@@ -667,6 +672,10 @@ Result<Config> load_config_file(const std::string& path) {
     }
     if (n == 0) break;
     text.append(buf, static_cast<std::size_t>(n));
+    if (text.size() > kMaxConfigBytes) {  // it grew while being read
+      ::close(fd);
+      return too_large();
+    }
   }
   ::close(fd);
   return parse_config(text, path);

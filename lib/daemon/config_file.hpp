@@ -21,7 +21,10 @@ namespace mpathd {
 Result<Config> parse_config(std::string_view text, std::string_view source_name);
 
 // Reads path and parses it. A file that cannot be opened or read is an Errc::config
-// error "PATH: cannot open: <errno text>" (or "cannot read").
+// error "PATH: cannot open: <errno text>" (or "cannot read"); so is an empty path, a
+// path that is not a regular file (a FIFO, /dev/zero) and a file larger than
+// kMaxConfigBytes (core/validate.hpp). At most kMaxReportedErrors problems are listed,
+// then a count of the rest.
 Result<Config> load_config_file(const std::string& path);
 
 }  // namespace mpathd

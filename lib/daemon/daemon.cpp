@@ -86,6 +86,8 @@ struct Daemon::Impl {
   std::map<unsigned, std::string> link_names;  // ifindex -> name, to see renames
   std::string digest;      // of the configuration file the groups came from
   PersistedState saved;    // what state.json holds now
+  Result<void> persisted;  // the last attempt to save the state
+  std::map<std::string, std::string> unsuitable;  // member name -> why its link cannot be one
 
   Impl(DaemonOptions o, Config c, sd_event* e, net::Kernel k, net::PacketSender p)
       : options(std::move(o)),
@@ -143,14 +145,25 @@ struct Daemon::Impl {
 
   void on_link(const net::LinkInfo& l, bool exists) {
     note_rename(l, exists);
-    if (exists && is_member(l.name)) sysctls.apply(l.name, l.ifindex);
+    const LinkObservation obs{l.name, l.ifindex, exists, l.admin_up && l.lower_up,
+                              l.mac, l.loopback, (l.flags & IFF_BROADCAST) != 0};
+    if (exists && is_member(l.name)) {
+      // The Engine treats such a member as absent; say why, once.
+      if (auto problem = member_link_problem(l.name, obs.facts())) {
+        if (unsuitable[l.name] != *problem) spdlog::error("{}; it is not used as a member", *problem);
+        unsuitable[l.name] = *problem;
+      } else {
+        unsuitable.erase(l.name);
+        sysctls.apply(l.name, l.ifindex);
+      }
+    }
     // A member that was taken down lost its IPv4 routes without a notification; once
     // it is up again they can be put back.
     if (exists && l.admin_up && member_index(l.ifindex)) {
       applier.retry_through(l.ifindex);  // what it refused while down is due now
       request_audit();
     }
-    engine.observe_link({l.name, l.ifindex, exists, l.admin_up && l.lower_up, l.mac, l.loopback});
+    engine.observe_link(obs);
     after_input();
   }
 
@@ -174,15 +187,31 @@ struct Daemon::Impl {
   std::string state_path() const { return options.state_dir + "/state.json"; }
 
   // The state is on disk before the kernel is changed (seed 003: write updates
-  // synchronously, recover on start).
+  // synchronously, recover on start). A state that cannot be written (a read-only or
+  // full state directory) is logged once per cause and tried again after every input;
+  // persisted holds the error until a write succeeds.
   void persist() {
     PersistedState now{engine.config().groups, digest, engine.export_state()};
     if (now == saved) return;
     if (auto r = write_file_atomically(state_path(), serialize_state(now)); !r) {
-      spdlog::error("state not saved: {}", r.error().message);
+      if (persisted || persisted.error().message != r.error().message)
+        spdlog::error("state not saved: {}; changes since are in force but will not survive a restart",
+                      r.error().message);
+      persisted = std::unexpected(r.error());
       return;
     }
+    if (!persisted) spdlog::info("state saved again to {}", state_path());
+    persisted = {};
     saved = std::move(now);
+  }
+
+  // After a D-Bus change: as after any input, but a state that could not be saved is
+  // the caller's error.
+  Result<void> after_change() {
+    after_input();
+    if (persisted) return {};
+    return fail(Errc::system, std::string(kStateNotSaved) + " (" + persisted.error().message +
+                                  "): the change is in force but is lost when mpathd restarts");
   }
 
   // After every input: save the state, bring the kernel in line, re-arm the Engine's
@@ -197,6 +226,17 @@ struct Daemon::Impl {
       int r = arm_timer(event, &restore_timer, *when, milliseconds(10), &Impl::on_restore_timer, this);
       if (r < 0) spdlog::error("restore timer: {}", std::strerror(-r));
     }
+    // Addresses the kernel refused are down, with its reason.
+    for (const auto& g : engine.groups())
+      for (const auto& a : g.data) {
+        auto it = applier.refused().find(a.prefix.addr);
+        std::string refused = it == applier.refused().end() ? std::string() : it->second;
+        if (refused != a.refused) {
+          engine.observe_address_refused(a.prefix.addr, std::move(refused));
+          status_dirty = true;
+          if (bus) bus->data_addresses_changed(g.name);
+        }
+      }
     if (auto when = engine.next_deadline()) {
       int r = arm_timer(event, &engine_timer, *when, milliseconds(1), &Impl::on_engine_timer, this);
       if (r < 0) spdlog::error("engine timer: {}", std::strerror(-r));
@@ -299,6 +339,9 @@ struct Daemon::Impl {
   Result<void> reload() {
     sd_notify(0, "RELOADING=1\nSTATUS=reloading configuration");
     auto next = load_config_file(options.config_path);
+    if (next)
+      if (auto r = engine.check_links(*next); !r)
+        next = fail(Errc::config, options.config_path + ": " + r.error().message);
     if (!next) {
       spdlog::error("reload rejected, running configuration kept:\n{}", next.error().message);
       sd_notify(0, ("READY=1\n" + status_line()).c_str());
@@ -347,6 +390,9 @@ struct Daemon::Impl {
     if (!m) return std::unexpected(m.error());
     monitor = std::move(*m);
     if (auto r = monitor->dump(); !r) return r;
+    // Members the kernel has but that cannot be members (the loopback, a tunnel).
+    if (auto r = engine.check_links(engine.config()); !r)
+      return fail(Errc::config, options.config_path + ": " + r.error().message);
     // Members that left the configuration get their ARP settings back.
     sysctls.restore_all_except([this](const std::string& n) { return is_member(n); });
     engine.import_state(saved.state);
@@ -359,7 +405,7 @@ struct Daemon::Impl {
     probing->sync();
     after_input();
     // The data plane works without a bus; the D-Bus API is optional.
-    if (auto b = dbus::Service::open(event, engine, {.after_change = [this] { after_input(); }, .reload = [this] { return reload(); }},
+    if (auto b = dbus::Service::open(event, engine, {.after_change = [this] { return after_change(); }, .reload = [this] { return reload(); }},
                                      options.bus_name))
       bus = std::move(*b);
     else

@@ -110,7 +110,7 @@ void DataPlaneApplier::lost(const T& object) {
 }
 
 template <typename T>
-void DataPlaneApplier::refused(const T& object) {
+void DataPlaneApplier::hold_back(const T& object) {
   backoff_.vanished(key(object), clock_.now(), ifindex_of(object));
 }
 
@@ -201,14 +201,24 @@ std::size_t DataPlaneApplier::reconcile(const Engine& engine) {
     if (!may_restore(d)) continue;  // it keeps disappearing: wait (next_retry())
     auto r = kernel_.add_address(d.ifindex, d.prefix, true);
     if (!r && r.error().code != Errc::exists) {
-      spdlog::error("{}", r.error().message);
-      refused(d);
+      hold_back(d);
+      const auto& why = r.error().message;  // "add ADDRESS on MEMBER: reason"
+      auto [it, fresh] = refused_.try_emplace(d.prefix.addr, why);
+      if (fresh || it->second != why) {
+        it->second = why;
+        spdlog::error("the kernel refused an address: {}; it is down until placed again", why);
+      }
       continue;
     }
+    if (refused_.erase(d.prefix.addr) > 0) spdlog::info("{} is now on {}", d.prefix.str(), d.ifname);
     ++changes;
     applied_.addresses.push_back(d);
     moved.push_back(d);
   }
+  std::erase_if(refused_, [&](const auto& e) {  // no longer wanted anywhere
+    return std::none_of(want.addresses.begin(), want.addresses.end(),
+                        [&](const PlacedAddress& d) { return d.prefix.addr == e.first; });
+  });
   for (auto it = applied_.addresses.begin(); it != applied_.addresses.end();) {
     if (contains(want.addresses, *it)) {
       ++it;
@@ -235,7 +245,7 @@ std::size_t DataPlaneApplier::reconcile(const Engine& engine) {
       ++changes;
       if (auto res = kernel_.add_rule(to_net(r)); !res) {
         spdlog::error("{}", res.error().message);
-        refused(r);
+        hold_back(r);
         continue;
       }
     }
@@ -248,7 +258,7 @@ std::size_t DataPlaneApplier::reconcile(const Engine& engine) {
       ++changes;
       if (auto res = kernel_.replace_route(to_net(r)); !res) {
         spdlog::error("route {}: {}", describe(r), res.error().message);
-        refused(r);
+        hold_back(r);
         continue;
       }
     }

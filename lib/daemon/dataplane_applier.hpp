@@ -8,7 +8,9 @@
 
 #include <systemd/sd-event.h>
 
+#include <map>
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "core/dataplane.hpp"
@@ -54,13 +56,17 @@ class DataPlaneApplier {
   std::optional<TimePoint> next_retry() const;
 
   const DataPlaneState& applied() const { return applied_; }
+  // Addresses the kernel refused to add on the member they were placed on, with the
+  // kernel's error ("add 2001:db8::10/64 on m0: Permission denied"). They are tried again
+  // (with the restore back-off); the error is logged once, when it first happens or changes.
+  const std::map<IpAddress, std::string>& refused() const { return refused_; }
 
  private:
   bool is_data_address(const IpAddress& a) const;
   template <typename T>
   void lost(const T& object);  // logs and records a disappearance
   template <typename T>
-  void refused(const T& object);  // records a failed add (the caller logs it)
+  void hold_back(const T& object);  // records a failed add for the back-off (the caller logs it)
   template <typename T>
   bool may_restore(const T& object) const;
   template <typename T>
@@ -71,6 +77,7 @@ class DataPlaneApplier {
   const TimeSource& clock_;
   DataPlaneState applied_;
   RestoreBackoff backoff_;
+  std::map<IpAddress, std::string> refused_;
   std::unique_ptr<Notifier> notifier_;
 };
 

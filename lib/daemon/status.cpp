@@ -55,12 +55,12 @@ nlohmann::json status_json(const Engine& engine, bool ready) {
     }
     nlohmann::json addresses = nlohmann::json::array();
     for (const auto& a : g.data) {
-      const Member* h = g.find(a.holder);
-      bool up = h && h->active();
+      const bool up = g.up(a);
       addresses.push_back({{"address", a.prefix.str()},
                            {"holder", a.holder},
                            {"home", a.home},
                            {"state", up ? "up" : "down"},
+                           {"refused", a.refused},  // the kernel's error while it refuses the address
                            {"inbound", up ? a.holder : ""},
                            {"outbound", up ? nlohmann::json::array({a.holder}) : nlohmann::json::array()}});
     }

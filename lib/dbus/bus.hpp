@@ -42,8 +42,8 @@ struct Service::Impl {
   void on_event(const Event& e) noexcept;
   // PropertiesChanged for `names` (nullptr-free list) on one object; errors are logged.
   void emit_changed(const std::string& path, const char* iface, std::vector<const char*> names) noexcept;
-  // After a successful admin method: hooks.after_change, guarded.
-  void changed() noexcept;
+  // After a successful admin method: hooks.after_change, guarded; its error.
+  Result<void> changed() noexcept;
 };
 
 // Object paths (sd_bus_path_encode of the name under the prefix).

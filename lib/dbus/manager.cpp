@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstring>
 
+#include "core/validate.hpp"
 #include "core/version.hpp"
 #include "dbus/bus.hpp"
 
@@ -19,15 +20,8 @@ int set_error(sd_bus_error* error, const Error& e) {
 }
 
 int invalid_address(sd_bus_error* error, const char* text, const char* expected) {
-  return sd_bus_error_setf(error, dbus_error_name(Errc::invalid_argument).c_str(), "invalid address '%s' (expected %s)", text,
-                           expected);
-}
-
-// An address with or without a prefix length (the length is ignored).
-std::optional<IpAddress> parse_address(const char* text) {
-  if (auto a = IpAddress::parse(text)) return a;
-  if (auto p = IpPrefix::parse(text)) return p->addr;
-  return std::nullopt;
+  return sd_bus_error_setf(error, dbus_error_name(Errc::invalid_argument).c_str(), "invalid address %s (expected %s)",
+                           echo(text).c_str(), expected);
 }
 
 // Root (uid 0) only; otherwise AccessDenied and nothing happens. > 0 = allowed.
@@ -65,10 +59,16 @@ int admin(sd_bus_message* m, void* userdata, sd_bus_error* error, F&& body) {
   });
 }
 
+// After a change: saves and applies it; a state that could not be saved is the reply.
+int changed(Service::Impl& s, sd_bus_error* error) {
+  if (auto r = s.changed(); !r) return set_error(error, r.error());
+  return 0;
+}
+
 // Replies to a command without out-arguments.
 int finish(Service::Impl& s, sd_bus_message* m, const Result<void>& result, sd_bus_error* error) {
   if (!result) return set_error(error, result.error());
-  s.changed();
+  if (int r = changed(s, error); r < 0) return r;
   return sd_bus_reply_method_return(m, nullptr);
 }
 
@@ -81,7 +81,7 @@ int create_group(sd_bus_message* m, void* userdata, sd_bus_error* error) {
     gc.name = name;
     gc.interface = ifname;  // "" = the group's name
     if (auto r = s.engine.create_group(std::move(gc)); !r) return set_error(error, r.error());
-    s.changed();
+    if (int r = changed(s, error); r < 0) return r;
     return sd_bus_reply_method_return(m, "o", group_path(name).c_str());
   });
 }
@@ -104,7 +104,7 @@ int add_member(sd_bus_message* m, void* userdata, sd_bus_error* error) {
     mc.name = ifname;
     mc.standby = standby != 0;
     if (auto r = s.engine.add_member(group, std::move(mc)); !r) return set_error(error, r.error());
-    s.changed();
+    if (int r = changed(s, error); r < 0) return r;
     return sd_bus_reply_method_return(m, "o", interface_path(ifname).c_str());
   });
 }
@@ -122,13 +122,23 @@ int add_data_address(sd_bus_message* m, void* userdata, sd_bus_error* error) {
     const char* group = nullptr;
     const char* text = nullptr;
     if (int r = sd_bus_message_read(m, "ss", &group, &text); r < 0) return r;
-    auto prefix = IpPrefix::parse(text);
-    if (!prefix) return invalid_address(error, text, "address/prefix-length, e.g. 198.18.1.10/24");
-    auto r = s.engine.add_data_address(group, *prefix);
+    auto prefix = parse_managed_address(text, AddressRole::data);
+    if (!prefix) return sd_bus_error_set(error, error_name(Errc::invalid_argument), prefix.error().c_str());
+    if (auto r = s.engine.add_data_address(group, *prefix); !r) return set_error(error, r.error());
     // The Engine announces a placement; an address with nowhere to go yet changes
     // DataAddresses all the same.
-    if (r) s.emit_changed(group_path(group), kGroupIface, {"DataAddresses"});
-    return finish(s, m, r, error);
+    s.emit_changed(group_path(group), kGroupIface, {"DataAddresses"});
+    if (int r = changed(s, error); r < 0) return r;
+    // Placed, but the kernel refused it: the caller is told, and the address goes.
+    for (const auto& a : s.engine.find_group(group)->data)
+      if (a.prefix == *prefix && !a.refused.empty()) {
+        Error refused{Errc::system, "the kernel refused the address (" + a.refused + "); it was not added"};
+        (void)s.engine.remove_data_address(group, a.prefix.addr);  // `a` is gone from here on
+        s.emit_changed(group_path(group), kGroupIface, {"DataAddresses"});
+        (void)s.changed();
+        return set_error(error, refused);
+      }
+    return sd_bus_reply_method_return(m, nullptr);
   });
 }
 
@@ -137,7 +147,7 @@ int remove_data_address(sd_bus_message* m, void* userdata, sd_bus_error* error) 
     const char* group = nullptr;
     const char* text = nullptr;
     if (int r = sd_bus_message_read(m, "ss", &group, &text); r < 0) return r;
-    auto address = parse_address(text);
+    auto address = parse_address_maybe_prefix(text);
     if (!address) return invalid_address(error, text, "an IPv4 or IPv6 address");
     auto r = s.engine.remove_data_address(group, *address);
     if (r) s.emit_changed(group_path(group), kGroupIface, {"DataAddresses"});
@@ -166,7 +176,7 @@ int move_address(sd_bus_message* m, void* userdata, sd_bus_error* error) {
     const char* text = nullptr;
     const char* ifname = nullptr;
     if (int r = sd_bus_message_read(m, "ss", &text, &ifname); r < 0) return r;
-    auto address = parse_address(text);
+    auto address = parse_address_maybe_prefix(text);
     if (!address) return invalid_address(error, text, "an IPv4 or IPv6 address");
     auto r = s.engine.move_address(*address, ifname);
     // The home changes even when the holder does not (no AddressMoved then).
@@ -189,7 +199,7 @@ int reload(sd_bus_message* m, void* userdata, sd_bus_error* error) {
                      {"GroupInterface", "FailureDetectionTime", "Failback", "DataAddresses", "SharedAddresses"});
     for (const auto& path : all_interface_paths(s.engine))
       s.emit_changed(path, kInterfaceIface, {"Standby", "TestAddresses"});
-    s.changed();
+    if (int r = changed(s, error); r < 0) return r;
     return sd_bus_reply_method_return(m, nullptr);
   });
 }

@@ -73,8 +73,7 @@ int group_property(sd_bus_message* reply, const Group& g, std::string_view p) {
     int r = sd_bus_message_open_container(reply, 'a', "(ssss)");
     if (r < 0) return r;
     for (const auto& a : g.data) {
-      const Member* holder = g.find(a.holder);
-      bool up = holder && holder->active();
+      bool up = g.up(a);
       r = sd_bus_message_append(reply, "(ssss)", a.prefix.str().c_str(), up ? "up" : "down",
                                 up ? a.holder.c_str() : "", a.home.c_str());
       if (r < 0) return r;

@@ -16,9 +16,11 @@
 namespace mpathd::dbus {
 
 struct ServiceHooks {
-  // Called after every method that changed the Engine (the daemon reconciles the
-  // kernel there).
-  std::function<void()> after_change;
+  // Called after every method that changed the Engine (the daemon saves the state and
+  // reconciles the kernel there). An error (the state could not be saved) is the
+  // method's error reply: the change is in force, but the caller learns it will not
+  // survive a restart.
+  std::function<Result<void>()> after_change;
   // Re-reads the configuration (Manager.Reload); empty = not available.
   std::function<Result<void>()> reload;
 };
@@ -34,6 +36,10 @@ class Service {
   static Result<std::unique_ptr<Service>> open(sd_event* event, Engine& engine, ServiceHooks hooks,
                                                const std::string& bus_name = kDefaultName);
   ~Service();
+
+  // A group's data addresses changed without an Engine event (the kernel refused one,
+  // or took it after all): PropertiesChanged for its DataAddresses.
+  void data_addresses_changed(const std::string& group);
 
   Service(const Service&) = delete;
   Service& operator=(const Service&) = delete;

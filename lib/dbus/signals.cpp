@@ -48,15 +48,16 @@ void Service::Impl::emit_changed(const std::string& path, const char* iface, std
   }
 }
 
-void Service::Impl::changed() noexcept {
-  if (!hooks.after_change) return;
+Result<void> Service::Impl::changed() noexcept {
+  if (!hooks.after_change) return {};
   try {
-    hooks.after_change();
+    return hooks.after_change();
   } catch (const std::exception& e) {
     spdlog::warn("D-Bus: after a change: {}", e.what());
   } catch (...) {
     spdlog::warn("D-Bus: after a change: unknown exception");
   }
+  return {};
 }
 
 void Service::Impl::on_event(const Event& event) noexcept {

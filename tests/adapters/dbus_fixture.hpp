@@ -123,6 +123,7 @@ class DbusFixture : public ::testing::Test {
   std::unique_ptr<dbus::Service> service_;
   sd_bus* client_ = nullptr;
   int after_change_calls_ = 0;
+  std::function<Result<void>()> after_change_;  // what the daemon does after a change (a stand-in)
   std::function<Result<void>()> reload_;  // set before start() to give the Service a reload hook
   std::string bus_name_ = kName;          // set before start() to serve an instance name
   std::vector<Signal> signals_;

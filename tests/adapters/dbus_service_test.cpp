@@ -327,6 +327,94 @@ TEST_F(DbusService, AddressMethodsChangeDataAddresses) {
   EXPECT_EQ(after_change_calls_, 3);
 }
 
+// Issue 8 item 4: D-Bus gets the configuration file's rules (core/validate.hpp).
+TEST_F(DbusService, AddressAndNameRulesOfTheConfigFile) {
+  engine_->observe_link({"lo", 1, true, true, Mac{}, true});
+  sync();
+  take_signals();
+  const auto before = snapshot();
+  const std::string invalid = std::string(kErr) + "InvalidArgument";
+  for (const char* a : {"127.0.0.2/8", "224.0.0.5/4", "255.255.255.255/32", "198.18.1.0/24", "198.18.1.255/24",
+                        "::1/128", "::/0", "ff02::5/64", "0.0.0.0/0"}) {
+    auto r = manager("AddDataAddress", "ss", "g0", a);
+    EXPECT_EQ(r.error_name, invalid) << a;
+    EXPECT_NE(r.error_message.find(IpPrefix::parse(a)->str()), std::string::npos) << r.error_message;
+  }
+  // No prefix length: it was taken as /32.
+  auto r = manager("AddDataAddress", "ss", "g0", "198.18.1.50");
+  EXPECT_EQ(r.error_name, invalid);
+  EXPECT_NE(r.error_message.find("has no prefix length"), std::string::npos) << r.error_message;
+  r = manager("AddDataAddress", "ss", "g0", "198.18.1.50/abc");
+  EXPECT_EQ(r.error_name, invalid);
+  // A group interface named like a member; the loopback as a member.
+  r = manager("CreateGroup", "ss", "g9", "m1");
+  EXPECT_EQ(r.error_name, std::string(kErr) + "Exists");
+  EXPECT_NE(r.error_message.find("'m1' is the name of a member of group 'g0'"), std::string::npos) << r.error_message;
+  r = manager("AddMember", "ssb", "g0", "lo", 0);
+  EXPECT_EQ(r.error_name, invalid);
+  EXPECT_NE(r.error_message.find("lo is the loopback interface"), std::string::npos) << r.error_message;
+  // A long value is cut in the answer.
+  const std::string huge(1 << 20, 'g');
+  r = manager("DestroyGroup", "s", huge.c_str());
+  EXPECT_EQ(r.error_name, std::string(kErr) + "NoSuchGroup");
+  EXPECT_LT(r.error_message.size(), 200u);
+  r = manager("AddDataAddress", "ss", "g0", huge.c_str());
+  EXPECT_EQ(r.error_name, invalid);
+  EXPECT_LT(r.error_message.size(), 200u);
+  sync();
+  EXPECT_EQ(snapshot(), before);
+  EXPECT_EQ(after_change_calls_, 0);
+  EXPECT_TRUE(take_signals().empty());
+}
+
+// Issue 8 item 4: an address the kernel refuses is an error for the caller, and is not
+// kept. The daemon marks the refusal after applying (a stand-in does that here; the
+// real kernel's refusal is in tests/integration/test_validation.py).
+TEST_F(DbusService, KernelRefusalOfAnAddedAddressIsTheCallersError) {
+  after_change_ = [this]() -> Result<void> {
+    engine_->observe_address_refused(*IpAddress::parse("198.18.1.60"), "add 198.18.1.60/24 on m0: Permission denied");
+    return {};
+  };
+  const auto before = snapshot();
+  auto r = manager("AddDataAddress", "ss", "g0", "198.18.1.60/24");
+  EXPECT_EQ(r.error_name, std::string(kErr) + "Failed");
+  EXPECT_NE(r.error_message.find("the kernel refused the address (add 198.18.1.60/24 on m0: Permission denied)"),
+            std::string::npos)
+      << r.error_message;
+  EXPECT_EQ(snapshot(), before);
+  EXPECT_EQ(get(group_path("g0"), kGroup, "DataAddresses").body.find("198.18.1.60"), std::string::npos);
+  // A placed address that the kernel refuses later is shown down, and announced.
+  sync();
+  take_signals();
+  engine_->observe_address_refused(*IpAddress::parse("198.18.1.10"), "add 198.18.1.10/24 on m0: Permission denied");
+  service_->data_addresses_changed("g0");
+  EXPECT_NE(get(group_path("g0"), kGroup, "DataAddresses").body.find(R"(("198.18.1.10/24", "down", "", "m0"))"),
+            std::string::npos);
+  sync();
+  bool announced = false;
+  for (const auto& sig : take_signals())
+    announced |= sig.member == "PropertiesChanged" && sig.path == group_path("g0") &&
+                 sig.body.find(R"(("198.18.1.10/24", "down", "", "m0"))") != std::string::npos;
+  EXPECT_TRUE(announced);
+}
+
+// Issue 8 item 7: a change whose state cannot be saved is in force, and the caller is
+// told that it will not survive a restart.
+TEST_F(DbusService, ChangeThatCannotBeSavedIsReported) {
+  after_change_ = []() -> Result<void> {
+    return fail(Errc::system, "state not saved (open /x/state.json.tmp: Read-only file system): the change is in "
+                              "force but is lost when mpathd restarts");
+  };
+  auto r = manager("Offline", "s", "m0");
+  EXPECT_EQ(r.error_name, std::string(kErr) + "Failed");
+  EXPECT_NE(r.error_message.find("state not saved (open /x/state.json.tmp: Read-only file system)"), std::string::npos)
+      << r.error_message;
+  EXPECT_EQ(get(iface_path("m0"), kInterface, "State").body, quoted("offline"));
+  r = manager("CreateGroup", "ss", "g5", "");
+  EXPECT_EQ(r.error_name, std::string(kErr) + "Failed");
+  EXPECT_NE(engine_->find_group("g5"), nullptr);
+}
+
 TEST_F(DbusService, SecondInstanceCannotTakeTheName) {
   auto second = dbus::Service::open(event_, *engine_, {});
   ASSERT_FALSE(second);

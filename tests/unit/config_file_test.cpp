@@ -1,8 +1,13 @@
 // mpathd.conf parsing and validation (lib/daemon/config_file.*).
 #include "daemon/config_file.hpp"
 
+#include <fcntl.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <chrono>
+#include <future>
 
 #include <cstdio>
 #include <cstdlib>
@@ -10,6 +15,8 @@
 #include <fstream>
 #include <string>
 #include <vector>
+
+#include "core/validate.hpp"
 
 namespace mpathd {
 namespace {
@@ -302,8 +309,8 @@ TEST(ConfigFile, Addresses) {
             "t.conf:3:19: group[0].data-addresses[0]: \"198.18.1.300/24\" is not an address with "
             "prefix length (e.g. 198.18.1.10/24)");
   EXPECT_EQ(errors_of(with("data-addresses = [\"198.18.1.1/33\"]")),
-            "t.conf:3:19: group[0].data-addresses[0]: \"198.18.1.1/33\" is not an address with "
-            "prefix length (e.g. 198.18.1.10/24)");
+            "t.conf:3:19: group[0].data-addresses[0]: \"198.18.1.1/33\": prefix length 33 is out "
+            "of range 1..32");
   EXPECT_EQ(errors_of(with("targets = [\"198.18.1.1/24\"]")),
             "t.conf:3:12: group[0].targets[0]: \"198.18.1.1/24\" is not an IPv4 or IPv6 address");
   // Listed twice in one list, across lists and across groups; prefix lengths do not matter.
@@ -319,6 +326,51 @@ TEST(ConfigFile, Addresses) {
                       "data-addresses = [\"198.18.1.10/24\"]\n[[group.member]]\nname = \"m1\"\n"),
             "t.conf:8:19: group[1].data-addresses[0]: 198.18.1.10 is already listed as a data "
             "address (see group[0].data-addresses[0] at 3:19)");
+}
+
+// The rules of core/validate.hpp, with file:line:column: the same as D-Bus and reload.
+TEST(ConfigFile, AddressesMpathdMustNotManage) {
+  auto with = [](const char* line) { return group_with(std::string(line) + "\n"); };
+  EXPECT_EQ(errors_of(with("data-addresses = [\"127.0.0.2/8\"]")),
+            "t.conf:3:19: group[0].data-addresses[0]: 127.0.0.2/8 is a loopback address, not a data address");
+  EXPECT_EQ(errors_of(with("data-addresses = [\"198.18.1.0/24\", \"198.18.1.255/24\"]")),
+            "t.conf:3:19: group[0].data-addresses[0]: 198.18.1.0/24 is the network address of its subnet "
+            "198.18.1.0/24\n"
+            "t.conf:3:36: group[0].data-addresses[1]: 198.18.1.255/24 is the broadcast address of its subnet "
+            "198.18.1.0/24");
+  EXPECT_EQ(errors_of(with("shared-addresses = [\"ff02::5/64\"]")),
+            "t.conf:3:21: group[0].shared-addresses[0]: ff02::5/64 is a multicast address, not a shared address");
+  EXPECT_EQ(errors_of(with("data-addresses = [\"198.18.1.10/abc\"]")),
+            "t.conf:3:19: group[0].data-addresses[0]: \"198.18.1.10/abc\": prefix length \"abc\" is not a number");
+  EXPECT_EQ(errors_of("[[group]]\nname = \"g0\"\n[[group.member]]\nname = \"m0\"\ntest-addresses = [\"::1/128\"]\n"),
+            "t.conf:5:19: group[0].member[0].test-addresses[0]: ::1/128 is the loopback address, not a test address");
+  for (const char* ok : {"198.18.1.1/31", "198.18.1.0/31", "198.18.1.10/32", "2001:db8::/64"})
+    EXPECT_TRUE(parse_config(with(("data-addresses = [\"" + std::string(ok) + "\"]").c_str()), "t.conf")) << ok;
+}
+
+// Issue 8: three million duplicate addresses printed three million lines.
+TEST(ConfigFile, ReportsAtMostTheFirstErrors) {
+  std::string list;
+  for (int i = 0; i < 1000; ++i) list += std::string(i ? ", " : "") + "\"198.18.1.10/24\"";
+  auto message = errors_of(group_with("data-addresses = [" + list + "]\n"));
+  auto lines = lines_of(message);
+  ASSERT_EQ(lines.size(), kMaxReportedErrors + 1) << message.substr(0, 2000);
+  EXPECT_NE(lines[0].find("group[0].data-addresses[1]: 198.18.1.10 is already listed"), std::string::npos) << lines[0];
+  EXPECT_EQ(lines.back(), "t.conf: " + std::to_string(999 - kMaxReportedErrors) + " more errors not shown");
+}
+
+// Issue 8: a 50 MB group name was echoed whole.
+TEST(ConfigFile, LongValuesAreCutInMessages) {
+  const std::string name(200000, 'g');
+  auto message = errors_of("[[group]]\nname = \"" + name + "\"\n[[group.member]]\nname = \"m0\"\n");
+  EXPECT_LT(message.size(), 1000u) << message.substr(0, 1000);
+  EXPECT_NE(message.find("\"" + std::string(kEchoLimit, 'g') + "\"... (200000 bytes) is not a valid group name"),
+            std::string::npos)
+      << message.substr(0, 1000);
+  const std::string key(200000, 'k');
+  message = errors_of(key + " = 1\n");
+  EXPECT_LT(message.size(), 1000u) << message.substr(0, 1000);
+  EXPECT_NE(message.find("(200000 bytes): unknown key"), std::string::npos) << message.substr(0, 1000);
 }
 
 TEST(ConfigFile, TestAddressThatIsADataAddress) {
@@ -498,7 +550,12 @@ TEST_F(TempDir, MissingOrUnreadableFile) {
 
   auto dir = load_config_file(dir_.string());
   ASSERT_FALSE(dir.has_value());
-  EXPECT_EQ(dir.error().message, dir_.string() + ": cannot read: Is a directory");
+  EXPECT_EQ(dir.error().message, dir_.string() + ": not a regular file");
+
+  // --check-config "" must not fall back to any file.
+  auto empty = load_config_file("");
+  ASSERT_FALSE(empty.has_value());
+  EXPECT_EQ(empty.error().message, "the configuration file name is empty");
 
   if (geteuid() != 0) {  // root reads anything
     auto path = write("secret.conf", "");
@@ -507,6 +564,36 @@ TEST_F(TempDir, MissingOrUnreadableFile) {
     ASSERT_FALSE(denied.has_value());
     EXPECT_EQ(denied.error().message, path + ": cannot open: Permission denied");
   }
+}
+
+// Issue 8: a FIFO hung for ever. It is refused at once, whether or not a writer comes.
+TEST_F(TempDir, FifoIsRefusedWithoutWaiting) {
+  const auto fifo = (dir_ / "fifo.conf").string();
+  ASSERT_EQ(mkfifo(fifo.c_str(), 0600), 0);
+  auto pending = std::async(std::launch::async, [&] { return load_config_file(fifo); });
+  if (pending.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
+    // Unblock the reader so that the test ends, then fail.
+    int fd = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK);
+    if (fd >= 0) ::close(fd);
+    pending.wait();
+    FAIL() << "load_config_file waited for a writer on a FIFO";
+  }
+  auto r = pending.get();
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().message, fifo + ": not a regular file");
+}
+
+// Issue 8: /dev/zero was read without limit. A regular file is capped too.
+TEST_F(TempDir, LargeFileIsRefusedUnread) {
+  const auto path = (dir_ / "huge.conf").string();
+  std::filesystem::resize_file(write("huge.conf", ""), kMaxConfigBytes + 1);
+  auto r = load_config_file(path);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().message, path + ": larger than the limit of " + std::to_string(kMaxConfigBytes) + " bytes");
+  std::filesystem::resize_file(path, kMaxConfigBytes);  // at the limit: read (and a syntax error)
+  r = load_config_file(path);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().message.find("larger than"), std::string::npos) << r.error().message.substr(0, 300);
 }
 
 // docs/config-example.conf is the example of mpathd.conf(5); it must stay valid.

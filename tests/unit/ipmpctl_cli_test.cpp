@@ -70,6 +70,36 @@ TEST(IpmpctlCli, BadUsageIsTwo) {
   }
 }
 
+// Issue 8 item 7: answers that were unclear or wrong.
+TEST(IpmpctlCli, ClearAnswersToBadArguments) {
+  // The prefix of a moved address was dropped unchecked.
+  for (const char* a : {"198.18.1.10/abc", "198.18.1.10/33", "198.18.1.10/", "2001:db8:1::10/129"}) {
+    auto r = run({"move", a, "m1"});
+    EXPECT_EQ(r.code, kUsage) << a << ": " << r.err;
+    EXPECT_NE(r.err.find(std::string("invalid address \"") + a + "\""), std::string::npos) << r.err;
+  }
+  EXPECT_EQ(run({"move", "198.18.1.10/24", "m1"}).code, kUnreachable);
+  // --count 0 printed a 309-digit range.
+  for (const char* verb : {"monitor", "probes"})
+    for (const char* n : {"0", "-1", "x"}) {
+      auto r = run({verb, "--count", n});
+      EXPECT_EQ(r.code, kUsage) << verb << " " << n;
+      EXPECT_NE(r.err.find("at least 1"), std::string::npos) << r.err;
+      EXPECT_LT(r.err.size(), 200U) << r.err;
+    }
+  // The daemon's address rules, before any bus traffic.
+  for (const char* a : {"127.0.0.2/8", "224.0.0.5/4", "255.255.255.255/32", "198.18.1.0/24", "198.18.1.255/24",
+                        "::1/128", "ff02::5/64", "0.0.0.0/0"}) {
+    auto r = run({"address", "add", "g0", a});
+    EXPECT_EQ(r.code, kUsage) << a << ": " << r.err;
+    EXPECT_NE(r.err.find("invalid data address: "), std::string::npos) << r.err;
+  }
+  // Long names are cut in the answer.
+  auto r = run({"group", "create", std::string(100000, 'g')});
+  EXPECT_EQ(r.code, kUsage);
+  EXPECT_LT(r.err.size(), 200U);
+}
+
 TEST(IpmpctlCli, ValidCommandsReachTheBus) {
   for (auto args : std::vector<std::vector<std::string>>{
            {"show", "groups"},
@@ -164,6 +194,14 @@ TEST(IpmpctlExit, Messages) {
   EXPECT_EQ(failure_message("offline", "m0",
                             client::error_from_dbus("org.freedesktop.DBus.Error.AccessDenied", "")),
             "cannot offline m0: permission denied (changes need root)");
+  // Issue 8: a change in force that could not be saved is not "cannot".
+  auto not_saved = client::error_from_dbus(client::error_name(Errc::system),
+                                           "state not saved (open x: Read-only file system): the change is in "
+                                           "force but is lost when mpathd restarts");
+  EXPECT_EQ(failure_message("offline", "m0", not_saved),
+            "offline m0: done, but state not saved (open x: Read-only file system): the change is in force but is "
+            "lost when mpathd restarts");
+  EXPECT_EQ(exit_code(not_saved), kFailure);
 }
 
 }  // namespace

@@ -134,3 +134,119 @@ TEST(Topology, AddedMemberWithDuplicateMacGoesOffline) {
   EXPECT_TRUE(r.m("m5").hwaddr_dup);
   EXPECT_EQ(r.m("m5").state, MemberState::offline);
 }
+
+// Issue 8 item 4: D-Bus and reload reach the Engine; it applies the same rules as the
+// configuration file (core/validate.hpp) and changes nothing when one is broken.
+TEST(Topology, AddDataAddressAppliesTheAddressRules) {
+  Rig r(make_config({{"m0", false}, {"m1", false}}));
+  r.start_all_up({"m0", "m1"});
+  r.events.clear();
+  for (const char* text : {"127.0.0.2/8", "224.0.0.5/4", "255.255.255.255/32", "198.18.1.0/24", "198.18.1.255/24",
+                           "::1/128", "::/0", "ff02::5/64", "0.0.0.0/0", "fe80::5/64"}) {
+    auto res = r.engine.add_data_address("g0", *IpPrefix::parse(text));
+    ASSERT_FALSE(res) << text;
+    EXPECT_EQ(res.error().code, Errc::invalid_argument) << text;
+    EXPECT_NE(res.error().message.find(IpPrefix::parse(text)->str()), std::string::npos) << res.error().message;
+  }
+  // A shared address is not free either.
+  Config c = make_config({{"m0", false}, {"m1", false}});
+  c.groups[0].shared_addresses.push_back(*IpPrefix::parse("198.18.1.50/24"));
+  Rig s(c);
+  s.start_all_up({"m0", "m1"});
+  EXPECT_EQ(s.engine.add_data_address("g0", *IpPrefix::parse("198.18.1.50/24")).error().code, Errc::exists);
+  EXPECT_TRUE(r.events.empty());
+  EXPECT_EQ(r.g().data.size(), 1u);
+}
+
+TEST(Topology, GroupInterfaceCannotBeAMemberName) {
+  Rig r(make_config({{"m0", false}, {"m1", false}}));
+  r.start_all_up({"m0", "m1"});
+  r.events.clear();
+  auto gi = group("g1", {"m7"});
+  gi.interface = "m0";  // a member of g0
+  auto res = r.engine.create_group(gi);
+  ASSERT_FALSE(res);
+  EXPECT_EQ(res.error().code, Errc::exists);
+  EXPECT_NE(res.error().message.find("'m0' is the name of a member of group 'g0'"), std::string::npos)
+      << res.error().message;
+  EXPECT_EQ(r.engine.create_group(group("m1", {})).error().code, Errc::exists);  // interface defaults to the name
+  auto own = group("g2", {"m7"});
+  own.interface = "m7";
+  EXPECT_EQ(r.engine.create_group(own).error().code, Errc::exists);
+  auto bad = group("g3", {"m7"}, {"127.0.0.5/8"});
+  EXPECT_EQ(r.engine.create_group(bad).error().code, Errc::invalid_argument);
+  EXPECT_TRUE(r.events.empty());
+  EXPECT_EQ(r.engine.groups().size(), 1u);
+}
+
+TEST(Topology, MembersMustBeEthernetLikeWhenTheKernelHasThem) {
+  Rig r(make_config({{"m0", false}, {"m1", false}}));
+  r.engine.observe_link({"lo", 1, true, true, Mac{}, true});
+  r.engine.observe_link({"tun0", 7, true, true, Mac{}, false, false});
+  r.engine.observe_link({"ipip0", 8, true, true, Mac{}, false, true});
+  r.start_all_up({"m0", "m1"});
+  r.events.clear();
+  for (const char* name : {"lo", "tun0", "ipip0"}) {
+    auto res = r.engine.add_member("g0", {name, false, {}});
+    ASSERT_FALSE(res) << name;
+    EXPECT_EQ(res.error().code, Errc::invalid_argument);
+    EXPECT_TRUE(res.error().message.starts_with(std::string(name) + " ")) << res.error().message;
+  }
+  EXPECT_EQ(r.engine.create_group(group("g1", {"lo"})).error().code, Errc::invalid_argument);
+  EXPECT_TRUE(r.events.empty());
+  EXPECT_EQ(r.g().members.size(), 2u);
+  EXPECT_EQ(r.engine.anonymous().members.size(), 0u) << "the loopback is never tracked";
+  // An interface the kernel does not have (yet) may join: it waits for it.
+  EXPECT_TRUE(r.engine.add_member("g0", {"m9", false, {}}));
+  // Test addresses follow the address rules too.
+  MemberConfig t{"m8", false, {*IpPrefix::parse("224.0.0.9/4")}};
+  EXPECT_EQ(r.engine.add_member("g0", t).error().code, Errc::invalid_argument);
+
+  // Start and reload: the configuration's members are checked against the kernel.
+  Config c = make_config({{"m0", false}, {"lo", false}, {"tun0", false}});
+  auto links = r.engine.check_links(c);
+  ASSERT_FALSE(links);
+  EXPECT_EQ(links.error().code, Errc::config);
+  EXPECT_NE(links.error().message.find("group g0: lo is the loopback interface"), std::string::npos);
+  EXPECT_NE(links.error().message.find("\ngroup g0: tun0 cannot broadcast"), std::string::npos);
+  EXPECT_TRUE(r.engine.check_links(make_config({{"m0", false}, {"m1", false}, {"m9", false}})));
+}
+
+TEST(Topology, OnlineOfADuplicateMacSaysWhy) {
+  Rig r(make_config({{"m0", false}, {"m1", false}}));
+  r.start_all_up({"m0", "m1"});
+  r.engine.observe_link({"m1", 11, true, true, mac_n(10), false});  // m0's MAC
+  ASSERT_EQ(r.m("m1").state, MemberState::offline);
+  auto res = r.engine.online("m1");
+  ASSERT_FALSE(res);
+  EXPECT_EQ(res.error().code, Errc::hwaddr_duplicate) << res.error().message;
+  EXPECT_NE(res.error().message.find("comes back by itself"), std::string::npos) << res.error().message;
+}
+
+TEST(Topology, KernelRefusalShowsTheAddressDown) {
+  Rig r(make_config({{"m0", false}, {"m1", false}}));
+  r.start_all_up({"m0", "m1"});
+  const DataAddress& a = r.g().data[0];
+  ASSERT_TRUE(r.g().up(a));
+  r.engine.observe_address_refused(a.prefix.addr, "add 198.18.1.10/24 on m0: Permission denied");
+  EXPECT_FALSE(r.g().up(r.g().data[0]));
+  EXPECT_EQ(r.g().data[0].holder, "m0") << "still placed there: the kernel is asked again";
+  // A move asks the kernel afresh.
+  ASSERT_TRUE(r.engine.move_address(a.prefix.addr, "m1"));
+  EXPECT_TRUE(r.g().up(r.g().data[0]));
+}
+
+// A configured member's name taken by an interface that cannot be a member (a tunnel
+// created later): nothing is placed on it; it counts as absent.
+TEST(Topology, MemberNameOnATunnelCountsAsAbsent) {
+  Rig r(make_config({{"m0", false}, {"m1", false}}));
+  r.link("m0", true);
+  r.engine.start();
+  ASSERT_EQ(r.m("m1").state, MemberState::unknown);
+  r.engine.observe_link({"m1", 11, true, true, Mac{}, false, false});  // a tun device named m1
+  EXPECT_EQ(r.m("m1").state, MemberState::unknown);
+  EXPECT_EQ(r.m("m1").ifindex, 0u);
+  EXPECT_EQ(r.holder("198.18.1.10"), "m0");
+  r.engine.observe_link({"m1", 12, true, true, mac_n(12), false});  // replaced by an Ethernet one
+  EXPECT_EQ(r.m("m1").state, MemberState::ok);
+}
