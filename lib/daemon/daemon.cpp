@@ -15,7 +15,9 @@
 #include "daemon/config_file.hpp"
 #include "daemon/dataplane_applier.hpp"
 #include "daemon/event_loop.hpp"
+#include "daemon/log.hpp"
 #include "daemon/member_sysctls.hpp"
+#include "daemon/metrics.hpp"
 #include "daemon/probing.hpp"
 #include "daemon/state_file.hpp"
 #include "daemon/status.hpp"
@@ -72,6 +74,8 @@ struct Daemon::Impl {
   std::unique_ptr<Probing> probing;
   std::unique_ptr<dbus::Service> bus;  // after applier: destroyed first
   MemberSysctls sysctls;
+  Metrics metrics{clock};
+  std::unique_ptr<MetricsFile> metrics_file;
   sd_event_source* engine_timer = nullptr;
   bool status_dirty = true;
   std::vector<std::pair<net::AddrInfo, bool>> early_addresses;  // seen before probing starts
@@ -85,10 +89,12 @@ struct Daemon::Impl {
         kernel(std::move(k)),
         packets(std::move(p)),
         applier(kernel, packets, event, engine.config()),
-        sysctls(net::Sysctl(), options.state_dir + "/sysctl.json") {}
+        sysctls(net::Sysctl(), options.state_dir + "/sysctl.json"),
+        metrics_file(std::make_unique<MetricsFile>(event, metrics, engine)) {}
 
   ~Impl() {
     sd_event_source_disable_unref(engine_timer);
+    metrics_file.reset();
     monitor.reset();
     sd_event_unref(event);
   }
@@ -146,6 +152,7 @@ struct Daemon::Impl {
     sysctls.flush();
     persist();
     applier.reconcile(engine);
+    metrics.applied();
     if (auto when = engine.next_deadline()) {
       int r = arm_timer(event, &engine_timer, *when, milliseconds(1), &Impl::on_engine_timer, this);
       if (r < 0) spdlog::error("engine timer: {}", std::strerror(-r));
@@ -171,12 +178,11 @@ struct Daemon::Impl {
 
   void on_event(const Event& e) {
     if (probing) probing->on_event(e);
-    if (std::holds_alternative<ProbeCompleted>(e)) {
-      spdlog::trace("{}", describe(e));
-      return;
-    }
+    log::event(e);
+    metrics.on_event(e, engine);
+    metrics_file->changed();
+    if (std::holds_alternative<ProbeCompleted>(e)) return;
     status_dirty = true;
-    spdlog::info("{}", describe(e));
     // Members that join get the ARP-flux settings; members that leave get theirs back.
     if (const auto* t = std::get_if<TopologyChanged>(&e); t && !t->member.empty() && !t->group.empty()) {
       if (!t->added)
@@ -197,6 +203,7 @@ struct Daemon::Impl {
       return std::unexpected(next.error());
     }
     engine.reconfigure(*next);
+    metrics_file->set_path(engine.config().metrics_file);
     if (probing) probing->request_sync();
     digest = file_digest(options.config_path);  // runtime changes give way to the file
     after_input();
@@ -253,6 +260,7 @@ struct Daemon::Impl {
     else
       spdlog::warn("D-Bus API unavailable: {}; running without it", b.error().message);
     write_status();
+    metrics_file->set_path(engine.config().metrics_file);
     sd_notify(0, ("READY=1\n" + status_line()).c_str());
     spdlog::info("mpathd started: {} group(s)", engine.groups().size());
     return {};

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "daemon/log.hpp"
+
 #include <algorithm>
 
 #include "daemon/notifier.hpp"
@@ -33,6 +35,7 @@ std::string route_str(const PlacedRoute& r) {
          " table " + std::to_string(r.table);
 }
 
+log::Fields address_fields(const PlacedAddress& a) { return log::address_fields(a.ifname, a.prefix.addr.str()); }
 }  // namespace
 
 DataPlaneApplier::DataPlaneApplier(net::Kernel& kernel, net::PacketSender& packets, sd_event* event,
@@ -59,7 +62,8 @@ void DataPlaneApplier::observe_address(unsigned ifindex, const IpPrefix& prefix,
   if (present && it == applied_.addresses.end()) {
     applied_.addresses.push_back({net::ifname_or_index(ifindex), ifindex, prefix});
   } else if (!present && it != applied_.addresses.end()) {
-    spdlog::warn("data address {} disappeared from {}; it will be restored", prefix.str(), it->ifname);
+    log::write(spdlog::level::warn, address_fields(*it), "data address {} disappeared from {}; it will be restored",
+               prefix.str(), it->ifname);
     applied_.addresses.erase(it);
   }
 }
@@ -112,13 +116,14 @@ std::size_t DataPlaneApplier::reconcile(const Engine& engine) {
         ++it;
         continue;
       }
-      if (auto r = kernel_.del_address(it->ifindex, it->prefix); !r) spdlog::error("{}", r.error().message);
+      if (auto r = kernel_.del_address(it->ifindex, it->prefix); !r)
+        log::write(spdlog::level::err, address_fields(*it), "{}", r.error().message);
       ++changes;
       it = applied_.addresses.erase(it);
     }
     auto r = kernel_.add_address(d.ifindex, d.prefix, true);
     if (!r && r.error().code != Errc::exists) {
-      spdlog::error("{}", r.error().message);
+      log::write(spdlog::level::err, address_fields(d), "{}", r.error().message);
       continue;
     }
     ++changes;
@@ -130,7 +135,8 @@ std::size_t DataPlaneApplier::reconcile(const Engine& engine) {
       ++it;
       continue;
     }
-    if (auto r = kernel_.del_address(it->ifindex, it->prefix); !r) spdlog::error("{}", r.error().message);
+    if (auto r = kernel_.del_address(it->ifindex, it->prefix); !r)
+      log::write(spdlog::level::err, address_fields(*it), "{}", r.error().message);
     notifier_->cancel(it->prefix.addr);  // it is no longer ours to announce
     ++changes;
     it = applied_.addresses.erase(it);
