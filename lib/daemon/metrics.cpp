@@ -125,11 +125,14 @@ std::string Metrics::render(const Engine& engine) const {
       add(active, l, m.active() ? 1 : 0);
       add(failures, l, static_cast<double>(m.counters.failures));
       add(repairs, l, static_cast<double>(m.counters.repairs));
-      if (auto it = probes_.find({g.name, m.name}); it != probes_.end()) {
-        add(sent, l, static_cast<double>(it->second.sent));
-        add(lost, l, static_cast<double>(it->second.lost));
+      // Probed members start at 0 (a series that appears late hides the first increase).
+      if (auto it = probes_.find({g.name, m.name}); it != probes_.end() || m.probe != ProbeState::disabled) {
+        const Probes p = it != probes_.end() ? it->second : Probes{};
+        add(sent, l, static_cast<double>(p.sent));
+        add(lost, l, static_cast<double>(p.lost));
       }
       for (const auto& t : m.targets) {
+        if (t.rtt_avg == Duration{}) continue;  // no estimate yet
         auto lt = l;
         lt.push_back({"target", t.address.str()});
         add(rtt, lt, to_seconds(t.rtt_avg));

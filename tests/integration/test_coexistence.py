@@ -44,13 +44,7 @@ LinkLocalAddressing=ipv6
 IPv6AcceptRA=no
 """
 # What an administrator would write without reading it.
-PLAIN_MEMBER_NETWORK = """[Match]
-Name={members}
-
-[Network]
-LinkLocalAddressing=ipv6
-IPv6AcceptRA=no
-"""
+PLAIN_MEMBER_NETWORK = DOCUMENTED_MEMBER_NETWORK.replace("KeepConfiguration=static\n", "")
 
 
 class Networkd:

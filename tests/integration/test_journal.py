@@ -1,12 +1,15 @@
 """journald-native logging: the records mpathd sends when its stderr is the journal.
 
 The daemon calls libsystemd's sd_journal_sendv(), which writes to the fixed path
-/run/systemd/journal/socket (sd-journal honours no override). Each daemon here runs in
-a private mount namespace with a tmpfs on /run whose /run/systemd/journal/socket is a
-symlink to a datagram socket this test owns, and $JOURNAL_STREAM names its stderr the
-way systemd does. The test decodes the native protocol frames
-(https://systemd.io/JOURNAL_NATIVE_PROTOCOL/) and checks priorities, fields and the
-MESSAGE_IDs that mpathd(8) documents.
+/run/systemd/journal/socket (sd-journal honours no override), and $JOURNAL_STREAM
+names its stderr the way systemd does. Two ways to read the records back:
+- frames: the daemon runs in a private mount namespace with a tmpfs on /run whose
+  /run/systemd/journal/socket is a symlink to a datagram socket this test owns; the
+  test decodes the native protocol frames (https://systemd.io/JOURNAL_NATIVE_PROTOCOL/);
+- a real systemd-journald in a private mount namespace (tmpfs on /run and
+  /var/log/journal, volatile storage, no kmsg), the daemon joins that namespace, and
+  `journalctl MESSAGE_ID=...` is asked as an administrator would.
+They check priorities, fields and the MESSAGE_IDs that mpathd(8) documents.
 """
 
 from __future__ import annotations
@@ -17,11 +20,14 @@ import re
 import socket
 import struct
 import threading
+import json
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from lab.lab import Lab, wait_until
+from lab.lab import Lab, Proc, wait_until
 from mpathd_helpers import MOVE_TIMEOUT, V4, start_group, wait_moved_away
 
 REPO = Path(__file__).resolve().parents[2]
@@ -159,6 +165,8 @@ def test_failover_records_carry_priorities_fields_and_message_ids(lab: Lab, jour
     assert all(r.get("PRIORITY") in {str(p) for p in range(8)} and r.get("MESSAGE") for r in records)
     assert any(r["PRIORITY"] == "7" for r in records)
     assert not any(r["MESSAGE"].startswith("<") for r in records)
+    # No CODE_FILE= naming the sink instead of the line's origin.
+    assert not any("CODE_FILE" in r for r in records), records[0]
     # Lines about a member carry its name: probing and member changes alike.
     assert all(r.get("INTERFACE") for r in records if r.get("MESSAGE_ID") == ids["member"])
     # Nothing of it went to stderr.
@@ -183,3 +191,71 @@ def test_unreachable_journal_falls_back_to_numeric_priorities_on_stderr(lab: Lab
     wait_until(lambda: "mpathd started" in d.log(), 10, "the start line on stderr")
     assert re.search(r"^<6>mpathd started: 1 group\(s\)$", d.log(), re.M), d.log()
     assert "<info>" not in d.log()
+
+
+JOURNALD = "/lib/systemd/systemd-journald"
+
+
+class Journald:
+    """A real systemd-journald in the lab's host namespace and its own mount namespace;
+    its journal lives in a tmpfs there and vanishes with it (volatile storage: the
+    machine's /var/log/journal is covered and never written)."""
+
+    def __init__(self, lab: Lab):
+        self.lab = lab
+        # ip netns exec mounts a fresh /sys without cgroups, which journald needs.
+        script = ("mount -t cgroup2 cgroup2 /sys/fs/cgroup && mount -t tmpfs -o mode=0755 mpathd-test /run && "
+                  "mount -t tmpfs -o mode=0755 mpathd-test /var/log/journal && "
+                  "mkdir -p /run/systemd/journald.conf.d /run/log/journal && "
+                  "printf '[Journal]\\nStorage=volatile\\nReadKMsg=no\\nForwardToSyslog=no\\n"
+                  "ForwardToWall=no\\nForwardToConsole=no\\n' > /run/systemd/journald.conf.d/test.conf && "
+                  f"exec {JOURNALD}")
+        self.log = lab.tmp / "journald.log"
+        with open(self.log, "w") as out:
+            popen = subprocess.Popen(["ip", "netns", "exec", lab.host, "unshare", "-m", "--propagation", "private",
+                                      "sh", "-c", script], stdout=out, stderr=out, stdin=subprocess.DEVNULL)
+        self.proc = Proc(popen, "systemd-journald")
+        lab.procs.append(self.proc)
+        wait_until(lambda: self.proc.running() and self.inside("test", "-S", "/run/systemd/journal/socket")
+                   .returncode == 0, 10, f"journald's socket\n{self.log.read_text()}")
+
+    def inside(self, *cmd: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["nsenter", "-t", str(self.proc.pid), "-m", "--", *cmd],
+                              capture_output=True, text=True, timeout=30)
+
+    def wrap(self) -> list[str]:
+        """Runs mpathd in journald's mount namespace (nsenter execs: the pid stays)."""
+        return ["nsenter", "-t", str(self.proc.pid), "-m", "--"]
+
+    def query(self, *matches: str) -> list[dict]:
+        cp = self.inside("journalctl", "-D", "/run/log/journal", "--no-pager", "-o", "json", *matches)
+        assert cp.returncode == 0, cp.stderr
+        return [json.loads(l) for l in cp.stdout.splitlines() if l.strip()]
+
+
+@pytest.mark.skipif(not os.access(JOURNALD, os.X_OK) or not shutil.which("journalctl"),
+                    reason="systemd-journald is not installed")
+@pytest.mark.members(2)
+def test_journalctl_lists_the_failover(lab: Lab):
+    ids = documented_ids()
+    jd = Journald(lab)
+    d = start_group(lab, members=["m0", "m1"], data_addresses=[f"{V4}/24"],
+                    daemon={"wrap": jd.wrap(), "journal_stream": True})
+    old = d.address(V4)["holder"]
+    lab.link_down(int(old.removeprefix("m")))
+    new = wait_moved_away(lab, d, V4, old, MOVE_TIMEOUT)
+    failovers = wait_until(lambda: jd.query(f"MESSAGE_ID={ids['address']}", "MPATHD_REASON=failover"), 10,
+                           "journalctl to list the failover")
+    assert len(failovers) == 1, failovers
+    f = failovers[0]
+    assert (f["MPATHD_ADDRESS"], f["MPATHD_FROM"], f["MPATHD_TO"], f["INTERFACE"]) == (V4, old, new, new), f
+    assert f["PRIORITY"] == "6" and f["_PID"] == str(d.pid) and f["SYSLOG_IDENTIFIER"] == "mpathd", f
+    # journalctl -p warning: the member's failure and the degraded group, not the move.
+    warnings = [r["MESSAGE"] for r in jd.query("-p", "warning", f"_PID={d.pid}")]
+    assert f"g0/{old}: ok -> failed" in " ".join(warnings), warnings
+    assert "group g0: ok -> degraded (link-down)" in warnings, warnings
+    assert not any("(failover)" in w for w in warnings), warnings
+    # journalctl INTERFACE=m0: everything about one NIC.
+    about_old = [r["MESSAGE"] for r in jd.query(f"INTERFACE={old}")]
+    assert any("ok -> failed" in m for m in about_old), about_old
+    assert all(old in m for m in about_old), about_old

@@ -137,7 +137,8 @@ TEST(Metrics, ProbesAndRtts) {
   r.start_all_up({"m0", "m1"});
   const auto target = *IpAddress::parse("198.18.1.1");
   for (int i = 0; i < 5; ++i) r.metrics.on_event(ProbeCompleted{"g0", "m0", 1, target, i != 2}, r.engine);
-  r.engine.observe_targets("m0", TargetMode::routes, {{target, 1500us, 250us}});
+  const auto other = *IpAddress::parse("198.18.1.2");
+  r.engine.observe_targets("m0", TargetMode::routes, {{target, 1500us, 250us}, {other, {}, {}}});
   const auto t = r.text();
   EXPECT_EQ(violation(t), "") << t;
   EXPECT_THAT(t, HasSubstr("mpathd_probes_sent_total{group=\"g0\",interface=\"m0\"} 5\n"));
@@ -147,4 +148,5 @@ TEST(Metrics, ProbesAndRtts) {
               HasSubstr("mpathd_probe_rtt_average_seconds{group=\"g0\",interface=\"m0\",target=\"198.18.1.1\"} 0.0015\n"));
   EXPECT_THAT(t, HasSubstr(
                      "mpathd_probe_rtt_deviation_seconds{group=\"g0\",interface=\"m0\",target=\"198.18.1.1\"} 0.00025\n"));
+  EXPECT_THAT(t, Not(HasSubstr("target=\"198.18.1.2\"")));  // no estimate yet: no RTT
 }
