@@ -6,11 +6,12 @@ The file is replaced atomically and rewritten at most about once a second."""
 from __future__ import annotations
 
 import os
+import signal
 import time
 
 import pytest
 
-from lab.lab import Lab, wait_until
+from lab.lab import Lab, group_config, wait_until
 from mpathd_helpers import MOVE_TIMEOUT, V4, idx, start_group, wait_moved_away
 from prom_text import parse, value
 
@@ -96,3 +97,19 @@ def test_metrics_file_after_a_failover(lab: Lab):
     rtt = value(m, "mpathd_probe_rtt_average_seconds", **mn, target="198.18.1.1")
     assert rtt is not None and 0 <= rtt < 1, rtt
     assert not list(out_dir.glob("*.tmp")), list(out_dir.iterdir())
+
+
+@pytest.mark.members(2)
+def test_reload_moves_the_file_and_can_turn_it_off(lab: Lab):
+    first, second = lab.tmp / "first.prom", lab.tmp / "second.prom"
+    config = lambda extra: group_config(["m0", "m1"], data_addresses=[f"{V4}/24"], extra_global=extra)  # noqa: E731
+    d = start_group(lab, members=["m0", "m1"], data_addresses=[f"{V4}/24"],
+                    extra_global=f'metrics-file = "{first}"')
+    wait_until(lambda: read(first), 10, "the first metrics file")
+    d.config_path.write_text(config(f'metrics-file = "{second}"'))
+    d.send_signal(signal.SIGHUP)
+    wait_until(lambda: read(second) and not first.exists(), 10, "the file to move on reload")
+    d.config_path.write_text(config(""))
+    d.send_signal(signal.SIGHUP)
+    wait_until(lambda: not second.exists(), 10, "the file to go when metrics are turned off")
+    assert d.running()
