@@ -181,8 +181,13 @@ void MetricsFile::write() {
   pending_ = false;
   if (path_.empty()) return;
   last_write_ = Clock::now();
-  if (auto r = write_file_atomically(path_, metrics_.render(engine_), false); !r)
-    spdlog::warn("metrics not written: {}", r.error().message);
+  // A failure is logged once, not every second; success clears it.
+  if (auto r = write_file_atomically(path_, metrics_.render(engine_), false); !r) {
+    if (r.error().message != last_error_) spdlog::warn("metrics not written: {}", r.error().message);
+    last_error_ = r.error().message;
+  } else {
+    last_error_.clear();
+  }
 }
 
 }  // namespace mpathd

@@ -74,6 +74,7 @@ class MetricsFile {
   sd_event_source* timer_ = nullptr;
   bool pending_ = false;
   TimePoint last_write_{};
+  std::string last_error_;
 };
 
 }  // namespace mpathd

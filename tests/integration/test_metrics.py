@@ -113,3 +113,21 @@ def test_reload_moves_the_file_and_can_turn_it_off(lab: Lab):
     d.send_signal(signal.SIGHUP)
     wait_until(lambda: not second.exists(), 10, "the file to go when metrics are turned off")
     assert d.running()
+
+
+@pytest.mark.members(2)
+def test_an_unwritable_path_is_reported_once_and_changes_nothing(lab: Lab):
+    path = lab.tmp / "missing-dir" / "mpathd.prom"
+    d = start_group(lab, members=["m0", "m1"], data_addresses=[f"{V4}/24"],
+                    extra_global=f'metrics-file = "{path}"')
+    wait_until(lambda: "metrics not written" in d.log(), 10, "the write failure in the log")
+    # Probes change the counters many times a second; the failure is not logged again.
+    old = d.address(V4)["holder"]
+    lab.link_down(idx(old))
+    wait_moved_away(lab, d, V4, old)
+    wait_until(lambda: d.group("g0")["state"] == "degraded", MOVE_TIMEOUT, "the group degraded")
+    (lab.tmp / "missing-dir").mkdir()
+    wait_until(lambda: value(read(path), "mpathd_failovers_total", group="g0", reason="link-down") == 1, 10,
+               "the file once the directory exists")
+    assert d.log().count("metrics not written") == 1, d.log()
+    assert d.running()
