@@ -12,6 +12,7 @@
 #include "daemon/config_file.hpp"
 #include "daemon/daemon.hpp"
 #include "daemon/instance_lock.hpp"
+#include "daemon/journal.hpp"
 
 namespace {
 constexpr int kExitRuntime = 1;
@@ -19,10 +20,16 @@ constexpr int kExitUsage = 64;
 constexpr int kExitRunning = 75;  // EX_TEMPFAIL: another mpathd holds this namespace
 constexpr int kExitConfig = 78;
 
+// Under systemd (stderr is the journal's stream) lines go to the journal natively, with
+// their priority and fields; elsewhere to stderr with the time in the line.
 void setup_logging(const std::string& level) {
-  auto logger = spdlog::stderr_logger_st("mpathd");
-  // Under systemd the journal adds time and pid; elsewhere put the time in the line.
-  logger->set_pattern(std::getenv("JOURNAL_STREAM") ? "<%l> %v" : "%Y-%m-%d %H:%M:%S.%e %l: %v");
+  std::shared_ptr<spdlog::logger> logger;
+  if (mpathd::stderr_is_journal()) {
+    logger = std::make_shared<spdlog::logger>("mpathd", mpathd::make_journal_sink("mpathd"));
+  } else {
+    logger = spdlog::stderr_logger_st("mpathd");
+    logger->set_pattern("%Y-%m-%d %H:%M:%S.%e %l: %v");
+  }
   logger->set_level(spdlog::level::from_str(level));
   logger->flush_on(spdlog::level::trace);
   spdlog::set_default_logger(logger);

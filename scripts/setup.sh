@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 PACKAGES=(
   build-essential cmake pkg-config
   libnl-3-dev libnl-route-3-dev libsystemd-dev libspdlog-dev
-  libgtest-dev libgmock-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev
+  libgtest-dev libgmock-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev prometheus-cpp-dev
   iproute2 nftables conntrack iputils-ping
   python3 python3-pytest
   dbus groff-base man-db

@@ -50,6 +50,7 @@ struct Config {
   Duration link_flap_window = seconds(60);  // ... and the link is not trusted yet
   unsigned routing_table_base = 40000;      // policy table = base + member ifindex
   unsigned rule_priority = 1000;            // priority of "from <data address>" rules
+  std::string metrics_file;                 // Prometheus text file; "" = no metrics
   std::vector<GroupConfig> groups;
 
   static constexpr Duration kMinFailureDetectionTime = milliseconds(100);

@@ -722,6 +722,7 @@ void Engine::reconfigure(const Config& next) {
   config_.link_flap_window = next.link_flap_window;
   config_.routing_table_base = next.routing_table_base;
   config_.rule_priority = next.rule_priority;
+  config_.metrics_file = next.metrics_file;
   // Groups gone from the file, then members that move between groups are freed
   // before they are added elsewhere.
   std::vector<std::string> gone;

@@ -593,6 +593,14 @@ Result<Config> ConfigReader::read(const toml::table& root) {
         set_uint(cfg.routing_table_base, kMinRoutingTableBase, kMaxRoutingTableBase,
                  "tables base + ifindex must avoid the kernel's 253..255 and fit in 32 bits")},
        {"rule-priority", set_uint(cfg.rule_priority, 1, 32765)},
+       {"metrics-file",
+        [&](const toml::node& e, const std::string& p) {
+          auto v = read_string(e, p);
+          if (v && (v->empty() || v->front() != '/'))
+            error(e, p, "\"" + *v + "\" is not an absolute path");
+          else if (v)
+            cfg.metrics_file = *v;
+        }},
        {"group", [&](const toml::node& e, const std::string& p) {
           read_array(e, p, "an array of tables ([[group]])",
                      [&](const toml::node& g, const std::string& gp) { read_group(g, gp, cfg); });

@@ -17,8 +17,10 @@
 #include "daemon/config_file.hpp"
 #include "daemon/dataplane_applier.hpp"
 #include "daemon/event_loop.hpp"
+#include "daemon/log.hpp"
 #include "daemon/log_limiter.hpp"
 #include "daemon/member_sysctls.hpp"
+#include "daemon/metrics.hpp"
 #include "daemon/probing.hpp"
 #include "daemon/state_file.hpp"
 #include "daemon/status.hpp"
@@ -77,6 +79,8 @@ struct Daemon::Impl {
   std::unique_ptr<dbus::Service> bus;  // after applier: destroyed first
   bool ready = false;                  // start-up over: READY=1 sent, status.json "started"
   MemberSysctls sysctls;
+  Metrics metrics{clock};
+  std::unique_ptr<MetricsFile> metrics_file;
   sd_event_source* engine_timer = nullptr;
   sd_event_source* audit_source = nullptr;  // deferred: compare the data plane with the kernel
   sd_event_source* restore_timer = nullptr;  // an object held back by the restore back-off
@@ -96,13 +100,15 @@ struct Daemon::Impl {
         kernel(std::move(k)),
         packets(std::move(p)),
         applier(kernel, packets, event, engine.config(), clock),
-        sysctls(net::Sysctl(), options.state_dir + "/sysctl.json") {}
+        sysctls(net::Sysctl(), options.state_dir + "/sysctl.json"),
+        metrics_file(std::make_unique<MetricsFile>(event, metrics, engine)) {}
 
   ~Impl() {
     sd_event_source_disable_unref(engine_timer);
     sd_event_source_disable_unref(audit_source);
     sd_event_source_disable_unref(restore_timer);
     sd_event_source_disable_unref(log_timer);
+    metrics_file.reset();
     monitor.reset();
     sd_event_unref(event);
   }
@@ -237,6 +243,7 @@ struct Daemon::Impl {
           if (bus) bus->data_addresses_changed(g.name);
         }
       }
+    metrics.applied();
     if (auto when = engine.next_deadline()) {
       int r = arm_timer(event, &engine_timer, *when, milliseconds(1), &Impl::on_engine_timer, this);
       if (r < 0) spdlog::error("engine timer: {}", std::strerror(-r));
@@ -285,12 +292,11 @@ struct Daemon::Impl {
 
   void on_event(const Event& e) {
     if (probing) probing->on_event(e);
-    if (std::holds_alternative<ProbeCompleted>(e)) {
-      spdlog::trace("{}", describe(e));
-      return;
-    }
-    status_dirty = true;
     log_event(e);
+    metrics.on_event(e, engine);
+    metrics_file->changed();
+    if (std::holds_alternative<ProbeCompleted>(e)) return;
+    status_dirty = true;
     // Members that join get the ARP-flux settings; members that leave get theirs back.
     if (const auto* t = std::get_if<TopologyChanged>(&e); t && !t->member.empty() && !t->group.empty()) {
       if (!t->added)
@@ -304,18 +310,14 @@ struct Daemon::Impl {
   // log: a suppressed line goes to debug, and a timer writes the summary with the last
   // one when the interval ends (also when the flapping has stopped).
   void log_event(const Event& e) {
+    if (std::holds_alternative<ProbeCompleted>(e)) return log::event(e);  // trace, never limited
     const std::string line = describe(e);
+    const auto fields = log::fields_of(e);
     const auto subject = log_subject(e);
-    if (!subject) {
-      spdlog::info("{}", line);
-      return;
-    }
+    if (!subject) return log::write(log::level_of(e), fields, "{}", line);
     auto v = log_limiter.offer(subject->subject, subject->noun, line);
     for (const auto& s : v.summaries) spdlog::info("{}", s);
-    if (v.log)
-      spdlog::info("{}", line);
-    else
-      spdlog::debug("{}", line);
+    log::write(v.log ? log::level_of(e) : spdlog::level::debug, fields, "{}", line);
     arm_log_timer();
   }
 
@@ -348,6 +350,7 @@ struct Daemon::Impl {
       return std::unexpected(next.error());
     }
     engine.reconfigure(*next);
+    metrics_file->set_path(engine.config().metrics_file);
     if (probing) probing->request_sync();
     digest = file_digest(options.config_path);  // runtime changes give way to the file
     after_input();
@@ -412,6 +415,7 @@ struct Daemon::Impl {
       spdlog::warn("D-Bus API unavailable: {}; running without it", b.error().message);
     ready = true;
     write_status();
+    metrics_file->set_path(engine.config().metrics_file);
     sd_notify(0, ("READY=1\n" + status_line()).c_str());
     spdlog::info("mpathd started: {} group(s)", engine.groups().size());
     return {};

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "daemon/log.hpp"
+
 #include <algorithm>
 
 #include "daemon/notifier.hpp"
@@ -66,6 +68,7 @@ bool collect(std::vector<T>& out, const Dump& dump) {
   return true;
 }
 
+log::Fields address_fields(const PlacedAddress& a) { return log::address_fields(a.ifname, a.prefix.addr.str()); }
 }  // namespace
 
 DataPlaneApplier::DataPlaneApplier(net::Kernel& kernel, net::PacketSender& packets, sd_event* event,
@@ -194,7 +197,8 @@ std::size_t DataPlaneApplier::reconcile(const Engine& engine) {
         ++it;
         continue;
       }
-      if (auto r = kernel_.del_address(it->ifindex, it->prefix); !r) spdlog::error("{}", r.error().message);
+      if (auto r = kernel_.del_address(it->ifindex, it->prefix); !r)
+        log::write(spdlog::level::err, address_fields(*it), "{}", r.error().message);
       ++changes;
       it = applied_.addresses.erase(it);
     }
@@ -206,7 +210,8 @@ std::size_t DataPlaneApplier::reconcile(const Engine& engine) {
       auto [it, fresh] = refused_.try_emplace(d.prefix.addr, why);
       if (fresh || it->second != why) {
         it->second = why;
-        spdlog::error("the kernel refused an address: {}; it is down until placed again", why);
+        log::write(spdlog::level::err, address_fields(d), "the kernel refused an address: {}; it is down until placed again",
+                   why);
       }
       continue;
     }
@@ -224,7 +229,8 @@ std::size_t DataPlaneApplier::reconcile(const Engine& engine) {
       ++it;
       continue;
     }
-    if (auto r = kernel_.del_address(it->ifindex, it->prefix); !r) spdlog::error("{}", r.error().message);
+    if (auto r = kernel_.del_address(it->ifindex, it->prefix); !r)
+      log::write(spdlog::level::err, address_fields(*it), "{}", r.error().message);
     notifier_->cancel(it->prefix.addr);  // it is no longer ours to announce
     ++changes;
     it = applied_.addresses.erase(it);

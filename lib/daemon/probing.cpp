@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "daemon/log.hpp"
+
 #include <algorithm>
 #include <cstring>
 #include <utility>
@@ -33,6 +35,11 @@ std::optional<IpPrefix> group_subnet(const Group& g, Family f) {
   return std::nullopt;
 }
 
+// A member's log fields: its name and its group's.
+log::Fields member_fields(const Engine& engine, const std::string& member) {
+  const Group* g = engine.group_of(member);
+  return log::member_fields(g ? g->name : std::string(), member);
+}
 }  // namespace
 
 Probing::Probing(sd_event* event, Engine& engine, net::Kernel& kernel, std::function<void()> after_change)
@@ -195,22 +202,25 @@ void Probing::sync() {
                               kind == ProbeKind::icmp6 ? ll : std::nullopt};
       auto strategy = detect::open_strategy(event_, kind, src);
       if (!strategy) {
-        spdlog::warn("{}: cannot probe ({}): {}", m.name, to_string(kind), strategy.error().message);
+        log::write(spdlog::level::warn, log::member_fields(g.name, m.name), "{}: cannot probe ({}): {}", m.name,
+                   to_string(kind), strategy.error().message);
         continue;
       }
       detect::ProbeBase::Callbacks cb;
       cb.result = [this](const ProbeResult& r) { engine_.observe_probe_result(r); };
       cb.verdict = [this](const std::string& member, const ProbeVerdict& v) {
         if (v.fdt_unachievable)
-          spdlog::warn("{}: the RTTs make the failure detection time impossible; {} is in force", member,
-                       format_duration(v.needed_fdt));
+          log::write(spdlog::level::warn, member_fields(engine_, member),
+                     "{}: the RTTs make the failure detection time impossible; {} is in force", member,
+                     format_duration(v.needed_fdt));
         engine_.observe_probe(member, v);
         if (after_change_) after_change_();
       };
       cb.target_dead = [this](const std::string& member, const IpAddress& target) {
         const Group* grp = engine_.group_of(member);
         if (!grp) return;
-        spdlog::info("{}: target {} stopped answering alone; replacing it", member, target.str());
+        log::write(spdlog::level::info, member_fields(engine_, member), "{}: target {} stopped answering alone; replacing it",
+                   member, target.str());
         selectors_[grp->name].mark_dead(target, Clock::now());
         request_targets();
       };
@@ -225,10 +235,12 @@ void Probing::sync() {
       };
       auto base = detect::ProbeBase::create(event_, m.name, std::move(*strategy), fdt, std::move(cb));
       if (!base) {
-        spdlog::warn("{}: cannot probe: {}", m.name, base.error().message);
+        log::write(spdlog::level::warn, log::member_fields(g.name, m.name), "{}: cannot probe: {}", m.name,
+                   base.error().message);
         continue;
       }
-      spdlog::info("{}: probing with {} every {}", m.name, to_string(kind), format_duration(fdt / 7));
+      log::write(spdlog::level::info, log::member_fields(g.name, m.name), "{}: probing with {} every {}", m.name,
+                 to_string(kind), format_duration(fdt / 7));
       Detector d{g.name, kind, m.ifindex, source, fdt, std::move(*base)};
       if (m.restored_failed) d.base->reset(true);  // failed before a restart: earn the repair
       detectors_[m.name] = std::move(d);

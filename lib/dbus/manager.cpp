@@ -123,7 +123,7 @@ int add_data_address(sd_bus_message* m, void* userdata, sd_bus_error* error) {
     const char* text = nullptr;
     if (int r = sd_bus_message_read(m, "ss", &group, &text); r < 0) return r;
     auto prefix = parse_managed_address(text, AddressRole::data);
-    if (!prefix) return sd_bus_error_set(error, error_name(Errc::invalid_argument), prefix.error().c_str());
+    if (!prefix) return set_error(error, Error{Errc::invalid_argument, prefix.error()});
     if (auto r = s.engine.add_data_address(group, *prefix); !r) return set_error(error, r.error());
     // The Engine announces a placement; an address with nowhere to go yet changes
     // DataAddresses all the same.

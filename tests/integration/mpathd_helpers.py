@@ -20,10 +20,11 @@ REPAIR_TIMEOUT = 30.0    # repair may wait for probes (FDT 10 s, 10 good probes)
 EXAMPLE_MEMBERS = [{"name": "m0"}, {"name": "m1"}, {"name": "m2", "standby": True}]
 
 
-def start_group(lab: Lab, members=None, **kw) -> Daemon:
-    """Starts mpathd with one group and waits until every data address is placed."""
+def start_group(lab: Lab, members=None, daemon: dict[str, Any] | None = None, **kw) -> Daemon:
+    """Starts mpathd with one group and waits until every data address is placed.
+    daemon: more arguments of Lab.start_mpathd; kw: those of group_config."""
     members = members if members is not None else EXAMPLE_MEMBERS
-    d = lab.start_mpathd(group_config(members, **kw), timeout=START_TIMEOUT)
+    d = lab.start_mpathd(group_config(members, **kw), timeout=START_TIMEOUT, **(daemon or {}))
     d.wait_status(lambda s: all(a.get("holder") for a in s["groups"][0]["addresses"]),
                   START_TIMEOUT, "every data address placed")
     return d

@@ -20,6 +20,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Iterable
 
 from .lab import REPO_ROOT, Proc
 
@@ -65,13 +66,15 @@ atexit.register(_close_all)
 class Bus:
     """A private dbus-daemon with the system bus policy; stopped by its pid."""
 
-    def __init__(self):
+    def __init__(self, policies: Iterable[Path] = ()):
+        """policies: more bus policy files to include (other services on this bus)."""
         self.dir = Path(tempfile.mkdtemp(prefix="mpathd-bus-"))
         os.chmod(self.dir, 0o755)  # non-root callers must reach the socket
         socket = self.dir / "system_bus_socket"
         conf = self.dir / "system.conf"
-        conf.write_text(SYSTEM_BUS_CONF.format(
-            socket=socket, policy=REPO_ROOT / "units" / "org.ipmp.Mpathd1.conf"))
+        text = SYSTEM_BUS_CONF.format(socket=socket, policy=REPO_ROOT / "units" / "org.ipmp.Mpathd1.conf")
+        more = "".join(f"  <include>{p}</include>\n" for p in policies)
+        conf.write_text(text.replace("</busconfig>", more + "</busconfig>"))
         self.proc = subprocess.Popen(
             ["dbus-daemon", f"--config-file={conf}", "--print-address", "--nofork"],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)

@@ -804,10 +804,14 @@ class Lab:
     # -- the daemon
     def start_mpathd(self, config_text: str, wait_started: bool = True,
                      timeout: float = 15.0, extra_args: Iterable[str] = (),
-                     workdir: Path | None = None, env: dict[str, str] | None = None) -> Daemon:
+                     workdir: Path | None = None, env: dict[str, str] | None = None,
+                     wrap: Iterable[str] = (), journal_stream: bool = False) -> Daemon:
         """Runs mpathd in the host namespace with its own config/runtime/state dirs.
         With wait_started, waits until status.json says started (or the daemon dies).
-        Pass the workdir of an earlier Daemon to restart on the same state."""
+        Pass the workdir of an earlier Daemon to restart on the same state. wrap: a
+        command that execs its arguments, run inside the namespace before mpathd (it
+        must keep the pid). journal_stream: $JOURNAL_STREAM names the log file, as
+        systemd does when stderr is the journal."""
         if workdir is None:
             workdir = self.tmp / f"mpathd-{len(self.daemons)}"
         workdir.mkdir(parents=True, exist_ok=True)
@@ -818,7 +822,7 @@ class Lab:
         exe = mpathd_bin()
         if not os.access(exe, os.X_OK):
             raise LabError(f"mpathd binary not found at {exe} (set MPATHD_BIN)")
-        cmd = ["ip", "netns", "exec", self.host, exe,
+        cmd = ["ip", "netns", "exec", self.host, *wrap, exe,
                "--config", str(workdir / "mpathd.conf"),
                "--runtime-dir", str(workdir / "run"),
                "--state-dir", str(workdir / "state"),
@@ -827,8 +831,11 @@ class Lab:
                "--lock-dir", str(self.tmp / "lock"),
                "--log-level", "debug", *extra_args]
         with open(log_path, "w") as log:
-            popen = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL,
-                                     env={**os.environ, **(env or {})})
+            env = {**os.environ, **(env or {})}
+            if journal_stream:
+                st = os.fstat(log.fileno())
+                env["JOURNAL_STREAM"] = f"{st.st_dev}:{st.st_ino}"
+            popen = subprocess.Popen(cmd, stdout=log, stderr=log, stdin=subprocess.DEVNULL, env=env)
         d = Daemon(popen, workdir, log_path)
         self.procs.append(d)
         self.daemons.append(d)

@@ -609,4 +609,16 @@ TEST(ConfigFile, ShippedExampleIsValid) {
 }
 
 }  // namespace
+
+TEST(ConfigFile, MetricsFileIsAnAbsolutePathAndOffByDefault) {
+  EXPECT_EQ(parse_config("", "t.conf")->metrics_file, "");
+  auto r = parse_config("metrics-file = \"/var/lib/prometheus/node-exporter/mpathd.prom\"", "t.conf");
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_EQ(r->metrics_file, "/var/lib/prometheus/node-exporter/mpathd.prom");
+  EXPECT_EQ(errors_of("metrics-file = \"mpathd.prom\""),
+            "t.conf:1:16: metrics-file: \"mpathd.prom\" is not an absolute path");
+  EXPECT_EQ(errors_of("metrics-file = \"\""), "t.conf:1:16: metrics-file: \"\" is not an absolute path");
+  EXPECT_EQ(errors_of("metrics-file = 1"), "t.conf:1:16: metrics-file: expected a string, got an integer");
+}
+
 }  // namespace mpathd
