@@ -39,7 +39,7 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", level, "trace, debug, info, warn or error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
       ->capture_default_str();
-  app.add_option("--check-config", check, "validate FILE and exit (0 valid, 78 invalid)");
+  app.add_option("--check-config", check, "validate FILE and its drop-ins FILE.d/*.conf, and exit (0 valid, 78 invalid)");
   app.add_flag("--version", version, "print the version and exit");
   try {
     app.parse(argc, argv);
@@ -52,12 +52,15 @@ int main(int argc, char** argv) {
     return 0;
   }
   if (!check.empty()) {
-    auto cfg = mpathd::load_config_file(check);
+    auto files = mpathd::read_config_files(check);
+    auto cfg = files ? mpathd::parse_config(*files) : mpathd::Result<mpathd::Config>(std::unexpected(files.error()));
     if (!cfg) {
       std::fprintf(stderr, "%s\n", cfg.error().message.c_str());
       return kExitConfig;
     }
-    std::printf("%s: valid (%zu group%s)\n", check.c_str(), cfg->groups.size(), cfg->groups.size() == 1 ? "" : "s");
+    const std::size_t drop_ins = files->size() - 1;
+    std::printf("%s: valid (%zu group%s, %zu drop-in%s)\n", check.c_str(), cfg->groups.size(),
+                cfg->groups.size() == 1 ? "" : "s", drop_ins, drop_ins == 1 ? "" : "s");
     return 0;
   }
   setup_logging(level);

@@ -5,8 +5,6 @@
 #include <systemd/sd-daemon.h>
 
 #include <cstring>
-#include <fstream>
-#include <sstream>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
@@ -31,11 +29,15 @@ std::unexpected<Error> sd_fail(const char* what, int r) {
   return fail(Errc::system, std::string(what) + ": " + std::strerror(-r));
 }
 
+// Of the configuration file and its drop-ins (without drop-ins: of the file's text alone,
+// as before drop-ins existed, so that saved state stays valid across an upgrade).
 std::string file_digest(const std::string& path) {
-  std::ifstream in(path);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return config_digest(ss.str());
+  auto files = read_config_files(path);
+  if (!files) return config_digest("");
+  std::string all = (*files)[0].text;
+  for (std::size_t i = 1; i < files->size(); ++i)
+    all += '\0' + (*files)[i].name + '\0' + (*files)[i].text;
+  return config_digest(all);
 }
 
 // The saved state; a corrupt one is reported and set aside, and the daemon starts from
@@ -107,7 +109,7 @@ struct Daemon::Impl {
 
   void on_link(const net::LinkInfo& l, bool exists) {
     if (exists && is_member(l.name)) sysctls.apply(l.name, l.ifindex);
-    engine.observe_link({l.name, l.ifindex, exists, l.admin_up && l.lower_up, l.mac, l.loopback});
+    engine.observe_link({l.name, l.ifindex, exists, l.admin_up && l.lower_up, l.mac, l.loopback, l.flags});
     after_input();
   }
 
