@@ -2,9 +2,11 @@
 #include <arpa/inet.h>
 #include <signal.h>
 #include <sys/signalfd.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <charconv>
+#include <iostream>
 #include <ostream>
 
 #include "ipmpctl.hpp"
@@ -12,6 +14,10 @@
 namespace ipmpctl {
 
 using mpathd::Errc;
+
+int Context::terminal_rows() const {
+  return &out_ == &std::cout ? ipmpctl::terminal_rows(STDOUT_FILENO) : 0;
+}
 
 int exit_code(const client::Error& e) {
   switch (e.failure) {

@@ -27,6 +27,7 @@ struct LinkObservation {
   bool up = false;        // administratively up and carrier present (IFF_UP && IFF_LOWER_UP)
   Mac mac;
   bool loopback = false;  // never tracked
+  std::uint32_t flags = 0;  // the kernel's IFF_* (link_flag::), for the views
 };
 
 class Engine {
