@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Builds and runs every test tier: all CTest labels in build/ (integration needs root),
-# then the unit tests again under ASan/UBSan in build-asan/. Prints one summary line and
+# builds and checks the Debian package (scripts/package.sh), then the unit tests again
+# under ASan/UBSan in build-asan/. Prints one summary line and
 # exits non-zero if anything failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -29,6 +30,10 @@ if [[ ${results[-1]} == *FAILED ]]; then
 fi
 
 step ctest ctest --test-dir build --output-on-failure -j1 --timeout 900
+
+# The Debian package: dpkg-buildpackage out of tree, lintian, expected contents
+# (never installed here).
+step package bash scripts/package.sh
 
 step asan-build bash -c "cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DMPATHD_WERROR=ON \
   -DMPATHD_SANITIZE=ON && cmake --build build-asan -j$jobs --target unit_tests ipmpctl_unit_tests mpathd"
