@@ -410,7 +410,7 @@ def test_group_and_address_verbs(lab, bus, need_mpathd, need_ipmpctl):
 def test_probes_streams_results(lab, bus, need_mpathd, need_ipmpctl):
     """`ipmpctl probes` prints one line per acked probe of the live daemon (ARP probing
     of the router at the lab's FDT of 1 s: ~7 probes a second per member)."""
-    start_group(lab)
+    start(lab)  # waits until mpathd answers on the bus
     cp = ipmpctl("probes", "--count", "6", "-o", "json", timeout=30)
     assert cp.returncode == EXIT_OK, cp.stderr
     rows = [json.loads(l) for l in cp.stdout.splitlines() if l.strip()]
