@@ -2,14 +2,15 @@
 # Installed as /usr/share/bash-completion/completions/ipmpctl.
 #
 # Verbs and options are completed from the lists below (keep them in step with
-# ipmpctl --help; tests/integration/test_completion.py checks that they are).
+# ipmpctl --help; tests/integration/test_ipmpctl.py checks that they are).
 # Group, interface and address names come from the running daemon, through ipmpctl
 # itself (`ipmpctl -P -o FIELD show VIEW`); when mpathd cannot be reached nothing is
 # offered and nothing is printed.
 
 # _ipmpctl_live VIEW FIELD: the values of one field of a show view, one per line.
+# Called from _ipmpctl, whose `words` it sees: words[0] is the ipmpctl being completed.
 _ipmpctl_live() {
-    local cmd=${COMP_WORDS[0]}
+    local cmd=${words[0]}
     local -a run=("$cmd" -P -o "$2" show "$1")
     # A daemon that does not answer must not hang the shell.
     if type -P timeout >/dev/null 2>&1; then
@@ -23,9 +24,17 @@ _ipmpctl_interfaces() { _ipmpctl_live interfaces interface; }
 _ipmpctl_addresses() { _ipmpctl_live addresses address | sed 's|/.*||'; }
 
 _ipmpctl() {
-    local cur=${COMP_WORDS[COMP_CWORD]}
-    local prev=""
-    ((COMP_CWORD > 0)) && prev=${COMP_WORDS[COMP_CWORD - 1]}
+    local cur prev words cword
+    if declare -F _get_comp_words_by_ref >/dev/null; then
+        # bash-completion: keep IPv6 addresses (':') in one word.
+        _get_comp_words_by_ref -n : cur prev words cword
+    else
+        words=("${COMP_WORDS[@]}")
+        cword=$COMP_CWORD
+        cur=${words[cword]}
+        prev=""
+        ((cword > 0)) && prev=${words[cword - 1]}
+    fi
     COMPREPLY=()
 
     local verbs="show probes group address offline online failover move reload wait monitor"
@@ -46,18 +55,18 @@ _ipmpctl() {
     esac
 
     # The words typed so far, without options and option values: verb, sub-verb, args.
-    local -a words=()
+    local -a args=()
     local i w
-    for ((i = 1; i < COMP_CWORD; i++)); do
-        w=${COMP_WORDS[i]}
+    for ((i = 1; i < cword; i++)); do
+        w=${words[i]}
         case $w in
             -o | --output | --count | --timeout | --header-every | --interface) ((i++)) ;;
             -*) ;;
-            *) words+=("$w") ;;
+            *) args+=("$w") ;;
         esac
     done
-    local verb=${words[0]-} sub=${words[1]-}
-    local nargs=$((${#words[@]} - 1)) # positional words after the verb
+    local verb=${args[0]-} sub=${args[1]-}
+    local nargs=$((${#args[@]} - 1)) # positional words after the verb
 
     if [[ $cur == -* ]]; then
         local opts=$global_opts
@@ -125,6 +134,10 @@ _ipmpctl() {
             ;;
     esac
     COMPREPLY=($(compgen -W "$candidates" -- "$cur"))
+    # With bash-completion, strip what bash keeps before a ':' of the word.
+    if declare -F __ltrim_colon_completions >/dev/null; then
+        __ltrim_colon_completions "$cur"
+    fi
     return 0
 }
 
