@@ -46,7 +46,7 @@ _ipmpctl() {
     # The value of an option that takes one.
     case $prev in
         -o | --output)
-            COMPREPLY=($(compgen -W "$fields" -- "${cur,,}"))
+            mapfile -t COMPREPLY < <(compgen -W "$fields" -- "${cur,,}")
             return 0
             ;;
         --count | --timeout | --header-every | --interface)
@@ -81,7 +81,7 @@ _ipmpctl() {
                 esac
                 ;;
         esac
-        COMPREPLY=($(compgen -W "$opts" -- "$cur"))
+        mapfile -t COMPREPLY < <(compgen -W "$opts" -- "$cur")
         return 0
     fi
 
@@ -133,7 +133,7 @@ _ipmpctl() {
             esac
             ;;
     esac
-    COMPREPLY=($(compgen -W "$candidates" -- "$cur"))
+    mapfile -t COMPREPLY < <(compgen -W "$candidates" -- "$cur")
     # With bash-completion, strip what bash keeps before a ':' of the word.
     if declare -F __ltrim_colon_completions >/dev/null; then
         __ltrim_colon_completions "$cur"
