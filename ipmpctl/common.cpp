@@ -1,9 +1,11 @@
 // Context, exit codes and messages shared by the verbs.
 #include <signal.h>
 #include <sys/signalfd.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <charconv>
+#include <iostream>
 #include <ostream>
 
 #include "core/persisted.hpp"
@@ -13,6 +15,10 @@
 namespace ipmpctl {
 
 using mpathd::Errc;
+
+int Context::terminal_rows() const {
+  return &out_ == &std::cout ? ipmpctl::terminal_rows(STDOUT_FILENO) : 0;
+}
 
 int exit_code(const client::Error& e) {
   switch (e.failure) {

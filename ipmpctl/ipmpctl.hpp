@@ -70,6 +70,10 @@ class Context {
   // Table verbs only: rejects -o field lists / -P for verbs without a table.
   bool no_fields(std::string_view verb);
 
+  // The rows of the terminal the output goes to; 0 when it is not a terminal (or not
+  // the process's standard output, as in tests).
+  int terminal_rows() const;
+
  private:
   std::ostream& out_;
   std::ostream& err_;

@@ -14,6 +14,7 @@ namespace {
 
 struct Args {
   long count = -1;
+  long header_every = -1;  // -1: terminal height on a terminal, else never
 };
 
 int probes(Context& ctx, const Args& a) {
@@ -29,6 +30,7 @@ int probes(Context& ctx, const Args& a) {
 
   const auto start = std::chrono::steady_clock::now();
   Table table(kProbeFields, sel, ctx.output.mode);
+  LiveHeader header(table.header(), header_interval(a.header_every, ctx.terminal_rows()));
   long seen = 0;
   client::Callbacks cb;
   cb.probe_result = [&](const client::ProbeResult& p) {
@@ -36,7 +38,7 @@ int probes(Context& ctx, const Args& a) {
     if (ctx.output.mode == OutputMode::json)
       ctx.out() << probe_json(p, t).dump() << std::endl;
     else
-      ctx.out() << table.line(probe_row(p, t)) << std::endl;
+      ctx.out() << header.before_row() << table.line(probe_row(p, t)) << std::endl;
     if (a.count >= 0 && ++seen >= a.count) cl.stop();
   };
   if (auto r = cl.subscribe(std::move(cb)); !r) return ctx.fail("probes", "watch", "probes", r.error());
@@ -46,7 +48,7 @@ int probes(Context& ctx, const Args& a) {
   for (const auto& i : snap->interfaces) probing = probing || (!i.probe.empty() && i.probe != "disabled");
   if (!probing) return ctx.fail(kFailure, "probe-based failure detection is disabled");
 
-  if (auto h = table.header(); !h.empty()) ctx.out() << h << std::endl;
+  ctx.out() << header.start() << std::flush;
   int sfd = stop_signal_fd();
   int code = kOk;
   for (;;) {
@@ -67,6 +69,10 @@ void setup_probes(CLI::App& app, Runner* run) {
   auto* cmd = add_verb(app, "probes", "show probes as they are acknowledged or lost (ipmpstat -p)");
   auto a = std::make_shared<Args>();
   cmd->add_option("--count", a->count, "exit after N probes")->check(positive_count());
+  cmd->add_option("--header-every", a->header_every,
+                  "repeat the header every N rows, 0 never (default: every screenful on a terminal, "
+                  "else never)")
+      ->check(CLI::NonNegativeNumber);
   cmd->callback([run, a] { *run = [a](Context& ctx) { return probes(ctx, *a); }; });
 }
 

@@ -1,5 +1,8 @@
 #include "table.hpp"
 
+#include <sys/ioctl.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cctype>
 
@@ -130,6 +133,25 @@ std::string Table::line(const Row& row) const {
     }
   }
   return out;
+}
+
+std::string LiveHeader::before_row() {
+  const bool due = interval_ > 0 && rows_ > 0 && rows_ % interval_ == 0;
+  ++rows_;
+  return due ? start() : "";
+}
+
+long header_interval(long requested, int terminal_rows) {
+  if (requested >= 0) return requested;
+  if (terminal_rows <= 0) return 0;
+  return std::max(terminal_rows - 1, 2);  // at least one row between two headers
+}
+
+int terminal_rows(int fd) {
+  if (!isatty(fd)) return 0;
+  struct winsize ws{};
+  if (ioctl(fd, TIOCGWINSZ, &ws) < 0 || ws.ws_row == 0) return 24;
+  return ws.ws_row;
 }
 
 }  // namespace ipmpctl

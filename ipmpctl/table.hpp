@@ -6,6 +6,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 namespace ipmpctl {
@@ -50,5 +51,28 @@ class Table {
   std::vector<std::size_t> sel_;
   OutputMode mode_;
 };
+
+// The header of a live view (probes), repeated like vmstat's so that it stays in sight:
+// printed at the start, then again before every `interval`-th row (0: never again).
+class LiveHeader {
+ public:
+  LiveHeader(std::string header, long interval) : header_(std::move(header)), interval_(interval) {}
+  // The header line(s) to print now, at the start or before a row ("" when none is due;
+  // always "" for an empty header, as in parsable mode).
+  std::string start() const { return header_.empty() ? "" : header_ + "\n"; }
+  std::string before_row();
+
+ private:
+  std::string header_;
+  long interval_;
+  long rows_ = 0;
+};
+
+// How often a live view repeats its header: `requested` when it is >= 0 (--header-every;
+// 0 never repeats); otherwise, on a terminal of `terminal_rows` rows, one less (each
+// screenful shows a header), and never when the output is not a terminal (0 rows).
+long header_interval(long requested, int terminal_rows);
+// The rows of the terminal fd is, 0 when it is not a terminal; 24 when it does not say.
+int terminal_rows(int fd);
 
 }  // namespace ipmpctl

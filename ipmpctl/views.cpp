@@ -62,8 +62,16 @@ std::string flags_string(const InterfaceView& i) {
   std::string f = "-------";
   if (i.has_flag("INACTIVE")) f[0] = 'i';
   if (i.standby || i.has_flag("STANDBY")) f[1] = 's';
-  // f[2..4]: m b M, multicast/broadcast nominations: the kernel does not have them.
-  // f[5]: d, no UP address: not in the contract.
+  // m b M d from the kernel's interface flags (LinkFlags). Linux has no per-group
+  // multicast/broadcast nomination and one IFF_MULTICAST for both families, so m and M
+  // are set together; d is an interface that is administratively down (no IFF_UP).
+  // Nothing is known while the kernel has no such interface: all four stay '-'.
+  if (!i.link_flags.empty()) {
+    if (i.has_link_flag("MULTICAST")) f[2] = 'm';
+    if (i.has_link_flag("BROADCAST")) f[3] = 'b';
+    if (i.has_link_flag("MULTICAST")) f[4] = 'M';
+    if (!i.has_link_flag("UP")) f[5] = 'd';
+  }
   if (i.has_flag("HWADDRDUP")) f[6] = 'h';
   return f;
 }
@@ -217,6 +225,7 @@ json interface_json(const InterfaceView& i) {
           {"reason", i.reason},
           {"last_change_usec", i.last_change_usec},
           {"hardware_address", i.hwaddr},
+          {"link_flags", i.link_flags},
           {"test_addresses", i.test_addresses},
           {"target_mode", i.target_mode},
           {"targets", targets_array(i)},

@@ -52,7 +52,7 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", level, "trace, debug, info, warn or error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
       ->capture_default_str();
-  app.add_option("--check-config", check, "validate FILE and exit (0 valid, 78 invalid)");
+  app.add_option("--check-config", check, "validate FILE and its drop-ins FILE.d/*.conf, and exit (0 valid, 78 invalid)");
   app.add_flag("--version", version, "print the version and exit");
   try {
     app.parse(argc, argv);
@@ -64,13 +64,16 @@ int main(int argc, char** argv) {
     std::printf("mpathd %s\n", mpathd::kVersion);
     return 0;
   }
-  if (app.count("--check-config") > 0) {
-    auto cfg = mpathd::load_config_file(check);
+  if (app.count("--check-config") > 0) {  // also --check-config "": refused, not the default file
+    auto files = mpathd::read_config_files(check);
+    auto cfg = files ? mpathd::parse_config(*files) : mpathd::Result<mpathd::Config>(std::unexpected(files.error()));
     if (!cfg) {
       std::fprintf(stderr, "%s\n", cfg.error().message.c_str());
       return kExitConfig;
     }
-    std::printf("%s: valid (%zu group%s)\n", check.c_str(), cfg->groups.size(), cfg->groups.size() == 1 ? "" : "s");
+    const std::size_t drop_ins = files->size() - 1;
+    std::printf("%s: valid (%zu group%s, %zu drop-in%s)\n", check.c_str(), cfg->groups.size(),
+                cfg->groups.size() == 1 ? "" : "s", drop_ins, drop_ins == 1 ? "" : "s");
     return 0;
   }
   setup_logging(level);

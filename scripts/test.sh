@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Builds and runs every test tier: all CTest labels in build/ (integration needs root),
-# the long ones (label long) in a step of their own, then the unit tests again under
-# ASan/UBSan in build-asan/. Prints one summary line and
+# the long ones (label long) in a step of their own, builds and checks the Debian package
+# (scripts/package.sh), then the unit tests again under ASan/UBSan in build-asan/.
+# Prints one summary line and
 # exits non-zero if anything failed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -32,6 +33,10 @@ fi
 step ctest ctest --test-dir build --output-on-failure -j1 --timeout 900 -LE long
 # Long or load-sensitive tests (label `long`), reported apart.
 step long ctest --test-dir build --output-on-failure -j1 --timeout 900 -L long
+
+# The Debian package: dpkg-buildpackage out of tree, lintian, expected contents
+# (never installed here).
+step package bash scripts/package.sh
 
 step asan-build bash -c "cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DMPATHD_WERROR=ON \
   -DMPATHD_SANITIZE=ON && cmake --build build-asan -j$jobs --target unit_tests ipmpctl_unit_tests mpathd"

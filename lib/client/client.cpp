@@ -6,6 +6,7 @@
 #include <systemd/sd-bus.h>
 #include <time.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdarg>
 #include <cstdlib>
@@ -227,9 +228,11 @@ std::optional<ObjectChange> decode_path(std::string_view path) {
 }
 
 bool InterfaceView::has_flag(std::string_view f) const {
-  for (const auto& x : flags)
-    if (x == f) return true;
-  return false;
+  return std::find(flags.begin(), flags.end(), f) != flags.end();
+}
+
+bool InterfaceView::has_link_flag(std::string_view f) const {
+  return std::find(link_flags.begin(), link_flags.end(), f) != link_flags.end();
 }
 
 const GroupView* Snapshot::find_group(std::string_view name) const {

@@ -121,12 +121,14 @@ struct InterfaceView {
   std::string reason;
   std::uint64_t last_change_usec = 0;  // CLOCK_REALTIME
   std::string hwaddr;
+  std::vector<std::string> link_flags;  // the kernel's: UP BROADCAST MULTICAST LOWER_UP ...
   std::vector<std::string> test_addresses;
   std::string target_mode;       // routes|multicast|static|arp|disabled
   std::vector<Target> targets;   // firing order
   std::map<std::string, std::uint64_t> counters;
 
   bool has_flag(std::string_view f) const;
+  bool has_link_flag(std::string_view f) const;
 };
 
 struct ManagerView {

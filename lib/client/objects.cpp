@@ -64,6 +64,7 @@ void apply(InterfaceView& v, const Properties& p) {
   take(p, "Reason", v.reason);
   take(p, "LastChangeUsec", v.last_change_usec);
   take(p, "HardwareAddress", v.hwaddr);
+  take(p, "LinkFlags", v.link_flags);
   take(p, "TestAddresses", v.test_addresses);
   take(p, "TargetMode", v.target_mode);
   take(p, "Targets", v.targets);

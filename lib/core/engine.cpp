@@ -418,6 +418,10 @@ void Engine::observe_link(const LinkObservation& obs) {
     publish(TopologyChanged{"", name, false});
     return;
   }
+  const std::uint32_t flags_before = m->link_flags;
+  m->link_flags = exists ? obs.flags : 0;
+  if (started_ && m->link_flags != flags_before)
+    publish(LinkFlagsChanged{g->name, m->name, flags_before, m->link_flags});
   if (!exists) {
     m->ifindex = 0;
     m->link = LinkState::unknown;

@@ -29,6 +29,7 @@ struct LinkObservation {
   Mac mac;
   bool loopback = false;  // never tracked, and never a member
   bool broadcast = true;  // IFF_BROADCAST: not a point-to-point or tunnel device
+  std::uint32_t flags = 0;  // the kernel's IFF_* (link_flag::), for the views
   LinkFacts facts() const { return {loopback, broadcast, !mac.is_zero()}; }
 };
 

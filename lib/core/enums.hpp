@@ -138,4 +138,40 @@ inline constexpr std::array<std::pair<std::uint32_t, std::string_view>, 6> kFlag
 // The names of the bits set in `flags`, in table order; unknown bits are ignored.
 std::vector<std::string> flag_strings(std::uint32_t flags);
 
+// The kernel's interface flags (IFF_* of <linux/if.h>; lib/net checks the values), as
+// the kernel reports them for a member. mpathd does not interpret them; they are shown
+// (D-Bus LinkFlags, ipmpstat's m b M d FLAGS positions).
+namespace link_flag {
+inline constexpr std::uint32_t up = 1u << 0;
+inline constexpr std::uint32_t broadcast = 1u << 1;
+inline constexpr std::uint32_t loopback = 1u << 3;
+inline constexpr std::uint32_t pointopoint = 1u << 4;
+inline constexpr std::uint32_t running = 1u << 6;
+inline constexpr std::uint32_t noarp = 1u << 7;
+inline constexpr std::uint32_t promisc = 1u << 8;
+inline constexpr std::uint32_t allmulti = 1u << 9;
+inline constexpr std::uint32_t multicast = 1u << 12;
+inline constexpr std::uint32_t lower_up = 1u << 16;
+inline constexpr std::uint32_t dormant = 1u << 17;
+}  // namespace link_flag
+
+// Their names as `ip link` prints them, in bit order; the strings are API (D-Bus
+// LinkFlags, JSON link_flags). Other bits are not reported.
+inline constexpr std::array<std::pair<std::uint32_t, std::string_view>, 11> kLinkFlagNames{{
+    {link_flag::up, "UP"},
+    {link_flag::broadcast, "BROADCAST"},
+    {link_flag::loopback, "LOOPBACK"},
+    {link_flag::pointopoint, "POINTOPOINT"},
+    {link_flag::running, "RUNNING"},
+    {link_flag::noarp, "NOARP"},
+    {link_flag::promisc, "PROMISC"},
+    {link_flag::allmulti, "ALLMULTI"},
+    {link_flag::multicast, "MULTICAST"},
+    {link_flag::lower_up, "LOWER_UP"},
+    {link_flag::dormant, "DORMANT"},
+}};
+
+// The names of the link flags set in `flags`, in table order; other bits are ignored.
+std::vector<std::string> link_flag_strings(std::uint32_t flags);
+
 }  // namespace mpathd

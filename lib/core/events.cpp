@@ -43,6 +43,14 @@ std::string describe(const Event& e) {
       for (const auto& t : c.targets) s += " " + t.str();
       return c.targets.empty() ? s + " none" : s;
     }
+    std::string operator()(const LinkFlagsChanged& c) const {
+      auto names = [](std::uint32_t f) {
+        std::string s;
+        for (const auto& name : link_flag_strings(f)) s += (s.empty() ? "" : ",") + name;
+        return s.empty() ? std::string("none") : s;
+      };
+      return who(c.group, c.member) + ": link flags " + names(c.before) + " -> " + names(c.after);
+    }
     std::string operator()(const TopologyChanged& c) const {
       return std::string(c.added ? "added " : "removed ") + (c.member.empty() ? "group " + c.group : who(c.group, c.member));
     }

@@ -72,7 +72,17 @@ struct TargetsChanged {
   std::vector<IpAddress> targets;
 };
 
-using Event = std::variant<MemberChanged, GroupChanged, AddressMoved, TopologyChanged, ProbeCompleted, TargetsChanged>;
+// The kernel's flags of a member's interface changed (link_flag::), e.g. `ip link set
+// DEV down` or multicast turned off. Shown only; no decision depends on them.
+struct LinkFlagsChanged {
+  std::string group;
+  std::string member;
+  std::uint32_t before = 0;
+  std::uint32_t after = 0;
+};
+
+using Event = std::variant<MemberChanged, GroupChanged, AddressMoved, TopologyChanged, ProbeCompleted, TargetsChanged,
+                           LinkFlagsChanged>;
 
 std::string describe(const Event& e);  // one line for logs: "g0/m0: ok -> failed (link-down)"
 

@@ -40,6 +40,7 @@ struct Member {
   // What the kernel edge reports.
   unsigned ifindex = 0;  // 0 while the kernel has no such interface
   Mac mac;
+  std::uint32_t link_flags = 0;  // the kernel's IFF_* (link_flag::); 0 while it has no such interface
   LinkState link = LinkState::unknown;
   ProbeState probe = ProbeState::disabled;
 

@@ -10,10 +10,12 @@
 #include <charconv>
 #include <cstdint>
 #include <cstdio>
+#include <filesystem>
 #include <functional>
 #include <initializer_list>
 #include <map>
 #include <optional>
+#include <span>
 #include <system_error>
 #include <utility>
 #include <vector>
@@ -130,25 +132,35 @@ struct Occurrence {
   std::string path;
   Pos pos{};
   std::string detail;  // address kind, or the group a member belongs to
+  std::size_t file = 0;  // index into the files read (main file, then drop-ins)
 };
-
-std::string where(const Occurrence& o) { return o.path + " at " + pos_str(o.pos); }
 
 bool earlier(Pos a, Pos b) { return a.line != b.line ? a.line < b.line : a.column < b.column; }
 
 struct Diagnostic {
   Pos pos{};
-  std::string text;
+  std::string text;  // without the "FILE:LINE:COLUMN: " prefix
+  std::size_t file = 0;
 };
+
+// Files in the order they are read, then positions within a file.
+template <typename T>
+bool read_before(const T& a, const T& b) {
+  return a.file != b.file ? a.file < b.file : earlier(a.pos, b.pos);
+}
 
 class ConfigReader {
  public:
-  explicit ConfigReader(std::string_view source) : source_(source) {}
-
-  Result<Config> read(const toml::table& root);
+  // Starts the next file: what follows is reported as FILE:LINE:COLUMN of it.
+  void begin_file(std::string_view source) {
+    file_ = sources_.size();
+    sources_.emplace_back(source);
+  }
+  // Reads one file's keys into cfg: a top-level key replaces what an earlier file set,
+  // [[group]] tables are added (mpathd.conf(5), DROP-INS).
+  void read(const toml::table& root, Config& cfg);
   void add_syntax_error(const toml::parse_error& e) {
-    errors_.push_back({e.source().begin, source_ + ":" + pos_str(e.source().begin) + ": " +
-                                             std::string(e.description())});
+    errors_.push_back({e.source().begin, std::string(e.description()), file_});
   }
   Result<Config> finish(Config cfg);
 
@@ -160,9 +172,14 @@ class ConfigReader {
     NodeReader read;
   };
 
-  void error(Pos pos, std::string_view path, std::string what) {
-    errors_.push_back(
-        {pos, source_ + ":" + pos_str(pos) + ": " + std::string(path) + ": " + std::move(what)});
+  // In the file being read, unless another is named (duplicates are found at the end).
+  void error(Pos pos, std::string_view path, std::string what,
+             std::optional<std::size_t> file = {}) {
+    errors_.push_back({pos, std::string(path) + ": " + std::move(what), file.value_or(file_)});
+  }
+  // "PATH at LINE:COLUMN", with the file's name when it is not the one of `from`.
+  std::string where(const Occurrence& o, const Occurrence& from) const {
+    return o.path + " at " + (o.file == from.file ? "" : sources_[o.file] + ":") + pos_str(o.pos);
   }
   void error(const toml::node& n, std::string_view path, std::string what) {
     error(n.source().begin, path, std::move(what));
@@ -206,7 +223,8 @@ class ConfigReader {
       const std::function<std::string(const Occurrence& first, const Occurrence& dup)>& message);
   void check_names_and_addresses();
 
-  std::string source_;
+  std::vector<std::string> sources_;  // FILE of each file read
+  std::size_t file_ = 0;              // the one being read
   std::vector<Diagnostic> errors_;
   std::vector<Occurrence> addresses_;  // data, shared and test addresses
   std::vector<Occurrence> group_names_;
@@ -516,36 +534,37 @@ void ConfigReader::read_group(const toml::node& n, const std::string& path, Conf
 void ConfigReader::report_duplicates(
     std::vector<Occurrence>& list,
     const std::function<std::string(const Occurrence&, const Occurrence&)>& message) {
-  std::stable_sort(list.begin(), list.end(),
-                   [](const Occurrence& a, const Occurrence& b) { return earlier(a.pos, b.pos); });
+  std::stable_sort(list.begin(), list.end(), read_before<Occurrence>);
   std::map<std::string, const Occurrence*> first;
   for (const auto& o : list) {
     auto [it, fresh] = first.emplace(o.value, &o);
     if (fresh) continue;
-    if (auto what = message(*it->second, o); !what.empty()) error(o.pos, o.path, std::move(what));
+    if (auto what = message(*it->second, o); !what.empty())
+      error(o.pos, o.path, std::move(what), o.file);
   }
 }
 
 void ConfigReader::check_names_and_addresses() {
-  report_duplicates(group_names_, [](const Occurrence& first, const Occurrence& dup) {
-    return "duplicate group name " + dup.value + " (see " + where(first) + ")";
+  report_duplicates(group_names_, [this](const Occurrence& first, const Occurrence& dup) {
+    return "duplicate group name " + dup.value + " (see " + where(first, dup) + ")";
   });
-  report_duplicates(group_interfaces_, [](const Occurrence& first, const Occurrence& dup) {
+  report_duplicates(group_interfaces_, [this](const Occurrence& first, const Occurrence& dup) {
     auto defaulted = [](const Occurrence& o) { return o.path.ends_with(".name"); };
     if (defaulted(first) && defaulted(dup)) return std::string();  // a duplicate group name
     return "interface " + dup.value + " is already the interface of group " + first.detail +
-           " (see " + where(first) + ")";
+           " (see " + where(first, dup) + ")";
   });
-  report_duplicates(members_, [](const Occurrence& first, const Occurrence& dup) {
+  report_duplicates(members_, [this](const Occurrence& first, const Occurrence& dup) {
     auto group_of = [](const Occurrence& o) { return o.path.substr(0, o.path.find(".member")); };
-    if (group_of(first) == group_of(dup))
-      return dup.value + " is listed twice in group " + dup.detail + " (see " + where(first) + ")";
-    return dup.value + " is already a member of group " + first.detail + " (see " + where(first) +
-           ")";
+    if (first.file == dup.file && group_of(first) == group_of(dup))
+      return dup.value + " is listed twice in group " + dup.detail + " (see " + where(first, dup) +
+             ")";
+    return dup.value + " is already a member of group " + first.detail + " (see " +
+           where(first, dup) + ")";
   });
-  report_duplicates(addresses_, [](const Occurrence& first, const Occurrence& dup) {
-    return dup.value + " is already listed as a " + first.detail + " address (see " + where(first) +
-           ")";
+  report_duplicates(addresses_, [this](const Occurrence& first, const Occurrence& dup) {
+    return dup.value + " is already listed as a " + first.detail + " address (see " +
+           where(first, dup) + ")";
   });
   std::map<std::string, const Occurrence*> interfaces;
   for (const auto& o : group_interfaces_) interfaces.emplace(o.value, &o);
@@ -554,12 +573,16 @@ void ConfigReader::check_names_and_addresses() {
     if (it != interfaces.end())
       error(m.pos, m.path,
             m.value + " is the interface name of group " + it->second->detail + " (see " +
-                where(*it->second) + ")");
+                where(*it->second, m) + ")",
+            m.file);
   }
 }
 
-Result<Config> ConfigReader::read(const toml::table& root) {
-  Config cfg;
+void ConfigReader::read(const toml::table& root, Config& cfg) {
+  std::vector<Occurrence>* const lists[] = {&addresses_, &group_names_, &group_interfaces_,
+                                            &members_};
+  std::size_t before[std::size(lists)];
+  for (std::size_t i = 0; i < std::size(lists); ++i) before[i] = lists[i]->size();
   auto set_uint = [&](unsigned& dst, std::uint64_t lo, std::uint64_t hi,
                       std::string_view why = {}) {
     return [&dst, lo, hi, why, this](const toml::node& e, const std::string& p) {
@@ -605,44 +628,59 @@ Result<Config> ConfigReader::read(const toml::table& root) {
           read_array(e, p, "an array of tables ([[group]])",
                      [&](const toml::node& g, const std::string& gp) { read_group(g, gp, cfg); });
         }}});
-  check_names_and_addresses();
-  return finish(std::move(cfg));
+  for (std::size_t i = 0; i < std::size(lists); ++i)
+    for (std::size_t j = before[i]; j < lists[i]->size(); ++j) (*lists[i])[j].file = file_;
 }
 
 Result<Config> ConfigReader::finish(Config cfg) {
+  check_names_and_addresses();
   if (errors_.empty()) return cfg;
-  std::stable_sort(errors_.begin(), errors_.end(),
-                   [](const Diagnostic& a, const Diagnostic& b) { return earlier(a.pos, b.pos); });
-  // The first kMaxReportedErrors in source order: a file with a million bad lines
+  std::stable_sort(errors_.begin(), errors_.end(), read_before<Diagnostic>);
+  // The first kMaxReportedErrors in reading order: a file with a million bad lines
   // gets a readable answer, not a million lines.
   std::string message;
   const std::size_t shown = std::min(errors_.size(), kMaxReportedErrors);
-  for (std::size_t i = 0; i < shown; ++i) message += (message.empty() ? "" : "\n") + errors_[i].text;
+  for (std::size_t i = 0; i < shown; ++i) {
+    const auto& d = errors_[i];
+    message += (message.empty() ? "" : "\n") + sources_[d.file] + ":" + pos_str(d.pos) + ": " + d.text;
+  }
   if (errors_.size() > shown)
-    message += "\n" + source_ + ": " + std::to_string(errors_.size() - shown) + " more error" +
+    message += "\n" + sources_.front() + ": " + std::to_string(errors_.size() - shown) + " more error" +
                (errors_.size() - shown == 1 ? "" : "s") + " not shown";
   return fail(Errc::config, std::move(message));
 }
 
 }  // namespace
 
-Result<Config> parse_config(std::string_view text, std::string_view source_name) {
-  ConfigReader reader(source_name);
-  toml::table root;
-  // The Debian/Ubuntu libtomlplusplus is a compiled shared library built with
-  // TOML_EXCEPTIONS=1 (its symbols live in toml::v3::ex); defining TOML_EXCEPTIONS=0
-  // here would not link. So toml::parse throws toml::parse_error and parse_config
-  // catches it: no exception leaves this file.
-  try {
-    root = toml::parse(text, source_name);
-  } catch (const toml::parse_error& e) {
-    reader.add_syntax_error(e);
-    return reader.finish({});
+Result<Config> parse_config(std::span<const ConfigText> files) {
+  ConfigReader reader;
+  Config cfg;
+  for (const auto& f : files) {
+    reader.begin_file(f.name);
+    // The Debian/Ubuntu libtomlplusplus is a compiled shared library built with
+    // TOML_EXCEPTIONS=1 (its symbols live in toml::v3::ex); defining TOML_EXCEPTIONS=0
+    // here would not link. So toml::parse throws toml::parse_error and parse_config
+    // catches it: no exception leaves this file. A file with a syntax error is reported
+    // and skipped; the others are still checked.
+    try {
+      reader.read(toml::parse(f.text, f.name), cfg);
+    } catch (const toml::parse_error& e) {
+      reader.add_syntax_error(e);
+    }
   }
-  return reader.read(root);
+  return reader.finish(std::move(cfg));
 }
 
-Result<Config> load_config_file(const std::string& path) {
+Result<Config> parse_config(std::string_view text, std::string_view source_name) {
+  const ConfigText file{std::string(source_name), std::string(text)};
+  return parse_config(std::span(&file, 1));
+}
+
+std::string drop_in_dir(const std::string& path) { return path + ".d"; }
+
+namespace {
+
+Result<std::string> read_text(const std::string& path) {
   const auto sys_error = [&](std::string_view what) {
     return fail(Errc::config, path + ": " + std::string(what) + ": " +
                                   std::error_code(errno, std::generic_category()).message());
@@ -686,7 +724,50 @@ Result<Config> load_config_file(const std::string& path) {
     }
   }
   ::close(fd);
-  return parse_config(text, path);
+  return text;
+}
+
+// PATH.d/*.conf in lexical (byte) order; hidden files are ignored, as a shell's *.conf
+// would. No directory is no drop-ins.
+Result<std::vector<std::string>> drop_in_files(const std::string& path) {
+  const std::string dir = drop_in_dir(path);
+  std::error_code ec;
+  auto it = std::filesystem::directory_iterator(dir, ec);
+  if (ec == std::errc::no_such_file_or_directory) return std::vector<std::string>{};
+  if (ec) return fail(Errc::config, dir + ": cannot read directory: " + ec.message());
+  std::vector<std::string> names;
+  for (; it != std::filesystem::directory_iterator(); it.increment(ec)) {
+    std::string name = it->path().filename().string();
+    if (name.starts_with('.') || !name.ends_with(".conf")) continue;
+    names.push_back(std::move(name));
+  }
+  if (ec) return fail(Errc::config, dir + ": cannot read directory: " + ec.message());
+  std::sort(names.begin(), names.end());
+  for (auto& n : names) n = dir + "/" + n;
+  return names;
+}
+
+}  // namespace
+
+Result<std::vector<ConfigText>> read_config_files(const std::string& path) {
+  std::vector<ConfigText> files;
+  auto main_text = read_text(path);
+  if (!main_text) return std::unexpected(main_text.error());
+  files.push_back({path, std::move(*main_text)});
+  auto drop_ins = drop_in_files(path);
+  if (!drop_ins) return std::unexpected(drop_ins.error());
+  for (auto& name : *drop_ins) {
+    auto text = read_text(name);
+    if (!text) return std::unexpected(text.error());
+    files.push_back({std::move(name), std::move(*text)});
+  }
+  return files;
+}
+
+Result<Config> load_config_file(const std::string& path) {
+  auto files = read_config_files(path);
+  if (!files) return std::unexpected(files.error());
+  return parse_config(*files);
 }
 
 }  // namespace mpathd

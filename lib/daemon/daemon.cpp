@@ -36,11 +36,15 @@ std::unexpected<Error> sd_fail(const char* what, int r) {
   return fail(Errc::system, std::string(what) + ": " + std::strerror(-r));
 }
 
+// Of the configuration file and its drop-ins (without drop-ins: of the file's text alone,
+// as before drop-ins existed, so that saved state stays valid across an upgrade).
 std::string file_digest(const std::string& path) {
-  std::ifstream in(path);
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return config_digest(ss.str());
+  auto files = read_config_files(path);
+  if (!files) return config_digest("");
+  std::string all = (*files)[0].text;
+  for (std::size_t i = 1; i < files->size(); ++i)
+    all += '\0' + (*files)[i].name + '\0' + (*files)[i].text;
+  return config_digest(all);
 }
 
 // The saved state; a corrupt one is reported and set aside, and the daemon starts from
@@ -152,7 +156,7 @@ struct Daemon::Impl {
   void on_link(const net::LinkInfo& l, bool exists) {
     note_rename(l, exists);
     const LinkObservation obs{l.name, l.ifindex, exists, l.admin_up && l.lower_up,
-                              l.mac, l.loopback, (l.flags & IFF_BROADCAST) != 0};
+                              l.mac, l.loopback, (l.flags & IFF_BROADCAST) != 0, l.flags};
     if (exists && is_member(l.name)) {
       // The Engine treats such a member as absent; say why, once.
       if (auto problem = member_link_problem(l.name, obs.facts())) {

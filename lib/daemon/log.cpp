@@ -5,6 +5,8 @@ namespace mpathd::log {
 spdlog::level::level_enum level_of(const Event& e) {
   using spdlog::level::level_enum;
   if (std::holds_alternative<ProbeCompleted>(e)) return level_enum::trace;
+  // Flags change with every link change, which is logged at info already.
+  if (std::holds_alternative<LinkFlagsChanged>(e)) return level_enum::debug;
   if (const auto* m = std::get_if<MemberChanged>(&e))
     return m->after.state == MemberState::failed && m->before.state != MemberState::failed ? level_enum::warn
                                                                                             : level_enum::info;
@@ -34,6 +36,7 @@ Fields fields_of(const Event& e) {
     Fields operator()(const TopologyChanged& c) const { return {c.group, c.member, {}, {}, {}, {}}; }
     Fields operator()(const ProbeCompleted& c) const { return {c.group, c.member, {}, {}, {}, {}}; }
     Fields operator()(const TargetsChanged& c) const { return {c.group, c.member, {}, {}, {}, {}}; }
+    Fields operator()(const LinkFlagsChanged& c) const { return {c.group, c.member, {}, {}, {}, {}}; }
   };
   return std::visit(V{}, e);
 }

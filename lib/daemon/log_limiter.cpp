@@ -79,6 +79,9 @@ std::optional<LogSubject> log_subject(const Event& e) {
     std::optional<LogSubject> operator()(const TargetsChanged& c) const {
       return LogSubject{(c.group.empty() ? "-" : c.group) + "/" + c.member + ": probe targets", "changes"};
     }
+    std::optional<LogSubject> operator()(const LinkFlagsChanged& c) const {
+      return LogSubject{(c.group.empty() ? "-" : c.group) + "/" + c.member + ": link flags", "changes"};
+    }
     std::optional<LogSubject> operator()(const TopologyChanged&) const { return std::nullopt; }
     std::optional<LogSubject> operator()(const ProbeCompleted&) const { return std::nullopt; }
   };

@@ -29,6 +29,7 @@ nlohmann::json member_json(const Group& g, const Member& m) {
       {"link", to_string(m.link)},
       {"probe", to_string(m.probe)},
       {"flags", flags},
+      {"link_flags", link_flag_strings(m.link_flags)},
       {"reason", to_string(m.reason)},
       {"mac", m.mac.str()},
       {"target_mode", to_string(m.target_mode)},

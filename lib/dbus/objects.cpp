@@ -116,6 +116,7 @@ int interface_property(sd_bus_message* reply, const Group& g, const Member& m, s
   if (p == "LastChangeUsec") return sd_bus_message_append(reply, "t", realtime_usec(m.last_change));
   // "" while the kernel has not reported an address.
   if (p == "HardwareAddress") return sd_bus_message_append(reply, "s", m.mac.is_zero() ? "" : m.mac.str().c_str());
+  if (p == "LinkFlags") return append_strings(reply, 's', link_flag_strings(m.link_flags));
   if (p == "TestAddresses") {
     std::vector<std::string> items;
     for (const auto& a : m.test_addresses) items.push_back(a.str());
@@ -274,6 +275,7 @@ const sd_bus_vtable kInterfaceVtable[] = {
     SD_BUS_PROPERTY("Reason", "s", get_interface, 0, kChange),
     SD_BUS_PROPERTY("LastChangeUsec", "t", get_interface, 0, kChange),
     SD_BUS_PROPERTY("HardwareAddress", "s", get_interface, 0, kChange),
+    SD_BUS_PROPERTY("LinkFlags", "as", get_interface, 0, kChange),
     SD_BUS_PROPERTY("TestAddresses", "as", get_interface, 0, kChange),
     SD_BUS_PROPERTY("TargetMode", "s", get_interface, 0, kChange),
     SD_BUS_PROPERTY("Targets", "a(stt)", get_interface, 0, kChange),

@@ -114,6 +114,8 @@ void Service::Impl::on_event(const Event& event) noexcept {
                                        target.c_str(), static_cast<int>(e.acked), usec(e.net_rtt), usec(e.rtt),
                                        usec(e.rtt_avg), usec(e.rtt_dev));
             if (r < 0) log_failure("Interface.ProbeResult", path, r);
+          } else if constexpr (std::is_same_v<T, LinkFlagsChanged>) {
+            if (engine.find_member(e.member)) emit_changed(interface_path(e.member), kInterfaceIface, {"LinkFlags"});
           } else if constexpr (std::is_same_v<T, TargetsChanged>) {
             if (engine.find_member(e.member)) emit_changed(interface_path(e.member), kInterfaceIface, {"TargetMode", "Targets"});
           } else if constexpr (std::is_same_v<T, TopologyChanged>) {

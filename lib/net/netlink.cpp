@@ -10,7 +10,18 @@
 #include <cstring>
 #include <span>
 
+#include "core/enums.hpp"
+
 namespace mpathd::net {
+
+// lib/core names the kernel's interface flags without its headers.
+static_assert(link_flag::up == IFF_UP && link_flag::broadcast == IFF_BROADCAST &&
+              link_flag::loopback == IFF_LOOPBACK && link_flag::pointopoint == IFF_POINTOPOINT &&
+              link_flag::running == IFF_RUNNING && link_flag::noarp == IFF_NOARP &&
+              link_flag::promisc == IFF_PROMISC && link_flag::allmulti == IFF_ALLMULTI &&
+              link_flag::multicast == IFF_MULTICAST && link_flag::lower_up == IFF_LOWER_UP &&
+              link_flag::dormant == IFF_DORMANT);
+
 namespace {
 
 using Bytes = std::span<const std::uint8_t>;

@@ -144,7 +144,8 @@ TEST_F(DbusContract, TheParserSeesEveryMemberOfTheContract) {
   EXPECT_EQ(contract.at(kGroup).properties.at("DataAddresses"), "a(ssss) read");
   EXPECT_EQ(contract.at(kInterface).signals.at("StateChanged"),
             (std::vector<std::string>{"s old_state", "s new_state", "as old_flags", "as new_flags", "s reason"}));
-  EXPECT_EQ(contract.at(kInterface).properties.size(), 16u);
+  EXPECT_EQ(contract.at(kInterface).properties.at("LinkFlags"), "as read");
+  EXPECT_EQ(contract.at(kInterface).properties.size(), 17u);
 }
 
 }  // namespace

@@ -77,12 +77,13 @@ TEST_F(DbusService, ManagedObjectsCarryEveryGroupAndInterface) {
   EXPECT_EQ(i["Probe"], quoted("disabled"));
   EXPECT_EQ(i["Reason"], quoted("startup"));
   EXPECT_EQ(i["HardwareAddress"], quoted("02:00:00:00:00:0a"));
+  EXPECT_EQ(i["LinkFlags"], R"(["UP", "BROADCAST", "MULTICAST", "LOWER_UP"])");
   EXPECT_EQ(i["TestAddresses"], "[]");
   EXPECT_EQ(i["TargetMode"], quoted("disabled"));
   EXPECT_EQ(i["Targets"], "[]");
   EXPECT_EQ(i["Counters"], R"(["state_changes": 1, "failures": 0, "repairs": 0, "link_ups": 1, "link_downs": 0, )"
                            R"("addresses_in": 1, "addresses_out": 0])");
-  EXPECT_EQ(i.size(), 16u);
+  EXPECT_EQ(i.size(), 17u);
   // CLOCK_REALTIME of the start-up transition: a moment ago.
   auto now_us = std::chrono::duration_cast<std::chrono::microseconds>(
                     std::chrono::system_clock::now().time_since_epoch())
@@ -129,7 +130,7 @@ TEST_F(DbusService, LinkFailureIsAnnouncedInEngineOrder) {
   EXPECT_LT(moved, group_state);
 
   // PropertiesChanged follow each transition with the new values.
-  bool m0_props = false, data_props = false, m1_counters = false;
+  bool m0_props = false, data_props = false, m1_counters = false, m0_link_flags = false;
   for (std::size_t i = 0; i < signals.size(); ++i) {
     const auto& p = signals[i];
     if (p.member != "PropertiesChanged") continue;
@@ -142,12 +143,16 @@ TEST_F(DbusService, LinkFailureIsAnnouncedInEngineOrder) {
     if (p.path == g0 && i > moved && p.body.find(R"(("198.18.1.10/24", "up", "m1", "m0"))") != std::string::npos)
       data_props = true;
     if (p.path == m1 && p.body.find(R"("addresses_in": 2)") != std::string::npos) m1_counters = true;
+    // The kernel's flags without LOWER_UP (carrier lost).
+    if (p.path == m0 && p.body.find(R"("LinkFlags": ["UP", "BROADCAST", "MULTICAST"])") != std::string::npos)
+      m0_link_flags = true;
     if (p.path == g0 && i > group_state && p.body.find(R"("State": "degraded")") != std::string::npos)
       group_props = i;
   }
   EXPECT_TRUE(m0_props);
   EXPECT_TRUE(data_props);
   EXPECT_TRUE(m1_counters);
+  EXPECT_TRUE(m0_link_flags);
   EXPECT_GT(group_props, group_state);
   EXPECT_EQ(get(m0, kInterface, "State").body, quoted("failed"));
   EXPECT_EQ(get(g0, kGroup, "State").body, quoted("degraded"));

@@ -14,10 +14,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shlex
 import shutil
 import signal
 import subprocess
 import time
+
+from pathlib import Path
 
 import pytest
 
@@ -33,7 +37,7 @@ NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 GROUP_KEYS = {"name", "group_interface", "state", "reason", "failure_detection_time",
               "failback", "members", "data_addresses", "shared_addresses"}
 INTERFACE_KEYS = {"name", "index", "group", "state", "active", "flags", "standby", "link",
-                  "probe", "reason", "last_change_usec", "hardware_address",
+                  "probe", "reason", "last_change_usec", "hardware_address", "link_flags",
                   "test_addresses", "target_mode", "targets", "counters"}
 ADDRESS_KEYS = {"address", "state", "group", "group_interface", "inbound", "home", "outbound"}
 TARGET_KEYS = {"name", "target_mode", "test_addresses", "targets"}
@@ -430,7 +434,7 @@ def test_group_and_address_verbs(lab, bus, need_mpathd, need_ipmpctl):
 def test_probes_streams_results(lab, bus, need_mpathd, need_ipmpctl):
     """`ipmpctl probes` prints one line per acked probe of the live daemon (ARP probing
     of the router at the lab's FDT of 1 s: ~7 probes a second per member)."""
-    start_group(lab)
+    start(lab)  # waits until mpathd answers on the bus
     cp = ipmpctl("probes", "--count", "6", "-o", "json", timeout=30)
     assert cp.returncode == EXIT_OK, cp.stderr
     rows = [json.loads(l) for l in cp.stdout.splitlines() if l.strip()]
@@ -445,7 +449,7 @@ def test_runtime_changes_survive_kill9(lab, bus, need_mpathd, need_ipmpctl):
     """Changes made with ipmpctl are on disk before they are acted on: after SIGKILL and
     a restart on the same state directory, an offlined member is still offline and a
     group created at runtime is still there, and nothing was re-added."""
-    d = start_group(lab, members=["m0", "m1"])
+    d = start(lab, members=["m0", "m1"])  # waits until mpathd answers on the bus
     ok("offline", "m1")
     ok("group", "create", "g1", "--interface", "ipmp1")
     ok("group", "add", "g1", "m2")
@@ -463,3 +467,94 @@ def test_runtime_changes_survive_kill9(lab, bus, need_mpathd, need_ipmpctl):
     mon.stop()
     assert mon.events("198.18.1.", "2001:db8:1::") == [], "a restart removed or re-added an address"
 
+
+
+# ---------------------------------------------------------------- kernel flags
+
+def test_flags_show_the_kernels_interface_flags(lab, bus, need_mpathd, need_ipmpctl):
+    """FLAGS positions m b M d come from the kernel's interface flags (LinkFlags):
+    the lab's veths are UP BROADCAST MULTICAST; `ip link set m1 down` shows d."""
+    start(lab, members=["m0", "m1"])
+
+    def flags():
+        return dict(split_parsable(line) for line in
+                    ok("show", "interfaces", "-P", "-o", "interface,flags").splitlines())
+    assert flags()["m0"] == "--mbM--", flags()
+    by_name = {i["name"]: i for i in show_json("interfaces")}
+    assert by_name["m0"]["link_flags"] == ["UP", "BROADCAST", "RUNNING", "MULTICAST", "LOWER_UP"]
+
+    lab.sh(lab.host, "ip", "link", "set", "m1", "down")
+    wait_until(lambda: flags()["m1"] == "--mbMd-", MOVE_TIMEOUT, "m1 shown down")
+    lab.sh(lab.host, "ip", "link", "set", "m1", "multicast", "off")
+    wait_until(lambda: flags()["m1"] == "---b-d-", MOVE_TIMEOUT, "m1 without multicast")
+    lab.sh(lab.host, "ip", "link", "set", "m1", "multicast", "on", "up")
+    wait_until(lambda: flags()["m1"] == "--mbM--", MOVE_TIMEOUT, "m1 back up")
+
+
+# ---------------------------------------------------------------- bash completion
+
+COMPLETION = Path(__file__).resolve().parents[2] / "ipmpctl" / "completion" / "ipmpctl.bash"
+
+
+def complete(*words: str) -> list[str]:
+    """Runs the bash completion function on the command line `ipmpctl WORDS...`, the
+    last word being completed, as bash would (COMP_WORDS, COMP_CWORD); returns COMPREPLY
+    sorted. The function must print nothing."""
+    line = " ".join(shlex.quote(w) for w in (ipmpctl_bin(), *words))
+    script = (f"source {shlex.quote(str(COMPLETION))}\n"
+              f"COMP_WORDS=({line}); COMP_CWORD={len(words)}\n"
+              "_ipmpctl\n"
+              'printf "%s\\n" "${COMPREPLY[@]}"\n')
+    cp = subprocess.run(["bash", "--norc", "--noprofile", "-c", script],
+                        capture_output=True, text=True, timeout=30)
+    assert cp.returncode == 0 and cp.stderr == "", cp
+    return sorted(w for w in cp.stdout.splitlines() if w)
+
+
+def help_verbs(*verb: str) -> list[str]:
+    """The subcommands `ipmpctl VERB --help` lists."""
+    text = ok(*verb, "--help")
+    section = text.split("Subcommands:\n", 1)[1].split("\n\n", 1)[0] if "Subcommands:" in text else ""
+    return sorted(m.group(1) for m in re.finditer(r"^  (\S+)", section, re.M))
+
+
+def test_completion_static(bus, need_ipmpctl):
+    """Verbs and options complete from the script's lists, which match ipmpctl --help;
+    with no daemon on the bus, names complete to nothing and nothing is printed."""
+    assert complete("") == help_verbs()
+    assert complete("sh") == ["show"]
+    assert complete("show", "") == help_verbs("show") == ["addresses", "groups", "interfaces", "targets"]
+    assert complete("group", "") == help_verbs("group")
+    assert complete("address", "") == help_verbs("address")
+    assert complete("-o", "js") == ["json"]
+    assert complete("show", "interfaces", "-o", "fl") == ["flags"]
+    assert "--header-every" in complete("probes", "--")
+    assert set(complete("probes", "--")) >= {"--count", "--output", "--parsable", "--help"}
+    assert complete("monitor", "--p") == ["--parsable", "--probes"]
+    assert complete("group", "add", "g0", "m0", "--s") == ["--standby"]
+    assert complete("wait", "") == ["group", "interface"]
+    assert complete("wait", "group", "g0", "") == ["degraded", "failed", "ok"]
+    assert complete("wait", "interface", "m0", "o") == ["offline", "ok"]
+    assert complete("wait", "--timeout", "") == []
+    # Every option of the script exists: ipmpctl accepts it where it is offered.
+    for verb in ("probes", "monitor", "wait"):
+        for opt in complete(verb, "--"):
+            assert opt in ok(verb, "--help") or opt in ok("--help"), (verb, opt)
+    # No daemon: names complete to nothing, quietly (complete() checks stderr).
+    assert complete("offline", "") == []
+    assert complete("wait", "group", "") == []
+
+
+def test_completion_live_names(lab, bus, need_mpathd, need_ipmpctl):
+    """Group, interface and address names come from the running daemon."""
+    start(lab)
+    assert complete("offline", "") == ["m0", "m1", "m2"]
+    assert complete("online", "m") == ["m0", "m1", "m2"]
+    assert complete("wait", "interface", "m2") == ["m2"]
+    assert complete("wait", "group", "") == ["g0"]
+    assert complete("group", "destroy", "") == ["g0"]
+    assert complete("group", "add", "g0", "") == ["m0", "m1", "m2"]
+    assert complete("address", "remove", "g0", "") == sorted(DATA.values())
+    assert complete("move", "198") == [DATA["ipv4"]]
+    assert complete("move", DATA["ipv4"], "") == ["m0", "m1", "m2"]
+    assert complete("-o", "json", "offline", "m1") == ["m1"]  # options before the verb

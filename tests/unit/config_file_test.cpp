@@ -596,6 +596,85 @@ TEST_F(TempDir, LargeFileIsRefusedUnread) {
   EXPECT_EQ(r.error().message.find("larger than"), std::string::npos) << r.error().message.substr(0, 300);
 }
 
+// Drop-ins (mpathd.conf(5), DROP-INS): PATH.d/*.conf after PATH, in lexical order.
+TEST_F(TempDir, DropInsApplyInLexicalOrderAfterTheMainFile) {
+  auto path = write("mpathd.conf", std::string("failback = false\nnotification-count = 5\n") + kGroup);
+  std::filesystem::create_directory(dir_ / "mpathd.conf.d");
+  // Written out of order: 20 must apply after 10 whatever the directory order is.
+  write("mpathd.conf.d/20-late.conf", "notification-count = 7\n");
+  write("mpathd.conf.d/10-early.conf",
+        "notification-count = 6\nfailback = true\n[[group]]\nname = \"g1\"\n"
+        "[[group.member]]\nname = \"n0\"\n");
+  write("mpathd.conf.d/.hidden.conf", "failback = 3\n");   // ignored, like a shell's *.conf
+  write("mpathd.conf.d/README", "not toml at all [");      // ignored: not *.conf
+  write("mpathd.conf.d/30-x.conf.dpkg-old", "failback = 3\n");  // ignored
+
+  auto files = read_config_files(path);
+  ASSERT_TRUE(files.has_value()) << files.error().message;
+  ASSERT_EQ(files->size(), 3u);
+  EXPECT_EQ((*files)[0].name, path);
+  EXPECT_EQ((*files)[1].name, path + ".d/10-early.conf");
+  EXPECT_EQ((*files)[2].name, path + ".d/20-late.conf");
+
+  auto r = load_config_file(path);
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  EXPECT_TRUE(r->failback);                // the drop-in replaced the main file's value
+  EXPECT_EQ(r->notification_count, 7u);    // the later drop-in wins
+  ASSERT_EQ(r->groups.size(), 2u);         // groups are added, main file first
+  EXPECT_EQ(r->groups[0].name, "g0");
+  EXPECT_EQ(r->groups[1].name, "g1");
+  EXPECT_EQ(r->groups[1].members[0].name, "n0");
+}
+
+TEST_F(TempDir, NoDropInDirectoryIsNoDropIns) {
+  auto path = write("mpathd.conf", kGroup);
+  auto files = read_config_files(path);
+  ASSERT_TRUE(files.has_value());
+  EXPECT_EQ(files->size(), 1u);
+  std::filesystem::create_directory(dir_ / "mpathd.conf.d");  // empty directory
+  EXPECT_EQ(read_config_files(path)->size(), 1u);
+}
+
+TEST_F(TempDir, DropInErrorsNameTheDropIn) {
+  auto path = write("mpathd.conf", "failback = 3\n");
+  std::filesystem::create_directory(dir_ / "mpathd.conf.d");
+  auto a = write("mpathd.conf.d/a.conf", "notification-count = 0\n");
+  auto b = write("mpathd.conf.d/b.conf", "failback = true\nnotification-count = \n");  // syntax
+  auto c = write("mpathd.conf.d/c.conf", "bogus = 1\n");
+  auto r = load_config_file(path);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code, Errc::config);
+  auto lines = lines_of(r.error().message);
+  ASSERT_EQ(lines.size(), 4u) << r.error().message;  // every file is checked, in order
+  EXPECT_EQ(lines[0], path + ":1:12: failback: expected a boolean (true or false), got an integer");
+  EXPECT_EQ(lines[1], a + ":1:22: notification-count: 0 is out of range 1..100");
+  EXPECT_EQ(lines[2].rfind(b + ":2:22: ", 0), 0u) << lines[2];
+  EXPECT_EQ(lines[3], c + ":1:1: bogus: unknown key");
+}
+
+TEST_F(TempDir, SameGroupInTwoFilesIsAnError) {
+  auto path = write("mpathd.conf", kGroup);
+  std::filesystem::create_directory(dir_ / "mpathd.conf.d");
+  auto d = write("mpathd.conf.d/g.conf", std::string("\n") + kGroup);
+  auto r = load_config_file(path);
+  ASSERT_FALSE(r.has_value());
+  auto lines = lines_of(r.error().message);
+  ASSERT_GE(lines.size(), 2u) << r.error().message;
+  EXPECT_EQ(lines[0], d + ":3:8: group[0].name: duplicate group name g0 (see group[0].name at " +
+                          path + ":2:8)");
+  EXPECT_EQ(lines[1], d + ":5:8: group[0].member[0].name: m0 is already a member of group g0 (see "
+                          "group[0].member[0].name at " + path + ":4:8)");
+}
+
+TEST_F(TempDir, UnreadableDropInDirectory) {
+  auto path = write("mpathd.conf", "");
+  write("mpathd.conf.d", "a file, not a directory");
+  auto r = load_config_file(path);
+  ASSERT_FALSE(r.has_value());
+  EXPECT_EQ(r.error().code, Errc::config);
+  EXPECT_EQ(r.error().message.rfind(path + ".d: cannot read directory: ", 0), 0u) << r.error().message;
+}
+
 // docs/config-example.conf is the example of mpathd.conf(5); it must stay valid.
 TEST(ConfigFile, ShippedExampleIsValid) {
   auto path = std::filesystem::path(__FILE__).parent_path() / "../../docs/config-example.conf";

@@ -135,6 +135,47 @@ TEST(IpmpctlTable, FlagsPositions) {
   EXPECT_EQ(flags_string(i).size(), 7U);
 }
 
+// m b M d come from the kernel's interface flags (LinkFlags).
+TEST(IpmpctlTable, FlagsPositionsFromKernelFlags) {
+  InterfaceView i;
+  i.link_flags = {"UP", "BROADCAST", "MULTICAST", "LOWER_UP"};  // a veth or Ethernet NIC, up
+  EXPECT_EQ(flags_string(i), "--mbM--");
+  i.link_flags = {"BROADCAST", "MULTICAST"};  // ip link set DEV down
+  EXPECT_EQ(flags_string(i), "--mbMd-");
+  i.link_flags = {"UP", "POINTOPOINT", "NOARP"};  // a tunnel: neither
+  EXPECT_EQ(flags_string(i), "-------");
+  i.link_flags = {"UP", "BROADCAST"};  // ip link set DEV multicast off
+  i.flags = {"INACTIVE", "HWADDRDUP"};
+  i.standby = true;
+  EXPECT_EQ(flags_string(i), "is-b--h");
+  i.link_flags.clear();  // the kernel has no such interface: nothing known, not "down"
+  EXPECT_EQ(flags_string(i), "is----h");
+}
+
+// Live views repeat their header like vmstat: on a terminal every screenful, on request
+// every N rows, never in a pipe or in parsable mode.
+TEST(IpmpctlTable, LiveHeaderRepeats) {
+  EXPECT_EQ(header_interval(-1, 0), 0);    // not a terminal: header once
+  EXPECT_EQ(header_interval(-1, 25), 24);  // a 25-row terminal: one header per screen
+  EXPECT_EQ(header_interval(-1, 1), 2);    // a silly terminal still shows rows
+  EXPECT_EQ(header_interval(5, 0), 5);     // --header-every 5, also in a pipe
+  EXPECT_EQ(header_interval(0, 25), 0);    // --header-every 0: never again
+
+  LiveHeader h("TIME INTERFACE", 3);
+  std::string out = h.start();
+  for (int row = 0; row < 7; ++row) out += h.before_row() + "r" + std::to_string(row) + "\n";
+  EXPECT_EQ(out,
+            "TIME INTERFACE\nr0\nr1\nr2\nTIME INTERFACE\nr3\nr4\nr5\nTIME INTERFACE\nr6\n");
+
+  LiveHeader once("TIME", 0);
+  std::string quiet;
+  for (int row = 0; row < 5; ++row) quiet += once.before_row();
+  EXPECT_EQ(quiet, "");
+  LiveHeader parsable("", 2);  // parsable mode has no header to repeat
+  EXPECT_EQ(parsable.start(), "");
+  for (int row = 0; row < 5; ++row) EXPECT_EQ(parsable.before_row(), "");
+}
+
 TEST(IpmpctlTable, AddressesView) {
   auto s = example();
   EXPECT_EQ(render(kAddressFields, address_rows(s)),
@@ -255,7 +296,7 @@ TEST(IpmpctlJson, StableKeys) {
             (std::vector<std::string>{"address", "home", "inbound", "state"}));
   EXPECT_EQ(keys(interfaces_json(s)[0]),
             (std::vector<std::string>{"active", "counters", "flags", "group", "hardware_address",
-                                      "index", "last_change_usec", "link", "name", "probe",
+                                      "index", "last_change_usec", "link", "link_flags", "name", "probe",
                                       "reason", "standby", "state", "target_mode", "targets",
                                       "test_addresses"}));
   EXPECT_EQ(keys(addresses_json(s)[0]),
