@@ -146,7 +146,9 @@ def test_reload_and_start_check_members_against_the_kernel(lab, bus, need_mpathd
     assert "group g0: lo is the loopback interface" in d.log()
     assert "127.0.0.2/8 is a loopback address" in d.log()
     conf.write_text(good)
-    # At start: a configuration error (78) that names the member.
+    # At start: a configuration error (78) that names the member. One mpathd per
+    # namespace: the first one is stopped, or the second would be refused (75) for that.
+    d.stop()
     d2 = lab.start_mpathd(group_config(["m0", "lo"]), wait_started=False)
     wait_until(lambda: d2.popen.poll() is not None, 20, "mpathd to refuse to start")
     assert d2.popen.returncode == EXIT_CONFIG, d2.log()
