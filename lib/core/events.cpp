@@ -60,8 +60,10 @@ std::string describe(const Event& e) {
       return c.reason == Reason::none ? s : s + " (" + std::string(to_string(c.reason)) + ")";
     }
     std::string operator()(const SettingsChanged& c) const {
-      std::string s = c.group.empty() ? std::string("daemon settings") : c.member.empty() ? "group " + c.group + ": settings" : who(c.group, c.member) + ": settings";
-      return s + " changed (" + std::string(to_string(c.reason)) + ")";
+      const std::string whose = c.group.empty()    ? std::string("daemon")
+                                : c.member.empty() ? "group " + c.group + ":"
+                                                   : who(c.group, c.member) + ":";
+      return whose + " settings changed (" + std::string(to_string(c.reason)) + ")";
     }
     std::string operator()(const FdtChanged& c) const {
       return "group " + c.group + ": failure detection time " + format_duration(c.before) + " -> " +
