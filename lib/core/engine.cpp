@@ -303,7 +303,10 @@ void Engine::place_addresses(Group& g, Reason reason) {
     if (plan[i] == none || g.members[plan[i]].name == a.holder) continue;
     const std::string to = g.members[plan[i]].name;
     const Member* holder = g.find(a.holder);
-    if (!g.find(a.home)) a.home = to;  // its home left the group
+    if (!g.find(a.home)) {  // its home left the group
+      a.home = to;
+      publish(DataAddressesChanged{g.name, a.prefix, a.home, a.refused, reason});
+    }
     // A holder that still works was only released (a standby going back to INACTIVE).
     Reason why = !holder             ? reason
                  : !holder->usable() ? Reason::failover
@@ -526,7 +529,10 @@ Result<void> Engine::move_address(const IpAddress& address, std::string_view to_
         return fail(Errc::not_usable, "'" + to->name + "' is not an active member (state " +
                                           std::string(to_string(to->state)) +
                                           (to->inactive ? ", INACTIVE)" : ")"));
-      a.home = to->name;
+      if (a.home != to->name) {
+        a.home = to->name;
+        publish(DataAddressesChanged{g.name, a.prefix, a.home, a.refused, Reason::admin_move});
+      }
       move(g, a, to->name, Reason::admin_move);
       return {};
     }
@@ -727,6 +733,12 @@ void Engine::reconfigure(const Config& next) {
   config_.routing_table_base = next.routing_table_base;
   config_.rule_priority = next.rule_priority;
   config_.metrics_file = next.metrics_file;
+  {
+    Config before = old, after = config_;
+    before.groups.clear();
+    after.groups.clear();
+    if (before != after) publish(SettingsChanged{"", "", Reason::config_reload});
+  }
   // Groups gone from the file, then members that move between groups are freed
   // before they are added elsewhere.
   std::vector<std::string> gone;
@@ -766,6 +778,16 @@ void Engine::reconfigure_group(Group& g, const GroupConfig& next) {
   if (g.config == want && g.failback == want.failback.value_or(config_.failback) &&
       g.fdt == want.failure_detection_time.value_or(config_.failure_detection_time))
     return;  // untouched
+  // The group's own settings: everything but its members and data addresses, which
+  // have events of their own.
+  auto settings = [](GroupConfig c) {
+    c.members.clear();
+    c.data_addresses.clear();
+    return c;
+  };
+  const bool settings_changed = settings(g.config) != settings(want) ||
+                                g.failback != want.failback.value_or(config_.failback) ||
+                                g.fdt != want.failure_detection_time.value_or(config_.failure_detection_time);
   g.ifname = want.interface;
   g.failback = want.failback.value_or(config_.failback);
   g.fdt = want.failure_detection_time.value_or(config_.failure_detection_time);
@@ -778,10 +800,14 @@ void Engine::reconfigure_group(Group& g, const GroupConfig& next) {
   for (const auto& n : removed) drop_member(g, n);
   for (const auto& mc : want.members) {
     if (Member* m = g.find(mc.name)) {
-      m->test_addresses = mc.test_addresses;
-      if (m->standby != mc.standby) {
-        lost_active = lost_active || m->active();
+      const bool standby_changed = m->standby != mc.standby;
+      if (standby_changed || m->test_addresses != mc.test_addresses) {
+        lost_active = lost_active || (standby_changed && m->active());
+        m->test_addresses = mc.test_addresses;
         m->standby = mc.standby;
+        publish(SettingsChanged{g.name, m->name, Reason::config_reload});
+      }
+      if (standby_changed) {
         if (m->usable()) m->inactive = decide_inactive(g, *m, Transition::initial);
         commit(g, *m, Reason::config_reload);
       }
@@ -807,13 +833,16 @@ void Engine::reconfigure_group(Group& g, const GroupConfig& next) {
       drop.push_back(a.prefix.addr);
   for (const auto& a : drop) (void)remove_data_address(g.name, a);
   for (const auto& p : want.data_addresses)
-    if (std::none_of(g.data.begin(), g.data.end(), [&](const DataAddress& a) { return a.prefix == p; }))
+    if (std::none_of(g.data.begin(), g.data.end(), [&](const DataAddress& a) { return a.prefix == p; })) {
       g.data.push_back({p, "", pick_home(g, p.addr.family), {}});
+      publish(DataAddressesChanged{g.name, p, g.data.back().home, "", Reason::config_reload});
+    }
   // Remaining settings (routes, targets, shared addresses, probe method) are read
   // from the group's configuration.
   g.config = want;
   for (auto& gc : config_.groups)
     if (gc.name == g.name) gc = want;
+  if (settings_changed) publish(SettingsChanged{g.name, "", Reason::config_reload});
   if (started_) {
     check_hwaddr(g);
     run_policy(g, Reason::config_reload, lost_active);
@@ -831,6 +860,7 @@ Result<void> Engine::add_data_address(std::string_view group, const IpPrefix& ad
   g->config.data_addresses.push_back(address);
   for (auto& gc : config_.groups)
     if (gc.name == g->name) gc.data_addresses.push_back(address);
+  publish(DataAddressesChanged{g->name, address, g->data.back().home, "", Reason::address_added});
   if (started_) run_policy(*g, Reason::address_added, false);
   return {};
 }
@@ -844,12 +874,14 @@ Result<void> Engine::remove_data_address(std::string_view group, const IpAddress
   if (it == g->data.end())
     return fail(Errc::no_such_address, address.str() + " is not a data address of group '" + g->name + "'");
   AddressMoved ev{g->name, it->prefix, it->holder, "", Reason::address_removed};
+  const IpPrefix prefix = it->prefix;
   g->data.erase(it);
   auto same = [&](const IpPrefix& p) { return p.addr == address; };
   std::erase_if(g->config.data_addresses, same);
   for (auto& gc : config_.groups)
     if (gc.name == g->name) std::erase_if(gc.data_addresses, same);
   publish(ev);
+  publish(DataAddressesChanged{g->name, prefix, "", "", Reason::address_removed});
   if (started_) run_policy(*g, Reason::address_removed, false);
   return {};
 }
@@ -879,8 +911,12 @@ void Engine::group_failure(Group& g) {
 
 void Engine::refresh_fdt(Group& g) {
   Duration fdt = g.config.failure_detection_time.value_or(config_.failure_detection_time);
+  const Duration configured = fdt;
   for (const auto& m : g.members) fdt = std::max(fdt, m.needed_fdt);
+  if (fdt == g.fdt) return;
+  FdtChanged ev{g.name, g.fdt, fdt, fdt > configured};
   g.fdt = fdt;
+  publish(ev);
 }
 
 void Engine::observe_probe(std::string_view ifname, const ProbeVerdict& v) {
@@ -942,7 +978,11 @@ void Engine::observe_probe(std::string_view ifname, const ProbeVerdict& v) {
 void Engine::observe_address_refused(const IpAddress& address, std::string error) {
   for (auto& g : groups_)
     for (auto& a : g.data)
-      if (a.prefix.addr == address) a.refused = std::move(error);
+      if (a.prefix.addr == address && a.refused != error) {
+        a.refused = std::move(error);
+        publish(DataAddressesChanged{g.name, a.prefix, a.home, a.refused, Reason::none});
+        return;
+      }
 }
 
 void Engine::observe_targets(std::string_view ifname, TargetMode mode, std::vector<ProbeTargetInfo> targets) {

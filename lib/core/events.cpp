@@ -51,6 +51,24 @@ std::string describe(const Event& e) {
       };
       return who(c.group, c.member) + ": link flags " + names(c.before) + " -> " + names(c.after);
     }
+    std::string operator()(const DataAddressesChanged& c) const {
+      std::string s = "group " + c.group + ": data address " + c.address.str();
+      if (c.home.empty())
+        s += " removed";
+      else
+        s += " home " + c.home + (c.refused.empty() ? "" : ", refused by the kernel: " + c.refused);
+      return c.reason == Reason::none ? s : s + " (" + std::string(to_string(c.reason)) + ")";
+    }
+    std::string operator()(const SettingsChanged& c) const {
+      const std::string whose = c.group.empty()    ? std::string("daemon")
+                                : c.member.empty() ? "group " + c.group + ":"
+                                                   : who(c.group, c.member) + ":";
+      return whose + " settings changed (" + std::string(to_string(c.reason)) + ")";
+    }
+    std::string operator()(const FdtChanged& c) const {
+      return "group " + c.group + ": failure detection time " + format_duration(c.before) + " -> " +
+             format_duration(c.after) + (c.raised ? " (raised: the probe RTTs do not allow less)" : " (restored)");
+    }
     std::string operator()(const TopologyChanged& c) const {
       return std::string(c.added ? "added " : "removed ") + (c.member.empty() ? "group " + c.group : who(c.group, c.member));
     }

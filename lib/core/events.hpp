@@ -81,8 +81,37 @@ struct LinkFlagsChanged {
   std::uint32_t after = 0;
 };
 
+// A group's data address list or one address's home or kernel verdict changed
+// (added, removed, moved home, refused by the kernel or taken after all). A change of
+// holder alone is an AddressMoved.
+struct DataAddressesChanged {
+  std::string group;
+  IpPrefix address;
+  std::string home;     // its home member after the change ("" = it was removed)
+  std::string refused;  // the kernel's error, "" = not refused
+  Reason reason = Reason::none;
+};
+
+// Configured settings changed (a reload): the daemon's (group and member ""), a
+// group's (its interface, failback, FDT, shared addresses, probing, routes) or a
+// member's (standby, test addresses).
+struct SettingsChanged {
+  std::string group;   // "" = the daemon-wide settings
+  std::string member;  // "" = the group's own settings
+  Reason reason = Reason::config_reload;
+};
+
+// A group's effective failure detection time changed without its configuration: raised
+// because the measured RTTs make the configured one impossible, or restored.
+struct FdtChanged {
+  std::string group;
+  Duration before{};
+  Duration after{};
+  bool raised = false;  // after is above the configured time
+};
+
 using Event = std::variant<MemberChanged, GroupChanged, AddressMoved, TopologyChanged, ProbeCompleted, TargetsChanged,
-                           LinkFlagsChanged>;
+                           LinkFlagsChanged, DataAddressesChanged, SettingsChanged, FdtChanged>;
 
 std::string describe(const Event& e);  // one line for logs: "g0/m0: ok -> failed (link-down)"
 

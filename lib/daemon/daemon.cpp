@@ -244,7 +244,6 @@ struct Daemon::Impl {
         if (refused != a.refused) {
           engine.observe_address_refused(a.prefix.addr, std::move(refused));
           status_dirty = true;
-          if (bus) bus->data_addresses_changed(g.name);
         }
       }
     metrics.applied();

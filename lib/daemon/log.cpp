@@ -14,6 +14,8 @@ spdlog::level::level_enum level_of(const Event& e) {
     if (g->after == GroupState::failed) return level_enum::err;
     if (g->after == GroupState::degraded && g->before == GroupState::ok) return level_enum::warn;
   }
+  // Probes that cannot meet the configured time are a problem to look at.
+  if (const auto* f = std::get_if<FdtChanged>(&e); f && f->raised && f->after > f->before) return level_enum::warn;
   return level_enum::info;
 }
 
@@ -37,6 +39,13 @@ Fields fields_of(const Event& e) {
     Fields operator()(const ProbeCompleted& c) const { return {c.group, c.member, {}, {}, {}, {}}; }
     Fields operator()(const TargetsChanged& c) const { return {c.group, c.member, {}, {}, {}, {}}; }
     Fields operator()(const LinkFlagsChanged& c) const { return {c.group, c.member, {}, {}, {}, {}}; }
+    Fields operator()(const DataAddressesChanged& c) const {
+      return {c.group, c.home, c.address.addr.str(), std::string(to_string(c.reason)), {}, {}};
+    }
+    Fields operator()(const SettingsChanged& c) const {
+      return {c.group, c.member, {}, std::string(to_string(c.reason)), {}, {}};
+    }
+    Fields operator()(const FdtChanged& c) const { return {c.group, {}, {}, {}, {}, {}}; }
   };
   return std::visit(V{}, e);
 }

@@ -82,6 +82,15 @@ std::optional<LogSubject> log_subject(const Event& e) {
     std::optional<LogSubject> operator()(const LinkFlagsChanged& c) const {
       return LogSubject{(c.group.empty() ? "-" : c.group) + "/" + c.member + ": link flags", "changes"};
     }
+    std::optional<LogSubject> operator()(const DataAddressesChanged& c) const {
+      return LogSubject{"group " + c.group + ": " + c.address.str(), "changes"};
+    }
+    // Once per reload: never limited.
+    std::optional<LogSubject> operator()(const SettingsChanged&) const { return std::nullopt; }
+    // Follows the RTTs, which can swing: limited like a flapping link.
+    std::optional<LogSubject> operator()(const FdtChanged& c) const {
+      return LogSubject{"group " + c.group + ": failure detection time", "changes"};
+    }
     std::optional<LogSubject> operator()(const TopologyChanged&) const { return std::nullopt; }
     std::optional<LogSubject> operator()(const ProbeCompleted&) const { return std::nullopt; }
   };

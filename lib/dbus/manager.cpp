@@ -125,16 +125,12 @@ int add_data_address(sd_bus_message* m, void* userdata, sd_bus_error* error) {
     auto prefix = parse_managed_address(text, AddressRole::data);
     if (!prefix) return set_error(error, Error{Errc::invalid_argument, prefix.error()});
     if (auto r = s.engine.add_data_address(group, *prefix); !r) return set_error(error, r.error());
-    // The Engine announces a placement; an address with nowhere to go yet changes
-    // DataAddresses all the same.
-    s.emit_changed(group_path(group), kGroupIface, {"DataAddresses"});
     if (int r = changed(s, error); r < 0) return r;
     // Placed, but the kernel refused it: the caller is told, and the address goes.
     for (const auto& a : s.engine.find_group(group)->data)
       if (a.prefix == *prefix && !a.refused.empty()) {
         Error refused{Errc::system, "the kernel refused the address (" + a.refused + "); it was not added"};
         (void)s.engine.remove_data_address(group, a.prefix.addr);  // `a` is gone from here on
-        s.emit_changed(group_path(group), kGroupIface, {"DataAddresses"});
         (void)s.changed();
         return set_error(error, refused);
       }
@@ -149,9 +145,7 @@ int remove_data_address(sd_bus_message* m, void* userdata, sd_bus_error* error) 
     if (int r = sd_bus_message_read(m, "ss", &group, &text); r < 0) return r;
     auto address = parse_address_maybe_prefix(text);
     if (!address) return invalid_address(error, text, "an IPv4 or IPv6 address");
-    auto r = s.engine.remove_data_address(group, *address);
-    if (r) s.emit_changed(group_path(group), kGroupIface, {"DataAddresses"});
-    return finish(s, m, r, error);
+    return finish(s, m, s.engine.remove_data_address(group, *address), error);
   });
 }
 
@@ -178,27 +172,15 @@ int move_address(sd_bus_message* m, void* userdata, sd_bus_error* error) {
     if (int r = sd_bus_message_read(m, "ss", &text, &ifname); r < 0) return r;
     auto address = parse_address_maybe_prefix(text);
     if (!address) return invalid_address(error, text, "an IPv4 or IPv6 address");
-    auto r = s.engine.move_address(*address, ifname);
-    // The home changes even when the holder does not (no AddressMoved then).
-    if (r)
-      if (const Group* g = s.engine.group_of(ifname)) s.emit_changed(group_path(g->name), kGroupIface, {"DataAddresses"});
-    return finish(s, m, r, error);
+    return finish(s, m, s.engine.move_address(*address, ifname), error);
   });
 }
 
 int reload(sd_bus_message* m, void* userdata, sd_bus_error* error) {
   return admin(m, userdata, error, [&](Service::Impl& s) -> int {
     if (!s.hooks.reload) return sd_bus_error_set(error, kErrorFailed, "reload is not available");
+    // What the reload changed is announced from the Engine's events, as for SIGHUP.
     if (auto r = s.hooks.reload(); !r) return set_error(error, r.error());
-    // A reload changes settings the Engine has no event for; announce them all.
-    s.emit_changed(kRootPath, kManagerIface,
-                   {"FailureDetectionTime", "Failback", "TrackInterfacesOnlyWithGroups", "NotificationCount",
-                    "NotificationInterval"});
-    for (const auto& path : all_group_paths(s.engine))
-      s.emit_changed(path, kGroupIface,
-                     {"GroupInterface", "FailureDetectionTime", "Failback", "DataAddresses", "SharedAddresses"});
-    for (const auto& path : all_interface_paths(s.engine))
-      s.emit_changed(path, kInterfaceIface, {"Standby", "TestAddresses"});
     if (int r = changed(s, error); r < 0) return r;
     return sd_bus_reply_method_return(m, nullptr);
   });

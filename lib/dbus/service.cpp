@@ -69,9 +69,6 @@ Result<std::unique_ptr<Service>> Service::open(sd_event* event, Engine& engine, 
 
 Service::Service(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
-void Service::data_addresses_changed(const std::string& group) {
-  if (impl_->engine.find_group(group)) impl_->emit_changed(group_path(group), kGroupIface, {"DataAddresses"});
-}
 Service::~Service() = default;
 
 }  // namespace mpathd::dbus

@@ -37,10 +37,6 @@ class Service {
                                                const std::string& bus_name = kDefaultName);
   ~Service();
 
-  // A group's data addresses changed without an Engine event (the kernel refused one,
-  // or took it after all): PropertiesChanged for its DataAddresses.
-  void data_addresses_changed(const std::string& group);
-
   Service(const Service&) = delete;
   Service& operator=(const Service&) = delete;
 

@@ -118,6 +118,20 @@ void Service::Impl::on_event(const Event& event) noexcept {
             if (engine.find_member(e.member)) emit_changed(interface_path(e.member), kInterfaceIface, {"LinkFlags"});
           } else if constexpr (std::is_same_v<T, TargetsChanged>) {
             if (engine.find_member(e.member)) emit_changed(interface_path(e.member), kInterfaceIface, {"TargetMode", "Targets"});
+          } else if constexpr (std::is_same_v<T, DataAddressesChanged>) {
+            if (engine.find_group(e.group)) emit_changed(group_path(e.group), kGroupIface, {"DataAddresses"});
+          } else if constexpr (std::is_same_v<T, SettingsChanged>) {
+            if (e.group.empty())
+              emit_changed(kRootPath, kManagerIface,
+                           {"FailureDetectionTime", "Failback", "TrackInterfacesOnlyWithGroups", "NotificationCount",
+                            "NotificationInterval"});
+            else if (e.member.empty() && engine.find_group(e.group))
+              emit_changed(group_path(e.group), kGroupIface,
+                           {"GroupInterface", "FailureDetectionTime", "Failback", "SharedAddresses"});
+            else if (!e.member.empty() && engine.find_member(e.member))
+              emit_changed(interface_path(e.member), kInterfaceIface, {"Standby", "TestAddresses"});
+          } else if constexpr (std::is_same_v<T, FdtChanged>) {
+            if (engine.find_group(e.group)) emit_changed(group_path(e.group), kGroupIface, {"FailureDetectionTime"});
           } else if constexpr (std::is_same_v<T, TopologyChanged>) {
             const bool whole_group = e.member.empty();
             const auto path = whole_group ? group_path(e.group) : interface_path(e.member);
