@@ -55,10 +55,11 @@ class Engine {
   // later than this member's first failure); otherwise it is a group failure: every
   // probed member is marked failed and nothing moves.
   void observe_probe(std::string_view ifname, const ProbeVerdict& verdict);
-  // Targets and RTTs for the views; no event (they change with every probe).
   // The kernel refused a data address on its holder ("" when it took it after all):
   // the address is shown down with the reason until it is placed.
   void observe_address_refused(const IpAddress& address, std::string error);
+  // A member's targets for the views: TargetsChanged when the mode or the list
+  // changes; the RTTs are kept in place without an event (they change with every probe).
   void observe_targets(std::string_view ifname, TargetMode mode, std::vector<ProbeTargetInfo> targets);
   // One probe acknowledged or lost: published as ProbeCompleted. An ack also moves
   // the member's TLS (observe_probe is only called when the verdict changes), so the
