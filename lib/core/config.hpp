@@ -41,7 +41,11 @@ struct GroupConfig {
 };
 
 struct Config {
-  Duration failure_detection_time = seconds(10);
+  // The FDT's one default and one minimum (DESIGN.md §2); probing clamps to the same.
+  static constexpr Duration kDefaultFailureDetectionTime = seconds(10);
+  static constexpr Duration kMinFailureDetectionTime = milliseconds(100);
+
+  Duration failure_detection_time = kDefaultFailureDetectionTime;
   bool failback = true;
   bool track_interfaces_only_with_groups = true;
   unsigned notification_count = 3;          // gratuitous ARP / unsolicited NA repeats
@@ -53,7 +57,12 @@ struct Config {
   std::string metrics_file;                 // Prometheus text file; "" = no metrics
   std::vector<GroupConfig> groups;
 
-  static constexpr Duration kMinFailureDetectionTime = milliseconds(100);
+  // The FDT a group asks for: its own, else the daemon's. The one place this rule is
+  // written; what is in force may be more (Group::fdt, raised when RTTs need it).
+  Duration failure_detection_time_of(const GroupConfig& g) const {
+    return g.failure_detection_time.value_or(failure_detection_time);
+  }
+
   bool operator==(const Config&) const = default;
 };
 

@@ -48,7 +48,7 @@ Group make_group(const GroupConfig& gc, const Config& c) {
   g.config = gc;
   g.config.interface = g.ifname;
   g.failback = gc.failback.value_or(c.failback);
-  g.fdt = gc.failure_detection_time.value_or(c.failure_detection_time);
+  g.fdt = c.failure_detection_time_of(gc);
   for (const auto& mc : gc.members) g.members.push_back(make_member(gc, mc));
   for (const auto& p : gc.data_addresses) g.data.push_back({p, "", pick_home(g, p.addr.family), {}});
   return g;
@@ -776,7 +776,7 @@ void Engine::reconfigure_group(Group& g, const GroupConfig& next) {
   GroupConfig want = next;
   if (want.interface.empty()) want.interface = want.name;
   if (g.config == want && g.failback == want.failback.value_or(config_.failback) &&
-      g.fdt == want.failure_detection_time.value_or(config_.failure_detection_time))
+      g.fdt == config_.failure_detection_time_of(want))
     return;  // untouched
   // The group's own settings: everything but its members and data addresses, which
   // have events of their own.
@@ -787,10 +787,10 @@ void Engine::reconfigure_group(Group& g, const GroupConfig& next) {
   };
   const bool settings_changed = settings(g.config) != settings(want) ||
                                 g.failback != want.failback.value_or(config_.failback) ||
-                                g.fdt != want.failure_detection_time.value_or(config_.failure_detection_time);
+                                g.fdt != config_.failure_detection_time_of(want);
   g.ifname = want.interface;
   g.failback = want.failback.value_or(config_.failback);
-  g.fdt = want.failure_detection_time.value_or(config_.failure_detection_time);
+  g.fdt = config_.failure_detection_time_of(want);
   // Members: removed, changed in place (standby, test addresses), added.
   bool lost_active = false;
   std::vector<std::string> removed;
@@ -892,10 +892,7 @@ bool Engine::another_working(const Group& g, const Member& m) const {
   for (const auto& o : g.members) {
     if (&o == &m || !o.usable() || o.link != LinkState::up) continue;  // offline/failed never vouch
     if (o.probe == ProbeState::disabled) return true;
-    TimePoint tls = o.probe_last_success;
-    if (probe_query_)
-      if (auto v = probe_query_(o.name)) tls = v->last_success;
-    if (tls > m.probe_first_failure) return true;
+    if (o.probe_last_success > m.probe_first_failure) return true;
   }
   return false;
 }
@@ -910,7 +907,7 @@ void Engine::group_failure(Group& g) {
 }
 
 void Engine::refresh_fdt(Group& g) {
-  Duration fdt = g.config.failure_detection_time.value_or(config_.failure_detection_time);
+  Duration fdt = config_.failure_detection_time_of(g.config);
   const Duration configured = fdt;
   for (const auto& m : g.members) fdt = std::max(fdt, m.needed_fdt);
   if (fdt == g.fdt) return;
@@ -1004,6 +1001,7 @@ void Engine::observe_probe_result(const ProbeResult& r) {
   Group* g = nullptr;
   Member* m = member_by_name(r.member, &g);
   if (!m) return;
+  if (r.acked) m->probe_last_success = std::max(m->probe_last_success, r.received);
   for (auto& t : m->targets)
     if (t.address == r.target) {
       t.rtt_avg = r.rtt_avg;

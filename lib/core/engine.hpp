@@ -55,17 +55,16 @@ class Engine {
   // later than this member's first failure); otherwise it is a group failure: every
   // probed member is marked failed and nothing moves.
   void observe_probe(std::string_view ifname, const ProbeVerdict& verdict);
-  // Targets and RTTs for the views; no event (they change with every probe).
   // The kernel refused a data address on its holder ("" when it took it after all):
   // the address is shown down with the reason until it is placed.
   void observe_address_refused(const IpAddress& address, std::string error);
+  // A member's targets for the views: TargetsChanged when the mode or the list
+  // changes; the RTTs are kept in place without an event (they change with every probe).
   void observe_targets(std::string_view ifname, TargetMode mode, std::vector<ProbeTargetInfo> targets);
-  // One probe acknowledged or lost: published as ProbeCompleted.
+  // One probe acknowledged or lost: published as ProbeCompleted. An ack also moves
+  // the member's TLS (observe_probe is only called when the verdict changes), so the
+  // Engine knows who answered last without asking the detectors.
   void observe_probe_result(const ProbeResult& result);
-  // Seam: the live verdict of a member's detector (its TLS moves with every ack,
-  // while observe_probe is only called on changes).
-  using ProbeQuery = std::function<std::optional<ProbeVerdict>(std::string_view member)>;
-  void set_probe_query(ProbeQuery query) { probe_query_ = std::move(query); }
 
   // Ends the start-up phase: decides states and placement from what was observed,
   // adopting data addresses the kernel already has on usable members.
@@ -160,8 +159,7 @@ class Engine {
   std::vector<LinkObservation> links_;
   // Addresses seen in the kernel before start(): ifname -> prefixes.
   std::vector<std::pair<std::string, IpPrefix>> kernel_addresses_;
-  std::vector<IpAddress> restored_homes_;
-  ProbeQuery probe_query_;  // data addresses whose home came from saved state
+  std::vector<IpAddress> restored_homes_;  // data addresses whose home came from saved state
 };
 
 }  // namespace mpathd

@@ -17,6 +17,10 @@ enum class MemberState : std::uint8_t { unknown, ok, failed, offline };
 enum class LinkState : std::uint8_t { unknown, up, down };
 enum class ProbeState : std::uint8_t { disabled, unknown, ok, failed };
 enum class GroupState : std::uint8_t { ok, degraded, failed };
+// Where a member's probe targets come from (TargetSelector::mode). `arp` is part of
+// the API (DESIGN.md §4) but not produced: a member probed by ARP takes its targets
+// from routes or static config like any other and shows that source, which is what
+// an administrator needs to check them; its probe kind is not a target source.
 enum class TargetMode : std::uint8_t { disabled, routes, multicast, static_, arp };
 enum class ProbeMethod : std::uint8_t { auto_, none, icmp, arp };
 
@@ -45,7 +49,7 @@ enum class Reason : std::uint8_t {
   standby_needed,
   standby_released,
   config_reload,
-  adopted,
+  adopted,  // not produced yet: reserved for addresses adopted by the shared-address work
   address_added,
   address_removed,
   probing_started,

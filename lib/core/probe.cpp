@@ -6,7 +6,7 @@
 namespace mpathd {
 
 Duration probe_interval(Duration fdt) {
-  return std::max(fdt, probe::kMinFdt) / probe::kIntervalsPerFdt;
+  return std::max(fdt, Config::kMinFailureDetectionTime) / probe::kIntervalsPerFdt;
 }
 
 // --- RttEstimator ---------------------------------------------------------------
@@ -211,7 +211,7 @@ void ProbeSchedule::set_interval(TimePoint now, Duration interval) {
 
 ProbeSession::ProbeSession(Options options)
     : options_(std::move(options)),
-      fdt_(std::max(options_.fdt, probe::kMinFdt)),
+      fdt_(std::max(options_.fdt, Config::kMinFailureDetectionTime)),
       interval_(probe_interval(fdt_)),
       schedule_(options_.random ? options_.random : [] { return 0.5; }),
       history_(options_.fail_threshold, options_.repair_threshold) {}
@@ -229,7 +229,7 @@ void ProbeSession::set_targets(std::vector<IpAddress> targets) {
 }
 
 void ProbeSession::set_fdt(Duration fdt, TimePoint now) {
-  fdt_ = std::max(fdt, probe::kMinFdt);
+  fdt_ = std::max(fdt, Config::kMinFailureDetectionTime);
   interval_ = probe_interval(fdt_);
   last_raise_ = TimePoint{};
   adapt_interval(now);
@@ -371,6 +371,7 @@ ProbeSession::Reply ProbeSession::on_reply(ProbeSeq seq, const IpAddress& from, 
   ProbeResult res = result_for(*acked, true);
   res.net_rtt = received > sent ? received - sent : Duration::zero();
   res.rtt = now - started;
+  res.received = received;
   reply.result = res;
   return reply;
 }

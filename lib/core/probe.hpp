@@ -16,6 +16,40 @@
 // - If every target is slower than the interval allows, the requested FDT cannot be
 //   met: the interval is raised (2 x crtt) and that is reported rather than members
 //   being failed.
+//
+// Glossary: the probe types and where they live
+//   FDT             failure detection time: how fast a failure must be noticed. The
+//                   group's, else the daemon's (Config::failure_detection_time_of);
+//                   default and minimum in Config. Group::fdt is the one in force,
+//                   raised above the configured one when the RTTs need it.
+//   probe interval  FDT / 7 (probe_interval()); raised by the session when every
+//                   target is too slow for it ("FDT unachievable").
+//   TFF / TLS       time of first failure (first probe of the current loss run) /
+//                   time of last success (reception time of the latest ack).
+//   RttEstimator    one target's Jacobson/Karels RTT estimate; crtt = avg + 4 dev is
+//                   how long an answer may take before the probe counts as lost.
+//   ProbeRecord     one probe sent: sequence, target, times, unacked/acked/lost.
+//   ProbeHistory    a member's recent ProbeRecords across targets; counts the runs of
+//                   losses and acks behind the failed/repaired hysteresis (5 / 10).
+//   ProbeSchedule   when the next probe leaves (jittered inside each interval).
+//   ProbeSession    everything about probing one member except I/O: targets in
+//                   round-robin, schedule, history, RTTs, FDT adaptation; turns timer
+//                   ticks and replies into results and a verdict.
+//   ProbeVerdict    what a session concludes about its member: ok/failed/unknown/
+//                   disabled, with TFF, TLS and whether the FDT is achievable. The
+//                   Engine gets it only when it changes (Engine::observe_probe).
+//   ProbeResult     one acked or lost probe (a line of `ipmpctl probes`); every one
+//                   reaches the Engine (Engine::observe_probe_result), an ack also
+//                   moves the member's TLS there.
+//   targets         hosts probed: static (config), routes (routers on the subnet) or
+//                   multicast (discovered); TargetSelector picks at most 5 and reports
+//                   the source as TargetMode. ProbeTargetInfo (model.hpp) is a target
+//                   with its RTT as the views show it.
+//   ProbeKind       how a member is probed (icmp, icmp6, arp, none), resolved from the
+//                   group's ProbeMethod by choose_probe_kind().
+//   Not here: the I/O. lib/detect's ProbeBase drives a ProbeSession with real time
+//   and a strategy (icmp.*, arp.*) that sends and recognises answers; lib/daemon's
+//   Probing creates one ProbeBase per member and feeds the Engine.
 #pragma once
 
 #include <array>
@@ -28,6 +62,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/config.hpp"
 #include "core/enums.hpp"
 #include "core/types.hpp"
 
@@ -45,10 +80,9 @@ inline constexpr std::size_t kMaxTargets = 5;
 inline constexpr unsigned kLowerFdtTrigger = 4;  // lower a raised FDT when crtt < interval/4
 inline constexpr Duration kSettlingTime = seconds(60);  // no lowering sooner after a raise
 inline constexpr Duration kTargetRecoveryTime = seconds(60);  // a dead target sits out this long
-inline constexpr Duration kMinFdt = milliseconds(100);
 }  // namespace probe
 
-// FDT/7, with the FDT clamped to its 100 ms minimum.
+// FDT/7, with the FDT clamped to its minimum (Config::kMinFailureDetectionTime).
 Duration probe_interval(Duration fdt);
 
 // Sequence numbers are the 16-bit ICMP ones; the history window (52) is far smaller
@@ -205,6 +239,7 @@ struct ProbeResult {
   bool acked = false;
   Duration net_rtt{};  // kernel send to kernel receive (acked only)
   Duration rtt{};      // our send call to the processing of the answer (acked only)
+  TimePoint received{};  // the kernel's reception time of the answer (acked only): the TLS
   Duration rtt_avg{};  // the target's estimate after this probe
   Duration rtt_dev{};
 };
@@ -216,7 +251,7 @@ class ProbeSession {
   struct Options {
     unsigned fail_threshold = probe::kFailThreshold;
     unsigned repair_threshold = probe::kRepairThreshold;
-    Duration fdt = seconds(10);
+    Duration fdt = Config::kDefaultFailureDetectionTime;
     ProbeSchedule::Random random;  // empty: a fixed 0.75 (tests)
   };
   struct Send {

@@ -55,7 +55,6 @@ class DataPlaneApplier {
   // and reconciles then); nullopt when none is held.
   std::optional<TimePoint> next_retry() const;
 
-  const DataPlaneState& applied() const { return applied_; }
   // Addresses the kernel refused to add on the member they were placed on, with the
   // kernel's error ("add 2001:db8::10/64 on m0: Permission denied"). They are tried again
   // (with the restore back-off); the error is logged once, when it first happens or changes.

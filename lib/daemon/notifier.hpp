@@ -24,7 +24,6 @@ class Notifier {
   void announce(unsigned ifindex, const Mac& mac, const IpAddress& address);
   // Stops the repeats for an address that is no longer ours.
   void cancel(const IpAddress& address);
-  std::size_t pending() const { return pending_.size(); }
 
  private:
   struct Pending {

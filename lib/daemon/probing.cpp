@@ -43,18 +43,9 @@ log::Fields member_fields(const Engine& engine, const std::string& member) {
 }  // namespace
 
 Probing::Probing(sd_event* event, Engine& engine, net::Kernel& kernel, std::function<void()> after_change)
-    : event_(event), engine_(engine), kernel_(kernel), after_change_(std::move(after_change)) {
-  engine_.set_probe_query([this](std::string_view member) -> std::optional<ProbeVerdict> {
-    auto it = detectors_.find(std::string(member));
-    if (it == detectors_.end() || !it->second.base) return std::nullopt;
-    return it->second.base->verdict();
-  });
-}
+    : event_(event), engine_(engine), kernel_(kernel), after_change_(std::move(after_change)) {}
 
-Probing::~Probing() {
-  sd_event_source_disable_unref(defer_);
-  engine_.set_probe_query({});
-}
+Probing::~Probing() { sd_event_source_disable_unref(defer_); }
 
 void Probing::request_sync() {
   sync_pending_ = true;
@@ -188,7 +179,7 @@ void Probing::sync() {
       std::optional<IpAddress> source = kind == ProbeKind::icmp ? test_v4 : kind == ProbeKind::icmp6 ? ll : std::nullopt;
       wanted.push_back(m.name);
       auto it = detectors_.find(m.name);
-      const Duration fdt = g.config.failure_detection_time.value_or(engine_.config().failure_detection_time);
+      const Duration fdt = engine_.config().failure_detection_time_of(g.config);
       if (it != detectors_.end() && it->second.kind == kind && it->second.ifindex == m.ifindex &&
           it->second.source == source && it->second.group == g.name) {
         // Only a real change re-arms its schedule (and drops an RTT-driven FDT raise).

@@ -38,18 +38,4 @@ std::vector<IpAddress> link_local_routers(const std::vector<net::Route>& routes,
   return out;
 }
 
-std::vector<IpAddress> local_addresses(const std::vector<net::AddrInfo>& addresses) {
-  std::vector<IpAddress> out;
-  for (const auto& a : addresses) add_once(out, a.prefix.addr);
-  return out;
-}
-
-Result<std::vector<IpAddress>> find_routers(net::Kernel& kernel, const IpPrefix& subnet,
-                                            std::span<const unsigned> ifindexes) {
-  auto routes = kernel.dump_routes(subnet.addr.family, 254);
-  if (!routes) return std::unexpected(routes.error());
-  if (!subnet.addr.is_v4() && subnet.addr.is_link_local()) return link_local_routers(*routes, ifindexes);
-  return routers_in_subnet(*routes, subnet);
-}
-
 }  // namespace mpathd::detect

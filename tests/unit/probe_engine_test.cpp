@@ -12,17 +12,16 @@ namespace {
 ProbeVerdict verdict(ProbeState s, TimePoint tff = {}, TimePoint tls = {}) { return {s, tff, tls, false, {}}; }
 
 struct ProbeRig : Rig {
-  std::map<std::string, ProbeVerdict> live;  // what each detector would say now
-  explicit ProbeRig(Config c) : Rig(std::move(c)) {
-    engine.set_probe_query([this](std::string_view m) -> std::optional<ProbeVerdict> {
-      auto it = live.find(std::string(m));
-      if (it == live.end()) return std::nullopt;
-      return it->second;
-    });
-  }
-  void report(const std::string& m, ProbeVerdict v) {
-    live[m] = v;
-    engine.observe_probe(m, v);
+  using Rig::Rig;
+  void report(const std::string& m, ProbeVerdict v) { engine.observe_probe(m, v); }
+  // One answered probe, as the detector reports it (no verdict change).
+  void ack(const std::string& m, TimePoint received) {
+    ProbeResult res;
+    res.member = m;
+    res.target = *IpAddress::parse("198.18.1.1");
+    res.acked = true;
+    res.received = received;
+    engine.observe_probe_result(res);
   }
 };
 }  // namespace
@@ -35,13 +34,34 @@ TEST(ProbeEngine, FailureWhileAnotherMemberAnswersIsInterfaceFailure) {
   r.report("m1", verdict(ProbeState::ok, {}, t0));
   EXPECT_EQ(r.m("m0").reason, Reason::probing_started);
   r.clock.advance(1s);
-  r.live["m1"].last_success = r.clock.now();  // m1 keeps answering after m0's first loss
+  r.ack("m1", r.clock.now());  // m1 keeps answering after m0's first loss: no verdict change
+  r.ack("m1", t0);  // an answer with an older reception time does not lower the TLS
   r.report("m0", verdict(ProbeState::failed, t0 + 200ms, t0));
   EXPECT_EQ(r.m("m0").state, MemberState::failed);
   EXPECT_EQ(r.m("m0").reason, Reason::probe_loss);
   EXPECT_EQ(r.m("m0").link, LinkState::up) << "carrier is still up: a silent failure";
   EXPECT_EQ(r.holder("198.18.1.10"), "m1");
   EXPECT_EQ(r.g().state, GroupState::degraded);
+}
+
+// Only answered probes vouch for the network: a lost one reported by another member's
+// detector does not turn a group failure into an interface failure.
+TEST(ProbeEngine, LostProbesOfAnotherMemberDoNotVouch) {
+  ProbeRig r(make_config({{"m0", false}, {"m1", false}}));
+  r.start_all_up({"m0", "m1"});
+  auto t0 = r.clock.now();
+  r.report("m0", verdict(ProbeState::ok, {}, t0));
+  r.report("m1", verdict(ProbeState::ok, {}, t0));
+  r.clock.advance(1s);
+  ProbeResult lost;
+  lost.member = "m1";
+  lost.target = *IpAddress::parse("198.18.1.1");
+  lost.acked = false;
+  lost.received = r.clock.now();  // ignored: not an answer
+  r.engine.observe_probe_result(lost);
+  r.report("m0", verdict(ProbeState::failed, t0 + 200ms, t0));
+  EXPECT_EQ(r.m("m0").reason, Reason::group_failure);
+  EXPECT_EQ(r.g().state, GroupState::failed);
 }
 
 TEST(ProbeEngine, EveryoneLosingProbesTogetherIsGroupFailureAndNothingMoves) {

@@ -261,6 +261,26 @@ TEST(ProbeInterval, IsFdtOverSevenWithMinimum) {
   EXPECT_EQ(probe_interval(10ms), probe_interval(100ms));
 }
 
+// One default and one minimum, shared by the config model and the probe session.
+TEST(ProbeInterval, FdtDefaultAndMinimumAreTheConfigOnes) {
+  EXPECT_EQ(ProbeSession::Options{}.fdt, Config::kDefaultFailureDetectionTime);
+  EXPECT_EQ(Config{}.failure_detection_time, Config::kDefaultFailureDetectionTime);
+  EXPECT_EQ(probe_interval(Duration::zero()), Config::kMinFailureDetectionTime / probe::kIntervalsPerFdt);
+  ProbeSession s{ProbeSession::Options{}};
+  s.set_fdt(Duration::zero(), T0);
+  EXPECT_EQ(s.fdt(), Config::kMinFailureDetectionTime);
+}
+
+// The group's FDT, else the daemon's.
+TEST(ProbeInterval, GroupFdtOverridesTheDaemons) {
+  Config c;
+  c.failure_detection_time = 3s;
+  GroupConfig g;
+  EXPECT_EQ(c.failure_detection_time_of(g), 3s);
+  g.failure_detection_time = 500ms;
+  EXPECT_EQ(c.failure_detection_time_of(g), 500ms);
+}
+
 // ----------------------------------------------------------------------------------
 // A session with fixed jitter (0 -> sends at base + interval/2), FDT 7 s (1 s interval).
 struct SessionRig {
@@ -302,6 +322,8 @@ TEST(ProbeSession, AckedProbesGiveResultsAndEstimates) {
   EXPECT_EQ(reply.result->rtt, 10ms);
   EXPECT_EQ(reply.result->rtt_avg, 10ms);
   EXPECT_EQ(reply.result->rtt_dev, 5ms);
+  EXPECT_EQ(reply.result->received, r.now + 10ms) << "the Engine's TLS comes from here";
+  EXPECT_EQ(reply.result->received, r.s.verdict().last_success);
   EXPECT_EQ(r.s.estimator(p.target)->crtt(), 30ms);
 }
 
