@@ -48,9 +48,9 @@ if [[ ${results[-1]} == *ok ]]; then
 fi
 
 # Fuzzing: only the fuzz targets are built (clang 16 + libFuzzer/ASan/UBSan); each runs
-# FUZZ_SECONDS on its seed corpus (bench/fuzz.sh runs them for 10^7 executions).
+# FUZZ_SECONDS (default 10) on its seed corpus (bench/fuzz.sh: 10^7 executions each).
 step fuzz-build bash -c "cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo -DMPATHD_FUZZ=ON \
-  -DCMAKE_CXX_COMPILER=clang++-16 -DCMAKE_C_COMPILER=clang-16 -DMPATHD_FUZZ_SECONDS=${FUZZ_SECONDS:-20} \
+  -DCMAKE_CXX_COMPILER=clang++-16 -DCMAKE_C_COMPILER=clang-16 -DMPATHD_FUZZ_SECONDS=${FUZZ_SECONDS:-10} \
   && cmake --build build-fuzz -j$jobs --target fuzz_targets"
 if [[ ${results[-1]} == *ok ]]; then
   step fuzz ctest --test-dir build-fuzz --output-on-failure -L fuzz -j1
