@@ -13,6 +13,7 @@ PACKAGES=(
   iproute2 nftables conntrack iputils-ping
   python3 python3-pytest
   dbus groff-base man-db
+  clang-16 libclang-rt-16-dev  # the fuzz build (libFuzzer; clang 14 cannot compile <expected>)
 )
 
 bash scripts/apt-missing.sh setup "${PACKAGES[@]}"

@@ -369,7 +369,11 @@ ProbeSession::Reply ProbeSession::on_reply(ProbeSeq seq, const IpAddress& from, 
   after_count_change();
   reply.kind = ReplyKind::accepted;
   ProbeResult res = result_for(*acked, true);
-  res.net_rtt = received > sent ? received - sent : Duration::zero();
+  // `sent` comes back in the answer's payload, so it is the network's word: a time
+  // outside [our own send, reception] (a forged, corrupt or echoed-wrong payload) would
+  // give a nonsense RTT or overflow; our own send time stands in for it.
+  const TimePoint echoed = sent >= started && sent <= received ? sent : started;
+  res.net_rtt = received > echoed ? received - echoed : Duration::zero();
   res.rtt = now - started;
   res.received = received;
   reply.result = res;

@@ -412,6 +412,22 @@ TEST(ProbeSession, ReplyFromAnotherAddressOrUnknownSeqIsRejected) {
   EXPECT_EQ(r.answer(p, 1ms).kind, ProbeSession::ReplyKind::unknown);  // duplicate
 }
 
+TEST(ProbeSession, ForgedSendTimeInTheAnswerGivesAnRttWithinTheProbe) {
+  // The send time comes back in the echo payload: any 64-bit value can arrive
+  // (found by the probe_reply fuzz target). It must not overflow (UB) or give a
+  // negative or larger-than-measured network RTT.
+  for (TimePoint forged : {TimePoint::min(), TimePoint::max(), TimePoint{} + Duration(1), T0 - 1h}) {
+    SessionRig r({ip("198.18.0.1")});
+    auto p = r.next_send();
+    const TimePoint received = r.now + 5ms;
+    auto reply = r.s.on_reply(p.seq, p.target, forged, received, received);
+    ASSERT_EQ(reply.kind, ProbeSession::ReplyKind::accepted);
+    ASSERT_TRUE(reply.result);
+    EXPECT_GE(reply.result->net_rtt, Duration::zero()) << forged.time_since_epoch().count();
+    EXPECT_LE(reply.result->net_rtt, 5ms) << forged.time_since_epoch().count();
+  }
+}
+
 TEST(ProbeSession, UnknownWithoutTargetsAndNoSends) {
   ProbeSession s(ProbeSession::Options{});
   s.start(T0);
