@@ -10,7 +10,7 @@ import subprocess
 import time
 
 from lab.bus import Lines
-from lab.lab import AddressMonitor, wait_until
+from lab.lab import AddressMonitor, Proc, wait_until
 from mpathd_helpers import MOVE_TIMEOUT, REPAIR_TIMEOUT, START_TIMEOUT, holder_is, member_is, start_group
 # The private bus and the CLI, as the ipmpctl suite uses them.
 from test_ipmpctl import bus, ipmpctl, ipmpctl_bin, need_ipmpctl, ok  # noqa: F401
@@ -42,13 +42,7 @@ class Monitor:
         return self.events
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+        Proc(self.proc, "ipmpctl monitor").stop(sig=signal.SIGINT)
 
 
 def moves_counted(d) -> int:

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from lab.bus import Bus, Lines
-from lab.lab import AddressMonitor, group_config, mpathd_bin, wait_until
+from lab.lab import AddressMonitor, Proc, group_config, mpathd_bin, wait_until
 from mpathd_helpers import DATA, MOVE_TIMEOUT, START_TIMEOUT, member_is, start_group
 # The private bus and the CLI, as the ipmpctl suite uses them.
 from test_ipmpctl import ipmpctl, need_ipmpctl, ok  # noqa: F401
@@ -209,13 +209,7 @@ class PropertiesMonitor:
                         changes.append(f"{m['path']} {iface} {name}={json.dumps(value['data'])}")
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGINT)
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(timeout=5)
+        Proc(self.proc, "busctl monitor").stop(sig=signal.SIGINT)
 
 
 def test_sighup_and_dbus_reload_announce_the_same(lab, monitored_bus, need_mpathd, need_ipmpctl):
