@@ -53,7 +53,11 @@ def test_metrics_file_after_a_failover(lab: Lab):
     out_dir = lab.tmp / "node-exporter"
     out_dir.mkdir()
     path = out_dir / "mpathd.prom"
-    d = start_group(lab, members=["m0", "m1"], data_addresses=[f"{V4}/24"],
+    # This test is about the metrics of a link failure, not about probing: FDT 5 s keeps
+    # a probe-loss false failure (the detection rule's rate under load is issue 13's
+    # concern) from moving the address before the link is cut. Probes still change the
+    # counters every ~0.7 s.
+    d = start_group(lab, members=["m0", "m1"], data_addresses=[f"{V4}/24"], failure_detection_time="5s",
                     extra_global=f'metrics-file = "{path}"')
     m = wait_until(lambda: (lambda x: x if value(x, "mpathd_group_state", group="g0", state="ok") == 1
                             else None)(read(path)), 10, "the metrics file with g0 ok")
@@ -90,7 +94,7 @@ def test_metrics_file_after_a_failover(lab: Lab):
     assert value(m, "mpathd_member_state", **mn, state="ok") == 1
     assert value(m, "mpathd_member_active", **mn) == 1
     assert value(m, "mpathd_member_failures_total", **mo) == 1
-    assert value(m, "mpathd_group_failure_detection_time_seconds", **g) == 1
+    assert value(m, "mpathd_group_failure_detection_time_seconds", **g) == 5
     sent = value(m, "mpathd_probes_sent_total", **mn)
     lost = value(m, "mpathd_probes_lost_total", **mn)
     assert sent and sent > 0 and lost is not None and 0 <= lost <= sent, (sent, lost)
