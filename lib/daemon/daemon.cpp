@@ -239,12 +239,11 @@ struct Daemon::Impl {
     // Addresses the kernel refused are down, with its reason.
     for (const auto& g : engine.groups())
       for (const auto& a : g.data) {
+        // No copy on this path (it runs after every input): only a change is passed on,
+        // and the Engine's event marks the status dirty.
         auto it = applier.refused().find(a.prefix.addr);
-        std::string refused = it == applier.refused().end() ? std::string() : it->second;
-        if (refused != a.refused) {
-          engine.observe_address_refused(a.prefix.addr, std::move(refused));
-          status_dirty = true;
-        }
+        const std::string_view refused = it == applier.refused().end() ? std::string_view() : it->second;
+        if (refused != a.refused) engine.observe_address_refused(a.prefix.addr, std::string(refused));
       }
     metrics.applied();
     if (auto when = engine.next_deadline()) {
