@@ -1,0 +1,92 @@
+// The seam between the daemon and the kernel mechanisms behind shared addresses
+// (DESIGN §5): the association registry and the release/takeover actions.
+//
+// The daemon (lib/daemon) decides *when* (from the Engine's shared-address events);
+// lib/cluster does *how*, on the kernel of the daemon's network namespace:
+//   release:  block() → [stop hooks] → destroy_sockets() → address removed → unblock()
+//   takeover: address added and announced → tickle(registry.associations(addr))
+// Both are interfaces so that daemon-level unit tests can use a recording fake; the real
+// implementations are created by the factories below and tested at the adapter tier
+// with real sockets in namespaces.
+//
+// Status: interface agreed between the shared-address engine work and the kernel work
+// (issue 10); the implementation may refine signatures, and says so in its commit.
+#pragma once
+
+#include <systemd/sd-event.h>
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/error.hpp"
+#include "core/types.hpp"
+
+namespace mpathd::cluster {
+
+enum class Proto : std::uint8_t { tcp, udp };
+
+// One association on a shared address, as seed 000 sees it: a TCP connection (4-tuple,
+// kernel TCP state, incoming or outgoing) or a UDP client (remote only; registered the
+// first time that client is seen).
+struct Association {
+  Proto proto = Proto::tcp;
+  IpAddress local;  // the shared address
+  std::uint16_t local_port = 0;
+  IpAddress remote;
+  std::uint16_t remote_port = 0;  // 0 for a UDP client entry when the port is unknown
+  std::uint8_t tcp_state = 0;     // linux TCP_* numbering (1 = ESTABLISHED); 0 for UDP
+  bool outgoing = false;          // connect() from here (seed 000's is_outgoing)
+  bool imported = false;          // learned from another node, not seen on this kernel
+  auto operator<=>(const Association&) const = default;
+};
+
+// How associations are learned; the level in force is reported (log, D-Bus, ipmpctl).
+enum class RegistryLevel : std::uint8_t {
+  ebpf,       // cgroup hooks + sockops, event-driven, filtered in the kernel
+  sock_diag,  // fallback: filtered sock_diag walk every ≤ 1 s + destroy notifications
+};
+
+struct RegistryOptions {
+  std::string cgroup;         // cgroup2 directory the eBPF programs attach to ("" = none → fallback)
+  bool ebpf = true;           // false forces the fallback level
+  Duration walk_interval = std::chrono::seconds(1);
+};
+
+class Registry {
+ public:
+  // (shared address, association, true = appeared / false = gone)
+  using Changed = std::function<void(const IpAddress&, const Association&, bool)>;
+  static std::unique_ptr<Registry> create(sd_event* event, RegistryOptions opts, Changed changed);
+  virtual ~Registry() = default;
+
+  virtual RegistryLevel level() const = 0;
+  virtual std::string level_reason() const = 0;  // why eBPF is not in force ("" when it is)
+  // The shared addresses held here; newly added ones are walked at once.
+  virtual void track(const std::vector<IpAddress>& held) = 0;
+  virtual std::vector<Association> associations(const IpAddress& shared) const = 0;
+  // Entries learned elsewhere (the hand-over API, CPG replication); invalid input is
+  // refused as a whole.
+  virtual Result<std::size_t> import(const IpAddress& shared, std::vector<Association> entries) = 0;
+};
+
+class Actions {
+ public:
+  static std::unique_ptr<Actions> create(sd_event* event);
+  virtual ~Actions() = default;
+
+  // Drop new inbound packets to the address (mpathd's own nftables table).
+  virtual Result<void> block(const IpAddress& shared) = 0;
+  virtual Result<void> unblock(const IpAddress& shared) = 0;
+  // SOCK_DESTROY every TCP and UDP socket bound to the address, listeners included.
+  virtual Result<std::size_t> destroy_sockets(const IpAddress& shared) = 0;
+  // A tickle ACK (seq 0, ack 0, from the shared address) to every TCP association, sent
+  // now and repeated `repeats` times with `spacing` (≥ 0.5 s) on the event loop.
+  virtual Result<std::size_t> tickle(const IpAddress& shared, const std::vector<Association>& to,
+                                     int repeats = 3,
+                                     Duration spacing = std::chrono::milliseconds(500)) = 0;
+};
+
+}  // namespace mpathd::cluster
