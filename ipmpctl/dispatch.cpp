@@ -27,7 +27,7 @@ constexpr const char* kFooter = R"(Output:
 
 Exit status:
   0 ok, 1 failure (also "done, but state not saved": the change is lost when mpathd
-  restarts), 2 bad usage, 3 not found (group, interface, address),
+  or the machine restarts), 2 bad usage, 3 not found (group, interface, address),
   4 refused (last usable member, already offline, not offline, not usable, exists,
   duplicate hardware address), 5 mpathd unreachable, 6 permission denied, 7 timeout.
 

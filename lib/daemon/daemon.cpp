@@ -23,6 +23,7 @@
 #include "daemon/metrics.hpp"
 #include "daemon/probing.hpp"
 #include "daemon/state_file.hpp"
+#include "daemon/state_store.hpp"
 #include "daemon/status.hpp"
 #include "dbus/service.hpp"
 #include "net/kernel.hpp"
@@ -47,16 +48,28 @@ std::string file_digest(const std::string& path) {
   return config_digest(all);
 }
 
-// The saved state; a corrupt one is reported and set aside, and the daemon starts from
-// the configuration and the kernel. Groups changed at runtime replace the file's
-// groups while the file is the one they started from.
-PersistedState load_saved_state(const std::string& path, const std::string& digest, Config& config) {
-  auto st = load_state_file(path);
+constexpr const char* kStateName = "state.json";
+constexpr const char* kSysctlName = "sysctl.json";
+
+// The saved state, the runtime copy first (state_store.hpp); a corrupt copy is reported
+// and set aside, and the next one is read (the durable copy after a bad runtime copy),
+// else the daemon starts from the configuration and the kernel. Groups changed at
+// runtime replace the file's groups while the file is the one they started from.
+PersistedState load_saved_state(StateStore& store, const std::string& digest, Config& config) {
+  auto copy = store.load(kStateName);
+  Result<PersistedState> st = PersistedState{};
+  while (copy) {
+    st = parse_state(copy->text, copy->path);
+    if (st) break;
+    spdlog::error("{}; set aside as {}", st.error().message, set_aside(copy->path));
+    copy = store.load_durable_after(*copy, kStateName);
+  }
   if (!st) {
-    spdlog::error("{}; set aside as {}; starting from the configuration and the kernel", st.error().message,
-                  set_aside(path));
+    spdlog::info("starting from the configuration and the kernel");
     return {};
   }
+  // A crash may have come before the writer thread: the durable copy catches up.
+  if (copy && copy->path == store.runtime_path(kStateName)) (void)store.save(kStateName, copy->text);
   if (!st->groups.empty() || !st->state.empty()) {
     if (st->config_digest == digest) {
       config.groups = st->groups;
@@ -79,6 +92,7 @@ struct Daemon::Impl {
   net::PacketSender packets;
   std::unique_ptr<net::Monitor> monitor;
   DataPlaneApplier applier;
+  std::unique_ptr<StateStore> store;  // state.json and sysctl.json (runtime + durable copies)
   std::unique_ptr<Probing> probing;
   std::unique_ptr<dbus::Service> bus;  // after applier: destroyed first
   bool ready = false;                  // start-up over: READY=1 sent, status.json "started"
@@ -94,18 +108,35 @@ struct Daemon::Impl {
   std::map<unsigned, std::string> link_names;  // ifindex -> name, to see renames
   std::string digest;      // of the configuration file the groups came from
   PersistedState saved;    // what state.json holds now
-  Result<void> persisted;  // the last attempt to save the state
+  Result<void> persisted;  // the last attempt to write state.json's runtime copy
+  FailoverLatency latency;  // netlink link event -> first GARP/NA (status.json)
+  std::optional<TimePoint> link_event_at;  // the first link event of the input being handled
   std::map<std::string, std::string> unsuitable;  // member name -> why its link cannot be one
 
-  Impl(DaemonOptions o, Config c, sd_event* e, net::Kernel k, net::PacketSender p)
+  Impl(DaemonOptions o, Config c, sd_event* e, net::Kernel k, net::PacketSender p, std::unique_ptr<StateStore> st)
       : options(std::move(o)),
         engine(clock, std::move(c)),
         event(e),
         kernel(std::move(k)),
         packets(std::move(p)),
         applier(kernel, packets, event, engine.config(), clock),
-        sysctls(net::Sysctl(), options.state_dir + "/sysctl.json"),
-        metrics_file(std::make_unique<MetricsFile>(event, metrics, engine)) {}
+        store(std::move(st)),
+        sysctls(net::Sysctl(), load_sysctls(*store), store->runtime_path(kSysctlName),
+                [this](std::string json) { (void)store->save(kSysctlName, std::move(json)); }),
+        metrics_file(std::make_unique<MetricsFile>(event, metrics, engine)) {
+    store->on_problem_changed = [this] {
+      status_dirty = true;
+      if (ready) write_status();
+    };
+  }
+
+  // The saved sysctl originals ("" = none); a runtime copy read is made durable too.
+  static std::string load_sysctls(StateStore& store) {
+    auto copy = store.load(kSysctlName);
+    if (!copy) return {};
+    if (copy->path == store.runtime_path(kSysctlName)) (void)store.save(kSysctlName, copy->text);
+    return copy->text;
+  }
 
   ~Impl() {
     sd_event_source_disable_unref(engine_timer);
@@ -154,6 +185,7 @@ struct Daemon::Impl {
   }
 
   void on_link(const net::LinkInfo& l, bool exists) {
+    if (!link_event_at) link_event_at = Clock::now();
     note_rename(l, exists);
     const LinkObservation obs{l.name, l.ifindex, exists, l.admin_up && l.lower_up,
                               l.mac, l.loopback, (l.flags & IFF_BROADCAST) != 0, l.flags};
@@ -194,34 +226,36 @@ struct Daemon::Impl {
     if (engine.started()) after_input();
   }
 
-  std::string state_path() const { return options.state_dir + "/state.json"; }
-
-  // The state is on disk before the kernel is changed (seed 003: write updates
-  // synchronously, recover on start). A state that cannot be written (a read-only or
-  // full state directory) is logged once per cause and tried again after every input;
-  // persisted holds the error until a write succeeds.
+  // The state is written before the kernel is changed (seed 003: write updates
+  // synchronously, recover on start): its runtime copy here, a rename on a tmpfs with
+  // no fsync, which survives a restart of mpathd; the durable copy, which survives a
+  // reboot, is the writer thread's (StateStore), so that no disk, full, read-only or
+  // hung, can delay or stop a failover. Problems are reported by the store, once per
+  // cause; a state whose runtime copy could not be written is tried again after every
+  // input.
   void persist() {
     PersistedState now{engine.config().groups, digest, engine.export_state()};
-    if (now == saved) return;
-    if (auto r = write_file_atomically(state_path(), serialize_state(now)); !r) {
-      if (persisted || persisted.error().message != r.error().message)
-        spdlog::error("state not saved: {}; changes since are in force but will not survive a restart",
-                      r.error().message);
-      persisted = std::unexpected(r.error());
-      return;
-    }
-    if (!persisted) spdlog::info("state saved again to {}", state_path());
-    persisted = {};
-    saved = std::move(now);
+    if (now == saved && persisted) return;
+    persisted = store->save(kStateName, serialize_state(now));
+    if (persisted) saved = std::move(now);
   }
 
-  // After a D-Bus change: as after any input, but a state that could not be saved is
-  // the caller's error.
-  Result<void> after_change() {
+  // After a D-Bus change: as after any input; `reply` gets the outcome once the state
+  // is durable (or has failed, or stalled): a state that could not be saved is the
+  // caller's error. The loop does not wait for it.
+  void after_change(std::function<void(Result<void>)> reply) {
     after_input();
-    if (persisted) return {};
-    return fail(Errc::system, std::string(kStateNotSaved) + " (" + persisted.error().message +
-                                  "): the change is in force but is lost when mpathd restarts");
+    if (!persisted) {
+      reply(fail(Errc::system, std::string(kStateNotSaved) + " (" + persisted.error().message +
+                                   "): the change is in force but is lost when mpathd restarts"));
+      return;
+    }
+    store->when_written(kStateName, [reply = std::move(reply)](const Result<void>& r) {
+      if (r) return reply({});
+      reply(fail(Errc::system, std::string(kStateNotSaved) + " (" + r.error().message +
+                                   "): the change is in force and survives a restart of mpathd, but is lost "
+                                   "when the machine restarts"));
+    });
   }
 
   // After every input: save the state, bring the kernel in line, re-arm the Engine's
@@ -232,6 +266,7 @@ struct Daemon::Impl {
     sysctls.flush();
     persist();
     applier.reconcile(engine);
+    note_latency();
     if (auto when = applier.next_retry()) {
       int r = arm_timer(event, &restore_timer, *when, milliseconds(10), &Impl::on_restore_timer, this);
       if (r < 0) spdlog::error("restore timer: {}", std::strerror(-r));
@@ -251,6 +286,16 @@ struct Daemon::Impl {
       if (r < 0) spdlog::error("engine timer: {}", std::strerror(-r));
     }
     if (status_dirty) write_status();
+  }
+
+  // From the first link event of this input to the first GARP/NA it caused.
+  void note_latency() {
+    const auto event_at = std::exchange(link_event_at, std::nullopt);
+    const auto sent = applier.take_first_announcement();
+    if (!event_at || !sent) return;
+    const auto us = std::chrono::duration_cast<std::chrono::microseconds>(*sent - *event_at);
+    latency.add(us);
+    spdlog::debug("failover latency: link event to first announcement {} us", us.count());
   }
 
   static int on_engine_timer(sd_event_source*, uint64_t, void* self) {
@@ -287,7 +332,11 @@ struct Daemon::Impl {
   void write_status() {
     status_dirty = false;
     // Interface names are bytes: never let one that is not UTF-8 stop the daemon.
-    const auto text = status_json(engine, ready).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+    auto j = status_json(engine, ready);
+    const auto problem = store->problem();
+    j["persistence"] = {{"ok", problem.empty()}, {"problem", problem}};
+    j["failover_latency"] = latency.json();
+    const auto text = j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
     if (auto r = write_file_atomically(options.runtime_dir + "/status.json", text, false); !r)
       spdlog::warn("{}", r.error().message);
   }
@@ -410,7 +459,7 @@ struct Daemon::Impl {
     probing->sync();
     after_input();
     // The data plane works without a bus; the D-Bus API is optional.
-    if (auto b = dbus::Service::open(event, engine, {.after_change = [this] { return after_change(); }, .reload = [this] { return reload(); }},
+    if (auto b = dbus::Service::open(event, engine, {.after_change = [this](auto reply) { after_change(std::move(reply)); }, .reload = [this] { return reload(); }},
                                      options.bus_name))
       bus = std::move(*b);
     else
@@ -434,6 +483,7 @@ struct Daemon::Impl {
       spdlog::info("{}: stopping; data addresses stay where they are", strsignal(static_cast<int>(si->ssi_signo)));
       d->write_status();
       sd_notify(0, "STOPPING=1");
+      d->store->close(seconds(2));  // the durable copies; the runtime ones go when written
       sd_event_exit(sd_event_source_get_event(s), 0);
     });
   }
@@ -461,9 +511,16 @@ Result<std::unique_ptr<Daemon>> Daemon::create(DaemonOptions options, Config con
     return std::unexpected(packets.error());
   }
   const std::string digest = file_digest(options.config_path);
-  PersistedState saved = load_saved_state(options.state_dir + "/state.json", digest, config);
+  std::unique_ptr<StateStore> store;
+  try {
+    store = std::make_unique<StateStore>(event, options.runtime_dir, options.state_dir);
+  } catch (const std::exception& e) {
+    sd_event_unref(event);
+    return fail(Errc::system, e.what());
+  }
+  PersistedState saved = load_saved_state(*store, digest, config);
   auto impl = std::make_unique<Impl>(std::move(options), std::move(config), event, std::move(*kernel),
-                                     std::move(*packets));
+                                     std::move(*packets), std::move(store));
   impl->digest = digest;
   impl->saved = std::move(saved);
   for (int sig : {SIGTERM, SIGINT, SIGHUP})

@@ -286,3 +286,7 @@ std::size_t DataPlaneApplier::reconcile(const Engine& engine) {
 }
 
 }  // namespace mpathd
+
+namespace mpathd {
+std::optional<TimePoint> DataPlaneApplier::take_first_announcement() { return notifier_->take_first_sent(); }
+}  // namespace mpathd

@@ -59,6 +59,8 @@ class DataPlaneApplier {
   // kernel's error ("add 2001:db8::10/64 on m0: Permission denied"). They are tried again
   // (with the restore back-off); the error is logged once, when it first happens or changes.
   const std::map<IpAddress, std::string>& refused() const { return refused_; }
+  // When the first notification since the last call went out (failover latency).
+  std::optional<TimePoint> take_first_announcement();
 
  private:
   bool is_data_address(const IpAddress& a) const;

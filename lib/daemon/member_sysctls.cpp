@@ -2,24 +2,20 @@
 
 #include <spdlog/spdlog.h>
 
-#include <fstream>
 #include <nlohmann/json.hpp>
-
-#include "daemon/atomic_file.hpp"
 
 namespace mpathd {
 
-MemberSysctls::MemberSysctls(net::Sysctl sysctl, std::string state_file)
-    : sysctl_(std::move(sysctl)), state_file_(std::move(state_file)) {
-  load();
+MemberSysctls::MemberSysctls(net::Sysctl sysctl, const std::string& saved, std::string source, Save save)
+    : sysctl_(std::move(sysctl)), source_(std::move(source)), save_(std::move(save)) {
+  load(saved);
 }
 
-void MemberSysctls::load() {
-  std::ifstream in(state_file_);
-  if (!in) return;
-  auto j = nlohmann::json::parse(in, nullptr, false);
+void MemberSysctls::load(const std::string& text) {
+  if (text.empty()) return;
+  auto j = nlohmann::json::parse(text, nullptr, false);
   if (j.is_discarded() || !j.is_object()) {
-    spdlog::warn("{}: not valid JSON; saved sysctl originals ignored", state_file_);
+    spdlog::warn("{}: not valid JSON; saved sysctl originals ignored", source_);
     return;
   }
   for (auto& [ifname, keys] : j.items()) {
@@ -32,7 +28,7 @@ void MemberSysctls::load() {
 void MemberSysctls::save() const {
   nlohmann::json j = nlohmann::json::object();
   for (const auto& [ifname, keys] : saved_) j[ifname] = keys;
-  if (auto r = write_file_atomically(state_file_, j.dump(2) + "\n"); !r) spdlog::warn("{}", r.error().message);
+  if (save_) save_(j.dump(2) + "\n");
 }
 
 void MemberSysctls::retry_renamed() {

@@ -2,10 +2,12 @@
 // rp_filter=2 (loose); and promote_secondaries=1, so that removing the primary IPv4
 // address of a subnet (a data or test address moving away) does not take the member's
 // other addresses of that subnet, and the routes through it, along.
-// The original values are kept in the state directory, so that a member that leaves
-// the configuration gets them back even across a restart.
+// The original values are saved (sysctl.json through the StateStore: its runtime copy
+// before the first value changes, its durable copy by the writer thread), so that a
+// member that leaves the configuration gets them back even across a restart.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -16,7 +18,10 @@ namespace mpathd {
 
 class MemberSysctls {
  public:
-  MemberSysctls(net::Sysctl sysctl, std::string state_file);
+  // Writes the originals (JSON) where they survive; called before a value changes.
+  using Save = std::function<void(std::string json)>;
+  // saved: the text saved earlier ("" = none), from `source` (named in warnings).
+  MemberSysctls(net::Sysctl sysctl, const std::string& saved, std::string source, Save save);
 
   // Sets the values on a member's interface (again if it was re-created: ifindex).
   void apply(const std::string& ifname, unsigned ifindex);
@@ -27,8 +32,7 @@ class MemberSysctls {
   void restore(const std::string& ifname, const std::string& now_named = {});
   // Tries the restores of renamed interfaces again (after every input).
   void retry_renamed();
-  // Writes the saved originals if they changed (once per batch of changes: every
-  // write is fsynced).
+  // Writes the saved originals if they changed (once per batch of changes).
   void flush();
   // Restores every saved interface for which keep(ifname) is false.
   template <typename Keep>
@@ -43,11 +47,12 @@ class MemberSysctls {
       {"arp_ignore", "1"}, {"arp_announce", "2"}, {"rp_filter", "2"}, {"promote_secondaries", "1"}};
 
  private:
-  void load();
+  void load(const std::string& text);
   void save() const;
 
   net::Sysctl sysctl_;
-  std::string state_file_;
+  std::string source_;
+  Save save_;
   std::map<std::string, std::map<std::string, std::string>> saved_;  // ifname -> key -> original
   std::map<std::string, unsigned> applied_;                          // ifname -> ifindex applied to
   bool dirty_ = false;

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <sstream>
 
@@ -188,6 +189,38 @@ void MetricsFile::write() {
   } else {
     last_error_.clear();
   }
+}
+
+void FailoverLatency::add(std::chrono::microseconds d) {
+  const std::int64_t us = d.count();
+  if (window_.size() < kWindow)
+    window_.push_back(us);
+  else
+    window_[count_ % kWindow] = us;
+  ++count_;
+  last_ = us;
+  max_ = std::max(max_, us);
+  std::size_t b = 0;
+  while (b < std::size(kBucketsUs) && us > kBucketsUs[b]) ++b;
+  ++buckets_[b];
+}
+
+nlohmann::json FailoverLatency::json() const {
+  auto sorted = window_;
+  std::sort(sorted.begin(), sorted.end());
+  auto q = [&](double p) -> std::int64_t {
+    if (sorted.empty()) return 0;
+    auto i = static_cast<std::size_t>(p * static_cast<double>(sorted.size() - 1) + 0.5);
+    return sorted[std::min(i, sorted.size() - 1)];
+  };
+  nlohmann::json buckets = nlohmann::json::array();
+  std::uint64_t cumulative = 0;
+  for (std::size_t i = 0; i < std::size(kBucketsUs); ++i) {
+    cumulative += buckets_[i];
+    buckets.push_back({{"le_us", kBucketsUs[i]}, {"count", cumulative}});
+  }
+  return {{"count", count_}, {"last_us", last_}, {"max_us", max_}, {"p50_us", q(0.5)}, {"p99_us", q(0.99)},
+          {"buckets", buckets}};
 }
 
 }  // namespace mpathd

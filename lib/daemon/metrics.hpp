@@ -6,7 +6,10 @@
 #include <systemd/sd-event.h>
 
 #include <cstdint>
+#include <iterator>
 #include <map>
+#include <nlohmann/json.hpp>
+#include <vector>
 #include <optional>
 #include <string>
 #include <utility>
@@ -46,6 +49,25 @@ class Metrics {
   std::map<Key, std::uint64_t> moves_;      // (group, move reason)
   std::map<Key, Probes> probes_;            // (group, member)
   std::map<std::string, Failover> failover_;  // by group
+};
+
+// Failover latency: from a netlink link event to the first GARP/NA that the input
+// caused, measured inside mpathd (steady clock). Histogram buckets for all samples,
+// quantiles over the last kWindow.
+class FailoverLatency {
+ public:
+  static constexpr std::size_t kWindow = 1024;
+  static constexpr std::int64_t kBucketsUs[] = {50, 100, 200, 500, 1000, 2000, 5000, 10000, 50000, 100000};
+  void add(std::chrono::microseconds d);
+  // {"count", "last_us", "max_us", "p50_us", "p99_us", "buckets": [{"le_us", "count"}]}
+  nlohmann::json json() const;
+
+ private:
+  std::uint64_t count_ = 0;
+  std::int64_t last_ = 0;
+  std::int64_t max_ = 0;
+  std::vector<std::int64_t> window_;  // ring of the last kWindow samples
+  std::uint64_t buckets_[std::size(kBucketsUs) + 1] = {};  // the last: above every bound
 };
 
 // Writes Metrics::render() to a file: path.tmp then rename, without fsync (the file is

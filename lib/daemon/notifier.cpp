@@ -23,6 +23,7 @@ void Notifier::announce(unsigned ifindex, const Mac& mac, const IpAddress& addre
   std::erase_if(pending_, [&](const Pending& p) { return p.address == address; });
   Pending p{ifindex, mac, address, config_.notification_count, Clock::now()};
   send(p);
+  if (!first_sent_) first_sent_ = Clock::now();
   spdlog::debug("announced {} on ifindex {}", address.str(), ifindex);
   if (--p.remaining == 0) return;
   p.due = Clock::now() + config_.notification_interval;

@@ -5,6 +5,8 @@
 
 #include <systemd/sd-event.h>
 
+#include <optional>
+#include <utility>
 #include <vector>
 
 #include "core/config.hpp"
@@ -24,6 +26,8 @@ class Notifier {
   void announce(unsigned ifindex, const Mac& mac, const IpAddress& address);
   // Stops the repeats for an address that is no longer ours.
   void cancel(const IpAddress& address);
+  // When the first notification announce()d since the last call was sent.
+  std::optional<TimePoint> take_first_sent() { return std::exchange(first_sent_, std::nullopt); }
 
  private:
   struct Pending {
@@ -42,6 +46,7 @@ class Notifier {
   const Config& config_;
   std::vector<Pending> pending_;
   sd_event_source* timer_ = nullptr;
+  std::optional<TimePoint> first_sent_;
 };
 
 }  // namespace mpathd

@@ -4,6 +4,7 @@
 
 #include <systemd/sd-bus.h>
 
+#include <chrono>
 #include <exception>
 #include <optional>
 #include <string>
@@ -25,14 +26,31 @@ inline constexpr const char* kInterfaceIface = "org.ipmp.Mpathd1.Interface";
 inline constexpr const char* kErrorFailed = "org.ipmp.Mpathd1.Error.Failed";
 
 struct Service::Impl {
-  Impl(Engine& e, ServiceHooks h) : engine(e), hooks(std::move(h)) {}
+  Impl(Engine& e, ServiceHooks h, sd_event* ev, std::string name)
+      : engine(e), hooks(std::move(h)), loop(ev), bus_name(std::move(name)) {}
   ~Impl();
   Impl(const Impl&) = delete;
   Impl& operator=(const Impl&) = delete;
 
   Engine& engine;
   ServiceHooks hooks;
-  sd_bus* bus = nullptr;
+  sd_event* loop;
+  std::string bus_name;
+  sd_bus* bus = nullptr;  // nullptr while disconnected (signals are dropped)
+  // Reconnecting after the bus went away (service.cpp): back-off from 100 ms to 10 s.
+  sd_event_source* retry = nullptr;
+  std::chrono::milliseconds backoff{0};
+  unsigned attempts = 0;
+  bool name_refused = false;  // the last connect() failed at the name (not retried at start)
+
+  // Connects, registers the objects and takes the name; on failure bus stays nullptr.
+  Result<void> connect();
+  // The bus is gone (or could not be reached): try again after the back-off.
+  void schedule_reconnect();
+  static int on_retry(sd_event_source*, uint64_t, void* self);
+  // After a reconnect: InterfacesAdded for every object and the Manager's lists, so
+  // that clients that watch learn the state without asking.
+  void announce_all() noexcept;
   // The path of an object being announced as removed. The Engine has already
   // forgotten it, but sd_bus_emit_object_removed() finds interfaces through the find
   // callbacks, which accept this path too while it is set.
@@ -42,8 +60,9 @@ struct Service::Impl {
   void on_event(const Event& e) noexcept;
   // PropertiesChanged for `names` (nullptr-free list) on one object; errors are logged.
   void emit_changed(const std::string& path, const char* iface, std::vector<const char*> names) noexcept;
-  // After a successful admin method: hooks.after_change, guarded; its error.
-  Result<void> changed() noexcept;
+  // After a successful admin method: hooks.after_change, guarded; `reply` (may be
+  // empty) gets its outcome, now or later.
+  void changed(ServiceHooks::Reply reply) noexcept;
 };
 
 // Object paths (sd_bus_path_encode of the name under the prefix).

@@ -4,6 +4,10 @@
 
 #include <chrono>
 #include <cstring>
+#include <memory>
+#include <optional>
+
+#include <spdlog/spdlog.h>
 
 #include "core/validate.hpp"
 #include "core/version.hpp"
@@ -59,17 +63,69 @@ int admin(sd_bus_message* m, void* userdata, sd_bus_error* error, F&& body) {
   });
 }
 
-// After a change: saves and applies it; a state that could not be saved is the reply.
-int changed(Service::Impl& s, sd_bus_error* error) {
-  if (auto r = s.changed(); !r) return set_error(error, r.error());
-  return 0;
+// The reply to an admin method, sent once the change is saved (ServiceHooks): the
+// hook's outcome may come before the method has finished its checks, or long after the
+// method returned (the loop does not wait for the disk).
+class DeferredReply : public std::enable_shared_from_this<DeferredReply> {
+ public:
+  // object: the method's out-argument ("o"), "" for none.
+  DeferredReply(sd_bus_message* m, std::string object) : m_(sd_bus_message_ref(m)), object_(std::move(object)) {}
+  ~DeferredReply() { sd_bus_message_unref(m_); }
+  DeferredReply(const DeferredReply&) = delete;
+  DeferredReply& operator=(const DeferredReply&) = delete;
+
+  ServiceHooks::Reply callback() {
+    return [self = shared_from_this()](Result<void> r) {
+      if (!self->outcome_) self->outcome_ = std::move(r);
+      if (self->armed_) self->send();
+    };
+  }
+  // The method's checks are done: the reply goes out when the outcome is known (now,
+  // if it is). `instead`: an error reply of the method's own, sent now.
+  int arm(std::optional<Error> instead = std::nullopt) {
+    armed_ = true;
+    if (instead) outcome_ = std::unexpected(*instead);
+    if (outcome_) send();
+    return 1;
+  }
+
+ private:
+  void send() {
+    if (sent_) return;
+    sent_ = true;
+    int r = 0;
+    if (!*outcome_) {
+      sd_bus_error e = SD_BUS_ERROR_NULL;
+      sd_bus_error_set(&e, dbus_error_name(outcome_->error().code).c_str(), outcome_->error().message.c_str());
+      r = sd_bus_reply_method_error(m_, &e);
+      sd_bus_error_free(&e);
+    } else if (object_.empty()) {
+      r = sd_bus_reply_method_return(m_, nullptr);
+    } else {
+      r = sd_bus_reply_method_return(m_, "o", object_.c_str());
+    }
+    if (r < 0) spdlog::debug("D-Bus: cannot reply to {}: {}", sd_bus_message_get_member(m_), std::strerror(-r));
+  }
+
+  sd_bus_message* m_;
+  std::string object_;
+  std::optional<Result<void>> outcome_;
+  bool armed_ = false;
+  bool sent_ = false;
+};
+
+// After a change: saves and applies it, and replies once it is saved (a state that
+// could not be saved is the reply).
+int reply_when_saved(Service::Impl& s, sd_bus_message* m, std::string object = {}) {
+  auto d = std::make_shared<DeferredReply>(m, std::move(object));
+  s.changed(d->callback());
+  return d->arm();
 }
 
 // Replies to a command without out-arguments.
 int finish(Service::Impl& s, sd_bus_message* m, const Result<void>& result, sd_bus_error* error) {
   if (!result) return set_error(error, result.error());
-  if (int r = changed(s, error); r < 0) return r;
-  return sd_bus_reply_method_return(m, nullptr);
+  return reply_when_saved(s, m);
 }
 
 int create_group(sd_bus_message* m, void* userdata, sd_bus_error* error) {
@@ -81,8 +137,7 @@ int create_group(sd_bus_message* m, void* userdata, sd_bus_error* error) {
     gc.name = name;
     gc.interface = ifname;  // "" = the group's name
     if (auto r = s.engine.create_group(std::move(gc)); !r) return set_error(error, r.error());
-    if (int r = changed(s, error); r < 0) return r;
-    return sd_bus_reply_method_return(m, "o", group_path(name).c_str());
+    return reply_when_saved(s, m, group_path(name));
   });
 }
 
@@ -104,8 +159,7 @@ int add_member(sd_bus_message* m, void* userdata, sd_bus_error* error) {
     mc.name = ifname;
     mc.standby = standby != 0;
     if (auto r = s.engine.add_member(group, std::move(mc)); !r) return set_error(error, r.error());
-    if (int r = changed(s, error); r < 0) return r;
-    return sd_bus_reply_method_return(m, "o", interface_path(ifname).c_str());
+    return reply_when_saved(s, m, interface_path(ifname));
   });
 }
 
@@ -125,16 +179,17 @@ int add_data_address(sd_bus_message* m, void* userdata, sd_bus_error* error) {
     auto prefix = parse_managed_address(text, AddressRole::data);
     if (!prefix) return set_error(error, Error{Errc::invalid_argument, prefix.error()});
     if (auto r = s.engine.add_data_address(group, *prefix); !r) return set_error(error, r.error());
-    if (int r = changed(s, error); r < 0) return r;
+    auto reply = std::make_shared<DeferredReply>(m, "");
+    s.changed(reply->callback());  // the kernel has been asked by the time this returns
     // Placed, but the kernel refused it: the caller is told, and the address goes.
     for (const auto& a : s.engine.find_group(group)->data)
       if (a.prefix == *prefix && !a.refused.empty()) {
         Error refused{Errc::system, "the kernel refused the address (" + a.refused + "); it was not added"};
         (void)s.engine.remove_data_address(group, a.prefix.addr);  // `a` is gone from here on
-        (void)s.changed();
-        return set_error(error, refused);
+        s.changed({});
+        return reply->arm(refused);
       }
-    return sd_bus_reply_method_return(m, nullptr);
+    return reply->arm();
   });
 }
 
@@ -181,8 +236,7 @@ int reload(sd_bus_message* m, void* userdata, sd_bus_error* error) {
     if (!s.hooks.reload) return sd_bus_error_set(error, kErrorFailed, "reload is not available");
     // What the reload changed is announced from the Engine's events, as for SIGHUP.
     if (auto r = s.hooks.reload(); !r) return set_error(error, r.error());
-    if (int r = changed(s, error); r < 0) return r;
-    return sd_bus_reply_method_return(m, nullptr);
+    return reply_when_saved(s, m);
   });
 }
 

@@ -17,10 +17,12 @@ namespace mpathd::dbus {
 
 struct ServiceHooks {
   // Called after every method that changed the Engine (the daemon saves the state and
-  // reconciles the kernel there). An error (the state could not be saved) is the
-  // method's error reply: the change is in force, but the caller learns it will not
-  // survive a restart.
-  std::function<Result<void>()> after_change;
+  // reconciles the kernel there, then calls `reply` once the state is durable, maybe
+  // later: the method's reply waits for it, the loop does not). An error (the state
+  // could not be saved) is the method's error reply: the change is in force, but the
+  // caller learns it will not survive a restart.
+  using Reply = std::function<void(Result<void>)>;
+  std::function<void(Reply reply)> after_change;
   // Re-reads the configuration (Manager.Reload); empty = not available.
   std::function<Result<void>()> reload;
 };
@@ -32,7 +34,9 @@ class Service {
   // Connects to the system bus (DBUS_SYSTEM_BUS_ADDRESS is honoured), attaches to
   // `event`, registers the objects and requests `bus_name` (mpathd@NAME instances use
   // org.ipmp.Mpathd1.ns_NAME; the object paths and interfaces stay the same). `engine`
-  // must outlive the Service.
+  // must outlive the Service. A bus that cannot be reached (now, or later when it
+  // goes away) is connected to again in the background, with back-off; a name that
+  // cannot be owned is an error.
   static Result<std::unique_ptr<Service>> open(sd_event* event, Engine& engine, ServiceHooks hooks,
                                                const std::string& bus_name = kDefaultName);
   ~Service();

@@ -39,6 +39,7 @@ int emit(sd_bus* bus, const std::string& path, const char* iface, const char* me
 }  // namespace
 
 void Service::Impl::emit_changed(const std::string& path, const char* iface, std::vector<const char*> names) noexcept {
+  if (!bus) return;  // disconnected: the state is announced after the reconnect
   try {
     names.push_back(nullptr);
     int r = sd_bus_emit_properties_changed_strv(bus, path.c_str(), iface, const_cast<char**>(names.data()));
@@ -48,16 +49,16 @@ void Service::Impl::emit_changed(const std::string& path, const char* iface, std
   }
 }
 
-Result<void> Service::Impl::changed() noexcept {
-  if (!hooks.after_change) return {};
+void Service::Impl::changed(ServiceHooks::Reply reply) noexcept {
   try {
-    return hooks.after_change();
+    if (!reply) reply = [](Result<void>) {};
+    if (!hooks.after_change) return reply({});
+    hooks.after_change(std::move(reply));
   } catch (const std::exception& e) {
     spdlog::warn("D-Bus: after a change: {}", e.what());
   } catch (...) {
     spdlog::warn("D-Bus: after a change: unknown exception");
   }
-  return {};
 }
 
 void Service::Impl::on_event(const Event& event) noexcept {

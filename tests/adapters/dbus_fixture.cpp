@@ -247,9 +247,9 @@ void DbusFixture::start(PrivateBus::Policy policy) {
   link("u0", true, 20);
   engine_->start();
   dbus::ServiceHooks hooks;
-  hooks.after_change = [this]() -> Result<void> {
+  hooks.after_change = [this](dbus::ServiceHooks::Reply reply) {
     ++after_change_calls_;
-    return after_change_ ? after_change_() : Result<void>{};
+    reply(after_change_ ? after_change_() : Result<void>{});
   };
   hooks.reload = reload_;
   auto s = dbus::Service::open(event_, *engine_, std::move(hooks), bus_name_);

@@ -2,7 +2,7 @@
 SIGKILL at random moments — also in the middle of failovers — and started again on
 the same state directory. After every restart each data address exists exactly once,
 on an active member whose link is up; no member with its link down is active; and
-state.json is valid. A link failure that happens while the daemon is down is handled
+both copies of state.json (runtime and durable) are valid. A link failure that happens while the daemon is down is handled
 right after it starts. The watchdog pings come from the event loop and stop when the
 loop is stuck."""
 
@@ -46,17 +46,26 @@ def consistent(lab, d, down: set[int]):  # down: members cut by link or silently
     return None
 
 
-def test_kill9_at_random_moments(lab, need_mpathd):
-    rng = random.Random(20261122)
-    # Probing by ARP at a short FDT: silent failures are detected in ~0.3 s, repairs
-    # (10 good probes) take ~0.5 s, and members FAILED before a restart must earn them.
-    d = start_group(lab, members=MEMBERS, extra_global="link-flap-limit = 100",
-                    failure_detection_time="300ms")
-    workdir, config = d.workdir, d.config_path.read_text()
-    down: set[int] = set()
-    silent: set[int] = set()  # the subset of `down` cut silently (carrier up)
-    for it in range(ITERATIONS):
-        # A failure or a repair — of the link or silent — sometimes while mpathd is down.
+class KillTorture:
+    """kill -9 at random moments during failovers (this test, and bench/torture.py for
+    1 000 kills): each kill() is one iteration."""
+
+    def __init__(self, lab, seed: int):
+        self.lab = lab
+        self.rng = random.Random(seed)
+        # Probing by ARP at a short FDT: silent failures are detected in ~0.3 s, repairs
+        # (10 good probes) take ~0.5 s, and members FAILED before a restart must earn them.
+        self.d = start_group(lab, members=MEMBERS, extra_global="link-flap-limit = 100",
+                             failure_detection_time="300ms")
+        self.workdir, self.config = self.d.workdir, self.d.config_path.read_text()
+        self.down: set[int] = set()    # members cut by link or silently
+        self.silent: set[int] = set()  # the subset of `down` cut silently (carrier up)
+
+    def kill(self):
+        """A failure or a repair — of the link or silent — sometimes while mpathd is
+        down; mpathd killed in the middle of its reaction and started again. Returns
+        the new daemon (not yet settled)."""
+        lab, rng, d, down, silent = self.lab, self.rng, self.d, self.down, self.silent
         i = rng.randrange(lab.n)
         while_down = rng.random() < 0.25
         if while_down:
@@ -82,16 +91,35 @@ def test_kill9_at_random_moments(lab, need_mpathd):
                 except AssertionError:
                     pass  # it had less to say: kill it now
             d.proc_kill()
-        d = lab.start_mpathd(config, workdir=workdir)
+        assert_state_files_valid(self.workdir)  # never torn by the kill
+        self.d = lab.start_mpathd(self.config, workdir=self.workdir, timeout=30)
+        return self.d
+
+    def settle(self, what: str) -> None:
         why = None
 
         def ok():
             nonlocal why
-            why = consistent(lab, d, down)
+            why = consistent(self.lab, self.d, self.down)
             return why is None
-        wait_until(ok, SETTLE_TIMEOUT, f"iteration {it}: consistent state after restart ({why})")
-        state = json.loads((workdir / "state" / "state.json").read_text())
-        assert state["version"] == 1
+        wait_until(ok, SETTLE_TIMEOUT, f"{what}: consistent state after restart ({why})")
+        assert_state_files_valid(self.workdir)
+
+
+def test_kill9_at_random_moments(lab, need_mpathd):
+    t = KillTorture(lab, 20261122)
+    for it in range(ITERATIONS):
+        t.kill()
+        t.settle(f"iteration {it}")
+
+
+def assert_state_files_valid(workdir) -> None:
+    """Both copies of state.json, where they exist, are complete (never torn by a kill)."""
+    copies = [p for p in (workdir / "run" / "state.json", workdir / "state" / "state.json") if p.exists()]
+    assert copies, "no state.json at all"
+    for p in copies:
+        state = json.loads(p.read_text())
+        assert state["version"] == 1, p
 
 
 def test_failure_while_down_is_handled_at_start(lab, need_mpathd):

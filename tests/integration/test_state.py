@@ -1,4 +1,5 @@
-"""The state directory: state.json is versioned and follows every change; a corrupt or
+"""The state: state.json is versioned and follows every change (its runtime copy before
+the daemon acts, its durable copy in the state directory right after); a corrupt or
 truncated file is reported and set aside, and the daemon starts from the configuration
 and the kernel without disturbing the placement."""
 
@@ -9,15 +10,16 @@ import json
 import pytest
 
 from lab.lab import wait_until
-from mpathd_helpers import DATA, MOVE_TIMEOUT, start_group, wait_moved_away
+from mpathd_helpers import DATA, MOVE_TIMEOUT, REPAIR_TIMEOUT, start_group, wait_moved_away
 
 
-def saved(d) -> dict:
-    return json.loads((d.workdir / "state" / "state.json").read_text())
+def saved(d, where=None) -> dict:
+    """state.json: the durable copy (state directory) or, with where, another copy."""
+    return json.loads(((where or d.state_dir) / "state.json").read_text())
 
 
-def saved_holder(d, addr: str) -> str | None:
-    for g in saved(d)["state"]:
+def saved_holder(d, addr: str, where=None) -> str | None:
+    for g in saved(d, where)["state"]:
         for a in g["addresses"]:
             if a["address"].split("/")[0] == addr:
                 return a["holder"]
@@ -33,9 +35,32 @@ def test_state_follows_failover(lab, need_mpathd):
     assert saved_holder(d, DATA["ipv4"]) == old
     lab.link_down(int(old[1:]))
     new = wait_moved_away(lab, d, DATA["ipv4"], old)
+    # The runtime copy is written before the move; the durable copy by the writer
+    # thread, a moment later.
+    assert saved_holder(d, DATA["ipv4"], d.runtime_dir) == new
+    wait_until(lambda: saved_holder(d, DATA["ipv4"]) == new, MOVE_TIMEOUT, "the durable copy to follow")
+    for where in (d.runtime_dir, d.state_dir):
+        member = next(m for g in saved(d, where)["state"] for m in g["members"] if m["name"] == old)
+        assert member["failed"] is True
+
+
+def test_clean_stop_leaves_the_durable_copy_only(lab, need_mpathd):
+    """After SIGTERM the durable copy is complete and the runtime copy is gone, so the
+    next start reads the state directory; after a kill -9 the runtime copy stays and is
+    read first."""
+    d = start_group(lab)
+    old = lab.holder_of(DATA["ipv4"])
+    lab.link_down(int(old[1:]))
+    new = wait_moved_away(lab, d, DATA["ipv4"], old)
+    assert d.stop(timeout=10) == 0
+    assert not (d.runtime_dir / "state.json").exists()
     assert saved_holder(d, DATA["ipv4"]) == new
-    member = next(m for g in saved(d)["state"] for m in g["members"] if m["name"] == old)
-    assert member["failed"] is True
+    d2 = lab.start_mpathd(d.config_path.read_text(), workdir=d.workdir)
+    lab.link_up(int(old[1:]))  # a change: repaired (and failback)
+    wait_until(lambda: saved_holder(d2, DATA["ipv4"], d2.runtime_dir) == lab.holder_of(DATA["ipv4"]) == old,
+               REPAIR_TIMEOUT, "failback, in the runtime copy")
+    d2.proc_kill()
+    assert saved_holder(d2, DATA["ipv4"], d2.runtime_dir) == old, "kept after a kill -9"
 
 
 @pytest.mark.parametrize("content", ["{\"version\": 1, \"groups\": [", "not json at all", "{\"version\": 99}", ""])

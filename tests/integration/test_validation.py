@@ -203,8 +203,9 @@ def test_offline_with_a_full_or_read_only_state_dir_says_so(lab, bus, need_mpath
         except OSError:
             pass
     cp = ipmpctl("offline", "m0")
+    # The runtime copy (another file system) has it: only a reboot would lose it.
     expect(cp, EXIT_FAILURE, "offline m0: done, but state not saved", "No space left on device",
-           "lost when mpathd restarts")
+           "survives a restart of mpathd, but is lost when the machine restarts")
     d.wait_status(lambda s: d.member("m0", s)["state"] == "offline", MOVE_TIMEOUT, "m0 offline")
     assert offline_marks(state) == set(), "the mark could not be saved"
     filler.unlink()

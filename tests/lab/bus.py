@@ -75,16 +75,33 @@ class Bus:
         text = SYSTEM_BUS_CONF.format(socket=socket, policy=REPO_ROOT / "units" / "org.ipmp.Mpathd1.conf")
         more = "".join(f"  <include>{p}</include>\n" for p in policies)
         conf.write_text(text.replace("</busconfig>", more + "</busconfig>"))
-        self.proc = subprocess.Popen(
-            ["dbus-daemon", f"--config-file={conf}", "--print-address", "--nofork"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+        self.conf = conf
+        self.socket = socket
+        # The address without the bus's guid: it stays valid across restart().
+        self.socket_address = f"unix:path={socket}"
         _live_buses.append(self)
+        self._start()
+
+    def _start(self) -> None:
+        self.proc = subprocess.Popen(
+            ["dbus-daemon", f"--config-file={self.conf}", "--print-address", "--nofork"],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
         reader = Lines(self.proc.stdout)
         line = reader.next_line(10)
         if not line:
             self.close()
             raise AssertionError("dbus-daemon did not print its address")
         self.address = line.strip()
+
+    def kill(self) -> None:
+        """Kills dbus-daemon (SIGKILL, by its pid): every connection is dropped at once."""
+        Proc(self.proc, "dbus-daemon").proc_kill()
+        self.socket.unlink(missing_ok=True)
+
+    def start_again(self) -> None:
+        """A new dbus-daemon on the same socket (after kill()); clients must connect
+        with socket_address, since the new bus has a new guid."""
+        self._start()
 
     def __enter__(self) -> "Bus":
         return self

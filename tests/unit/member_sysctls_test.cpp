@@ -5,8 +5,10 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <string>
 
+#include "daemon/atomic_file.hpp"
 #include "daemon/member_sysctls.hpp"
 
 namespace fs = std::filesystem;
@@ -34,7 +36,14 @@ class FakeProcSys : public ::testing::Test {
     in >> v;
     return v;
   }
-  MemberSysctls make() { return MemberSysctls(net::Sysctl(root_.string()), (root_ / "sysctl.json").string()); }
+  // The saved originals go to a file here (the daemon gives them to its StateStore).
+  MemberSysctls make() {
+    const auto path = (root_ / "sysctl.json").string();
+    std::ifstream in(path);
+    std::string saved((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    return MemberSysctls(net::Sysctl(root_.string()), saved, path,
+                         [path](std::string json) { ASSERT_TRUE(write_file_atomically(path, json, false)); });
+  }
 
   fs::path root_;
 };
