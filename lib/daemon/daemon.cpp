@@ -127,6 +127,7 @@ struct Daemon::Impl {
     store->on_problem_changed = [this] {
       status_dirty = true;
       if (ready) write_status();
+      if (bus) bus->state_problem_changed();
     };
   }
 
@@ -185,7 +186,7 @@ struct Daemon::Impl {
   }
 
   void on_link(const net::LinkInfo& l, bool exists) {
-    if (!link_event_at) link_event_at = Clock::now();
+    if (!link_event_at && engine.started()) link_event_at = Clock::now();  // (start-up is not a failover)
     note_rename(l, exists);
     const LinkObservation obs{l.name, l.ifindex, exists, l.admin_up && l.lower_up,
                               l.mac, l.loopback, (l.flags & IFF_BROADCAST) != 0, l.flags};
@@ -459,7 +460,8 @@ struct Daemon::Impl {
     probing->sync();
     after_input();
     // The data plane works without a bus; the D-Bus API is optional.
-    if (auto b = dbus::Service::open(event, engine, {.after_change = [this](auto reply) { after_change(std::move(reply)); }, .reload = [this] { return reload(); }},
+    if (auto b = dbus::Service::open(event, engine, {.after_change = [this](auto reply) { after_change(std::move(reply)); }, .reload = [this] { return reload(); },
+                                      .state_problem = [this] { return store->problem(); }},
                                      options.bus_name))
       bus = std::move(*b);
     else

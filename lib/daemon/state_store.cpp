@@ -100,6 +100,12 @@ StateStore::StateStore(sd_event* event, std::string runtime_dir, std::string sta
   if (shared_->efd < 0) throw std::runtime_error(std::string("eventfd: ") + std::strerror(errno));
   if (int r = sd_event_add_io(event_, &wake_, shared_->efd, EPOLLIN, &StateStore::on_wake, this); r < 0)
     throw std::runtime_error(std::string("state writer: ") + std::strerror(-r));
+  // A later iteration of the loop than the input that queued the write (the netlink
+  // monitor's events, of higher priority, first).
+  if (sd_event_add_defer(event_, &kick_, &StateStore::on_kick, this) >= 0) {
+    sd_event_source_set_priority(kick_, SD_EVENT_PRIORITY_NORMAL);
+    sd_event_source_set_enabled(kick_, SD_EVENT_OFF);
+  }
   std::thread(&Shared::run, shared_).detach();  // close() waits for it, bounded
 }
 
@@ -107,6 +113,7 @@ StateStore::~StateStore() {
   if (!closed_) close(seconds(2));
   sd_event_source_disable_unref(wake_);
   sd_event_source_disable_unref(timer_);
+  sd_event_source_disable_unref(kick_);
 }
 
 std::optional<StateStore::Loaded> StateStore::load(const std::string& name) const {
@@ -126,7 +133,16 @@ void StateStore::queue(const std::string& name, std::uint64_t generation, std::s
     std::lock_guard lk(shared_->mu);
     shared_->jobs[name] = {generation, std::move(content)};  // the newest wins
   }
-  shared_->work.notify_one();
+  // The writer is woken once the loop has finished the current input: on a busy
+  // machine a woken thread can take the CPU from the loop before it has changed the
+  // kernel and announced the move.
+  if (kick_) sd_event_source_set_enabled(kick_, SD_EVENT_ONESHOT);
+  else shared_->work.notify_one();
+}
+
+int StateStore::on_kick(sd_event_source*, void* self) {
+  static_cast<StateStore*>(self)->shared_->work.notify_one();
+  return 0;
 }
 
 Result<void> StateStore::save(const std::string& name, std::string content, Done done) {
@@ -291,7 +307,7 @@ void StateStore::close(Duration timeout) {
   {
     std::unique_lock lk(shared_->mu);
     shared_->stop = true;
-    shared_->work.notify_one();
+    shared_->work.notify_one();  // also what a pending kick would have woken
     idle = shared_->idle.wait_for(lk, timeout, [&] { return shared_->jobs.empty() && !shared_->busy; });
   }
   drain();

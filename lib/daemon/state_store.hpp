@@ -96,6 +96,7 @@ class StateStore {
 
   static int on_wake(sd_event_source*, int, uint32_t, void* self);
   static int on_timer(sd_event_source*, uint64_t, void* self);
+  static int on_kick(sd_event_source*, void* self);
   void drain();
   void check_timers();
   void rearm();
@@ -109,6 +110,7 @@ class StateStore {
   std::shared_ptr<Shared> shared_;
   sd_event_source* wake_ = nullptr;
   sd_event_source* timer_ = nullptr;
+  sd_event_source* kick_ = nullptr;  // wakes the writer after the current input
   std::map<std::string, File> files_;
   std::string last_problem_;  // as logged, so that each cause is logged once
   bool closed_ = false;

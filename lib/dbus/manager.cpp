@@ -261,6 +261,10 @@ int get_manager(sd_bus*, const char*, const char*, const char* property, sd_bus_
     if (p == "NotificationInterval") return sd_bus_message_append(reply, "t", to_ms(c.notification_interval));
     if (p == "Groups") return append_strings(reply, 'o', all_group_paths(engine));
     if (p == "Interfaces") return append_strings(reply, 'o', all_interface_paths(engine));
+    if (p == "StateProblem") {
+      const auto& hook = impl_of(userdata).hooks.state_problem;
+      return sd_bus_message_append(reply, "s", hook ? hook().c_str() : "");
+    }
     return -ENOENT;
   });
 }
@@ -283,6 +287,7 @@ const sd_bus_vtable kManagerVtable[] = {
     SD_BUS_PROPERTY("NotificationInterval", "t", get_manager, 0, kChange),
     SD_BUS_PROPERTY("Groups", "ao", get_manager, 0, kChange),
     SD_BUS_PROPERTY("Interfaces", "ao", get_manager, 0, kChange),
+    SD_BUS_PROPERTY("StateProblem", "s", get_manager, 0, kChange),
     SD_BUS_METHOD_WITH_NAMES("CreateGroup", "ss", SD_BUS_PARAM(name) SD_BUS_PARAM(group_interface),
                              "o", SD_BUS_PARAM(group), create_group, kOwnCheck),
     SD_BUS_METHOD_WITH_NAMES("DestroyGroup", "s", SD_BUS_PARAM(name), "", "", destroy_group, kOwnCheck),

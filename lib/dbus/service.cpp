@@ -159,6 +159,8 @@ Result<std::unique_ptr<Service>> Service::open(sd_event* event, Engine& engine, 
 
 Service::Service(std::shared_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
+void Service::state_problem_changed() { impl_->emit_changed(kRootPath, kManagerIface, {"StateProblem"}); }
+
 Service::~Service() = default;
 
 }  // namespace mpathd::dbus

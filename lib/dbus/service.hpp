@@ -25,6 +25,8 @@ struct ServiceHooks {
   std::function<void(Reply reply)> after_change;
   // Re-reads the configuration (Manager.Reload); empty = not available.
   std::function<Result<void>()> reload;
+  // Why the state cannot be saved now, "" when it can (Manager.StateProblem).
+  std::function<std::string()> state_problem;
 };
 
 class Service {
@@ -40,6 +42,9 @@ class Service {
   static Result<std::unique_ptr<Service>> open(sd_event* event, Engine& engine, ServiceHooks hooks,
                                                const std::string& bus_name = kDefaultName);
   ~Service();
+
+  // The answer of hooks.state_problem changed: PropertiesChanged(StateProblem).
+  void state_problem_changed();
 
   Service(const Service&) = delete;
   Service& operator=(const Service&) = delete;

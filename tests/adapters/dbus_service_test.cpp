@@ -108,6 +108,7 @@ TEST_F(DbusService, ManagedObjectsCarryEveryGroupAndInterface) {
   EXPECT_EQ(get(kRoot, kManager, "TrackInterfacesOnlyWithGroups").body, "false");
   EXPECT_EQ(get(kRoot, kManager, "NotificationCount").body, "3");
   EXPECT_EQ(get(kRoot, kManager, "NotificationInterval").body, "1000");
+  EXPECT_EQ(get(kRoot, kManager, "StateProblem").body, quoted(""));  // the fixture's daemon saves fine
 }
 
 TEST_F(DbusService, LinkFailureIsAnnouncedInEngineOrder) {
@@ -442,18 +443,23 @@ TEST_F(DbusService, EngineKeepsWorkingWhenTheBusGoesAway) {
   EXPECT_NE(state, SD_EVENT_FINISHED);
 }
 
-TEST(DbusServiceOpen, FailsCleanlyWithoutABus) {
+// No bus at start: the Service exists and connects in the background (with back-off;
+// tests/integration/test_dbus_reconnect.py starts the bus later); events meanwhile
+// are dropped, and nothing is left behind once it is gone.
+TEST(DbusServiceOpen, WithoutABusItConnectsInTheBackground) {
   setenv("DBUS_SYSTEM_BUS_ADDRESS", "unix:path=/nonexistent/mpathd-test-bus", 1);
   sd_event* event = nullptr;
   ASSERT_GE(sd_event_new(&event), 0);
   SteadyTimeSource clock;
   Engine engine(clock, Config{});
   auto s = dbus::Service::open(event, engine, {});
-  engine.observe_link({"x0", 3, true, true, Mac{}, false});  // no listener left behind to crash
+  ASSERT_TRUE(s) << s.error().message;
+  engine.observe_link({"x0", 3, true, true, Mac{}, false});  // no bus: nothing to emit on
+  for (int i = 0; i < 3; ++i) sd_event_run(event, 300000);  // a few failed attempts
+  s->reset();
+  engine.observe_link({"x0", 3, true, false, Mac{}, false});  // no listener left behind to crash
   sd_event_unref(event);
   unsetenv("DBUS_SYSTEM_BUS_ADDRESS");
-  ASSERT_FALSE(s);
-  EXPECT_NE(s.error().message.find("system bus"), std::string::npos) << s.error().message;
 }
 
 // --- Reload -------------------------------------------------------------------------------

@@ -6,7 +6,8 @@ writer thread that the event loop never waits for. With the state directory full
 read-only, or hanging (a FIFO where the writer opens its temporary file: open(2)
 blocks until a reader comes, as a write to a dead disk or NFS server would), a link
 failure still moves the data address within the usual time; the error is logged once
-with its cause and shown in status.json ("persistence"); and the state is written once
+with its cause and shown in status.json ("persistence") and on D-Bus (Manager
+StateProblem); and the state is written once
 the directory works again. Real daemon, real kernel, a real (small) tmpfs.
 """
 
@@ -14,11 +15,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import time
 
 import pytest
 
+from lab.bus import Bus
 from lab.lab import wait_until
 from mpathd_helpers import DATA, MOVE_TIMEOUT, START_TIMEOUT, start_group, wait_moved_away
 
@@ -90,8 +93,30 @@ def check_recovered(d, holder: str) -> None:
     assert "state saved again" in d.log()
 
 
-def test_full_state_dir(lab, need_mpathd, state_tmpfs):
+@pytest.fixture
+def bus(monkeypatch):
+    if shutil.which("dbus-daemon") is None or shutil.which("busctl") is None:
+        pytest.skip("dbus-daemon or busctl not installed")
+    b = Bus()
+    monkeypatch.setenv("DBUS_SYSTEM_BUS_ADDRESS", b.address)  # mpathd inherits it
+    try:
+        yield b
+    finally:
+        b.close()
+
+
+def state_problem(bus) -> str:
+    """Manager.StateProblem over D-Bus (busctl prints: s "...")."""
+    cp = subprocess.run(["busctl", f"--address={bus.address}", "get-property", "org.ipmp.Mpathd1",
+                         "/org/ipmp/Mpathd1", "org.ipmp.Mpathd1.Manager", "StateProblem"],
+                        capture_output=True, text=True, timeout=10)
+    assert cp.returncode == 0, cp.stderr
+    return cp.stdout
+
+
+def test_full_state_dir(lab, need_mpathd, state_tmpfs, bus):
     d = start_group(lab, daemon={"workdir": state_tmpfs})
+    wait_until(lambda: state_problem(bus).strip() == 's ""', START_TIMEOUT, "mpathd on the bus, saving fine")
     filler = d.state_dir / "filler"
     with open(filler, "wb") as f:
         try:
@@ -101,8 +126,10 @@ def test_full_state_dir(lab, need_mpathd, state_tmpfs):
         except OSError:
             pass
     holder = check_fault(lab, d, "No space left on device")
+    assert "No space left on device" in state_problem(bus)  # the health field on D-Bus too
     filler.unlink()
     check_recovered(d, holder)
+    assert state_problem(bus).strip() == 's ""'
 
 
 def test_read_only_state_dir(lab, need_mpathd, state_tmpfs):
