@@ -3,6 +3,9 @@
 #include <linux/fib_rules.h>
 #include <linux/rtnetlink.h>
 #include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <netlink/attr.h>
 #include <netlink/errno.h>
 #include <netlink/msg.h>
@@ -11,6 +14,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <functional>
 
 #include "net/nl_socket.hpp"
@@ -321,8 +325,15 @@ Result<std::vector<AddrInfo>> Kernel::dump_addresses() {
 }
 
 std::string ifname_or_index(unsigned ifindex) {
+  // One ioctl on a socket kept open, where if_indextoname(3) opens and closes a socket
+  // each time: this names the objects of every kernel command and notification, also
+  // on the failover path. (The daemon never changes network namespace.)
+  static const int fd = ::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  ifreq ifr{};
+  ifr.ifr_ifindex = static_cast<int>(ifindex);
+  if (fd >= 0 && ::ioctl(fd, SIOCGIFNAME, &ifr) == 0) return std::string(ifr.ifr_name, ::strnlen(ifr.ifr_name, IF_NAMESIZE));
   char buf[IF_NAMESIZE] = {};
-  if (if_indextoname(ifindex, buf) != nullptr) return buf;
+  if (fd < 0 && if_indextoname(ifindex, buf) != nullptr) return buf;
   return "ifindex " + std::to_string(ifindex);
 }
 
