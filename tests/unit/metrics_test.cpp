@@ -150,3 +150,28 @@ TEST(Metrics, ProbesAndRtts) {
                      "mpathd_probe_rtt_deviation_seconds{group=\"g0\",interface=\"m0\",target=\"198.18.1.1\"} 0.00025\n"));
   EXPECT_THAT(t, Not(HasSubstr("target=\"198.18.1.2\"")));  // no estimate yet: no RTT
 }
+
+// status.json "failover_latency": buckets over every sample, quantiles over the window.
+TEST(FailoverLatency, HistogramAndQuantiles) {
+  FailoverLatency l;
+  EXPECT_EQ(l.json()["count"], 0);
+  EXPECT_EQ(l.json()["p99_us"], 0);
+  for (int i = 1; i <= 100; ++i) l.add(std::chrono::microseconds(i * 10));  // 10 .. 1000 us
+  auto j = l.json();
+  EXPECT_EQ(j["count"], 100);
+  EXPECT_EQ(j["last_us"], 1000);
+  EXPECT_EQ(j["max_us"], 1000);
+  EXPECT_EQ(j["p50_us"], 510);  // nearest rank of 99 * 0.5 (+0.5)
+  EXPECT_EQ(j["p99_us"], 990);
+  ASSERT_EQ(j["buckets"].size(), std::size(FailoverLatency::kBucketsUs));
+  EXPECT_EQ(j["buckets"][0]["le_us"], 50);
+  EXPECT_EQ(j["buckets"][0]["count"], 5);     // 10..50
+  EXPECT_EQ(j["buckets"][4]["le_us"], 1000);
+  EXPECT_EQ(j["buckets"][4]["count"], 100);   // cumulative
+  // The window keeps the last kWindow samples: old fast ones drop out of the quantiles.
+  for (std::size_t i = 0; i < FailoverLatency::kWindow; ++i) l.add(std::chrono::microseconds(5000));
+  j = l.json();
+  EXPECT_EQ(j["p50_us"], 5000);
+  EXPECT_EQ(j["count"], 100 + FailoverLatency::kWindow);
+  EXPECT_EQ(j["buckets"][4]["count"], 100);  // the histogram keeps every sample
+}
