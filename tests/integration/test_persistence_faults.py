@@ -22,7 +22,7 @@ import time
 import pytest
 
 from lab.bus import Bus
-from lab.lab import wait_until
+from lab.lab import binary, wait_until
 from mpathd_helpers import DATA, MOVE_TIMEOUT, START_TIMEOUT, start_group, wait_moved_away
 
 V4 = DATA["ipv4"]
@@ -93,6 +93,10 @@ def check_recovered(d, holder: str) -> None:
     assert "state saved again" in d.log()
 
 
+def ipmpctl_bin() -> str:
+    return binary("IPMPCTL_BIN", "build/ipmpctl/ipmpctl")
+
+
 @pytest.fixture
 def bus(monkeypatch):
     if shutil.which("dbus-daemon") is None or shutil.which("busctl") is None:
@@ -142,18 +146,31 @@ def test_read_only_state_dir(lab, need_mpathd, state_tmpfs):
     check_recovered(d, holder)
 
 
-def test_hanging_state_dir(lab, need_mpathd):
+def test_hanging_state_dir(lab, need_mpathd, bus):
     d = start_group(lab)
+    wait_until(lambda: state_problem(bus).strip() == 's ""', START_TIMEOUT, "mpathd on the bus")
     fifo = d.state_dir / "state.json.tmp"
     os.mkfifo(fifo)  # the writer's open(2) blocks here until a reader opens it
     reader = None
     try:
         holder = check_fault(lab, d, "has not finished")
+        # An admin command is answered (the loop never waited) once the write has
+        # stalled: done, but not saved, and only a reboot would lose it.
+        t0 = time.monotonic()
+        cp = subprocess.run([ipmpctl_bin(), "offline", "m2"], capture_output=True, text=True, timeout=30)
+        assert cp.returncode == 1, (cp.returncode, cp.stderr)
+        assert "done, but state not saved" in cp.stderr and "has not finished" in cp.stderr, cp.stderr
+        assert "lost when the machine restarts" in cp.stderr, cp.stderr
+        assert time.monotonic() - t0 < 10
+        d.wait_status(lambda s: d.member("m2", s)["state"] == "offline", MOVE_TIMEOUT, "m2 offline")
+        holder = lab.holder_of(V4)
         # Unblock: a reader lets the open through; the write lands in the pipe and fails
         # (no fsync on a FIFO), the writer removes its temporary file and tries again.
         reader = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
         wait_until(lambda: not fifo.exists() or not fifo.is_fifo(), SAVED_AGAIN_TIMEOUT, "the FIFO to be removed")
         check_recovered(d, holder)
+        saved = json.loads((d.state_dir / "state.json").read_text())
+        assert any(m["name"] == "m2" and m["offline"] for g in saved["state"] for m in g["members"])
     finally:
         if reader is not None:
             os.close(reader)
