@@ -143,7 +143,7 @@ class Engine {
   Result<void> check_link(std::string_view ifname) const;
   Result<void> check_address_free(const IpPrefix& address) const;
   std::size_t others_for_offline(const Group& g, const Member& m) const;
-  void reconfigure_group(Group& g, const GroupConfig& next);
+  void reconfigure_group(Group& g, const GroupConfig& next, const DaemonSettings& before);
   void drop_member(Group& g, const std::string& name);
   bool another_working(const Group& g, const Member& m) const;
   void group_failure(Group& g);

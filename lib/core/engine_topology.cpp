@@ -187,23 +187,11 @@ void Engine::drop_member(Group& g, const std::string& name) {
 }
 
 void Engine::reconfigure(const Config& next) {
-  // Daemon-wide settings first: groups that do not override them follow.
-  const Config old = config_;
-  config_.failure_detection_time = next.failure_detection_time;
-  config_.failback = next.failback;
-  config_.track_interfaces_only_with_groups = next.track_interfaces_only_with_groups;
-  config_.notification_count = next.notification_count;
-  config_.notification_interval = next.notification_interval;
-  config_.link_flap_limit = next.link_flap_limit;
-  config_.link_flap_window = next.link_flap_window;
-  config_.routing_table_base = next.routing_table_base;
-  config_.rule_priority = next.rule_priority;
-  config_.metrics_file = next.metrics_file;
-  {
-    Config before = old, after = config_;
-    before.groups.clear();
-    after.groups.clear();
-    if (before != after) publish(SettingsChanged{"", "", Reason::config_reload});
+  // Daemon-wide settings first, as one value: groups that do not override them follow.
+  const DaemonSettings before = config_.settings();
+  if (before != next.settings()) {
+    config_.settings() = next.settings();
+    publish(SettingsChanged{"", "", Reason::config_reload});
   }
   // Groups gone from the file, then members that move between groups are freed
   // before they are added elsewhere.
@@ -227,9 +215,9 @@ void Engine::reconfigure(const Config& next) {
       (void)create_group(gc);
       continue;
     }
-    reconfigure_group(*it, gc);
+    reconfigure_group(*it, gc, before);
   }
-  if (!config_.track_interfaces_only_with_groups && old.track_interfaces_only_with_groups) {
+  if (!config_.track_interfaces_only_with_groups && before.track_interfaces_only_with_groups) {
     for (const auto& l : std::vector<LinkObservation>(links_))  // a copy: observe_link edits links_
       if (!member_by_name(l.name)) observe_link(l);
   } else if (config_.track_interfaces_only_with_groups && !anonymous_.members.empty()) {
@@ -238,25 +226,24 @@ void Engine::reconfigure(const Config& next) {
   }
 }
 
-void Engine::reconfigure_group(Group& g, const GroupConfig& next) {
+void Engine::reconfigure_group(Group& g, const GroupConfig& next, const DaemonSettings& before) {
   GroupConfig want = next;
   if (want.interface.empty()) want.interface = want.name;
-  if (g.config == want && g.failback == want.failback.value_or(config_.failback) &&
-      g.fdt == config_.failure_detection_time_of(want))
-    return;  // untouched
-  // The group's own settings: everything but its members and data addresses, which
-  // have events of their own.
-  auto settings = [](GroupConfig c) {
-    c.members.clear();
-    c.data_addresses.clear();
-    return c;
-  };
-  const bool settings_changed = settings(g.config) != settings(want) ||
-                                g.failback != want.failback.value_or(config_.failback) ||
-                                g.fdt != config_.failure_detection_time_of(want);
+  // The group's settings as one value, and what they resolve to with the daemon's.
+  const bool failback = config_.failback_of(want);
+  const Duration configured_fdt = config_.failure_detection_time_of(want);
+  const bool fdt_changed = configured_fdt != before.failure_detection_time_of(g.config);
+  const bool settings_changed = g.config.settings() != want.settings() || g.failback != failback || fdt_changed;
+  if (!settings_changed && g.config == want) return;  // untouched
   g.ifname = want.interface;
-  g.failback = want.failback.value_or(config_.failback);
-  g.fdt = config_.failure_detection_time_of(want);
+  g.failback = failback;
+  // The FDT in force stays, also when the RTTs raised it, unless the configured one
+  // changed: then the group and its members' detectors (Probing re-arms them, and they
+  // report anew) start over from it.
+  if (fdt_changed) {
+    for (auto& m : g.members) m.needed_fdt = {};
+    g.fdt = configured_fdt;
+  }
   // Members: removed, changed in place (standby, test addresses), added.
   bool lost_active = false;
   std::vector<std::string> removed;
@@ -303,8 +290,8 @@ void Engine::reconfigure_group(Group& g, const GroupConfig& next) {
       g.data.push_back({p, "", pick_home(g, p.addr.family), {}});
       publish(DataAddressesChanged{g.name, p, g.data.back().home, "", Reason::config_reload});
     }
-  // Remaining settings (routes, targets, shared addresses, probe method) are read
-  // from the group's configuration.
+  // The other settings (routes, targets, shared addresses, probe method) are read from
+  // the group's configuration, applied here as a whole.
   g.config = want;
   for (auto& gc : config_.groups)
     if (gc.name == g.name) gc = want;
