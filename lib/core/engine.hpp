@@ -139,9 +139,9 @@ class Engine {
   void place_addresses(Group& g, Reason reason);
   void refresh_group_state(Group& g, Reason reason);
   void init_member(Group& g, Member& m);
-  Result<void> check_new_member(const MemberConfig& mc, const std::vector<IpPrefix>& data) const;
+  Result<void> check_member(const MemberConfig& mc) const;
+  Result<void> check_claims(const std::vector<Claim>& fresh) const;
   Result<void> check_link(std::string_view ifname) const;
-  Result<void> check_address_free(const IpPrefix& address) const;
   std::size_t others_for_offline(const Group& g, const Member& m) const;
   void reconfigure_group(Group& g, const GroupConfig& next, const DaemonSettings& before);
   void drop_member(Group& g, const std::string& name);

@@ -36,35 +36,25 @@ Result<void> Engine::check_link(std::string_view ifname) const {
   return {};
 }
 
-// No group has `address` as a data, shared or test address.
-Result<void> Engine::check_address_free(const IpPrefix& address) const {
-  for (const auto& g : groups_) {
-    for (const auto& a : g.data)
-      if (a.prefix.addr == address.addr)
-        return fail(Errc::exists, address.addr.str() + " is already a data address of group '" + g.name + "'");
-    for (const auto& s : g.config.shared_addresses)
-      if (s.addr == address.addr)
-        return fail(Errc::exists, address.addr.str() + " is a shared address of group '" + g.name + "'");
-    for (const auto& m : g.members)
-      for (const auto& t : m.test_addresses)
-        if (t.addr == address.addr) return fail(Errc::exists, address.addr.str() + " is a test address of " + m.name);
-  }
+// What a new member is on its own: a valid name, a link that can be a member, valid
+// test addresses. How it fits the groups is check_claims().
+Result<void> Engine::check_member(const MemberConfig& mc) const {
+  if (auto problem = ifname_problem(mc.name)) return fail(Errc::invalid_argument, *problem);
+  if (auto r = check_link(mc.name); !r) return r;
+  for (const auto& t : mc.test_addresses)
+    if (auto problem = address_problem(t, AddressRole::test)) return fail(Errc::invalid_argument, *problem);
   return {};
 }
 
-Result<void> Engine::check_new_member(const MemberConfig& mc, const std::vector<IpPrefix>& data) const {
-  if (auto problem = ifname_problem(mc.name)) return fail(Errc::invalid_argument, *problem);
+// The rules between groups (core/validate.hpp), as the configuration file parser
+// applies them: `fresh` against what the running groups claim and against itself.
+Result<void> Engine::check_claims(const std::vector<Claim>& fresh) const {
+  std::vector<Claim> taken;
   for (const auto& g : groups_) {
-    if (g.find(mc.name)) return fail(Errc::exists, "'" + mc.name + "' is already a member of group '" + g.name + "'");
-    if (g.ifname == mc.name) return fail(Errc::exists, "'" + mc.name + "' is the group interface of group '" + g.name + "'");
+    auto claims = claims_of(g.config);
+    taken.insert(taken.end(), claims.begin(), claims.end());
   }
-  if (auto r = check_link(mc.name); !r) return r;
-  for (const auto& t : mc.test_addresses) {
-    if (auto problem = address_problem(t, AddressRole::test)) return fail(Errc::invalid_argument, *problem);
-    if (auto r = check_address_free(t); !r) return r;
-    for (const auto& d : data)
-      if (t.addr == d.addr) return fail(Errc::exists, "test address " + t.str() + " is also a data address");
-  }
+  if (auto why = first_conflict(taken, fresh)) return fail(Errc::exists, *why);
   return {};
 }
 
@@ -83,27 +73,12 @@ Result<void> Engine::create_group(GroupConfig gc) {
   if (gc.interface.empty()) gc.interface = gc.name;
   if (auto problem = ifname_problem(gc.interface))
     return fail(Errc::invalid_argument, "group interface " + *problem);
-  for (const auto& g : groups_) {
-    if (g.name == gc.name) return fail(Errc::exists, "group '" + gc.name + "' already exists");
-    if (g.ifname == gc.interface)
-      return fail(Errc::exists, "group interface '" + gc.interface + "' is used by group '" + g.name + "'");
-    if (g.find(gc.interface))
-      return fail(Errc::exists, "group interface '" + gc.interface + "' is the name of a member of group '" + g.name + "'");
-  }
-  for (const auto& mc : gc.members)
-    if (mc.name == gc.interface)
-      return fail(Errc::exists, "group interface '" + gc.interface + "' is also listed as a member");
   for (auto [list, role] : {std::pair{&gc.data_addresses, AddressRole::data}, std::pair{&gc.shared_addresses, AddressRole::shared}})
-    for (const auto& p : *list) {
+    for (const auto& p : *list)
       if (auto problem = address_problem(p, role)) return fail(Errc::invalid_argument, *problem);
-      if (auto r = check_address_free(p); !r) return r;
-    }
-  for (std::size_t i = 0; i < gc.members.size(); ++i) {
-    if (auto r = check_new_member(gc.members[i], gc.data_addresses); !r) return r;
-    for (std::size_t j = 0; j < i; ++j)
-      if (gc.members[j].name == gc.members[i].name)
-        return fail(Errc::exists, "'" + gc.members[i].name + "' is listed twice");
-  }
+  for (const auto& mc : gc.members)
+    if (auto r = check_member(mc); !r) return r;
+  if (auto r = check_claims(claims_of(gc)); !r) return r;
   config_.groups.push_back(gc);
   groups_.push_back(make_group(gc, config_));
   Group& g = groups_.back();
@@ -139,9 +114,10 @@ Result<void> Engine::add_member(std::string_view group, MemberConfig mc) {
   for (auto& x : groups_)
     if (x.name == group) g = &x;
   if (!g) return fail(Errc::no_such_group, "no group " + echo(group));
-  std::vector<IpPrefix> data;
-  for (const auto& a : g->data) data.push_back(a.prefix);
-  if (auto r = check_new_member(mc, data); !r) return r;
+  if (auto r = check_member(mc); !r) return r;
+  std::vector<Claim> claims{{Claim::Kind::member, mc.name, g->name, {}, {}}};
+  for (const auto& t : mc.test_addresses) claims.push_back(address_claim(t, AddressRole::test, g->name, mc.name));
+  if (auto r = check_claims(claims); !r) return r;
   g->config.members.push_back(mc);
   for (auto& gc : config_.groups)
     if (gc.name == g->name) gc.members.push_back(mc);
@@ -307,7 +283,7 @@ Result<void> Engine::add_data_address(std::string_view group, const IpPrefix& ad
   Group* g = nullptr;
   for (auto& x : groups_)
     if (x.name == group) g = &x;
-  if (auto r = check_address_free(address); !r) return r;
+  if (auto r = check_claims({address_claim(address, AddressRole::data, std::string(group))}); !r) return r;
   if (!g) return fail(Errc::no_such_group, "no group " + echo(group));
   g->data.push_back({address, "", pick_home(*g, address.addr.family), {}});
   g->config.data_addresses.push_back(address);
