@@ -23,7 +23,7 @@ void Engine::init_member(Group& g, Member& m) {
     if (l.name == m.name) {
       m.ifindex = l.ifindex;
       m.mac = l.mac;
-      m.link = l.up ? LinkState::up : LinkState::down;
+      set_link(m, l.up ? LinkState::up : LinkState::down);
     }
   publish(TopologyChanged{g.name, m.name, true});
 }
@@ -86,11 +86,7 @@ Result<void> Engine::create_group(GroupConfig gc) {
   for (auto& m : g.members) init_member(g, m);
   if (started_) {
     check_hwaddr(g);
-    for (auto& m : g.members) {
-      MemberState s = derive_state(m);
-      if (s == MemberState::ok) m.inactive = decide_inactive(g, m, Transition::initial);
-      set_state(g, m, s, Reason::member_added);
-    }
+    for (auto& m : g.members) apply_state(g, m, Reason::member_added, Transition::initial);
     run_policy(g, Reason::member_added, false);
   }
   return {};
@@ -236,10 +232,8 @@ void Engine::reconfigure_group(Group& g, const GroupConfig& next, const DaemonSe
         m->standby = mc.standby;
         publish(SettingsChanged{g.name, m->name, Reason::config_reload});
       }
-      if (standby_changed) {
-        if (m->usable()) m->inactive = decide_inactive(g, *m, Transition::initial);
-        commit(g, *m, Reason::config_reload);
-      }
+      if (standby_changed)
+        set_inactive(g, *m, m->usable() && decide_inactive(g, *m, Transition::initial), Reason::config_reload);
       continue;
     }
     g.members.push_back(make_member(want, mc));

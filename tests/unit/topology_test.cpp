@@ -190,8 +190,8 @@ TEST(Topology, GroupInterfaceCannotBeAMemberName) {
 TEST(Topology, MembersMustBeEthernetLikeWhenTheKernelHasThem) {
   Rig r(make_config({{"m0", false}, {"m1", false}}));
   r.engine.observe_link({"lo", 1, true, true, Mac{}, true});
-  r.engine.observe_link({"tun0", 7, true, true, Mac{}, false, false});
-  r.engine.observe_link({"ipip0", 8, true, true, Mac{}, false, true});
+  r.engine.observe_link({"tun0", 7, true, true, Mac{}, false, link_flag::pointopoint});
+  r.engine.observe_link({"ipip0", 8, true, true, Mac{}, false, link_flag::broadcast});
   r.start_all_up({"m0", "m1"});
   r.events.clear();
   for (const char* name : {"lo", "tun0", "ipip0"}) {
@@ -251,7 +251,7 @@ TEST(Topology, MemberNameOnATunnelCountsAsAbsent) {
   r.link("m0", true);
   r.engine.start();
   ASSERT_EQ(r.m("m1").state, MemberState::unknown);
-  r.engine.observe_link({"m1", 11, true, true, Mac{}, false, false});  // a tun device named m1
+  r.engine.observe_link({"m1", 11, true, true, Mac{}, false, link_flag::pointopoint});  // a tun device named m1
   EXPECT_EQ(r.m("m1").state, MemberState::unknown);
   EXPECT_EQ(r.m("m1").ifindex, 0u);
   EXPECT_EQ(r.holder("198.18.1.10"), "m0");
