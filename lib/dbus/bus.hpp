@@ -69,6 +69,25 @@ std::vector<std::string> all_interface_paths(const Engine& engine);
 // Message helpers.
 int append_strings(sd_bus_message* m, char type, const std::vector<std::string>& items);
 
+// The value of one property (its name as in the vtable) appended to `reply`; -ENOENT
+// for a name the object does not have. The property getters and Manager.GetState
+// (state.cpp) both use these, so the two can never disagree.
+int manager_property(sd_bus_message* reply, const Engine& engine, std::string_view p);
+int group_property(sd_bus_message* reply, const Group& g, std::string_view p);
+int interface_property(sd_bus_message* reply, const Group& g, const Member& m, std::string_view p);
+
+// Manager.GetState (state.cpp): the whole state in one reply, every object a struct of
+// its object path and its properties in vtable order (Groups and Interfaces of the
+// Manager are the order of the arrays, so they are left out). The out-signature is a
+// literal in the vtable; state_signature() derives it from the property vtables and
+// Service::open refuses to serve a contract that contradicts itself.
+inline constexpr char kStateSignature[] =
+    "(stbbut)"
+    "a(osssstbaoa(ssss)as)"
+    "a(osussbasbssstsasassa(stt)a{st})";
+int get_state(sd_bus_message* m, void* userdata, sd_bus_error* error);
+std::string state_signature();
+
 // Runs f (returning an sd-bus result) so that no exception crosses into sd-bus: one
 // becomes an org.ipmp.Mpathd1.Error.Failed reply.
 template <typename F>

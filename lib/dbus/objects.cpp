@@ -55,6 +55,8 @@ char** to_strv(const std::vector<std::string>& items) {
 
 Service::Impl& impl_of(void* userdata) { return *static_cast<Service::Impl*>(userdata); }
 
+}  // namespace
+
 // --- Group ---------------------------------------------------------------------------
 
 int group_property(sd_bus_message* reply, const Group& g, std::string_view p) {
@@ -89,6 +91,8 @@ int group_property(sd_bus_message* reply, const Group& g, std::string_view p) {
   return -ENOENT;
 }
 
+namespace {
+
 int get_group(sd_bus*, const char* path, const char*, const char* property, sd_bus_message* reply, void* userdata,
               sd_bus_error* error) {
   return guarded(error, [&]() -> int {
@@ -98,6 +102,8 @@ int get_group(sd_bus*, const char* path, const char*, const char* property, sd_b
     return group_property(reply, *g, property);
   });
 }
+
+}  // namespace
 
 // --- Interface -----------------------------------------------------------------------
 
@@ -147,14 +153,16 @@ int interface_property(sd_bus_message* reply, const Group& g, const Member& m, s
   return -ENOENT;
 }
 
+namespace {
+
 int get_interface(sd_bus*, const char* path, const char*, const char* property, sd_bus_message* reply,
                   void* userdata, sd_bus_error* error) {
   return guarded(error, [&]() -> int {
     auto name = path_name(path, kInterfacePrefix);
-    const Engine& engine = impl_of(userdata).engine;
-    const Member* m = name ? engine.find_member(*name) : nullptr;
-    const Group* g = name ? engine.group_of(*name) : nullptr;
-    if (!m || !g) return sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_OBJECT, "no interface at %s", path);
+    // One search: the group, then the member in it.
+    const Group* g = name ? impl_of(userdata).engine.group_of(*name) : nullptr;
+    const Member* m = g ? g->find(*name) : nullptr;
+    if (!m) return sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_OBJECT, "no interface at %s", path);
     return interface_property(reply, *g, *m, property);
   });
 }

@@ -28,6 +28,9 @@ Service::Impl::~Impl() {
 
 Result<std::unique_ptr<Service>> Service::open(sd_event* event, Engine& engine, ServiceHooks hooks,
                                                const std::string& bus_name) {
+  if (state_signature() != kStateSignature)
+    return fail(Errc::system, "internal error: Manager.GetState's signature " + std::string(kStateSignature) +
+                                  " does not match the properties (" + state_signature() + ")");
   auto impl = std::make_shared<Impl>(engine, std::move(hooks));
   void* self = impl.get();
   int r = sd_bus_open_system_with_description(&impl->bus, "mpathd");

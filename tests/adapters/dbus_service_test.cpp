@@ -110,6 +110,51 @@ TEST_F(DbusService, ManagedObjectsCarryEveryGroupAndInterface) {
   EXPECT_EQ(get(kRoot, kManager, "NotificationInterval").body, "1000");
 }
 
+// Manager.GetState is the same state as the objects' properties, in the contract's
+// order (the values are made by the same code; this pins the order and the layout).
+TEST_F(DbusService, GetStateIsWhatTheObjectsAndPropertiesSay) {
+  auto check = [&] {
+    auto objects = managed_objects();
+    auto r = manager("GetState");
+    ASSERT_TRUE(r.ok) << r.error_name << ": " << r.error_message;
+    auto join = [](const std::vector<std::string>& items) {
+      std::string out;
+      for (const auto& i : items) out += (out.empty() ? "" : ", ") + i;
+      return out;
+    };
+    std::vector<std::string> manager_values;
+    for (const char* p : {"Version", "FailureDetectionTime", "Failback", "TrackInterfacesOnlyWithGroups",
+                          "NotificationCount", "NotificationInterval"})
+      manager_values.push_back(get(kRoot, kManager, p).body);
+    auto object = [&](const std::string& path, const char* iface, std::initializer_list<const char*> order) {
+      std::vector<std::string> values{quoted(path)};
+      for (const char* p : order) values.push_back(objects.at(path).at(iface).at(p));
+      return "(" + join(values) + ")";
+    };
+    const auto group = object(group_path("g0"), kGroup,
+                              {"Name", "GroupInterface", "State", "Reason", "FailureDetectionTime", "Failback",
+                               "Members", "DataAddresses", "SharedAddresses"});
+    std::vector<std::string> interfaces;
+    for (const char* m : {"m0", "m1", "u0"})  // Manager.Interfaces' order
+      interfaces.push_back(object(iface_path(m), kInterface,
+                                  {"Name", "Index", "Group", "State", "Active", "Flags", "Standby", "Link", "Probe",
+                                   "Reason", "LastChangeUsec", "HardwareAddress", "LinkFlags", "TestAddresses",
+                                   "TargetMode", "Targets", "Counters"}));
+    const std::string expected =
+        "(" + join(manager_values) + "), [" + group + "], [" + join(interfaces) + "]";
+    // LastChangeUsec is CLOCK_REALTIME computed at each read: equal up to a few us.
+    const std::regex usec(R"(\b1\d{15}\b)");
+    EXPECT_EQ(std::regex_replace(r.body, usec, "<usec>"), std::regex_replace(expected, usec, "<usec>"));
+    // ... and the pattern matched those three values only.
+    EXPECT_EQ(std::distance(std::sregex_iterator(r.body.begin(), r.body.end(), usec), std::sregex_iterator()), 3);
+  };
+  check();
+  link("m0", false, 10);  // a change: the next GetState shows it
+  ASSERT_TRUE(pump_until([&] { return engine_->find_member("m0")->state == MemberState::failed; }));
+  check();
+  EXPECT_NE(manager("GetState").body.find(R"("failed")"), std::string::npos);
+}
+
 TEST_F(DbusService, LinkFailureIsAnnouncedInEngineOrder) {
   take_signals();
   link("m0", false, 10);
@@ -580,7 +625,7 @@ TEST_F(DbusReload, RaisedFailureDetectionTimeIsAnnounced) {
 
 // --- Unprivileged callers ------------------------------------------------------------------
 
-// What a uid-65534 client gets from `name`: a property read, two method calls and an
+// What a uid-65534 client gets from `name`: a property read, GetState, two method calls and an
 // attempt to own a name of ours.
 std::function<std::string(sd_bus*)> read_then_change(const std::string& name) {
   return [name](sd_bus* b) {
@@ -595,6 +640,8 @@ std::function<std::string(sd_bus*)> read_then_change(const std::string& name) {
     int r = sd_bus_get_property_string(b, name.c_str(), iface_path("m0").c_str(), kInterface, "State", &e, &state);
     out += "State=" + (r >= 0 ? std::string(state) + "\n" : result(r));
     free(state);
+    r = sd_bus_call_method(b, name.c_str(), kRoot, kManager, "GetState", &e, nullptr, nullptr);
+    out += "GetState=" + result(r);
     r = sd_bus_call_method(b, name.c_str(), kRoot, kManager, "Offline", &e, nullptr, "s", "m0");
     out += "Offline=" + result(r);
     r = sd_bus_call_method(b, name.c_str(), kRoot, kManager, "CreateGroup", &e, nullptr, "ss", "g7", "ipmp7");
@@ -610,6 +657,7 @@ TEST_F(DbusService, NonRootReadsButTheBusPolicyRefusesChanges) {
   const auto before = snapshot();
   auto out = as_nobody(read_then_change(kName));
   EXPECT_NE(out.find("State=ok\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("GetState=ok\n"), std::string::npos) << out;  // a read
   // Refused by the bus (units/org.ipmp.Mpathd1.conf) before mpathd sees it.
   EXPECT_NE(out.find(std::string("Offline=") + kAccessDenied + "|Rejected send message"), std::string::npos) << out;
   EXPECT_NE(out.find(std::string("CreateGroup=") + kAccessDenied + "|Rejected send message"), std::string::npos)
