@@ -148,9 +148,9 @@ PacketSender::~PacketSender() {
 }
 
 Result<void> PacketSender::send(unsigned ifindex, const std::vector<std::uint8_t>& frame,
-                                std::string_view what) {
-  if (frame.size() < ETH_HLEN)
-    return fail(Errc::invalid_argument, std::string(what) + ": bad address");
+                                std::string_view what, const IpAddress& ip) {
+  auto name = [&] { return std::string(what) + " for " + ip.str() + " on " + ifname_or_index(ifindex); };
+  if (frame.size() < ETH_HLEN) return fail(Errc::invalid_argument, name() + ": bad address");
   sockaddr_ll to{};
   to.sll_family = AF_PACKET;
   to.sll_ifindex = static_cast<int>(ifindex);
@@ -162,21 +162,22 @@ Result<void> PacketSender::send(unsigned ifindex, const std::vector<std::uint8_t
     n = ::sendto(fd_, frame.data(), frame.size(), 0, reinterpret_cast<const sockaddr*>(&to),
                  sizeof to);
   } while (n < 0 && errno == EINTR);
-  if (n < 0) return std::unexpected(detail::errno_error(errno, what));
+  if (n < 0) {
+    const int e = errno;
+    return std::unexpected(detail::errno_error(e, name()));
+  }
   return {};
 }
 
 Result<void> PacketSender::send_arp_announcement(unsigned ifindex, const Mac& src,
                                                  const IpAddress& ip) {
-  const std::string what = "gratuitous ARP for " + ip.str() + " on " + ifname_or_index(ifindex);
-  if (auto r = send(ifindex, build_gratuitous_arp(src, ip, false), what); !r) return r;
-  return send(ifindex, build_gratuitous_arp(src, ip, true), what);
+  if (auto r = send(ifindex, build_gratuitous_arp(src, ip, false), "gratuitous ARP", ip); !r) return r;
+  return send(ifindex, build_gratuitous_arp(src, ip, true), "gratuitous ARP", ip);
 }
 
 Result<void> PacketSender::send_unsolicited_na(unsigned ifindex, const Mac& src,
                                                const IpAddress& target) {
-  return send(ifindex, build_unsolicited_na(src, target),
-              "unsolicited NA for " + target.str() + " on " + ifname_or_index(ifindex));
+  return send(ifindex, build_unsolicited_na(src, target), "unsolicited NA", target);
 }
 
 }  // namespace mpathd::net

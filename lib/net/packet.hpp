@@ -40,8 +40,10 @@ class PacketSender {
 
  private:
   explicit PacketSender(int fd) : fd_(fd) {}
+  // `what` and `ip` name the frame in an error ("gratuitous ARP for IP on NAME"); the
+  // interface's name is looked up only then (it costs a socket and an ioctl).
   Result<void> send(unsigned ifindex, const std::vector<std::uint8_t>& frame,
-                    std::string_view what);
+                    std::string_view what, const IpAddress& ip);
   int fd_ = -1;
 };
 
