@@ -347,15 +347,6 @@ void Client::set_call_timeout(std::chrono::milliseconds t) {
 
 namespace {
 
-// Manager.GetState's reply: (manager) a(group) a(interface), each object its path and
-// its properties in the contract's order (dbus/org.ipmp.Mpathd1.xml; the Manager's
-// without Groups and Interfaces, which are the arrays' order). A daemon whose reply has
-// another signature (a newer contract) is read through GetManagedObjects instead.
-constexpr std::string_view kStateSignature =
-    "(stbbut)"
-    "a(osssstbaoa(ssss)as)"
-    "a(osussbasbssstsasassa(stt)a{st})";
-
 int read_manager(sd_bus_message* m, ManagerView& v) {
   int r = sd_bus_message_enter_container(m, SD_BUS_TYPE_STRUCT, "stbbut");
   if (r >= 0) r = read_field(m, v.version);
@@ -430,7 +421,7 @@ Result<Snapshot> Client::snapshot() {
   }
   sd_bus_message* m = reply->get();
   const char* sig = sd_bus_message_get_signature(m, 1);
-  if (!sig || sig != kStateSignature) return snapshot_from_objects();  // another contract
+  if (!sig || sig != detail::kStateSignature) return snapshot_from_objects();  // another contract
 
   Snapshot s;
   int r = read_manager(m, s.manager);

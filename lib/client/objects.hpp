@@ -5,12 +5,22 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
 #include "client/client.hpp"
 
 namespace mpathd::client::detail {
+
+// Manager.GetState's reply: (manager) a(group) a(interface), each object its path and
+// its properties in the contract's order (dbus/org.ipmp.Mpathd1.xml; the Manager's
+// without Groups and Interfaces, which are the arrays' order). A daemon whose reply has
+// another signature (a newer contract) is read through GetManagedObjects instead.
+inline constexpr std::string_view kStateSignature =
+    "(stbbut)"
+    "a(osssstbaoa(ssss)as)"
+    "a(osussbasbssstsasassa(stt)a{st})";
 
 // One property value, for the signatures the contract uses. Properties of other
 // signatures (added later) are kept as monostate and ignored.

@@ -1,11 +1,17 @@
 // lib/dbus against a private dbus-daemon: objects, properties, signals in Engine order,
 // methods and their errors, the bus policy and the daemon's own privilege check.
 #include <algorithm>
+#include <atomic>
 #include <cstring>
+#include <optional>
 #include <regex>
 #include <sstream>
+#include <thread>
 
+#include "client/client.hpp"
+#include "client/objects.hpp"
 #include "core/version.hpp"
+#include "dbus/bus.hpp"
 #include "dbus_fixture.hpp"
 
 namespace mpathd::test {
@@ -153,6 +159,41 @@ TEST_F(DbusService, GetStateIsWhatTheObjectsAndPropertiesSay) {
   ASSERT_TRUE(pump_until([&] { return engine_->find_member("m0")->state == MemberState::failed; }));
   check();
   EXPECT_NE(manager("GetState").body.find(R"("failed")"), std::string::npos);
+}
+
+// The client library reads the same Snapshot both ways (GetState, and the standard
+// interfaces it falls back to), from a thread of its own while this one serves.
+TEST_F(DbusService, TheClientReadsTheSameStateByGetStateAndByGetManagedObjects) {
+  link("m1", false, 11);  // some variety: a failed member, a moved address
+  ASSERT_TRUE(pump_until([&] { return engine_->find_member("m1")->state == MemberState::failed; }));
+  std::optional<client::Result<client::Snapshot>> by_state, by_objects;
+  std::atomic<bool> done = false;
+  std::thread reader([&] {
+    if (auto c = client::Client::connect()) {
+      by_state = c->snapshot();
+      by_objects = c->snapshot_from_objects();
+    }
+    done = true;
+  });
+  EXPECT_TRUE(pump_until([&] { return done.load(); }, 10s));
+  reader.join();
+  ASSERT_TRUE(by_state && *by_state) << (by_state ? client::describe(by_state->error()) : "no connection");
+  ASSERT_TRUE(by_objects && *by_objects) << (by_objects ? client::describe(by_objects->error()) : "no connection");
+  auto a = **by_state, b = **by_objects;
+  // CLOCK_REALTIME computed at each read: equal up to a few us.
+  for (auto* s : {&a, &b})
+    for (auto& i : s->interfaces) {
+      EXPECT_GT(i.last_change_usec, 0u) << i.name;
+      i.last_change_usec = 0;
+    }
+  EXPECT_EQ(a, b);
+  // ... and snapshot() did read GetState: the client expects the daemon's signature.
+  EXPECT_EQ(client::detail::kStateSignature, std::string_view(dbus::kStateSignature));
+  ASSERT_EQ(a.groups.size(), 1u);
+  EXPECT_EQ(a.groups[0].members, (std::vector<std::string>{"m0", "m1"}));
+  ASSERT_EQ(a.interfaces.size(), 3u);
+  EXPECT_EQ(a.find_interface("m1")->state, "failed");
+  EXPECT_EQ(a.manager.version, kVersion);
 }
 
 TEST_F(DbusService, LinkFailureIsAnnouncedInEngineOrder) {
