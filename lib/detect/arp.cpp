@@ -71,7 +71,10 @@ std::optional<ArpReply> parse_arp_reply(const std::uint8_t* f, std::size_t len) 
 
 Result<std::unique_ptr<ArpProber>> ArpProber::open(sd_event* event, unsigned ifindex, const Mac& mac) {
   if (mac.is_zero()) return fail(Errc::invalid_argument, "arp probing needs the member's MAC address");
-  int fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, htons(ETH_P_ARP));
+  // Protocol 0 here and ETH_P_ARP in bind(): a packet socket opened for a protocol is
+  // hooked to every interface at once, and binding it to one then unhooks it, which
+  // waits for an RCU grace period (synchronize_net(): ~15 ms each, 4 s for 256 members).
+  int fd = socket(AF_PACKET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return sock::errno_error("arp probe socket");
   std::unique_ptr<ArpProber> p(new ArpProber(ifindex, mac));
   if (auto r = p->attach(event, fd); !r) {
