@@ -390,8 +390,14 @@ int read_interface(sd_bus_message* m, InterfaceView& v) {
   if (r >= 0) r = read_field(m, v.test_addresses);
   if (r >= 0) r = read_field(m, v.target_mode);
   if (r >= 0) r = read_field(m, v.targets);
-  if (r >= 0) r = read_field(m, v.counters);
-  return r;
+  if (r >= 0) r = sd_bus_message_enter_container(m, SD_BUS_TYPE_STRUCT, "ttttttt");
+  v.counters.clear();
+  for (const char* name : detail::kCounterNames) {
+    std::uint64_t n = 0;
+    if (r >= 0) r = sd_bus_message_read_basic(m, 't', &n);
+    v.counters[name] = n;
+  }
+  return r < 0 ? r : sd_bus_message_exit_container(m);
 }
 
 // a(...) of objects, each read by `one` into a new element of `out`.
@@ -426,7 +432,7 @@ Result<Snapshot> Client::snapshot() {
   Snapshot s;
   int r = read_manager(m, s.manager);
   if (r >= 0) r = read_objects(m, "osssstbaoa(ssss)as", s.groups, read_group);
-  if (r >= 0) r = read_objects(m, "osussbasbssstsasassa(stt)a{st}", s.interfaces, read_interface);
+  if (r >= 0) r = read_objects(m, "osussbasbssstsasassa(stt)(ttttttt)", s.interfaces, read_interface);
   if (r < 0) return bad_reply("GetState", r);
   // Members: paths -> names.
   std::unordered_map<std::string_view, std::string_view> names;

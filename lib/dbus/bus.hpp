@@ -4,10 +4,12 @@
 
 #include <systemd/sd-bus.h>
 
+#include <array>
 #include <exception>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "dbus/service.hpp"
@@ -76,15 +78,20 @@ int manager_property(sd_bus_message* reply, const Engine& engine, std::string_vi
 int group_property(sd_bus_message* reply, const Group& g, std::string_view p);
 int interface_property(sd_bus_message* reply, const Group& g, const Member& m, std::string_view p);
 
+// An interface's Counters, in the contract's order (the property's a{st} and
+// GetState's struct of t).
+std::array<std::pair<const char*, std::uint64_t>, 7> counter_items(const Member& m);
+
 // Manager.GetState (state.cpp): the whole state in one reply, every object a struct of
 // its object path and its properties in vtable order (Groups and Interfaces of the
-// Manager are the order of the arrays, so they are left out). The out-signature is a
+// Manager are the order of the arrays, so they are left out; Counters is a struct of
+// its values in counter_items' order, not a dictionary). The out-signature is a
 // literal in the vtable; state_signature() derives it from the property vtables and
 // Service::open refuses to serve a contract that contradicts itself.
 inline constexpr char kStateSignature[] =
     "(stbbut)"
     "a(osssstbaoa(ssss)as)"
-    "a(osussbasbssstsasassa(stt)a{st})";
+    "a(osussbasbssstsasassa(stt)(ttttttt))";
 int get_state(sd_bus_message* m, void* userdata, sd_bus_error* error);
 std::string state_signature();
 

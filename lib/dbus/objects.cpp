@@ -107,6 +107,17 @@ int get_group(sd_bus*, const char* path, const char*, const char* property, sd_b
 
 // --- Interface -----------------------------------------------------------------------
 
+std::array<std::pair<const char*, std::uint64_t>, 7> counter_items(const Member& m) {
+  const auto& c = m.counters;
+  return {{{"state_changes", c.state_changes},
+           {"failures", c.failures},
+           {"repairs", c.repairs},
+           {"link_ups", c.link_ups},
+           {"link_downs", c.link_downs},
+           {"addresses_in", c.addresses_in},
+           {"addresses_out", c.addresses_out}}};
+}
+
 int interface_property(sd_bus_message* reply, const Group& g, const Member& m, std::string_view p) {
   auto str = [&](auto e) { return sd_bus_message_append(reply, "s", std::string(to_string(e)).c_str()); };
   if (p == "Name") return sd_bus_message_append(reply, "s", m.name.c_str());
@@ -139,14 +150,8 @@ int interface_property(sd_bus_message* reply, const Group& g, const Member& m, s
     return r < 0 ? r : sd_bus_message_close_container(reply);
   }
   if (p == "Counters") {
-    const auto& c = m.counters;
-    const std::pair<const char*, std::uint64_t> items[] = {
-        {"state_changes", c.state_changes}, {"failures", c.failures},         {"repairs", c.repairs},
-        {"link_ups", c.link_ups},           {"link_downs", c.link_downs},     {"addresses_in", c.addresses_in},
-        {"addresses_out", c.addresses_out},
-    };
     int r = sd_bus_message_open_container(reply, 'a', "{st}");
-    for (auto [key, value] : items)
+    for (auto [key, value] : counter_items(m))
       if (r >= 0) r = sd_bus_message_append(reply, "{st}", key, value);
     return r < 0 ? r : sd_bus_message_close_container(reply);
   }

@@ -12,6 +12,8 @@
 // as building it afresh (measured: 1.25 vs 1.28 ms of mpathd's CPU per call at 64 x 4),
 // and a fresh one can never be stale.
 #include <memory>
+#include <tuple>
+#include <utility>
 #include <string>
 #include <unordered_set>
 #include <vector>
@@ -30,15 +32,35 @@ struct Layout {
   std::string signature;  // concatenated property signatures
 };
 
+// Counters in GetState: a struct of one t per counter ("ttttttt").
+constexpr std::size_t kCounterCount =
+    std::tuple_size_v<decltype(counter_items(std::declval<const Member&>()))>;
+const std::string kCountersStruct(kCounterCount, 't');
+
+// GetState's type of a property: its own, but Counters (a{st}, 7 dictionary entries
+// with a name each, half of an interface's marshalling work) as a struct of its values.
+std::string state_type(std::string_view name, std::string_view signature) {
+  if (name == "Counters") return "(" + kCountersStruct + ")";
+  return std::string(signature);
+}
+
 Layout layout_of(const sd_bus_vtable* vt, std::string_view skip_type = {}) {
   Layout l;
   for (; vt->type != _SD_BUS_VTABLE_END; ++vt) {
     if (vt->type != _SD_BUS_VTABLE_PROPERTY && vt->type != _SD_BUS_VTABLE_WRITABLE_PROPERTY) continue;
     if (!skip_type.empty() && vt->x.property.signature == skip_type) continue;
     l.names.push_back(vt->x.property.member);
-    l.signature += vt->x.property.signature;
+    l.signature += state_type(vt->x.property.member, vt->x.property.signature);
   }
   return l;
+}
+
+int interface_state_value(sd_bus_message* m, const Group& g, const Member& mb, std::string_view p) {
+  if (p != "Counters") return interface_property(m, g, mb, p);
+  int r = sd_bus_message_open_container(m, SD_BUS_TYPE_STRUCT, kCountersStruct.c_str());
+  for (const auto& item : counter_items(mb))
+    if (r >= 0) r = sd_bus_message_append_basic(m, 't', &item.second);
+  return r < 0 ? r : sd_bus_message_close_container(m);
 }
 
 struct Layouts {
@@ -104,7 +126,7 @@ int append_state(sd_bus_message* m, const Engine& engine) {
     for (const auto& mb : g.members) {
       if (r < 0 || !seen.insert(mb.name).second) continue;
       r = append_object(m, l.interface_struct, interface_path(mb.name), l.interface.names,
-                        [&](const char* p) { return interface_property(m, g, mb, p); });
+                        [&](const char* p) { return interface_state_value(m, g, mb, p); });
     }
   };
   for (const auto& g : engine.groups()) add(g);

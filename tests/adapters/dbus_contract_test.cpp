@@ -140,7 +140,7 @@ TEST_F(DbusContract, TheParserSeesEveryMemberOfTheContract) {
   EXPECT_EQ(m.properties.size(), 8u);
   EXPECT_EQ(m.methods.at("GetState"),
             (std::vector<std::string>{"out (stbbut) manager", "out a(osssstbaoa(ssss)as) groups",
-                                      "out a(osussbasbssstsasassa(stt)a{st}) interfaces"}));
+                                      "out a(osussbasbssstsasassa(stt)(ttttttt)) interfaces"}));
   EXPECT_EQ(m.methods.at("AddMember"),
             (std::vector<std::string>{"in s group", "in s interface", "in b standby", "out o member"}));
   EXPECT_TRUE(m.methods.at("Reload").empty());
