@@ -1,20 +1,21 @@
 #!/usr/bin/python3
 """Scale bench: mpathd probing many members at once.
 
-A host namespace with GROUPS x MEMBERS interfaces (default 256 x 4 = 1024 veth pairs on
-one bridge, made with `ip -batch` by tests/lab), one IPv4 data address per group, every
-member probing the router by ARP (probe-method = "arp", targets = the router's LAN
-address) at a failure detection time of --fdt (default 1 s). Measured:
+A host namespace with GROUPS x MEMBERS interfaces (default 256 x 4 = 1024 veth pairs,
+made with `ip -batch` by tests/lab), one IPv4 data address per group, every member
+probing the router at a failure detection time of --fdt (default 1 s): by ICMP echo
+from a test address of its own (default), or by ARP (--method arp). Measured:
   - with --method auto, the default probing instead (targets from a default route via
-    the router in each group);
+    the router in each group; ARP, as there are no test addresses);
   - start -> every member probed ok: from the process start to the first status.json in
     which every member's probe state is ok;
   - steady state, over --window seconds after --settle seconds: mpathd's CPU split into
     user and system time (% of one core, /proc/PID/stat), its RSS (VmRSS, and the peak
-    VmHWM), the probes sent (ARP requests the router received, by an nft counter in the
-    router's namespace), and user-space CPU per probe (user time / probes);
-  - false failures: members that went failed at any moment of the run (no link is cut
-    and nothing is dropped, so each is a false one; target 0 on a quiet machine);
+    VmHWM), the probes sent (echo or ARP requests the router received, by an nft counter
+    in the router's namespace), and user-space CPU per probe (user time / probes);
+  - false failures: failures counted by the members from the start to the end of the
+    window (no link is cut and nothing is dropped, so each is a false one; target 0 on
+    a quiet machine);
   - with --strace S (default 5): `strace -f -c` on mpathd for S seconds after the window,
     and the per-second rate of the syscalls that the probe path must not make
     (socket, ioctl, getrandom: target 0) and of all syscalls per probe. strace slows
@@ -47,18 +48,34 @@ TARGET_RSS_MIB = 32.0
 FORBIDDEN = ("socket", "ioctl", "getrandom")
 
 
+# ICMP probing: the router gets an address in a /21 of its own, each member a test
+# address in it (room for 2045 members).
+ICMP_ROUTER = "198.18.8.1"
+ICMP_PREFIX = 21
+
+
+def test_address(k: int) -> str:
+    n = 2 + k
+    return f"198.18.{8 + n // 256}.{n % 256}/{ICMP_PREFIX}"
+
+
 def config(groups: int, members: int, fdt: str, method: str) -> str:
     lines = ['notification-count = 1']
     for g in range(groups):
         lines += ["", "[[group]]", f'name = "g{g}"', f'interface = "ipmp{g}"',
                   f'data-addresses = ["198.18.{2 + g // 200}.{1 + g % 200}/16"]',
                   f'failure-detection-time = "{fdt}"']
-        if method == "arp":
+        if method == "icmp":
+            lines += ['probe-method = "icmp"', f'targets = ["{ICMP_ROUTER}"]']
+        elif method == "arp":
             lines += ['probe-method = "arp"', f'targets = ["{ROUTER_LAN4}"]']
         else:  # the default: targets found from the group's routes (the router)
             lines += [f'routes = [ {{ to = "default", via = "{ROUTER_LAN4}" }} ]']
         for m in range(members):
-            lines += ["[[group.member]]", f'name = "m{g * members + m}"']
+            k = g * members + m
+            lines += ["[[group.member]]", f'name = "m{k}"']
+            if method == "icmp":
+                lines += [f'test-addresses = ["{test_address(k)}"]']
     return "\n".join(lines) + "\n"
 
 
@@ -98,22 +115,25 @@ def strace_counts(pid: int, seconds: float) -> dict[str, int]:
         return counts
 
 
-class ArpCounter:
-    """An nft counter of the ARP requests the router receives (the probes)."""
+class ProbeCounter:
+    """An nft counter of the probes the router receives: ARP requests, or ICMP echo
+    requests."""
 
-    def __init__(self, lab: Lab):
+    def __init__(self, lab: Lab, method: str):
         self.lab = lab
         self.table = f"mpathd_bench_{os.getpid()}"
-        lab.nft(lab.rt, f"table arp {self.table} {{\n chain in {{\n type filter hook input priority 0;\n"
-                        f" arp operation request counter\n }}\n}}\n")
+        self.family = "ip" if method == "icmp" else "arp"
+        match = "icmp type echo-request" if method == "icmp" else "arp operation request"
+        lab.nft(lab.rt, f"table {self.family} {self.table} {{\n chain in {{\n"
+                        f" type filter hook input priority 0;\n {match} counter\n }}\n}}\n")
 
     def packets(self) -> int:
-        out = self.lab.sh(self.lab.rt, "nft", "-j", "list", "table", "arp", self.table)
+        out = self.lab.sh(self.lab.rt, "nft", "-j", "list", "table", self.family, self.table)
         for item in json.loads(out)["nftables"]:
             for e in item.get("rule", {}).get("expr", []):
                 if "counter" in e:
                     return int(e["counter"]["packets"])
-        raise LabError("the nft ARP counter is missing")
+        raise LabError("the nft probe counter is missing")
 
 
 def main() -> int:
@@ -121,9 +141,11 @@ def main() -> int:
     ap.add_argument("--groups", type=int, default=256)
     ap.add_argument("--members", type=int, default=4)
     ap.add_argument("--fdt", default="1s", help="failure detection time (default 1s)")
-    ap.add_argument("--method", choices=["arp", "auto"], default="arp",
-                    help="arp: probe-method arp to the router; auto: the default, targets from "
-                         "a default route via the router")
+    ap.add_argument("--method", choices=["icmp", "arp", "auto"], default="icmp",
+                    help="icmp (default): ICMP echo from a test address per member to the "
+                         "router; arp: ARP to the router (broadcasts: the bridge floods each "
+                         "to every port, which dominates at 1024 members); auto: the "
+                         "default target selection, from a default route via the router")
     ap.add_argument("--settle", type=float, default=5.0, help="seconds after all are ok, before the window")
     ap.add_argument("--window", type=float, default=20.0, help="steady-state seconds measured")
     ap.add_argument("--strace", type=float, default=5.0, help="seconds of strace -c after the window (0: none)")
@@ -133,7 +155,9 @@ def main() -> int:
     t_begin = time.monotonic()
     print(f"building a lab with {n} members ...", file=sys.stderr)
     with Lab(members=n) as lab:
-        arp = ArpCounter(lab)
+        if args.method == "icmp":
+            lab.router_add_address(f"{ICMP_ROUTER}/{ICMP_PREFIX}")
+        arp = ProbeCounter(lab, args.method)
         t0 = time.monotonic()
         d = lab.start_mpathd(config(args.groups, args.members, args.fdt, args.method), wait_started=False, timeout=120)
 
@@ -154,10 +178,10 @@ def main() -> int:
         u1, s1 = cpu_ticks(d.pid)
         p1, w1 = arp.packets(), time.monotonic()
         rss, hwm = vm_kib(d.pid, "VmRSS"), vm_kib(d.pid, "VmHWM")
+        # Before strace, which slows mpathd down enough to lose probes.
+        false_failures = sum(m["counters"]["failures"] for m in members_of(d.status()))
         counts = strace_counts(d.pid, args.strace) if args.strace > 0 else {}
         p2 = arp.packets()
-        final = d.status()
-        false_failures = sum(m["counters"]["failures"] for m in members_of(final))
         d.stop(timeout=20)
     secs = w1 - w0
     probes = p1 - p0
@@ -188,9 +212,10 @@ def main() -> int:
         print(f"{'measure':42} {'value':>10}   target")
         for name, value, target in rows:
             print(f"{name:42} {value:>10.1f}   {target}")
-        print("CPU is mpathd's own (/proc/PID/stat). Its system time includes the lab's packet "
-              "path: a\nbroadcast ARP probe is flooded by the bridge to every port in the "
-              "sender's context.")
+        print("CPU is mpathd's own (/proc/PID/stat)." + (
+            " Its system time includes the lab's packet path: a\nbroadcast ARP probe is "
+            "flooded by the bridge to every port in the sender's context."
+            if args.method != "icmp" else ""))
         if counts:
             top = sorted(counts.items(), key=lambda kv: -kv[1])[:8]
             print("syscalls under strace (calls in " + f"{args.strace:.0f} s): " +
