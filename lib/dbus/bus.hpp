@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -39,6 +40,18 @@ struct Service::Impl {
   // forgotten it, but sd_bus_emit_object_removed() finds interfaces through the find
   // callbacks, which accept this path too while it is set.
   std::string removing;
+
+  // The member named `name` and its group (nullptr if none), as Engine::group_of finds
+  // them, remembered by position: a property read does not search every group again
+  // (GetManagedObjects reads 17 properties of each of 256 interfaces at 64 x 4). A
+  // remembered position is used only while the member there still has that name, and
+  // all are forgotten on a change of topology (objects.cpp).
+  const Member* member(std::string_view name, const Group** group);
+  struct Position {
+    std::size_t group;  // index in Engine::groups(), or its size for the ungrouped
+    std::size_t member;
+  };
+  std::unordered_map<std::string, Position> positions;
 
   // Engine event -> signals (signals.cpp). Never throws.
   void on_event(const Event& e) noexcept;

@@ -164,9 +164,8 @@ int get_interface(sd_bus*, const char* path, const char*, const char* property, 
                   void* userdata, sd_bus_error* error) {
   return guarded(error, [&]() -> int {
     auto name = path_name(path, kInterfacePrefix);
-    // One search: the group, then the member in it.
-    const Group* g = name ? impl_of(userdata).engine.group_of(*name) : nullptr;
-    const Member* m = g ? g->find(*name) : nullptr;
+    const Group* g = nullptr;
+    const Member* m = name ? impl_of(userdata).member(*name, &g) : nullptr;
     if (!m) return sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_OBJECT, "no interface at %s", path);
     return interface_property(reply, *g, *m, property);
   });
@@ -178,6 +177,26 @@ constexpr auto kConst = SD_BUS_VTABLE_PROPERTY_CONST;
 }  // namespace
 
 // --- shared helpers --------------------------------------------------------------------
+
+const Member* Service::Impl::member(std::string_view name, const Group** group) {
+  const auto& groups = engine.groups();
+  auto group_at = [&](std::size_t i) -> const Group& { return i < groups.size() ? groups[i] : engine.anonymous(); };
+  if (auto it = positions.find(std::string(name)); it != positions.end()) {
+    const auto [gi, mi] = it->second;
+    if (gi <= groups.size() && mi < group_at(gi).members.size() && group_at(gi).members[mi].name == name) {
+      *group = &group_at(gi);
+      return &group_at(gi).members[mi];
+    }
+    positions.erase(it);
+  }
+  const Group* g = engine.group_of(name);
+  const Member* m = g ? g->find(name) : nullptr;
+  if (!m) return nullptr;
+  const std::size_t gi = g == &engine.anonymous() ? groups.size() : static_cast<std::size_t>(g - groups.data());
+  positions[std::string(name)] = {gi, static_cast<std::size_t>(m - g->members.data())};
+  *group = g;
+  return m;
+}
 
 std::string group_path(std::string_view name) { return encode(kGroupPrefix, name); }
 std::string interface_path(std::string_view ifname) { return encode(kInterfacePrefix, ifname); }

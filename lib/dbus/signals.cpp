@@ -61,6 +61,7 @@ Result<void> Service::Impl::changed() noexcept {
 }
 
 void Service::Impl::on_event(const Event& event) noexcept {
+  if (std::holds_alternative<TopologyChanged>(event)) positions.clear();  // see member()
   try {
     std::visit(
         [&](const auto& e) {
