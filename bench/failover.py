@@ -306,9 +306,8 @@ def main() -> int:
                     help=f"exit 1 unless the link failure p99 <= {TARGET_P99_MS:.0f} ms for every family")
     ap.add_argument("--no-settle-dad", action="store_true",
                     help="start the next run as soon as mpathd reports the member ok, "
-                         "without waiting for its IPv6 link-local to finish DAD (once "
-                         "showed occasional 300-800 ms IPv6 outages; not reproduced since: "
-                         "see docs/design-decisions.md, 'The IPv6 move outlier')")
+                         "without waiting for its IPv6 link-local to finish DAD (see "
+                         "docs/design-decisions.md, 'The IPv6 move outlier')")
     ap.add_argument("--extra-config", default="", help="extra top-level mpathd.conf lines")
     args = ap.parse_args()
     kinds = {k.strip() for k in args.kind.split(",") if k.strip()}
