@@ -5,8 +5,10 @@ A host namespace with GROUPS x MEMBERS interfaces (default 64 x 4, one IPv4 data
 address per group from 198.18.2.0/16, no routes), mpathd on a private dbus-daemon
 (tests/lab/bus.py), and bench/dbus_bench (a client built on lib/client) in the root
 namespace, talking to the bus over its unix socket. Measured:
-  - full state query: Client::snapshot() (GetManagedObjects: every group, member and
-    address) on one connection, --runs times, steady-clock wall time per call;
+  - full state query: Client::snapshot() (Manager.GetState: every group, member and
+    address) on one connection, --runs times, steady-clock wall time per call; and the
+    same through the standard interface (Client::snapshot_from_objects(), i.e.
+    GetManagedObjects), for comparison;
   - event delivery: for --cuts members spread over the groups, the switch port is taken
     down (`ip -n SW link set pN down`, run by this driver) and the time from just before
     that command is issued to the CLOCK_MONOTONIC time at which `dbus_bench events`
@@ -41,6 +43,7 @@ from lab.lab import Lab, LabError, Proc, binary, wait_until  # noqa: E402
 from restart import config, percentile  # noqa: E402  (the same 64 x 4 configuration)
 
 EVENT_TIMEOUT = 10.0  # per cut, for the signal and for the repair
+TARGET_QUERY_P99_MS = 2.0  # issue 14
 
 
 def dbus_bench_bin() -> str:
@@ -137,15 +140,19 @@ def main() -> int:
         wait_until(full, 60, "every group ok and every data address placed")
         print(f"lab and mpathd ready after {time.monotonic() - t_start:.1f} s", file=sys.stderr)
 
-        # (1) full state query
-        cp = subprocess.run([dbus_bench_bin(), "query", "--runs", str(args.runs), "--wait", "10"],
-                            capture_output=True, text=True, timeout=120, env=env)
-        if cp.returncode != 0:
-            raise LabError(f"dbus_bench query: rc {cp.returncode}: {cp.stderr.strip()}")
-        q = json.loads(cp.stdout.strip().splitlines()[-1])
-        if (q["groups"], q["interfaces"], q["data_addresses"]) != (args.groups, n, args.groups):
-            raise LabError(f"the snapshot is not the full state: {q['groups']} groups, "
-                           f"{q['interfaces']} interfaces, {q['data_addresses']} addresses")
+        # (1) full state query, by GetState and by GetManagedObjects
+        def query(*extra: str) -> dict:
+            cp = subprocess.run([dbus_bench_bin(), "query", "--runs", str(args.runs), "--wait", "10",
+                                 *extra], capture_output=True, text=True, timeout=300, env=env)
+            if cp.returncode != 0:
+                raise LabError(f"dbus_bench query: rc {cp.returncode}: {cp.stderr.strip()}")
+            q = json.loads(cp.stdout.strip().splitlines()[-1])
+            if (q["groups"], q["interfaces"], q["data_addresses"]) != (args.groups, n, args.groups):
+                raise LabError(f"the snapshot is not the full state: {q['groups']} groups, "
+                               f"{q['interfaces']} interfaces, {q['data_addresses']} addresses")
+            return q
+        q = query()
+        q_objects = query("--objects")
 
         # (2) event delivery
         latency, ip_cmd = [], []
@@ -168,23 +175,26 @@ def main() -> int:
     total = time.monotonic() - t_start
 
     rows = [
-        (f"full state query ({args.groups}x{args.members})", q["samples_ms"]),
-        ("link failure -> StateChanged received", latency),
-        ("  of which: the ip command itself", ip_cmd),
+        (f"full state query ({args.groups}x{args.members}, GetState)", q["samples_ms"],
+         f"p99 <= {TARGET_QUERY_P99_MS:g}"),
+        ("  the same by GetManagedObjects", q_objects["samples_ms"], "(comparison)"),
+        ("link failure -> StateChanged received", latency, "(see below)"),
+        ("  of which: the ip command itself", ip_cmd, "-"),
     ]
     if args.json:
         print(json.dumps({"groups": args.groups, "members": args.members, "cut": cut,
-                          "total_s": total, **{name.strip(): v for name, v in rows}}))
+                          "total_s": total, **{name.strip(): v for name, v, _ in rows}}))
         return 0
     print(f"\nmpathd D-Bus, {args.groups} groups x {args.members} members, private dbus-daemon, "
           f"{len(cut)} members cut over {len({i // args.members for i in cut})} groups")
-    print(f"{'measure':40} {'n':>4} {'median':>9} {'p99':>9} {'max':>9}   (ms)")
-    for name, values in rows:
-        print(f"{name:40} {len(values):>4} {statistics.median(values):>9.2f} "
-              f"{percentile(values, 99):>9.2f} {max(values):>9.2f}")
+    print(f"{'measure (ms)':46} {'n':>4} {'median':>8} {'p99':>8} {'max':>8}   target")
+    for name, values, target in rows:
+        print(f"{name:46} {len(values):>4} {statistics.median(values):>8.2f} "
+              f"{percentile(values, 99):>8.2f} {max(values):>8.2f}   {target}")
     print("the event latency is from just before `ip link set pN down` is issued (in the "
           "switch\nnamespace) to the signal's receipt by a subscriber: it includes the ip "
-          "command's own\nexecution and the kernel's netlink delivery to mpathd.")
+          "command's own\nexecution and the kernel's netlink delivery to mpathd (the target, "
+          "<= 1 ms from the state\nchange inside mpathd to the receipt, is a part of it).")
     print(f"total run time {total:.1f} s", file=sys.stderr)
     return 0
 

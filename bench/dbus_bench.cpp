@@ -1,7 +1,10 @@
 // dbus_bench: the client side of bench/dbus.py (D-Bus latencies of mpathd).
 //
-//   dbus_bench query  --runs N [--wait S]     times Client::snapshot() N times on one
-//                                             connection; prints one JSON object
+//   dbus_bench query  --runs N [--wait S] [--objects]
+//                                             times Client::snapshot() (Manager.GetState;
+//                                             with --objects snapshot_from_objects(), i.e.
+//                                             GetManagedObjects) N times on one connection;
+//                                             prints one JSON object
 //   dbus_bench events --count N [--timeout S] prints one JSON line per
 //                                             Interface.StateChanged received, with
 //                                             the CLOCK_MONOTONIC receive time (ns)
@@ -45,7 +48,7 @@ std::int64_t mono_ns() {
 
 int usage(std::string_view why) {
   std::cerr << "dbus_bench: " << why << "\n"
-            << "usage: dbus_bench query --runs N [--wait SECONDS]\n"
+            << "usage: dbus_bench query --runs N [--wait SECONDS] [--objects]\n"
             << "       dbus_bench events --count N [--timeout SECONDS]\n";
   return kUsage;
 }
@@ -90,7 +93,7 @@ mc::Result<mc::Snapshot> first_snapshot(Client& c, std::chrono::milliseconds wai
   }
 }
 
-int query(long runs, long wait_s) {
+int query(long runs, long wait_s, bool objects) {
   auto c = Client::connect();
   if (!c) return fail("connect", c.error());
   auto first = first_snapshot(*c, std::chrono::seconds(wait_s));
@@ -103,7 +106,7 @@ int query(long runs, long wait_s) {
   ms.reserve(static_cast<std::size_t>(runs));
   for (long i = 0; i < runs; ++i) {
     auto t0 = std::chrono::steady_clock::now();
-    auto s = c->snapshot();
+    auto s = objects ? c->snapshot_from_objects() : c->snapshot();
     auto t1 = std::chrono::steady_clock::now();
     if (!s) return fail("snapshot", s.error());
     if (s->groups.size() != first->groups.size() ||
@@ -113,7 +116,7 @@ int query(long runs, long wait_s) {
     }
     ms.push_back(std::chrono::duration<double, std::milli>(t1 - t0).count());
   }
-  nlohmann::json j = {{"measure", "snapshot"},
+  nlohmann::json j = {{"measure", objects ? "snapshot_from_objects" : "snapshot"},
                       {"groups", first->groups.size()},
                       {"interfaces", first->interfaces.size()},
                       {"data_addresses", addresses},
@@ -186,7 +189,12 @@ int main(int argc, char** argv) {
   if (args.empty()) return usage("missing mode");
   const auto mode = args[0];
   long runs = 200, count = -1, wait_s = 10, timeout_s = 60;
+  bool objects = false;
   for (std::size_t i = 1; i < args.size(); ++i) {
+    if (args[i] == "--objects") {
+      objects = true;
+      continue;
+    }
     long* target = nullptr;
     if (args[i] == "--runs") target = &runs;
     else if (args[i] == "--count") target = &count;
@@ -197,7 +205,7 @@ int main(int argc, char** argv) {
       return usage(std::string(args[i]) + " needs a non-negative number");
     ++i;
   }
-  if (mode == "query") return query(runs, wait_s);
+  if (mode == "query") return query(runs, wait_s, objects);
   if (mode == "events") {
     if (count <= 0) return usage("events needs --count N (N > 0)");
     return events(count, timeout_s);

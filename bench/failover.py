@@ -48,7 +48,7 @@ from lab.lab import (Lab, LabError, WaitTimeout, flowtool_bin, group_config,  # 
                      mpathd_bin, wait_until)
 
 ADDRS = {"ipv4": "198.18.1.10", "ipv6": "2001:db8:1::10"}
-TARGET_P99_MS = 20.0
+TARGET_P99_MS = 5.0  # issue 14: link failure -> client outage, p99 (and IPv6 never above IPv4)
 TEST_ADDRESSES = [f"198.18.1.{101 + i}/24" for i in range(8)]
 FDT_UNITS = {"ms": 0.001, "s": 1.0}
 # spdlog's pattern when not under journald: "%Y-%m-%d %H:%M:%S.%e %l: %v".
@@ -235,17 +235,22 @@ def run_link(args, families: list[str]) -> dict[str, list[dict]]:
 def print_link_table(results: dict[str, list[dict]]) -> bool:
     print()
     print("link failure (carrier lost)")
-    hdr = f"{'family':8} {'runs':>5} {'median':>9} {'p90':>9} {'p99':>9} {'max':>9}  target p99 < {TARGET_P99_MS:.0f} ms"
+    hdr = f"{'family':8} {'runs':>5} {'median':>9} {'p90':>9} {'p99':>9} {'max':>9}  target p99 <= {TARGET_P99_MS:.0f} ms"
     print(hdr)
     print("-" * len(hdr))
     ok = True
     for fam, runs in results.items():
         v = [r["longest_outage_ms"] for r in runs]
         p99 = percentile(v, 99)
-        met = p99 < TARGET_P99_MS
+        met = p99 <= TARGET_P99_MS
         ok &= met
         print(f"{fam:8} {len(v):5} {statistics.median(v):9.2f} {percentile(v, 90):9.2f} "
               f"{p99:9.2f} {max(v):9.2f}  {'met' if met else 'NOT met'}")
+    if "ipv4" in results and "ipv6" in results:
+        v4 = max(r["longest_outage_ms"] for r in results["ipv4"])
+        v6 = max(r["longest_outage_ms"] for r in results["ipv6"])
+        print(f"ipv6 max {v6:.2f} vs ipv4 max {v4:.2f}  target: ipv6 never above ipv4 "
+              f"({'met' if v6 <= v4 else 'NOT met'})")
     print("(outage in ms = longest time between two consecutive UDP replies at the client)")
     return ok
 
@@ -298,13 +303,11 @@ def main() -> int:
                     help="link runs only (silent runs use IPv4)")
     ap.add_argument("--json", help="write every run's result to this file")
     ap.add_argument("--check", action="store_true",
-                    help=f"exit 1 unless the link failure p99 < {TARGET_P99_MS:.0f} ms for every family")
+                    help=f"exit 1 unless the link failure p99 <= {TARGET_P99_MS:.0f} ms for every family")
     ap.add_argument("--no-settle-dad", action="store_true",
                     help="start the next run as soon as mpathd reports the member ok, "
-                         "without waiting for its IPv6 link-local to finish DAD (shows "
-                         "occasional 300-800 ms IPv6 outages when the new holder came up "
-                         "less than ~1 s before: the host's neighbour entry for the "
-                         "gateway stays INCOMPLETE; under investigation)")
+                         "without waiting for its IPv6 link-local to finish DAD (see "
+                         "docs/design-decisions.md, 'The IPv6 move outlier')")
     ap.add_argument("--extra-config", default="", help="extra top-level mpathd.conf lines")
     args = ap.parse_args()
     kinds = {k.strip() for k in args.kind.split(",") if k.strip()}

@@ -11,6 +11,7 @@
 #include <cstdarg>
 #include <cstdlib>
 #include <exception>
+#include <unordered_map>
 #include <utility>
 
 #include "client/objects.hpp"
@@ -69,6 +70,70 @@ int read_strings(sd_bus_message* m, const char* contents, std::vector<std::strin
   return sd_bus_message_exit_container(m);
 }
 
+bool known_signature(std::string_view sig) {
+  return sig == "s" || sig == "o" || sig == "b" || sig == "u" || sig == "t" || sig == "as" ||
+         sig == "ao" || sig == "a(ssss)" || sig == "a(stt)" || sig == "a{st}";
+}
+
+// Typed readers of the contract's value types, at the read pointer.
+int read_field(sd_bus_message* m, std::string& out, char t = 's') { return read_string(m, t, out); }
+int read_field(sd_bus_message* m, bool& out) {
+  int b = 0;
+  int r = sd_bus_message_read_basic(m, 'b', &b);
+  out = b != 0;
+  return r;
+}
+int read_field(sd_bus_message* m, std::uint32_t& out) { return sd_bus_message_read_basic(m, 'u', &out); }
+int read_field(sd_bus_message* m, std::uint64_t& out) { return sd_bus_message_read_basic(m, 't', &out); }
+int read_field(sd_bus_message* m, std::vector<std::string>& out, char t = 's') {
+  const char contents[] = {t, '\0'};
+  out.clear();
+  return read_strings(m, contents, out);
+}
+int read_field(sd_bus_message* m, std::vector<DataAddress>& out) {
+  out.clear();
+  int r = sd_bus_message_enter_container(m, SD_BUS_TYPE_ARRAY, "(ssss)");
+  if (r < 0) return r;
+  const char *a = nullptr, *st = nullptr, *in = nullptr, *home = nullptr;
+  while ((r = sd_bus_message_read(m, "(ssss)", &a, &st, &in, &home)) > 0) out.push_back({a, st, in, home});
+  return r < 0 ? r : sd_bus_message_exit_container(m);
+}
+int read_field(sd_bus_message* m, std::vector<Target>& out) {
+  out.clear();
+  int r = sd_bus_message_enter_container(m, SD_BUS_TYPE_ARRAY, "(stt)");
+  if (r < 0) return r;
+  const char* a = nullptr;
+  std::uint64_t avg = 0, dev = 0;
+  while ((r = sd_bus_message_read(m, "(stt)", &a, &avg, &dev)) > 0) out.push_back({a, avg, dev});
+  return r < 0 ? r : sd_bus_message_exit_container(m);
+}
+int read_field(sd_bus_message* m, std::map<std::string, std::uint64_t>& out) {
+  out.clear();
+  int r = sd_bus_message_enter_container(m, SD_BUS_TYPE_ARRAY, "{st}");
+  if (r < 0) return r;
+  const char* k = nullptr;
+  std::uint64_t n = 0;
+  while ((r = sd_bus_message_read(m, "{st}", &k, &n)) > 0) out[k] = n;
+  return r < 0 ? r : sd_bus_message_exit_container(m);
+}
+
+// Reads one value of signature `sig` (a known_signature) at the read pointer.
+int read_value(sd_bus_message* m, std::string_view sig, Value& out) {
+  auto read = [&]<typename T>(T v, auto... extra) {
+    int r = read_field(m, v, extra...);
+    out = std::move(v);
+    return r;
+  };
+  if (sig == "s" || sig == "o") return read(std::string(), sig[0]);
+  if (sig == "b") return read(false);
+  if (sig == "u") return read(std::uint32_t{0});
+  if (sig == "t") return read(std::uint64_t{0});
+  if (sig == "as" || sig == "ao") return read(std::vector<std::string>(), sig[1]);
+  if (sig == "a(ssss)") return read(std::vector<DataAddress>());
+  if (sig == "a(stt)") return read(std::vector<Target>());
+  return read(std::map<std::string, std::uint64_t>());  // a{st}
+}
+
 // Reads the variant at the read pointer into a Value (monostate for signatures the
 // contract does not use; those are skipped).
 int read_variant(sd_bus_message* m, Value& out) {
@@ -78,67 +143,13 @@ int read_variant(sd_bus_message* m, Value& out) {
   if (r < 0) return r;
   if (type != SD_BUS_TYPE_VARIANT || !contents) return -EBADMSG;
   std::string_view sig(contents);
-  auto known = sig == "s" || sig == "o" || sig == "b" || sig == "u" || sig == "t" ||
-               sig == "as" || sig == "ao" || sig == "a(ssss)" || sig == "a(stt)" ||
-               sig == "a{st}";
-  if (!known) {
+  if (!known_signature(sig)) {
     out = std::monostate{};
     return sd_bus_message_skip(m, "v");
   }
   r = sd_bus_message_enter_container(m, SD_BUS_TYPE_VARIANT, contents);
   if (r < 0) return r;
-  if (sig == "s" || sig == "o") {
-    std::string s;
-    r = read_string(m, sig[0], s);
-    out = std::move(s);
-  } else if (sig == "b") {
-    int b = 0;
-    r = sd_bus_message_read_basic(m, 'b', &b);
-    out = b != 0;
-  } else if (sig == "u") {
-    std::uint32_t u = 0;
-    r = sd_bus_message_read_basic(m, 'u', &u);
-    out = u;
-  } else if (sig == "t") {
-    std::uint64_t t = 0;
-    r = sd_bus_message_read_basic(m, 't', &t);
-    out = t;
-  } else if (sig == "as" || sig == "ao") {
-    std::vector<std::string> v;
-    r = read_strings(m, sig == "as" ? "s" : "o", v);
-    out = std::move(v);
-  } else if (sig == "a(ssss)") {
-    std::vector<DataAddress> v;
-    r = sd_bus_message_enter_container(m, SD_BUS_TYPE_ARRAY, "(ssss)");
-    if (r >= 0) {
-      const char *a = nullptr, *st = nullptr, *in = nullptr, *home = nullptr;
-      while ((r = sd_bus_message_read(m, "(ssss)", &a, &st, &in, &home)) > 0)
-        v.push_back({a, st, in, home});
-      if (r >= 0) r = sd_bus_message_exit_container(m);
-    }
-    out = std::move(v);
-  } else if (sig == "a(stt)") {
-    std::vector<Target> v;
-    r = sd_bus_message_enter_container(m, SD_BUS_TYPE_ARRAY, "(stt)");
-    if (r >= 0) {
-      const char* a = nullptr;
-      std::uint64_t avg = 0, dev = 0;
-      while ((r = sd_bus_message_read(m, "(stt)", &a, &avg, &dev)) > 0) v.push_back({a, avg, dev});
-      if (r >= 0) r = sd_bus_message_exit_container(m);
-    }
-    out = std::move(v);
-  } else {  // a{st}
-    std::map<std::string, std::uint64_t> v;
-    r = sd_bus_message_enter_container(m, SD_BUS_TYPE_ARRAY, "{st}");
-    if (r >= 0) {
-      const char* k = nullptr;
-      std::uint64_t n = 0;
-      while ((r = sd_bus_message_read(m, "{st}", &k, &n)) > 0) v[k] = n;
-      if (r >= 0) r = sd_bus_message_exit_container(m);
-    }
-    out = std::move(v);
-  }
-  if (r < 0) return r;
+  if ((r = read_value(m, sig, out)) < 0) return r;
   return sd_bus_message_exit_container(m);
 }
 
@@ -334,7 +345,108 @@ void Client::set_call_timeout(std::chrono::milliseconds t) {
                                  static_cast<std::uint64_t>(t.count()) * 1000U);
 }
 
+namespace {
+
+int read_manager(sd_bus_message* m, ManagerView& v) {
+  int r = sd_bus_message_enter_container(m, SD_BUS_TYPE_STRUCT, "stbbut");
+  if (r >= 0) r = read_field(m, v.version);
+  if (r >= 0) r = read_field(m, v.fdt_ms);
+  if (r >= 0) r = read_field(m, v.failback);
+  if (r >= 0) r = read_field(m, v.track_interfaces_only_with_groups);
+  if (r >= 0) r = read_field(m, v.notification_count);
+  if (r >= 0) r = read_field(m, v.notification_interval_ms);
+  return r < 0 ? r : sd_bus_message_exit_container(m);
+}
+
+int read_group(sd_bus_message* m, GroupView& v) {
+  int r = read_field(m, v.path, 'o');
+  if (r >= 0) r = read_field(m, v.name);
+  if (r >= 0) r = read_field(m, v.group_interface);
+  if (r >= 0) r = read_field(m, v.state);
+  if (r >= 0) r = read_field(m, v.reason);
+  if (r >= 0) r = read_field(m, v.fdt_ms);
+  if (r >= 0) r = read_field(m, v.failback);
+  if (r >= 0) r = read_field(m, v.members, 'o');  // paths; names once the interfaces are read
+  if (r >= 0) r = read_field(m, v.data_addresses);
+  if (r >= 0) r = read_field(m, v.shared);
+  return r;
+}
+
+int read_interface(sd_bus_message* m, InterfaceView& v) {
+  int r = read_field(m, v.path, 'o');
+  if (r >= 0) r = read_field(m, v.name);
+  if (r >= 0) r = read_field(m, v.index);
+  if (r >= 0) r = read_field(m, v.group);
+  if (r >= 0) r = read_field(m, v.state);
+  if (r >= 0) r = read_field(m, v.active);
+  if (r >= 0) r = read_field(m, v.flags);
+  if (r >= 0) r = read_field(m, v.standby);
+  if (r >= 0) r = read_field(m, v.link);
+  if (r >= 0) r = read_field(m, v.probe);
+  if (r >= 0) r = read_field(m, v.reason);
+  if (r >= 0) r = read_field(m, v.last_change_usec);
+  if (r >= 0) r = read_field(m, v.hwaddr);
+  if (r >= 0) r = read_field(m, v.link_flags);
+  if (r >= 0) r = read_field(m, v.test_addresses);
+  if (r >= 0) r = read_field(m, v.target_mode);
+  if (r >= 0) r = read_field(m, v.targets);
+  if (r >= 0) r = sd_bus_message_enter_container(m, SD_BUS_TYPE_STRUCT, "ttttttt");
+  v.counters.clear();
+  for (const char* name : detail::kCounterNames) {
+    std::uint64_t n = 0;
+    if (r >= 0) r = sd_bus_message_read_basic(m, 't', &n);
+    v.counters[name] = n;
+  }
+  return r < 0 ? r : sd_bus_message_exit_container(m);
+}
+
+// a(...) of objects, each read by `one` into a new element of `out`.
+template <typename View, typename Read>
+int read_objects(sd_bus_message* m, const char* contents, std::vector<View>& out, Read one) {
+  const std::string array = "(" + std::string(contents) + ")";
+  int r = sd_bus_message_enter_container(m, SD_BUS_TYPE_ARRAY, array.c_str());
+  if (r < 0) return r;
+  while ((r = sd_bus_message_enter_container(m, SD_BUS_TYPE_STRUCT, contents)) > 0) {
+    if ((r = one(m, out.emplace_back())) < 0) return r;
+    if ((r = sd_bus_message_exit_container(m)) < 0) return r;
+  }
+  return r < 0 ? r : sd_bus_message_exit_container(m);
+}
+
+}  // namespace
+
 Result<Snapshot> Client::snapshot() {
+  auto reply = impl_->call(std::string(kManagerPath).c_str(), std::string(kManagerInterface).c_str(),
+                           "GetState");
+  if (!reply) {
+    // A daemon from before GetState, or a bus policy from before it: the slower way.
+    const auto& name = reply.error().dbus_name;
+    if (name == "org.freedesktop.DBus.Error.UnknownMethod" || name == "org.freedesktop.DBus.Error.AccessDenied")
+      return snapshot_from_objects();
+    return std::unexpected(reply.error());
+  }
+  sd_bus_message* m = reply->get();
+  const char* sig = sd_bus_message_get_signature(m, 1);
+  if (!sig || sig != detail::kStateSignature) return snapshot_from_objects();  // another contract
+
+  Snapshot s;
+  int r = read_manager(m, s.manager);
+  if (r >= 0) r = read_objects(m, "osssstbaoa(ssss)as", s.groups, read_group);
+  if (r >= 0) r = read_objects(m, "osussbasbssstsasassa(stt)(ttttttt)", s.interfaces, read_interface);
+  if (r < 0) return bad_reply("GetState", r);
+  // Members: paths -> names.
+  std::unordered_map<std::string_view, std::string_view> names;
+  names.reserve(s.interfaces.size());
+  for (const auto& i : s.interfaces) names.emplace(i.path, i.name);
+  for (auto& g : s.groups)
+    for (auto& member : g.members) {
+      if (auto it = names.find(member); it != names.end()) member = std::string(it->second);
+      else if (auto d = decode_path(member)) member = d->name;
+    }
+  return s;
+}
+
+Result<Snapshot> Client::snapshot_from_objects() {
   auto path = std::string(kManagerPath);
   auto reply = impl_->call(path.c_str(), kObjectManager, "GetManagedObjects");
   if (!reply) return std::unexpected(reply.error());

@@ -5,12 +5,25 @@
 #include <cstdint>
 #include <map>
 #include <string>
+#include <string_view>
 #include <variant>
 #include <vector>
 
 #include "client/client.hpp"
 
 namespace mpathd::client::detail {
+
+// Manager.GetState's reply: (manager) a(group) a(interface), each object its path and
+// its properties in the contract's order (dbus/org.ipmp.Mpathd1.xml; the Manager's
+// without Groups and Interfaces, which are the arrays' order). A daemon whose reply has
+// another signature (a newer contract) is read through GetManagedObjects instead.
+// Counters is a struct of its values, in kCounterNames' order.
+inline constexpr std::string_view kStateSignature =
+    "(stbbut)"
+    "a(osssstbaoa(ssss)as)"
+    "a(osussbasbssstsasassa(stt)(ttttttt))";
+inline constexpr const char* kCounterNames[] = {"state_changes", "failures",     "repairs",      "link_ups",
+                                                "link_downs",    "addresses_in", "addresses_out"};
 
 // One property value, for the signatures the contract uses. Properties of other
 // signatures (added later) are kept as monostate and ignored.

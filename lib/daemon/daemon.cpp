@@ -221,8 +221,8 @@ struct Daemon::Impl {
     } else {
       early_addresses.emplace_back(a, present);
     }
-    char name[IF_NAMESIZE] = {};
-    if (!engine.started() && if_indextoname(a.ifindex, name)) engine.observe_address(name, a.prefix, present);
+    if (!engine.started())  // the name from the link dump, not a socket and an ioctl per address
+      if (auto it = link_names.find(a.ifindex); it != link_names.end()) engine.observe_address(it->second, a.prefix, present);
     if (engine.started()) after_input();
   }
 

@@ -74,6 +74,7 @@ log::Fields address_fields(const PlacedAddress& a) { return log::address_fields(
 DataPlaneApplier::DataPlaneApplier(net::Kernel& kernel, net::PacketSender& packets, sd_event* event,
                                    const Config& config, const TimeSource& clock)
     : kernel_(kernel),
+      packets_(packets),
       config_(config),
       clock_(clock),
       notifier_(std::make_unique<Notifier>(packets, event, config)) {}
@@ -93,6 +94,15 @@ bool DataPlaneApplier::is_data_address(const IpAddress& a) const {
 
 void DataPlaneApplier::observe_address(unsigned ifindex, const IpPrefix& prefix, bool present) {
   if (!is_data_address(prefix.addr)) return;
+  // The kernel reports an IPv6 address (and installs its local route) from its DAD
+  // work, after the add returned: an answer to a solicitation sent before is dropped.
+  // The moved address is local now: solicit its gateways again (solicit_gateways).
+  if (auto it = std::find_if(solicit_.begin(), solicit_.end(),
+                             [&](const Solicit& p) { return p.ifindex == ifindex && p.source == prefix.addr; });
+      it != solicit_.end()) {
+    if (present) send_solicitations(*it);
+    solicit_.erase(it);
+  }
   const PlacedAddress seen = placed(net::AddrInfo{ifindex, prefix});
   if (!present)
     forget(applied_.addresses, seen);
@@ -164,6 +174,7 @@ void DataPlaneApplier::start(const Engine& engine) {
   for (const auto& g : engine.groups())
     for (const auto& m : g.members)
       if (m.ifindex) tables.push_back(member_table(config_, m.ifindex));
+  std::sort(tables.begin(), tables.end());
   for (Family f : {Family::v4, Family::v6}) {
     if (auto rules = kernel_.dump_rules(f)) {
       for (const auto& r : *rules)
@@ -172,15 +183,16 @@ void DataPlaneApplier::start(const Engine& engine) {
     } else {
       spdlog::warn("{}", rules.error().message);
     }
-    for (unsigned t : tables) {
-      auto routes = kernel_.dump_routes(f, t);
-      if (!routes) {
-        spdlog::warn("{}", routes.error().message);
-        continue;
-      }
-      for (const auto& r : *routes)
-        if (r.protocol == kRouteProtocol) applied_.routes.push_back(named(placed(r)));
+    // One dump of every table (not one per member table: at 256 members that was
+    // 514 dumps of the whole table set and most of the start-up time).
+    auto routes = kernel_.dump_routes(f);
+    if (!routes) {
+      spdlog::warn("{}", routes.error().message);
+      continue;
     }
+    for (const auto& r : *routes)
+      if (r.protocol == kRouteProtocol && std::binary_search(tables.begin(), tables.end(), r.table))
+        applied_.routes.push_back(named(placed(r)));
   }
 }
 
@@ -282,7 +294,39 @@ std::size_t DataPlaneApplier::reconcile(const Engine& engine) {
     }
   applied_.rules = std::move(rules);
   applied_.routes = std::move(routes);
+  solicit_gateways(engine, moved, want);
   return changes;
+}
+
+// The kernel's neighbour entry for an IPv6 gateway on a member can sit INCOMPLETE with
+// no solicitation sent: it was created while the member's link-local address was still
+// in DAD (ndisc_send_ns() then sends nothing), and the next try is the retransmit timer,
+// up to 1 s later. Traffic of a data address moved there waited for it (270-410 ms
+// outages, bench/failover.py). A solicitation of our own from the moved address draws
+// the gateway's answer, which completes such an entry at once; without one waiting, the
+// answer is ignored and the kernel resolves as usual. See docs/design-decisions.md.
+void DataPlaneApplier::solicit_gateways(const Engine& engine, const std::vector<PlacedAddress>& moved,
+                                        const DataPlaneState& want) {
+  for (const auto& d : moved) {
+    if (d.prefix.addr.is_v4()) continue;
+    const Member* m = engine.find_member(d.ifname);
+    if (!m) continue;
+    Solicit p{d.ifindex, m->mac, d.prefix.addr, {}};
+    for (const auto& r : want.routes)
+      if (r.ifindex == d.ifindex && r.gateway && !r.gateway->is_v4() &&
+          std::find(p.gateways.begin(), p.gateways.end(), *r.gateway) == p.gateways.end())
+        p.gateways.push_back(*r.gateway);
+    if (p.gateways.empty()) continue;
+    send_solicitations(p);  // now, and once more when the kernel reports the address
+    std::erase_if(solicit_, [&](const Solicit& o) { return o.source == p.source; });
+    solicit_.push_back(std::move(p));
+  }
+}
+
+void DataPlaneApplier::send_solicitations(const Solicit& p) {
+  for (const auto& gw : p.gateways)
+    if (auto r = packets_.send_neighbor_solicitation(p.ifindex, p.mac, p.source, gw); !r)
+      spdlog::warn("{}", r.error().message);
 }
 
 }  // namespace mpathd

@@ -63,6 +63,18 @@ class DataPlaneApplier {
   std::optional<TimePoint> take_first_announcement();
 
  private:
+  // IPv6 addresses just moved: a neighbour solicitation for each IPv6 gateway of the new
+  // holder's routes, from the address, now and when the kernel reports the address
+  // (see the .cpp).
+  struct Solicit {
+    unsigned ifindex = 0;
+    Mac mac;
+    IpAddress source;
+    std::vector<IpAddress> gateways;
+  };
+  void solicit_gateways(const Engine& engine, const std::vector<PlacedAddress>& moved, const DataPlaneState& want);
+  void send_solicitations(const Solicit& p);
+  std::vector<Solicit> solicit_;  // waiting for the kernel's report of their address
   bool is_data_address(const IpAddress& a) const;
   template <typename T>
   void lost(const T& object);  // logs and records a disappearance
@@ -74,6 +86,7 @@ class DataPlaneApplier {
   bool forget(std::vector<T>& applied, const T& gone);  // lost() and erased, if applied
 
   net::Kernel& kernel_;
+  net::PacketSender& packets_;
   const Config& config_;
   const TimeSource& clock_;
   DataPlaneState applied_;

@@ -4,11 +4,14 @@
 
 #include <systemd/sd-bus.h>
 
+#include <array>
 #include <chrono>
 #include <exception>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include "dbus/service.hpp"
@@ -56,6 +59,18 @@ struct Service::Impl {
   // callbacks, which accept this path too while it is set.
   std::string removing;
 
+  // The member named `name` and its group (nullptr if none), as Engine::group_of finds
+  // them, remembered by position: a property read does not search every group again
+  // (GetManagedObjects reads 17 properties of each of 256 interfaces at 64 x 4). A
+  // remembered position is used only while the member there still has that name, and
+  // all are forgotten on a change of topology (objects.cpp).
+  const Member* member(std::string_view name, const Group** group);
+  struct Position {
+    std::size_t group;  // index in Engine::groups(), or its size for the ungrouped
+    std::size_t member;
+  };
+  std::unordered_map<std::string, Position> positions;
+
   // Engine event -> signals (signals.cpp). Never throws.
   void on_event(const Event& e) noexcept;
   // PropertiesChanged for `names` (nullptr-free list) on one object; errors are logged.
@@ -87,6 +102,30 @@ std::vector<std::string> all_interface_paths(const Engine& engine);
 
 // Message helpers.
 int append_strings(sd_bus_message* m, char type, const std::vector<std::string>& items);
+
+// The value of one property (its name as in the vtable) appended to `reply`; -ENOENT
+// for a name the object does not have. The property getters and Manager.GetState
+// (state.cpp) both use these, so the two can never disagree.
+int manager_property(sd_bus_message* reply, const Service::Impl& impl, std::string_view p);
+int group_property(sd_bus_message* reply, const Group& g, std::string_view p);
+int interface_property(sd_bus_message* reply, const Group& g, const Member& m, std::string_view p);
+
+// An interface's Counters, in the contract's order (the property's a{st} and
+// GetState's struct of t).
+std::array<std::pair<const char*, std::uint64_t>, 7> counter_items(const Member& m);
+
+// Manager.GetState (state.cpp): the whole state in one reply, every object a struct of
+// its object path and its properties in vtable order (Groups and Interfaces of the
+// Manager are the order of the arrays, so they are left out; Counters is a struct of
+// its values in counter_items' order, not a dictionary). The out-signature is a
+// literal in the vtable; state_signature() derives it from the property vtables and
+// Service::open refuses to serve a contract that contradicts itself.
+inline constexpr char kStateSignature[] =
+    "(stbbuts)"
+    "a(osssstbaoa(ssss)as)"
+    "a(osussbasbssstsasassa(stt)(ttttttt))";
+int get_state(sd_bus_message* m, void* userdata, sd_bus_error* error);
+std::string state_signature();
 
 // Runs f (returning an sd-bus result) so that no exception crosses into sd-bus: one
 // becomes an org.ipmp.Mpathd1.Error.Failed reply.

@@ -247,26 +247,7 @@ std::uint64_t to_ms(Duration d) {
 
 int get_manager(sd_bus*, const char*, const char*, const char* property, sd_bus_message* reply, void* userdata,
                 sd_bus_error* error) {
-  return guarded(error, [&]() -> int {
-    const Engine& engine = impl_of(userdata).engine;
-    const Config& c = engine.config();
-    std::string_view p = property;
-    if (p == "Version") return sd_bus_message_append(reply, "s", kVersion);
-    if (p == "FailureDetectionTime") return sd_bus_message_append(reply, "t", to_ms(c.failure_detection_time));
-    if (p == "Failback") return sd_bus_message_append(reply, "b", static_cast<int>(c.failback));
-    if (p == "TrackInterfacesOnlyWithGroups")
-      return sd_bus_message_append(reply, "b", static_cast<int>(c.track_interfaces_only_with_groups));
-    if (p == "NotificationCount")
-      return sd_bus_message_append(reply, "u", static_cast<std::uint32_t>(c.notification_count));
-    if (p == "NotificationInterval") return sd_bus_message_append(reply, "t", to_ms(c.notification_interval));
-    if (p == "Groups") return append_strings(reply, 'o', all_group_paths(engine));
-    if (p == "Interfaces") return append_strings(reply, 'o', all_interface_paths(engine));
-    if (p == "StateProblem") {
-      const auto& hook = impl_of(userdata).hooks.state_problem;
-      return sd_bus_message_append(reply, "s", hook ? hook().c_str() : "");
-    }
-    return -ENOENT;
-  });
+  return guarded(error, [&]() -> int { return manager_property(reply, impl_of(userdata), property); });
 }
 
 constexpr auto kChange = SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE;
@@ -275,6 +256,24 @@ constexpr auto kChange = SD_BUS_VTABLE_PROPERTY_EMITS_CHANGE;
 constexpr auto kOwnCheck = SD_BUS_VTABLE_UNPRIVILEGED;
 
 }  // namespace
+
+int manager_property(sd_bus_message* reply, const Service::Impl& impl, std::string_view p) {
+  const Engine& engine = impl.engine;
+  const Config& c = engine.config();
+  if (p == "Version") return sd_bus_message_append(reply, "s", kVersion);
+  if (p == "FailureDetectionTime") return sd_bus_message_append(reply, "t", to_ms(c.failure_detection_time));
+  if (p == "Failback") return sd_bus_message_append(reply, "b", static_cast<int>(c.failback));
+  if (p == "TrackInterfacesOnlyWithGroups")
+    return sd_bus_message_append(reply, "b", static_cast<int>(c.track_interfaces_only_with_groups));
+  if (p == "NotificationCount")
+    return sd_bus_message_append(reply, "u", static_cast<std::uint32_t>(c.notification_count));
+  if (p == "NotificationInterval") return sd_bus_message_append(reply, "t", to_ms(c.notification_interval));
+  if (p == "Groups") return append_strings(reply, 'o', all_group_paths(engine));
+  if (p == "Interfaces") return append_strings(reply, 'o', all_interface_paths(engine));
+  if (p == "StateProblem")
+    return sd_bus_message_append(reply, "s", impl.hooks.state_problem ? impl.hooks.state_problem().c_str() : "");
+  return -ENOENT;
+}
 
 // clang-format off
 const sd_bus_vtable kManagerVtable[] = {
@@ -303,6 +302,10 @@ const sd_bus_vtable kManagerVtable[] = {
     SD_BUS_METHOD_WITH_NAMES("MoveAddress", "ss", SD_BUS_PARAM(address) SD_BUS_PARAM(interface), "", "",
                              move_address, kOwnCheck),
     SD_BUS_METHOD("Reload", "", "", reload, kOwnCheck),
+    // Open to every caller, like the properties it reads (no privilege check).
+    SD_BUS_METHOD_WITH_NAMES("GetState", "", "", kStateSignature,
+                             SD_BUS_PARAM(manager) SD_BUS_PARAM(groups) SD_BUS_PARAM(interfaces), get_state,
+                             SD_BUS_VTABLE_UNPRIVILEGED),
     SD_BUS_VTABLE_END,
 };
 // clang-format on

@@ -55,6 +55,8 @@ char** to_strv(const std::vector<std::string>& items) {
 
 Service::Impl& impl_of(void* userdata) { return *static_cast<Service::Impl*>(userdata); }
 
+}  // namespace
+
 // --- Group ---------------------------------------------------------------------------
 
 int group_property(sd_bus_message* reply, const Group& g, std::string_view p) {
@@ -89,6 +91,8 @@ int group_property(sd_bus_message* reply, const Group& g, std::string_view p) {
   return -ENOENT;
 }
 
+namespace {
+
 int get_group(sd_bus*, const char* path, const char*, const char* property, sd_bus_message* reply, void* userdata,
               sd_bus_error* error) {
   return guarded(error, [&]() -> int {
@@ -99,7 +103,20 @@ int get_group(sd_bus*, const char* path, const char*, const char* property, sd_b
   });
 }
 
+}  // namespace
+
 // --- Interface -----------------------------------------------------------------------
+
+std::array<std::pair<const char*, std::uint64_t>, 7> counter_items(const Member& m) {
+  const auto& c = m.counters;
+  return {{{"state_changes", c.state_changes},
+           {"failures", c.failures},
+           {"repairs", c.repairs},
+           {"link_ups", c.link_ups},
+           {"link_downs", c.link_downs},
+           {"addresses_in", c.addresses_in},
+           {"addresses_out", c.addresses_out}}};
+}
 
 int interface_property(sd_bus_message* reply, const Group& g, const Member& m, std::string_view p) {
   auto str = [&](auto e) { return sd_bus_message_append(reply, "s", std::string(to_string(e)).c_str()); };
@@ -133,28 +150,23 @@ int interface_property(sd_bus_message* reply, const Group& g, const Member& m, s
     return r < 0 ? r : sd_bus_message_close_container(reply);
   }
   if (p == "Counters") {
-    const auto& c = m.counters;
-    const std::pair<const char*, std::uint64_t> items[] = {
-        {"state_changes", c.state_changes}, {"failures", c.failures},         {"repairs", c.repairs},
-        {"link_ups", c.link_ups},           {"link_downs", c.link_downs},     {"addresses_in", c.addresses_in},
-        {"addresses_out", c.addresses_out},
-    };
     int r = sd_bus_message_open_container(reply, 'a', "{st}");
-    for (auto [key, value] : items)
+    for (auto [key, value] : counter_items(m))
       if (r >= 0) r = sd_bus_message_append(reply, "{st}", key, value);
     return r < 0 ? r : sd_bus_message_close_container(reply);
   }
   return -ENOENT;
 }
 
+namespace {
+
 int get_interface(sd_bus*, const char* path, const char*, const char* property, sd_bus_message* reply,
                   void* userdata, sd_bus_error* error) {
   return guarded(error, [&]() -> int {
     auto name = path_name(path, kInterfacePrefix);
-    const Engine& engine = impl_of(userdata).engine;
-    const Member* m = name ? engine.find_member(*name) : nullptr;
-    const Group* g = name ? engine.group_of(*name) : nullptr;
-    if (!m || !g) return sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_OBJECT, "no interface at %s", path);
+    const Group* g = nullptr;
+    const Member* m = name ? impl_of(userdata).member(*name, &g) : nullptr;
+    if (!m) return sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_OBJECT, "no interface at %s", path);
     return interface_property(reply, *g, *m, property);
   });
 }
@@ -165,6 +177,26 @@ constexpr auto kConst = SD_BUS_VTABLE_PROPERTY_CONST;
 }  // namespace
 
 // --- shared helpers --------------------------------------------------------------------
+
+const Member* Service::Impl::member(std::string_view name, const Group** group) {
+  const auto& groups = engine.groups();
+  auto group_at = [&](std::size_t i) -> const Group& { return i < groups.size() ? groups[i] : engine.anonymous(); };
+  if (auto it = positions.find(std::string(name)); it != positions.end()) {
+    const auto [gi, mi] = it->second;
+    if (gi <= groups.size() && mi < group_at(gi).members.size() && group_at(gi).members[mi].name == name) {
+      *group = &group_at(gi);
+      return &group_at(gi).members[mi];
+    }
+    positions.erase(it);
+  }
+  const Group* g = engine.group_of(name);
+  const Member* m = g ? g->find(name) : nullptr;
+  if (!m) return nullptr;
+  const std::size_t gi = g == &engine.anonymous() ? groups.size() : static_cast<std::size_t>(g - groups.data());
+  positions[std::string(name)] = {gi, static_cast<std::size_t>(m - g->members.data())};
+  *group = g;
+  return m;
+}
 
 std::string group_path(std::string_view name) { return encode(kGroupPrefix, name); }
 std::string interface_path(std::string_view ifname) { return encode(kInterfacePrefix, ifname); }

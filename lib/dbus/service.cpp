@@ -140,6 +140,9 @@ void Service::Impl::announce_all() noexcept {
 
 Result<std::unique_ptr<Service>> Service::open(sd_event* event, Engine& engine, ServiceHooks hooks,
                                                const std::string& bus_name) {
+  if (state_signature() != kStateSignature)
+    return fail(Errc::system, "internal error: Manager.GetState's signature " + std::string(kStateSignature) +
+                                  " does not match the properties (" + state_signature() + ")");
   auto impl = std::make_shared<Impl>(engine, std::move(hooks), event, bus_name);
   if (auto r = impl->connect(); !r) {
     if (impl->name_refused) return std::unexpected(r.error());  // another owner, or the policy

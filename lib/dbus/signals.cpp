@@ -62,6 +62,7 @@ void Service::Impl::changed(ServiceHooks::Reply reply) noexcept {
 }
 
 void Service::Impl::on_event(const Event& event) noexcept {
+  if (std::holds_alternative<TopologyChanged>(event)) positions.clear();  // see member()
   try {
     std::visit(
         [&](const auto& e) {

@@ -5,6 +5,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
 #include <cstring>
 #include <random>
@@ -77,11 +78,42 @@ std::uint16_t inet_checksum(const std::uint8_t* data, std::size_t len) {
   return static_cast<std::uint16_t>(~sum & 0xffff);
 }
 
+std::uint64_t siphash24(const std::array<std::uint64_t, 2>& key, std::uint64_t m) {
+  auto rotl = [](std::uint64_t x, int b) { return (x << b) | (x >> (64 - b)); };
+  std::uint64_t v0 = 0x736f6d6570736575ULL ^ key[0], v1 = 0x646f72616e646f6dULL ^ key[1];
+  std::uint64_t v2 = 0x6c7967656e657261ULL ^ key[0], v3 = 0x7465646279746573ULL ^ key[1];
+  auto round = [&] {
+    v0 += v1, v1 = rotl(v1, 13), v1 ^= v0, v0 = rotl(v0, 32);
+    v2 += v3, v3 = rotl(v3, 16), v3 ^= v2;
+    v0 += v3, v3 = rotl(v3, 21), v3 ^= v0;
+    v2 += v1, v1 = rotl(v1, 17), v1 ^= v2, v2 = rotl(v2, 32);
+  };
+  const std::uint64_t b = 8ULL << 56;  // the length (8 bytes) in the last block
+  v3 ^= m, round(), round(), v0 ^= m;
+  v3 ^= b, round(), round(), v0 ^= b;
+  v2 ^= 0xff, round(), round(), round(), round();
+  return v0 ^ v1 ^ v2 ^ v3;
+}
+
+namespace {
+
+struct NonceSource {
+  std::array<std::uint64_t, 2> key{};
+  std::uint64_t counter = 0;
+  NonceSource() {
+    // One getrandom(2) per process (per thread), not one per probe.
+    if (getrandom(key.data(), sizeof key, GRND_NONBLOCK) != static_cast<ssize_t>(sizeof key)) {
+      std::random_device rd;
+      for (auto& k : key) k = (static_cast<std::uint64_t>(rd()) << 32) ^ rd();
+    }
+  }
+};
+
+}  // namespace
+
 std::uint64_t random64() {
-  std::uint64_t v = 0;
-  if (getrandom(&v, sizeof v, GRND_NONBLOCK) == static_cast<ssize_t>(sizeof v)) return v;
-  thread_local std::mt19937_64 gen{std::random_device{}()};
-  return gen();
+  thread_local NonceSource source;
+  return siphash24(source.key, source.counter++);
 }
 
 }  // namespace sock

@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <systemd/sd-event.h>
 
+#include <array>
 #include <cstdint>
 #include <functional>
 
@@ -92,8 +93,13 @@ std::unexpected<Error> errno_error(const char* what);
 TimePoint rx_time(const ::msghdr& msg);
 // 16-bit one's complement Internet checksum.
 std::uint16_t inet_checksum(const std::uint8_t* data, std::size_t len);
-// A fresh 64-bit random value (getrandom, falling back to a seeded generator).
+// A fresh unpredictable 64-bit value (probe nonces, generator seeds): SipHash-2-4 of a
+// counter under a key read once per thread from getrandom(2) — no syscall per probe.
 std::uint64_t random64();
+// SipHash-2-4 of one 64-bit word (little-endian, 8 bytes) under a 128-bit key (two
+// little-endian words), as in Aumasson & Bernstein's reference: a PRF, so successive
+// outputs for a counter cannot be predicted from earlier ones without the key.
+std::uint64_t siphash24(const std::array<std::uint64_t, 2>& key, std::uint64_t m);
 }  // namespace sock
 
 }  // namespace mpathd::detect

@@ -13,6 +13,8 @@
 #include <netlink/socket.h>
 
 #include <algorithm>
+#include <type_traits>
+#include <type_traits>
 #include <cerrno>
 #include <cstring>
 #include <functional>
@@ -154,11 +156,17 @@ struct Kernel::State {
     return r > 0 ? errno_error(r, what) : nl_error(r, what);
   }
 
-  // A request that must be acknowledged; errnos in `ok` count as success.
-  Result<void> command(Request& req, std::string_view what, std::initializer_list<int> ok = {}) {
+  // A request that must be acknowledged; errnos in `ok` count as success. `what` names
+  // it in an error: a string, or a function making one, called only on an error (names
+  // of interfaces cost a socket and an ioctl each: not on every address change).
+  template <typename What>
+  Result<void> command(Request& req, const What& what, std::initializer_list<int> ok = {}) {
     const int r = exchange(req);
     if (r == 0 || std::find(ok.begin(), ok.end(), r) != ok.end()) return {};
-    return std::unexpected(to_error(r, what));
+    if constexpr (std::is_invocable_v<const What&>)
+      return std::unexpected(to_error(r, what()));
+    else
+      return std::unexpected(to_error(r, what));
   }
 
   // A dump, restarted (a few times) when the kernel reports it was interrupted.
@@ -214,7 +222,7 @@ Result<void> Kernel::add_address(unsigned ifindex, const IpPrefix& p, bool nodad
   ci.ifa_valid = kForever;
   req.put_struct(IFA_CACHEINFO, ci);
   req.put_u32(IFA_FLAGS, flags);
-  return s_->command(req, "add " + p.str() + " on " + ifname_or_index(ifindex));
+  return s_->command(req, [&] { return "add " + p.str() + " on " + ifname_or_index(ifindex); });
 }
 
 Result<void> Kernel::del_address(unsigned ifindex, const IpPrefix& p) {
@@ -224,7 +232,7 @@ Result<void> Kernel::del_address(unsigned ifindex, const IpPrefix& p) {
   ifa.ifa_index = ifindex;
   Request req(RTM_DELADDR, NLM_F_REQUEST | NLM_F_ACK, ifa);
   req.put(IFA_LOCAL, p.addr);
-  return s_->command(req, "delete " + p.str() + " on " + ifname_or_index(ifindex),
+  return s_->command(req, [&] { return "delete " + p.str() + " on " + ifname_or_index(ifindex); },
                      {ENOENT, EADDRNOTAVAIL, ENODEV});
 }
 
@@ -269,12 +277,12 @@ Request rule_request(const Rule& r, int type, int flags) {
 Result<void> Kernel::replace_route(const Route& r) {
   auto req =
       route_request(r, RTM_NEWROUTE, NLM_F_REQUEST | NLM_F_ACK | NLM_F_CREATE | NLM_F_REPLACE);
-  return s_->command(req, "replace route " + route_name(r));
+  return s_->command(req, [&] { return "replace route " + route_name(r); });
 }
 
 Result<void> Kernel::del_route(const Route& r) {
   auto req = route_request(r, RTM_DELROUTE, NLM_F_REQUEST | NLM_F_ACK);
-  return s_->command(req, "delete route " + route_name(r), {ESRCH});
+  return s_->command(req, [&] { return "delete route " + route_name(r); }, {ESRCH});
 }
 
 Result<std::vector<Route>> Kernel::dump_routes(Family family, unsigned table) {

@@ -18,7 +18,9 @@ namespace {
 constexpr std::array<std::uint8_t, 6> kBroadcast{0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
 constexpr std::array<std::uint8_t, 6> kAllNodesMac{0x33, 0x33, 0x00, 0x00, 0x00, 0x01};
 constexpr std::uint8_t kIcmpv6 = 58;
+constexpr std::uint8_t kNeighborSolicit = 135;
 constexpr std::uint8_t kNeighborAdvert = 136;
+constexpr std::uint8_t kOptSourceLinkAddr = 1;
 constexpr std::uint8_t kOverrideFlag = 0x20;
 constexpr std::uint8_t kOptTargetLinkAddr = 2;
 constexpr std::size_t kNaLength = 24 + 8;  // the NA and one 8-byte option
@@ -96,6 +98,40 @@ std::uint16_t icmpv6_checksum(const IpAddress& src, const IpAddress& dst, const 
   return static_cast<std::uint16_t>(~sum);
 }
 
+std::vector<std::uint8_t> build_neighbor_solicitation(const Mac& src_mac, const IpAddress& src,
+                                                      const IpAddress& target) {
+  if (src.is_v4() || target.is_v4()) return {};
+  IpAddress dst;  // solicited-node multicast: ff02::1:ff00:0/104 + the target's low 24 bits
+  dst.family = Family::v6;
+  dst.bytes = {0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, target.bytes[13], target.bytes[14], target.bytes[15]};
+  const std::array<std::uint8_t, 6> dst_mac{0x33, 0x33, 0xff, target.bytes[13], target.bytes[14], target.bytes[15]};
+  Writer w;
+  ethernet(w, dst_mac, src_mac, ETH_P_IPV6);
+  w.u8(0x60);
+  w.u8(0);
+  w.u16(0);
+  w.u16(kNaLength);  // an NS with one 8-byte option has the NA's length
+  w.u8(kIcmpv6);
+  w.u8(255);
+  w.bytes(src.bytes);
+  w.bytes(dst.bytes);
+  const std::size_t icmp = w.out().size();
+  w.u8(kNeighborSolicit);
+  w.u8(0);
+  w.u16(0);  // checksum, filled in below
+  w.u16(0);  // reserved
+  w.u16(0);
+  w.bytes(target.bytes);
+  w.u8(kOptSourceLinkAddr);
+  w.u8(1);
+  w.bytes(src_mac.bytes);
+  auto& out = w.out();
+  const std::uint16_t sum = icmpv6_checksum(src, dst, out.data() + icmp, out.size() - icmp);
+  out[icmp + 2] = static_cast<std::uint8_t>(sum >> 8);
+  out[icmp + 3] = static_cast<std::uint8_t>(sum);
+  return std::move(out);
+}
+
 std::vector<std::uint8_t> build_unsolicited_na(const Mac& src, const IpAddress& target) {
   if (target.is_v4()) return {};
   const IpAddress dst = all_nodes();
@@ -148,9 +184,9 @@ PacketSender::~PacketSender() {
 }
 
 Result<void> PacketSender::send(unsigned ifindex, const std::vector<std::uint8_t>& frame,
-                                std::string_view what) {
-  if (frame.size() < ETH_HLEN)
-    return fail(Errc::invalid_argument, std::string(what) + ": bad address");
+                                std::string_view what, const IpAddress& ip) {
+  auto name = [&] { return std::string(what) + " for " + ip.str() + " on " + ifname_or_index(ifindex); };
+  if (frame.size() < ETH_HLEN) return fail(Errc::invalid_argument, name() + ": bad address");
   sockaddr_ll to{};
   to.sll_family = AF_PACKET;
   to.sll_ifindex = static_cast<int>(ifindex);
@@ -162,21 +198,27 @@ Result<void> PacketSender::send(unsigned ifindex, const std::vector<std::uint8_t
     n = ::sendto(fd_, frame.data(), frame.size(), 0, reinterpret_cast<const sockaddr*>(&to),
                  sizeof to);
   } while (n < 0 && errno == EINTR);
-  if (n < 0) return std::unexpected(detail::errno_error(errno, what));
+  if (n < 0) {
+    const int e = errno;
+    return std::unexpected(detail::errno_error(e, name()));
+  }
   return {};
 }
 
 Result<void> PacketSender::send_arp_announcement(unsigned ifindex, const Mac& src,
                                                  const IpAddress& ip) {
-  const std::string what = "gratuitous ARP for " + ip.str() + " on " + ifname_or_index(ifindex);
-  if (auto r = send(ifindex, build_gratuitous_arp(src, ip, false), what); !r) return r;
-  return send(ifindex, build_gratuitous_arp(src, ip, true), what);
+  if (auto r = send(ifindex, build_gratuitous_arp(src, ip, false), "gratuitous ARP", ip); !r) return r;
+  return send(ifindex, build_gratuitous_arp(src, ip, true), "gratuitous ARP", ip);
 }
 
 Result<void> PacketSender::send_unsolicited_na(unsigned ifindex, const Mac& src,
                                                const IpAddress& target) {
-  return send(ifindex, build_unsolicited_na(src, target),
-              "unsolicited NA for " + target.str() + " on " + ifname_or_index(ifindex));
+  return send(ifindex, build_unsolicited_na(src, target), "unsolicited NA", target);
+}
+
+Result<void> PacketSender::send_neighbor_solicitation(unsigned ifindex, const Mac& src_mac, const IpAddress& src,
+                                                      const IpAddress& target) {
+  return send(ifindex, build_neighbor_solicitation(src_mac, src, target), "neighbour solicitation", target);
 }
 
 }  // namespace mpathd::net

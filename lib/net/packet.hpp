@@ -20,6 +20,13 @@ std::vector<std::uint8_t> build_gratuitous_arp(const Mac& src, const IpAddress& 
 // option. Empty if `target` is not IPv6.
 std::vector<std::uint8_t> build_unsolicited_na(const Mac& src, const IpAddress& target);
 
+// A neighbour solicitation (86 bytes) for `target` from `src` (an address of ours on
+// the link) to target's solicited-node multicast group (ff02::1:ffXX:XXXX,
+// 33:33:ff:XX:XX:XX), hop limit 255, with a source link-layer address option. Empty
+// unless both are IPv6.
+std::vector<std::uint8_t> build_neighbor_solicitation(const Mac& src_mac, const IpAddress& src,
+                                                      const IpAddress& target);
+
 // The Internet checksum of an ICMPv6 message (with its checksum field zero) over the
 // IPv6 pseudo-header.
 std::uint16_t icmpv6_checksum(const IpAddress& src, const IpAddress& dst, const std::uint8_t* msg,
@@ -37,11 +44,15 @@ class PacketSender {
   // Sends the gratuitous ARP request and then the reply.
   Result<void> send_arp_announcement(unsigned ifindex, const Mac& src, const IpAddress& ip);
   Result<void> send_unsolicited_na(unsigned ifindex, const Mac& src, const IpAddress& target);
+  Result<void> send_neighbor_solicitation(unsigned ifindex, const Mac& src_mac, const IpAddress& src,
+                                          const IpAddress& target);
 
  private:
   explicit PacketSender(int fd) : fd_(fd) {}
+  // `what` and `ip` name the frame in an error ("gratuitous ARP for IP on NAME"); the
+  // interface's name is looked up only then (it costs a socket and an ioctl).
   Result<void> send(unsigned ifindex, const std::vector<std::uint8_t>& frame,
-                    std::string_view what);
+                    std::string_view what, const IpAddress& ip);
   int fd_ = -1;
 };
 

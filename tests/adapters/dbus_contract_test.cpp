@@ -136,8 +136,11 @@ TEST_F(DbusContract, TheParserSeesEveryMemberOfTheContract) {
   // Guards the test itself: a parser that found nothing would compare equal too.
   const auto contract = parse(file(std::string(MPATHD_SOURCE_DIR) + "/dbus/org.ipmp.Mpathd1.xml"));
   const auto& m = contract.at(kManager);
-  EXPECT_EQ(m.methods.size(), 10u);
+  EXPECT_EQ(m.methods.size(), 11u);
   EXPECT_EQ(m.properties.size(), 9u);
+  EXPECT_EQ(m.methods.at("GetState"),
+            (std::vector<std::string>{"out (stbbuts) manager", "out a(osssstbaoa(ssss)as) groups",
+                                      "out a(osussbasbssstsasassa(stt)(ttttttt)) interfaces"}));
   EXPECT_EQ(m.methods.at("AddMember"),
             (std::vector<std::string>{"in s group", "in s interface", "in b standby", "out o member"}));
   EXPECT_TRUE(m.methods.at("Reload").empty());

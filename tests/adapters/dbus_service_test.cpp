@@ -1,11 +1,17 @@
 // lib/dbus against a private dbus-daemon: objects, properties, signals in Engine order,
 // methods and their errors, the bus policy and the daemon's own privilege check.
 #include <algorithm>
+#include <atomic>
 #include <cstring>
+#include <optional>
 #include <regex>
 #include <sstream>
+#include <thread>
 
+#include "client/client.hpp"
+#include "client/objects.hpp"
 #include "core/version.hpp"
+#include "dbus/bus.hpp"
 #include "dbus_fixture.hpp"
 
 namespace mpathd::test {
@@ -109,6 +115,97 @@ TEST_F(DbusService, ManagedObjectsCarryEveryGroupAndInterface) {
   EXPECT_EQ(get(kRoot, kManager, "NotificationCount").body, "3");
   EXPECT_EQ(get(kRoot, kManager, "NotificationInterval").body, "1000");
   EXPECT_EQ(get(kRoot, kManager, "StateProblem").body, quoted(""));  // the fixture's daemon saves fine
+}
+
+// Manager.GetState is the same state as the objects' properties, in the contract's
+// order (the values are made by the same code; this pins the order and the layout).
+TEST_F(DbusService, GetStateIsWhatTheObjectsAndPropertiesSay) {
+  auto check = [&] {
+    auto objects = managed_objects();
+    auto r = manager("GetState");
+    ASSERT_TRUE(r.ok) << r.error_name << ": " << r.error_message;
+    auto join = [](const std::vector<std::string>& items) {
+      std::string out;
+      for (const auto& i : items) out += (out.empty() ? "" : ", ") + i;
+      return out;
+    };
+    std::vector<std::string> manager_values;
+    for (const char* p : {"Version", "FailureDetectionTime", "Failback", "TrackInterfacesOnlyWithGroups",
+                          "NotificationCount", "NotificationInterval"})
+      manager_values.push_back(get(kRoot, kManager, p).body);
+    auto object = [&](const std::string& path, const char* iface, std::initializer_list<const char*> order) {
+      std::vector<std::string> values{quoted(path)};
+      for (const char* p : order) {
+        std::string v = objects.at(path).at(iface).at(p);
+        if (std::string_view(p) == "Counters") {  // GetState: a struct of the values, in order
+          const std::regex number(R"(: (\d+))");
+          std::vector<std::string> n;
+          for (auto it = std::sregex_iterator(v.begin(), v.end(), number); it != std::sregex_iterator(); ++it)
+            n.push_back((*it)[1]);
+          EXPECT_EQ(n.size(), 7u) << v;
+          v = "(" + join(n) + ")";
+        }
+        values.push_back(v);
+      }
+      return "(" + join(values) + ")";
+    };
+    const auto group = object(group_path("g0"), kGroup,
+                              {"Name", "GroupInterface", "State", "Reason", "FailureDetectionTime", "Failback",
+                               "Members", "DataAddresses", "SharedAddresses"});
+    std::vector<std::string> interfaces;
+    for (const char* m : {"m0", "m1", "u0"})  // Manager.Interfaces' order
+      interfaces.push_back(object(iface_path(m), kInterface,
+                                  {"Name", "Index", "Group", "State", "Active", "Flags", "Standby", "Link", "Probe",
+                                   "Reason", "LastChangeUsec", "HardwareAddress", "LinkFlags", "TestAddresses",
+                                   "TargetMode", "Targets", "Counters"}));
+    const std::string expected =
+        "(" + join(manager_values) + "), [" + group + "], [" + join(interfaces) + "]";
+    // LastChangeUsec is CLOCK_REALTIME computed at each read: equal up to a few us.
+    const std::regex usec(R"(\b1\d{15}\b)");
+    EXPECT_EQ(std::regex_replace(r.body, usec, "<usec>"), std::regex_replace(expected, usec, "<usec>"));
+    // ... and the pattern matched those three values only.
+    EXPECT_EQ(std::distance(std::sregex_iterator(r.body.begin(), r.body.end(), usec), std::sregex_iterator()), 3);
+  };
+  check();
+  link("m0", false, 10);  // a change: the next GetState shows it
+  ASSERT_TRUE(pump_until([&] { return engine_->find_member("m0")->state == MemberState::failed; }));
+  check();
+  EXPECT_NE(manager("GetState").body.find(R"("failed")"), std::string::npos);
+}
+
+// The client library reads the same Snapshot both ways (GetState, and the standard
+// interfaces it falls back to), from a thread of its own while this one serves.
+TEST_F(DbusService, TheClientReadsTheSameStateByGetStateAndByGetManagedObjects) {
+  link("m1", false, 11);  // some variety: a failed member, a moved address
+  ASSERT_TRUE(pump_until([&] { return engine_->find_member("m1")->state == MemberState::failed; }));
+  std::optional<client::Result<client::Snapshot>> by_state, by_objects;
+  std::atomic<bool> done = false;
+  std::thread reader([&] {
+    if (auto c = client::Client::connect()) {
+      by_state = c->snapshot();
+      by_objects = c->snapshot_from_objects();
+    }
+    done = true;
+  });
+  EXPECT_TRUE(pump_until([&] { return done.load(); }, 10s));
+  reader.join();
+  ASSERT_TRUE(by_state && *by_state) << (by_state ? client::describe(by_state->error()) : "no connection");
+  ASSERT_TRUE(by_objects && *by_objects) << (by_objects ? client::describe(by_objects->error()) : "no connection");
+  auto a = **by_state, b = **by_objects;
+  // CLOCK_REALTIME computed at each read: equal up to a few us.
+  for (auto* s : {&a, &b})
+    for (auto& i : s->interfaces) {
+      EXPECT_GT(i.last_change_usec, 0u) << i.name;
+      i.last_change_usec = 0;
+    }
+  EXPECT_EQ(a, b);
+  // ... and snapshot() did read GetState: the client expects the daemon's signature.
+  EXPECT_EQ(client::detail::kStateSignature, std::string_view(dbus::kStateSignature));
+  ASSERT_EQ(a.groups.size(), 1u);
+  EXPECT_EQ(a.groups[0].members, (std::vector<std::string>{"m0", "m1"}));
+  ASSERT_EQ(a.interfaces.size(), 3u);
+  EXPECT_EQ(a.find_interface("m1")->state, "failed");
+  EXPECT_EQ(a.manager.version, kVersion);
 }
 
 TEST_F(DbusService, LinkFailureIsAnnouncedInEngineOrder) {
@@ -586,7 +683,7 @@ TEST_F(DbusReload, RaisedFailureDetectionTimeIsAnnounced) {
 
 // --- Unprivileged callers ------------------------------------------------------------------
 
-// What a uid-65534 client gets from `name`: a property read, two method calls and an
+// What a uid-65534 client gets from `name`: a property read, GetState, two method calls and an
 // attempt to own a name of ours.
 std::function<std::string(sd_bus*)> read_then_change(const std::string& name) {
   return [name](sd_bus* b) {
@@ -601,6 +698,8 @@ std::function<std::string(sd_bus*)> read_then_change(const std::string& name) {
     int r = sd_bus_get_property_string(b, name.c_str(), iface_path("m0").c_str(), kInterface, "State", &e, &state);
     out += "State=" + (r >= 0 ? std::string(state) + "\n" : result(r));
     free(state);
+    r = sd_bus_call_method(b, name.c_str(), kRoot, kManager, "GetState", &e, nullptr, nullptr);
+    out += "GetState=" + result(r);
     r = sd_bus_call_method(b, name.c_str(), kRoot, kManager, "Offline", &e, nullptr, "s", "m0");
     out += "Offline=" + result(r);
     r = sd_bus_call_method(b, name.c_str(), kRoot, kManager, "CreateGroup", &e, nullptr, "ss", "g7", "ipmp7");
@@ -616,6 +715,7 @@ TEST_F(DbusService, NonRootReadsButTheBusPolicyRefusesChanges) {
   const auto before = snapshot();
   auto out = as_nobody(read_then_change(kName));
   EXPECT_NE(out.find("State=ok\n"), std::string::npos) << out;
+  EXPECT_NE(out.find("GetState=ok\n"), std::string::npos) << out;  // a read
   // Refused by the bus (units/org.ipmp.Mpathd1.conf) before mpathd sees it.
   EXPECT_NE(out.find(std::string("Offline=") + kAccessDenied + "|Rejected send message"), std::string::npos) << out;
   EXPECT_NE(out.find(std::string("CreateGroup=") + kAccessDenied + "|Rejected send message"), std::string::npos)

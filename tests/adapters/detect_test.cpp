@@ -23,6 +23,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <functional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -76,6 +77,16 @@ TEST(DetectPackets, EchoRequestRoundTripsAsReply) {
 
 TEST(DetectPackets, ProbeIdCombinesPidAndIfindex) {
   EXPECT_EQ(probe_icmp_id(0x1234, 0x0567), 0x3467);
+}
+
+// Probe nonces: SipHash-2-4 of a counter. The reference vector for key 00..0f and the
+// 8-byte message 00..07 (vectors_sip64[8] of the reference implementation).
+TEST(DetectNonces, SipHashMatchesTheReferenceAndNoncesDiffer) {
+  EXPECT_EQ(sock::siphash24({0x0706050403020100ULL, 0x0f0e0d0c0b0a0908ULL}, 0x0706050403020100ULL),
+            0x93f5f5799a932462ULL);
+  std::set<std::uint64_t> seen;
+  for (int i = 0; i < 1000; ++i) seen.insert(sock::random64());
+  EXPECT_EQ(seen.size(), 1000u);
 }
 
 TEST(DetectPackets, ArpProbeAndReplyFrames) {

@@ -88,6 +88,26 @@ TEST(UnsolicitedNa, ChecksumHoldsForOtherAddresses) {
   }
 }
 
+// The solicitation mpathd sends for an IPv6 gateway after a move (dataplane_applier):
+// from the data address to the gateway's solicited-node group, with our MAC.
+TEST(NeighborSolicitation, GoesToTheSolicitedNodeGroupWithOurAddress) {
+  const auto src = *IpAddress::parse("2001:db8:1::10"), gw = *IpAddress::parse("2001:db8:1::1:2:3");
+  const Bytes f = build_neighbor_solicitation(kMac, src, gw);
+  ASSERT_EQ(f.size(), 86u);
+  EXPECT_EQ(Bytes(f.begin(), f.begin() + 6), (Bytes{0x33, 0x33, 0xff, 0x02, 0x00, 0x03}));
+  EXPECT_EQ(Bytes(f.begin() + 6, f.begin() + 12), Bytes(kMac.bytes.begin(), kMac.bytes.end()));
+  EXPECT_EQ(f[14 + 7], 255);                                        // hop limit
+  EXPECT_EQ(Bytes(f.begin() + 22, f.begin() + 38), Bytes(src.bytes.begin(), src.bytes.end()));
+  EXPECT_EQ(Bytes(f.begin() + 38, f.begin() + 54),
+            (Bytes{0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, 0x02, 0x00, 0x03}));
+  EXPECT_EQ(f[54], 135);                                            // NS
+  EXPECT_EQ(Bytes(f.begin() + 62, f.begin() + 78), Bytes(gw.bytes.begin(), gw.bytes.end()));
+  EXPECT_EQ(f[78], 1);                                              // source link-layer address
+  EXPECT_EQ(Bytes(f.begin() + 80, f.end()), Bytes(kMac.bytes.begin(), kMac.bytes.end()));
+  EXPECT_EQ(folded_sum_with_pseudo_header(f), 0xffff);
+  EXPECT_TRUE(build_neighbor_solicitation(kMac, *IpAddress::parse("198.18.1.10"), gw).empty());
+}
+
 TEST(UnsolicitedNa, RefusesIpv4) {
   EXPECT_TRUE(build_unsolicited_na(kMac, *IpAddress::parse("198.18.1.10")).empty());
 }

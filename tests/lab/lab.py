@@ -9,7 +9,8 @@ Topology (every name below lives inside a namespace this module made; nothing is
 created in, or changed in, the namespace the caller runs in):
 
     host  H: m0..mN-1  --veth--  SW: p0..pN-1 \\
-                                              br0 (STP off, forward_delay 0, no snooping)
+                                              br0 (STP off, forward_delay 0, no snooping;
+                                                   ports of m1000.. in br1.., chained to br0)
     router RT: eth0    --veth--  SW: pr       /
       198.18.1.1/24 2001:db8:1::1/64
     router RT: eth1    --veth--  client CL: eth0
@@ -57,6 +58,7 @@ CLIENT4 = "198.19.0.2"
 CLIENT6 = "2001:db8:2::2"
 LAN4_PREFIX = 24
 LAN6_PREFIX = 64
+PORTS_PER_BRIDGE = 1000  # a Linux bridge takes at most 1023 ports
 
 POLL_STEP = 0.02
 
@@ -471,18 +473,25 @@ class Lab:
 
         # The switch: a bridge without STP delays or multicast snooping (the NS for a
         # moved IPv6 address must reach the new holder at once).
-        br = ["ip", "link", "add", "br0", "type", "bridge", "stp_state", "0",
-              "forward_delay", "0", "mcast_snooping", "0"]
-        if self.ageing_time is not None:
-            br += ["ageing_time", str(self.ageing_time)]
-        self.sh(sw, *br)
         self._sysctl(sw, "net.ipv6.conf.all.disable_ipv6", 1)  # the switch speaks nothing
-        self.sh(sw, "ip", "link", "set", "br0", "up")
+        # A Linux bridge has at most 1023 ports: bigger labs (bench/scale.py) chain more
+        # bridges to br0 by a veth pair each (upK in br0, dnK in brK).
+        for k in range(1 + (self.n - 1) // PORTS_PER_BRIDGE):
+            br = ["ip", "link", "add", f"br{k}", "type", "bridge", "stp_state", "0",
+                  "forward_delay", "0", "mcast_snooping", "0"]
+            if self.ageing_time is not None:
+                br += ["ageing_time", str(self.ageing_time)]
+            self.sh(sw, *br)
+            self.sh(sw, "ip", "link", "set", f"br{k}", "up")
+            if k:
+                self.sh(sw, "ip", "link", "add", f"up{k}", "type", "veth", "peer", "name", f"dn{k}")
+                self.sh(sw, "ip", "link", "set", f"up{k}", "master", "br0", "up")
+                self.sh(sw, "ip", "link", "set", f"dn{k}", "master", f"br{k}", "up")
 
         # Created from inside the switch namespace: no name ever appears outside it.
         # One `ip -batch` for all members keeps big labs (benches) quick to build.
         batch = "".join(f"link add p{i} type veth peer name m{i} netns {h}\n"
-                        f"link set p{i} master br0 up\n" for i in range(self.n))
+                        f"link set p{i} master {self.bridge_of(i)} up\n" for i in range(self.n))
         _run(["ip", "-n", sw, "-batch", "-"], input=batch)
         self.sh(sw, "ip", "link", "add", "pr", "type", "veth", "peer", "name", "eth0",
                 "netns", rt)
@@ -597,7 +606,12 @@ class Lab:
         self.sh(self.sw, "ip", "link", "set", f"p{i}", "nomaster")
 
     def silent_restore(self, i: int) -> None:
-        self.sh(self.sw, "ip", "link", "set", f"p{i}", "master", "br0")
+        self.sh(self.sw, "ip", "link", "set", f"p{i}", "master", self.bridge_of(i))
+
+    @staticmethod
+    def bridge_of(i: int) -> str:
+        """The switch's bridge that member i's port is in."""
+        return f"br{i // PORTS_PER_BRIDGE}"
 
     # -- frame filtering in the switch (nftables, bridge family)
     @staticmethod
