@@ -111,6 +111,9 @@ int ProbeBase::on_timer(sd_event_source*, std::uint64_t, void* userdata) noexcep
 }
 
 void ProbeBase::tick() {
+  // Answers already queued are taken before probes are declared lost (a loaded
+  // loop may run the timer before the socket): handle_reply() may re-arm, harmless.
+  if (session_.losses_due(Clock::now())) strategy_->drain();
   const TimePoint now = Clock::now();
   auto t = session_.on_timer(now);
   for (auto& res : t.results) {
