@@ -98,9 +98,11 @@ std::vector<ProbeRecord> ProbeHistory::sent(ProbeSeq seq, const IpAddress& targe
   // but never leave two records with one number.
   std::erase_if(records_, [&](const ProbeRecord& r) { return r.seq == seq; });
   records_.push_back({seq, target, when, {}, ProbeStatus::unacked, number});
-  // Enough intervals for the repair run even at the most probes per interval.
-  const std::size_t keep = std::max<std::size_t>(
-      probe::kHistorySize, (fail_threshold_ + repair_threshold_ + 2) * std::size_t{probe::kMaxSendsPerInterval});
+  // Enough intervals for the repair run even at the most probes per interval, and
+  // enough probes for the loss estimate.
+  const std::size_t keep = std::max({std::size_t{probe::kHistorySize},
+                                     (fail_threshold_ + repair_threshold_ + 2) * std::size_t{probe::kMaxSendsPerInterval},
+                                     probe::kLossWindow + 2 * std::size_t{probe::kMaxSendsPerInterval}});
   while (records_.size() > keep) records_.pop_front();
   update_verdict();
   return forced;

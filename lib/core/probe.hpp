@@ -9,7 +9,7 @@
 //   k probes (1 to 5, spread over the interval's second half, round-robin over the
 //   targets), so that when interval n is probed, interval n-2 must be answered or
 //   lost while n-1 may still be in flight.
-// - k follows the loss measured over the member's last 50 probes: the smallest k
+// - k follows the loss measured over the member's last 100 probes: the smallest k
 //   that makes five lost intervals in a row less likely than 1e-9 per interval
 //   (choose_sends_per_interval()). A clean path gets in.mpathd's one probe.
 // - Each target has its own Jacobson/Karels RTT estimate; a probe is lost when no
@@ -87,7 +87,7 @@ inline constexpr unsigned kMaxDeferredRtt = 1;    // suspicious samples held bac
 inline constexpr unsigned kHistorySize = 52;      // probes remembered; also the RTT sanity factor
 inline constexpr std::size_t kMaxOutstanding = 2;  // intervals with probes in flight
 inline constexpr unsigned kMaxSendsPerInterval = 5;  // k, the probes per interval, is 1..5
-inline constexpr std::size_t kLossWindow = 50;      // probes the loss estimate looks at
+inline constexpr std::size_t kLossWindow = 100;     // probes the loss estimate looks at
 inline constexpr double kFalseRunTarget = 1e-9;     // wanted P(5 lost intervals) per interval
 inline constexpr std::size_t kMinTargets = 3;
 inline constexpr std::size_t kMaxTargets = 5;

@@ -184,7 +184,7 @@ TEST(ProbeHistory, StaleUnknownAndDuplicateSequencesDoNotCount) {
   EXPECT_FALSE(h.lost(1));       // already acked
   EXPECT_EQ(h.consecutive_successes(), 0u);
   // Old probes fall out of the window and their answers are unknown.
-  for (ProbeSeq s = 100; s < 100 + 2 * probe::kHistorySize; ++s) {
+  for (ProbeSeq s = 100; s < 100 + 4 * probe::kHistorySize; ++s) {
     h.sent(s, a, T0);
     h.acked(s, T0);
   }
