@@ -462,6 +462,7 @@ ProbeSession::Reply ProbeSession::on_reply(ProbeSeq seq, const IpAddress& from, 
       (!it->second.highest_acked || static_cast<std::int16_t>(seq - *it->second.highest_acked) > 0)) {
     it->second.highest_acked = seq;
     it->second.rtt.add(received - started, interval_);
+    if (exceptionally_slow(from)) reply.slow_target = from;
     adapt_interval(now);
   }
   if (late) {
@@ -530,6 +531,17 @@ std::optional<ProbeVerdict> ProbeSession::take_verdict_change() {
   if (last_verdict_ && last_verdict_->same_as(v)) return std::nullopt;
   last_verdict_ = v;
   return v;
+}
+
+bool ProbeSession::exceptionally_slow(const IpAddress& target) const {
+  if (targets_.size() < probe::kMinTargets + 1) return false;
+  auto it = stats_.find(target);
+  if (it == stats_.end() || !it->second.rtt.has_estimate() || it->second.rtt.crtt() <= interval_) return false;
+  return std::all_of(targets_.begin(), targets_.end(), [&](const IpAddress& t) {
+    if (t == target) return true;
+    auto o = stats_.find(t);
+    return o != stats_.end() && o->second.rtt.has_estimate() && o->second.rtt.crtt() < interval_ / 2;
+  });
 }
 
 const RttEstimator* ProbeSession::estimator(const IpAddress& target) const {

@@ -22,7 +22,8 @@
 //   while others answer, the target is dead, not the member.
 // - If every target is slower than the interval allows, the requested FDT cannot be
 //   met: the interval is raised (2 x crtt) and that is reported rather than members
-//   being failed.
+//   being failed. One target far slower than all the others (4 or more) is dropped
+//   instead (exceptionally_slow()).
 //
 // Glossary: the probe types and where they live
 //   FDT             failure detection time: how fast a failure must be noticed. The
@@ -327,6 +328,9 @@ class ProbeSession {
   struct Reply {
     ReplyKind kind = ReplyKind::unknown;
     std::optional<ProbeResult> result;  // accepted only
+    // The answering target is exceptionally slow (exceptionally_slow()): replace it
+    // rather than raise the FDT or fail the member.
+    std::optional<IpAddress> slow_target;
   };
 
   explicit ProbeSession(Options options);
@@ -361,6 +365,11 @@ class ProbeSession {
 
   const ProbeHistory& history() const { return history_; }
   const RttEstimator* estimator(const IpAddress& target) const;
+  // in.mpathd's exception target: with at least kMinTargets + 1 targets, this one's
+  // crtt exceeds the interval while every other target's is known and below half of
+  // it. Such a target is dropped (for kTargetRecoveryTime) instead of the FDT being
+  // raised for everyone or its probes holding the member's intervals open.
+  bool exceptionally_slow(const IpAddress& target) const;
   std::uint64_t missed() const { return schedule_.missed(); }
   // Probes in the current interval (k).
   unsigned sends_per_interval() const { return schedule_.sends(); }

@@ -165,6 +165,7 @@ void ProbeBase::handle_reply(const ProbeReply& r) {
     case ProbeSession::ReplyKind::unknown:
     case ProbeSession::ReplyKind::wrong_target: ++counters_.ignored; break;
   }
+  if (reply.slow_target && callbacks_.target_slow) callbacks_.target_slow(member_, *reply.slow_target);
   strategy_->set_interval(session_.interval());
   publish();
   arm();

@@ -10,6 +10,7 @@
 //   targets changed      -> set_targets(list, mode)  (from a TargetSelector)
 //   FDT changed (config) -> set_fdt(fdt)
 //   callbacks.target_dead(member, t) -> mark it dead in the selector, set_targets(new list)
+//   callbacks.target_slow(member, t) -> the same
 //   callbacks.discovered(member, h)  -> selector.add_discovered(h), set_targets(...)
 #pragma once
 
@@ -37,6 +38,8 @@ class ProbeBase {
     std::function<void(const std::string& member, const ProbeVerdict&)> verdict;
     // A target stopped answering while others answer: replace it.
     std::function<void(const std::string& member, const IpAddress& target)> target_dead;
+    // A target answers far slower than all the others: replace it.
+    std::function<void(const std::string& member, const IpAddress& target)> target_slow;
     // A host answered our multicast echo (not filtered against local addresses).
     std::function<void(const std::string& member, const IpAddress& host)> discovered;
     // Unsolicited answers (someone claims a target: forged?) were received since the

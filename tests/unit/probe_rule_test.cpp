@@ -403,3 +403,58 @@ TEST(FailureRule, ACleanPathCostsOneProbePerInterval) {
 }
 
 }  // namespace
+
+namespace {
+
+// ----------------------------------------------------------------------------------
+// in.mpathd's exception target (issue 13 item 3): one target answering far slower
+// than all the others is dropped, not waited for; the FDT is not raised for it.
+struct SlowRig {
+  ProbeSession s{ProbeSession::Options{5, 10, 7s, [] { return 0.0; }, 1, 1}};
+  TimePoint now = T0;
+  std::vector<IpAddress> flagged;
+
+  explicit SlowRig(std::vector<IpAddress> targets) {
+    s.set_targets(std::move(targets));
+    s.start(now);
+  }
+  // Probes `rounds` times; answers from the targets in `slow` take 1.5 s (1.5
+  // intervals), the others 1 ms.
+  void run(int rounds, const std::vector<IpAddress>& slow) {
+    for (int i = 0; i < rounds; ++i) {
+      std::optional<ProbeSession::Send> send;
+      while (!send) {
+        now = *s.next_deadline();
+        send = s.on_timer(now).send;
+      }
+      const bool is_slow = std::find(slow.begin(), slow.end(), send->target) != slow.end();
+      const TimePoint at = now + (is_slow ? 1500ms : 1ms);
+      auto reply = s.on_reply(send->seq, send->target, now, at, at);
+      if (reply.slow_target) flagged.push_back(*reply.slow_target);
+    }
+  }
+};
+
+TEST(SlowTarget, OneFarSlowerThanFourOthersIsDroppedNotWaitedFor) {
+  const IpAddress a = ip("198.18.0.1"), b = ip("198.18.0.2"), c = ip("198.18.0.3"), d = ip("198.18.0.4");
+  SlowRig r({a, b, c, d});
+  r.run(40, {d});
+  ASSERT_FALSE(r.flagged.empty());
+  for (const auto& t : r.flagged) EXPECT_EQ(t, d);
+  EXPECT_TRUE(r.s.exceptionally_slow(d));
+  EXPECT_FALSE(r.s.exceptionally_slow(a));
+  EXPECT_FALSE(r.s.verdict().fdt_unachievable);  // nobody else pays for it
+  EXPECT_EQ(r.s.verdict().state, ProbeState::ok);
+}
+
+TEST(SlowTarget, NoExceptionWithFewTargetsOrTwoSlowOnes) {
+  const IpAddress a = ip("198.18.0.1"), b = ip("198.18.0.2"), c = ip("198.18.0.3"), d = ip("198.18.0.4");
+  SlowRig three({a, b, c});  // fewer than kMinTargets + 1: no way to tell
+  three.run(40, {c});
+  EXPECT_TRUE(three.flagged.empty());
+  SlowRig two_slow({a, b, c, d});  // the others are not all fast
+  two_slow.run(40, {c, d});
+  EXPECT_TRUE(two_slow.flagged.empty());
+}
+
+}  // namespace
