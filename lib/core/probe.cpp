@@ -60,6 +60,17 @@ RttEstimator::Outcome RttEstimator::add(Duration sample, Duration interval) {
   return Outcome::integrated;
 }
 
+bool RttEstimator::lower(Duration sample, Duration interval) {
+  if (!have_ || sample < Duration::zero() || sample > probe::kHistorySize * interval) return false;
+  Scaled trial{sa_, sv_, have_};
+  trial.fold(sample);
+  if (trial.sa / 8 + trial.sv >= crtt()) return false;
+  sa_ = trial.sa;
+  sv_ = trial.sv;
+  deferred_.clear();
+  return true;
+}
+
 void RttEstimator::reset() {
   sa_ = sv_ = Duration::zero();
   have_ = false;
@@ -227,7 +238,7 @@ std::size_t ProbeHistory::outstanding() const {
 }
 
 void ProbeHistory::update_verdict() {
-  if (!failed_ && consecutive_losses() >= fail_threshold_) failed_ = true;
+  if (!failed_ && !hold_ && consecutive_losses() >= fail_threshold_) failed_ = true;
   else if (failed_ && consecutive_successes() >= repair_threshold_) failed_ = false;
 }
 
@@ -333,6 +344,13 @@ void ProbeSession::set_fdt(Duration fdt, TimePoint now) {
 void ProbeSession::start(TimePoint now) {
   if (running_) return;
   running_ = true;
+  if (!started_once_) {
+    started_once_ = true;
+    if (options_.quiet_period > Duration::zero()) {
+      quiet_until_ = now + options_.quiet_period;
+      history_.hold_failure(true);
+    }
+  }
   schedule_.start(now, interval_);
 }
 
@@ -367,10 +385,18 @@ bool ProbeSession::losses_due(TimePoint now) const {
   });
 }
 
+void ProbeSession::end_quiet() {
+  if (!quiet_until_) return;
+  quiet_until_.reset();
+  history_.hold_failure(false);  // losses that went on all through it fail now
+  after_count_change();
+}
+
 std::optional<TimePoint> ProbeSession::next_deadline() const {
   if (!running_) return std::nullopt;
-  std::optional<TimePoint> when;
-  if (!targets_.empty()) when = schedule_.next();
+  std::optional<TimePoint> when = quiet_until_;
+  if (!targets_.empty() && (!when || schedule_.next() < *when)) when = schedule_.next();
+  if (!targets_.empty() && rtt_next_ && (!when || *rtt_next_ < *when)) when = rtt_next_;
   for (const auto& r : history_.records()) {
     if (r.status != ProbeStatus::unacked) continue;
     const TimePoint due = r.sent + timeout(r.target);
@@ -422,9 +448,30 @@ void ProbeSession::after_count_change() {
   was_failed_ = failed;
 }
 
+std::optional<ProbeSession::Send> ProbeSession::rtt_probe(TimePoint now) {
+  if (!raised()) {
+    rtt_next_.reset();
+    return std::nullopt;
+  }
+  const Duration user = probe_interval(fdt_);
+  if (!rtt_next_) {
+    rtt_next_ = now + user;
+    return std::nullopt;
+  }
+  if (targets_.empty() || now < *rtt_next_) return std::nullopt;
+  rtt_next_ = now + user;
+  if (next_target_ >= targets_.size()) next_target_ = 0;
+  Send send{next_seq_++, targets_[next_target_], true};
+  next_target_ = (next_target_ + 1) % targets_.size();
+  rtt_probes_.push_back({send.seq, send.target, now});
+  while (rtt_probes_.size() > probe::kHistorySize) rtt_probes_.pop_front();
+  return send;
+}
+
 ProbeSession::Tick ProbeSession::on_timer(TimePoint now) {
   Tick tick;
   if (!running_) return tick;
+  if (quiet_until_ && now >= *quiet_until_) end_quiet();
   check_losses(now, tick);
   if (!targets_.empty() && now >= schedule_.next()) {
     const std::uint64_t interval = schedule_.interval_number();
@@ -438,6 +485,9 @@ ProbeSession::Tick ProbeSession::on_timer(TimePoint now) {
     after_count_change();
     tick.send = Send{seq, target};
     if (schedule_.interval() != interval_) schedule_.set_interval(now, interval_);
+    if (raised() && !rtt_next_) rtt_next_ = now + probe_interval(fdt_);
+  } else {
+    tick.send = rtt_probe(now);
   }
   return tick;
 }
@@ -446,7 +496,21 @@ ProbeSession::Reply ProbeSession::on_reply(ProbeSeq seq, const IpAddress& from, 
                                            TimePoint received, TimePoint now) {
   Reply reply;
   const ProbeRecord* rec = history_.find(seq);
-  if (!rec) return reply;
+  if (!rec) {
+    auto rp = std::find_if(rtt_probes_.begin(), rtt_probes_.end(), [&](const RttProbe& p) { return p.seq == seq; });
+    if (rp == rtt_probes_.end()) return reply;
+    if (rp->target != from) {
+      reply.kind = ReplyKind::wrong_target;
+      return reply;
+    }
+    const Duration sample = received - rp->sent;
+    rtt_probes_.erase(rp);
+    reply.kind = ReplyKind::rtt_only;
+    if (auto it = stats_.find(from); it != stats_.end() && !history_.failed() && it->second.rtt.lower(sample, interval_))
+      adapt_interval(now);
+    if (!raised()) rtt_next_.reset();
+    return reply;
+  }
   if (rec->target != from) {
     reply.kind = ReplyKind::wrong_target;
     return reply;
@@ -474,6 +538,7 @@ ProbeSession::Reply ProbeSession::on_reply(ProbeSeq seq, const IpAddress& from, 
   }
   auto acked = history_.acked(seq, received);
   if (!acked) return reply;
+  end_quiet();  // the first answer ends the quiet period
   after_count_change();
   reply.kind = ReplyKind::accepted;
   ProbeResult res = result_for(*acked, true);

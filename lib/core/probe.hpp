@@ -22,7 +22,9 @@
 //   while others answer, the target is dead, not the member.
 // - If every target is slower than the interval allows, the requested FDT cannot be
 //   met: the interval is raised (2 x crtt) and that is reported rather than members
-//   being failed. One target far slower than all the others (4 or more) is dropped
+//   being failed. While it is raised, RTT-only probes go out at the configured
+//   interval in between: they count for nothing but the RTT estimate, which they
+//   may only lower, so that the FDT comes back down soon after the network does. One target far slower than all the others (4 or more) is dropped
 //   instead (exceptionally_slow()).
 //
 // Glossary: the probe types and where they live
@@ -123,6 +125,8 @@ class RttEstimator {
   // `interval` is the probe interval in force: a sample that would alone lift crtt
   // above it is suspicious.
   Outcome add(Duration sample, Duration interval);
+  // An RTT-only probe's sample: taken only if it lowers crtt (it may not raise it).
+  bool lower(Duration sample, Duration interval);
   void reset();
 
   bool has_estimate() const { return have_; }
@@ -208,6 +212,11 @@ class ProbeHistory {
   // after repair_threshold acks. Updated by every call above.
   bool failed() const { return failed_; }
   void set_failed(bool failed) { failed_ = failed; }
+  // While held, losses do not fail (a quiet period); released, the count decides.
+  void hold_failure(bool hold) {
+    hold_ = hold;
+    update_verdict();
+  }
   unsigned fail_threshold() const { return fail_threshold_; }
   unsigned repair_threshold() const { return repair_threshold_; }
 
@@ -221,6 +230,7 @@ class ProbeHistory {
   std::uint64_t own_intervals_ = 0;  // for sent() without an interval
   std::optional<TimePoint> last_success_;
   bool failed_ = false;
+  bool hold_ = false;
 };
 
 // ---------------------------------------------------------------------------------
@@ -308,10 +318,14 @@ class ProbeSession {
     // min = max fixes it (1, 1: in.mpathd's rule).
     unsigned min_sends = 1;
     unsigned max_sends = probe::kMaxSendsPerInterval;
+    // From the first start(): losses fail nothing until this has passed or an answer
+    // came (Config::probe_quiet_period); zero: none.
+    Duration quiet_period{};
   };
   struct Send {
     ProbeSeq seq = 0;
     IpAddress target;
+    bool rtt_only = false;  // an RTT-only probe (the FDT is raised): never lost
   };
   struct Tick {
     std::optional<Send> send;            // send this probe now
@@ -322,6 +336,7 @@ class ProbeSession {
     accepted,      // answered an outstanding probe
     late,          // answered a probe already declared lost: RTT learnt; saves its
                    // interval unless the member has failed, no ack counted
+    rtt_only,      // answered an RTT-only probe: the estimate may have come down
     unknown,       // no such probe (never sent, too old, duplicate)
     wrong_target,  // the answer came from another address than the probe went to
   };
@@ -377,6 +392,8 @@ class ProbeSession {
  private:
   Duration timeout(const IpAddress& target) const;
   unsigned wanted_sends() const;
+  bool raised() const { return interval_ > probe_interval(fdt_); }
+  std::optional<Send> rtt_probe(TimePoint now);
   void check_losses(TimePoint now, Tick& tick);
   void on_lost(const ProbeRecord& r, Tick& tick);
   void after_count_change();
@@ -402,6 +419,16 @@ class ProbeSession {
   TimePoint last_raise_{};
   TimePoint failed_since_{};  // TFF to report when the history has none (after reset)
   std::optional<ProbeVerdict> last_verdict_;
+  struct RttProbe {
+    ProbeSeq seq;
+    IpAddress target;
+    TimePoint sent;
+  };
+  std::optional<TimePoint> quiet_until_;  // the quiet period, while it lasts
+  bool started_once_ = false;
+  void end_quiet();
+  std::optional<TimePoint> rtt_next_;  // next RTT-only probe (only while raised)
+  std::deque<RttProbe> rtt_probes_;     // recent RTT-only probes
 };
 
 // ---------------------------------------------------------------------------------

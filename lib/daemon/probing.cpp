@@ -232,7 +232,8 @@ void Probing::sync() {
         const Group* grp = engine_.group_of(member);
         if (grp && selectors_[grp->name].add_discovered(host)) request_targets();
       };
-      auto base = detect::ProbeBase::create(event_, m.name, std::move(*strategy), fdt, std::move(cb));
+      auto base = detect::ProbeBase::create(event_, m.name, std::move(*strategy), fdt, std::move(cb),
+                                            engine_.config().probe_quiet_period);
       if (!base) {
         log::write(spdlog::level::warn, log::member_fields(g.name, m.name), "{}: cannot probe: {}", m.name,
                    base.error().message);

@@ -52,6 +52,7 @@ class ProbeBase {
     std::uint64_t acked = 0;
     std::uint64_t lost = 0;
     std::uint64_t late = 0;         // our probe, answered after it was declared lost
+    std::uint64_t rtt_only = 0;     // answers to RTT-only probes (FDT raised)
     std::uint64_t ignored = 0;      // not an answer to an outstanding probe of ours
     std::uint64_t send_errors = 0;
     std::uint64_t missed = 0;       // sends skipped because the loop ran late
@@ -59,9 +60,10 @@ class ProbeBase {
 
   // Starts probing at once (resumed) once targets are set. `random` in [0, 1) picks
   // send times; empty means a real random source.
+  // `quiet_period`: ProbeSession::Options::quiet_period.
   static Result<std::unique_ptr<ProbeBase>> create(sd_event* event, std::string member,
                                                    std::unique_ptr<ProbeStrategy> strategy, Duration fdt,
-                                                   Callbacks callbacks,
+                                                   Callbacks callbacks, Duration quiet_period = {},
                                                    std::function<double()> random = {});
   ~ProbeBase();
   ProbeBase(const ProbeBase&) = delete;
@@ -89,7 +91,7 @@ class ProbeBase {
 
  private:
   ProbeBase(sd_event* event, std::string member, std::unique_ptr<ProbeStrategy> strategy, Duration fdt,
-            Callbacks callbacks, std::function<double()> random);
+            Callbacks callbacks, Duration quiet_period, std::function<double()> random);
   static int on_timer(sd_event_source* s, std::uint64_t usec, void* userdata) noexcept;
   void tick();
   void handle_reply(const ProbeReply& r);

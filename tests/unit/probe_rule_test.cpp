@@ -458,3 +458,144 @@ TEST(SlowTarget, NoExceptionWithFewTargetsOrTwoSlowOnes) {
 }
 
 }  // namespace
+
+namespace {
+
+// ----------------------------------------------------------------------------------
+// RTT-only probes while the FDT is raised (in.mpathd's PROBE_RTT, issue 13 item 3).
+TEST(RttOnlyProbes, GoOutAtTheConfiguredIntervalWhileRaisedAndOnlyBringTheEstimateDown) {
+  ProbeSession s{ProbeSession::Options{5, 10, 7s, [] { return 0.0; }, 1, 1}};
+  s.set_targets({kTarget});
+  s.start(T0);
+  Duration rtt = 1500ms;  // 1.5 intervals: the interval gets raised
+  std::multimap<TimePoint, std::pair<ProbeSession::Send, TimePoint>> pending;
+  std::vector<TimePoint> rtt_sends_while_raised;
+  std::optional<TimePoint> fast_at, back_at;
+  TimePoint now = T0;
+  unsigned fd_sends_while_raised = 0;
+  while (now < T0 + std::chrono::minutes(12)) {
+    TimePoint when = *s.next_deadline();
+    if (!pending.empty()) when = std::min(when, pending.begin()->first);
+    now = when;
+    while (!pending.empty() && pending.begin()->first <= now) {
+      auto [at, e] = *pending.begin();
+      pending.erase(pending.begin());
+      auto reply = s.on_reply(e.first.seq, e.first.target, e.second, at, at);
+      EXPECT_EQ(reply.kind == ProbeSession::ReplyKind::rtt_only, e.first.rtt_only);
+    }
+    auto t = s.on_timer(now);
+    for (const auto& r : t.results) EXPECT_FALSE(r.acked);
+    ASSERT_NE(s.verdict().state, ProbeState::failed);
+    if (t.send) {
+      const bool raised = s.interval() > 1s;
+      if (raised && t.send->rtt_only) rtt_sends_while_raised.push_back(now);
+      if (raised && !t.send->rtt_only) ++fd_sends_while_raised;
+      if (!raised) {
+        EXPECT_FALSE(t.send->rtt_only) << "no RTT-only probes at the configured interval";
+      }
+      pending.emplace(now + rtt, std::pair{*t.send, now});
+    }
+    if (!fast_at && s.interval() > 1s && now > T0 + 30s) {
+      rtt = 2ms;  // the network is fast again
+      fast_at = now;
+    }
+    if (fast_at && !back_at && s.interval() == 1s) back_at = now;
+  }
+  ASSERT_TRUE(fast_at);
+  ASSERT_TRUE(back_at) << "the FDT never came back down";
+  EXPECT_FALSE(s.verdict().fdt_unachievable);
+  // One RTT-only probe per configured interval (1 s) while raised, many more than the
+  // failure-detection probes at the raised interval.
+  ASSERT_GE(rtt_sends_while_raised.size(), 20u);
+  for (std::size_t i = 1; i < rtt_sends_while_raised.size(); ++i) {
+    const Duration gap = rtt_sends_while_raised[i] - rtt_sends_while_raised[i - 1];
+    if (gap < 2s) {
+      EXPECT_GE(gap, 1s);
+    }
+  }
+  EXPECT_GT(rtt_sends_while_raised.size(), 2 * fd_sends_while_raised);
+  std::printf("  raised for %.0f s after the network got fast; %zu RTT-only and %u detection probes while raised\n",
+              std::chrono::duration<double>(*back_at - *fast_at).count(), rtt_sends_while_raised.size(),
+              fd_sends_while_raised);
+}
+
+TEST(RttOnlyProbes, AnRttOnlySampleNeverRaisesTheEstimate) {
+  RttEstimator e;
+  EXPECT_FALSE(e.lower(5ms, 1s));  // nothing to lower yet
+  e.add(100ms, 1s);
+  const Duration before = e.crtt();
+  EXPECT_FALSE(e.lower(900ms, 1s));
+  EXPECT_EQ(e.crtt(), before);
+  // A sample far below the average raises the deviation more than it lowers the
+  // average (crtt 88.75 + 240 ms): not taken either.
+  EXPECT_FALSE(e.lower(10ms, 1s));
+  EXPECT_EQ(e.crtt(), before);
+  // 90 ms: avg 98.75 ms, 4 dev 160 ms -> crtt 258.75 ms < 300 ms: taken.
+  EXPECT_TRUE(e.lower(90ms, 1s));
+  EXPECT_EQ(e.crtt(), 258750us);
+}
+
+}  // namespace
+
+namespace {
+
+// ----------------------------------------------------------------------------------
+// The quiet period after a member's probing starts (in.mpathd's 40 s for spanning
+// tree; Config::probe_quiet_period, off by default).
+TEST(QuietPeriod, LossesFailNothingUntilItEndsThenTheCountDecides) {
+  ProbeSession::Options o = rule(7s);  // 1 s interval
+  o.quiet_period = 10s;
+  ProbeSession s(o);
+  s.set_targets({kTarget});
+  s.start(T0);
+  TimePoint now = T0;
+  while (now < T0 + 10s) {
+    now = *s.next_deadline();
+    if (now >= T0 + 10s) break;
+    s.on_timer(now);  // nothing is ever answered
+    EXPECT_EQ(s.verdict().state, ProbeState::ok) << "quiet, at +" << (now - T0).count();
+  }
+  EXPECT_GE(s.history().consecutive_losses(), 5u);
+  // The quiet period's end is a deadline of its own; then the losses count at once.
+  EXPECT_EQ(*s.next_deadline(), T0 + 10s);
+  s.on_timer(T0 + 10s);
+  EXPECT_EQ(s.verdict().state, ProbeState::failed);
+  EXPECT_LT(s.verdict().first_failure, T0 + 10s);
+}
+
+TEST(QuietPeriod, TheFirstAnswerEndsItAndAStopDoesNotStartItAgain) {
+  ProbeSession::Options o = rule(7s);
+  o.quiet_period = 40s;
+  ProbeSession s(o);
+  s.set_targets({kTarget});
+  s.start(T0);
+  TimePoint now = *s.next_deadline();
+  auto t = s.on_timer(now);
+  ASSERT_TRUE(t.send);
+  s.on_reply(t.send->seq, kTarget, now, now + 1ms, now + 1ms);
+  s.stop();
+  s.start(now + 1s);  // a pause (link down, offline) is no new interface
+  std::optional<TimePoint> failed_at;
+  for (int i = 0; i < 200 && !failed_at; ++i) {
+    now = *s.next_deadline();
+    s.on_timer(now);
+    if (s.verdict().state == ProbeState::failed) failed_at = now;
+  }
+  ASSERT_TRUE(failed_at);
+  EXPECT_LT(*failed_at, T0 + 10s);  // within the FDT (7 s) of the last answer, not 40 s
+}
+
+TEST(QuietPeriod, OffByDefault) {
+  ProbeSession s(rule(7s));
+  s.set_targets({kTarget});
+  s.start(T0);
+  TimePoint now = T0;
+  for (int i = 0; i < 200 && s.verdict().state != ProbeState::failed; ++i) {
+    now = *s.next_deadline();
+    s.on_timer(now);
+  }
+  EXPECT_EQ(s.verdict().state, ProbeState::failed);
+  EXPECT_LE(now, T0 + 7s);
+}
+
+}  // namespace
