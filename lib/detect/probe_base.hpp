@@ -38,14 +38,14 @@ class ProbeBase {
     std::function<void(const std::string& member, const ProbeVerdict&)> verdict;
     // A target stopped answering while others answer: replace it.
     std::function<void(const std::string& member, const IpAddress& target)> target_dead;
-    // A target answers far slower than all the others: replace it.
-    std::function<void(const std::string& member, const IpAddress& target)> target_slow;
     // A host answered our multicast echo (not filtered against local addresses).
     std::function<void(const std::string& member, const IpAddress& host)> discovered;
     // Unsolicited answers (someone claims a target: forged?) were received since the
     // last report; at most one report per kUnsolicitedReportInterval. `total` counts
     // them all.
     std::function<void(const std::string& member, std::uint64_t since_last, std::uint64_t total)> unsolicited;
+    // A target answers far slower than all the others: replace it.
+    std::function<void(const std::string& member, const IpAddress& target)> target_slow;
   };
   struct Counters {
     std::uint64_t sent = 0;
