@@ -72,7 +72,7 @@ class ProbeBase {
   void set_targets(std::vector<IpAddress> targets, TargetMode mode);
   void set_fdt(Duration fdt);
   // Clears history and RTTs; with require_repair (the default, for link down) the
-  // verdict is failed until 10 consecutive acks.
+  // verdict is failed until 10 intervals in a row are answered in time.
   void reset(bool require_repair = true);
   void pause();   // no probes, answers dropped, probes in flight forgotten
   void resume();
