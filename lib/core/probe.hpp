@@ -24,8 +24,11 @@
 //   met: the interval is raised (2 x crtt) and that is reported rather than members
 //   being failed. While it is raised, RTT-only probes go out at the configured
 //   interval in between: they count for nothing but the RTT estimate, which they
-//   may only lower, so that the FDT comes back down soon after the network does. One target far slower than all the others (4 or more) is dropped
-//   instead (exceptionally_slow()).
+//   may only lower, so that the FDT comes back down soon after the network does.
+//   One target far slower than all the others (4 or more) is dropped instead
+//   (exceptionally_slow()).
+// - After probing starts, an optional quiet period (Options::quiet_period) holds
+//   failures back until it ends or the first answer comes.
 //
 // Glossary: the probe types and where they live
 //   FDT             failure detection time: how fast a failure must be noticed. The
@@ -38,7 +41,8 @@
 //                   time of last success (reception time of the latest ack).
 //   RttEstimator    one target's Jacobson/Karels RTT estimate; crtt = avg + 4 dev is
 //                   how long an answer may take before the probe counts as lost.
-//   ProbeRecord     one probe sent: sequence, target, times, unacked/acked/lost.
+//   ProbeRecord     one probe sent: sequence, target, times, interval,
+//                   unacked/acked/lost/late.
 //   interval        the unit of the failure rule: the probes sent in one probe
 //                   interval (ProbeRecord::interval). Lost when all its probes are
 //                   lost; answered when one of them is (in time, or late).
@@ -83,8 +87,8 @@
 namespace mpathd {
 
 namespace probe {
-inline constexpr unsigned kFailThreshold = 5;     // consecutive losses that fail a member
-inline constexpr unsigned kRepairThreshold = 10;  // consecutive acks that repair it
+inline constexpr unsigned kFailThreshold = 5;     // lost intervals in a row that fail a member
+inline constexpr unsigned kRepairThreshold = 10;  // intervals answered in time in a row that repair it
 inline constexpr unsigned kIntervalsPerFdt = kFailThreshold + 2;
 inline constexpr unsigned kMaxDeferredRtt = 1;    // suspicious samples held back
 inline constexpr unsigned kHistorySize = 52;      // probes remembered; also the RTT sanity factor
