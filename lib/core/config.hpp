@@ -65,6 +65,10 @@ struct DaemonSettings {
   Duration notification_interval = seconds(1);
   unsigned link_flap_limit = 2;             // more link-ups than this within the window
   Duration link_flap_window = seconds(60);  // ... and the link is not trusted yet
+  // After a member's probing starts (the interface appeared, the daemon started),
+  // lost probes fail it only once this has passed or a first answer came (in.mpathd:
+  // 40 s, for spanning tree); 0 = off.
+  Duration probe_quiet_period{};
   unsigned routing_table_base = 40000;      // policy table = base + member ifindex
   unsigned rule_priority = 1000;            // priority of "from <data address>" rules
   std::string metrics_file;                 // Prometheus text file; "" = no metrics

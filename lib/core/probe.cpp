@@ -9,6 +9,20 @@ Duration probe_interval(Duration fdt) {
   return std::max(fdt, Config::kMinFailureDetectionTime) / probe::kIntervalsPerFdt;
 }
 
+unsigned choose_sends_per_interval(std::size_t lost, std::size_t completed, unsigned fail_threshold,
+                                   unsigned min_k, unsigned max_k) {
+  min_k = std::max(1u, min_k);
+  max_k = std::max(min_k, max_k);
+  if (min_k == max_k) return min_k;
+  lost = std::min(lost, completed);
+  const double p = (static_cast<double>(lost) + 0.5) / (static_cast<double>(completed) + 1.0);
+  if (p >= 1.0) return max_k;
+  // p^(k N) <= target  <=>  k >= ln(target) / (N ln p)   (both logarithms negative)
+  const double k = std::log(probe::kFalseRunTarget) / (std::max(1u, fail_threshold) * std::log(p));
+  if (!(k < max_k)) return max_k;  // also NaN
+  return std::clamp(static_cast<unsigned>(std::ceil(k)), min_k, max_k);
+}
+
 // --- RttEstimator ---------------------------------------------------------------
 
 void RttEstimator::Scaled::fold(Duration m) {
@@ -46,6 +60,17 @@ RttEstimator::Outcome RttEstimator::add(Duration sample, Duration interval) {
   return Outcome::integrated;
 }
 
+bool RttEstimator::lower(Duration sample, Duration interval) {
+  if (!have_ || sample < Duration::zero() || sample > probe::kHistorySize * interval) return false;
+  Scaled trial{sa_, sv_, have_};
+  trial.fold(sample);
+  if (trial.sa / 8 + trial.sv >= crtt()) return false;
+  sa_ = trial.sa;
+  sv_ = trial.sv;
+  deferred_.clear();
+  return true;
+}
+
 void RttEstimator::reset() {
   sa_ = sv_ = Duration::zero();
   have_ = false;
@@ -69,22 +94,26 @@ const ProbeRecord* ProbeHistory::find(ProbeSeq seq) const {
   return nullptr;
 }
 
-std::vector<ProbeRecord> ProbeHistory::sent(ProbeSeq seq, const IpAddress& target, TimePoint when) {
+std::vector<ProbeRecord> ProbeHistory::sent(ProbeSeq seq, const IpAddress& target, TimePoint when,
+                                            std::optional<std::uint64_t> interval) {
+  const std::uint64_t number = interval ? *interval : ++own_intervals_;
   std::vector<ProbeRecord> forced;
-  while (outstanding() >= probe::kMaxOutstanding) {
-    for (auto& r : records_) {
-      if (r.status == ProbeStatus::unacked) {
-        r.status = ProbeStatus::lost;
-        forced.push_back(r);
-        break;
-      }
+  // Probes of at most two intervals (this one and the one before) stay outstanding.
+  for (auto& r : records_) {
+    if (r.status == ProbeStatus::unacked && r.interval + probe::kMaxOutstanding <= number) {
+      r.status = ProbeStatus::lost;
+      forced.push_back(r);
     }
   }
   // A reused sequence number (after 65536 probes) replaces nothing still relevant,
   // but never leave two records with one number.
   std::erase_if(records_, [&](const ProbeRecord& r) { return r.seq == seq; });
-  records_.push_back({seq, target, when, {}, ProbeStatus::unacked});
-  const std::size_t keep = std::max<std::size_t>(probe::kHistorySize, fail_threshold_ + repair_threshold_ + 2);
+  records_.push_back({seq, target, when, {}, ProbeStatus::unacked, number});
+  // Enough intervals for the repair run even at the most probes per interval, and
+  // enough probes for the loss estimate.
+  const std::size_t keep = std::max({std::size_t{probe::kHistorySize},
+                                     (fail_threshold_ + repair_threshold_ + 2) * std::size_t{probe::kMaxSendsPerInterval},
+                                     probe::kLossWindow + 2 * std::size_t{probe::kMaxSendsPerInterval}});
   while (records_.size() > keep) records_.pop_front();
   update_verdict();
   return forced;
@@ -108,19 +137,55 @@ std::optional<ProbeRecord> ProbeHistory::lost(ProbeSeq seq) {
   return *r;
 }
 
+std::optional<ProbeRecord> ProbeHistory::answered_late(ProbeSeq seq, TimePoint received) {
+  ProbeRecord* r = find_mut(seq);
+  if (!r || r->status != ProbeStatus::lost) return std::nullopt;
+  r->status = ProbeStatus::late;
+  r->acked_at = received;
+  if (!last_success_ || received > *last_success_) last_success_ = received;
+  update_verdict();
+  return *r;
+}
+
 void ProbeHistory::forget_outstanding() {
   std::erase_if(records_, [](const ProbeRecord& r) { return r.status == ProbeStatus::unacked; });
 }
 
 void ProbeHistory::clear() { records_.clear(); }
 
+namespace {
+// What one interval's probes say, newest interval first.
+struct IntervalSummary {
+  bool in_time = false;   // an answer in time
+  bool late = false;      // a late answer
+  bool pending = false;   // a probe still outstanding
+  TimePoint first_sent{};
+};
+
+template <class F>
+void for_each_interval(const std::deque<ProbeRecord>& records, F&& f) {
+  auto it = records.rbegin();
+  while (it != records.rend()) {
+    const std::uint64_t number = it->interval;
+    IntervalSummary s;
+    for (; it != records.rend() && it->interval == number; ++it) {
+      s.in_time |= it->status == ProbeStatus::acked;
+      s.late |= it->status == ProbeStatus::late;
+      s.pending |= it->status == ProbeStatus::unacked;
+      s.first_sent = it->sent;
+    }
+    if (!f(s)) return;
+  }
+}
+}  // namespace
+
 unsigned ProbeHistory::consecutive_losses() const {
   unsigned n = 0;
-  for (auto it = records_.rbegin(); it != records_.rend(); ++it) {
-    if (it->status == ProbeStatus::unacked) continue;
-    if (it->status == ProbeStatus::acked) break;
-    ++n;
-  }
+  for_each_interval(records_, [&](const IntervalSummary& s) {
+    if (s.in_time || s.late) return false;
+    if (!s.pending) ++n;
+    return true;
+  });
   return n;
 }
 
@@ -128,7 +193,7 @@ unsigned ProbeHistory::consecutive_losses(const IpAddress& target) const {
   unsigned n = 0;
   for (auto it = records_.rbegin(); it != records_.rend(); ++it) {
     if (it->target != target || it->status == ProbeStatus::unacked) continue;
-    if (it->status == ProbeStatus::acked) break;
+    if (it->status == ProbeStatus::acked || it->status == ProbeStatus::late) break;
     ++n;
   }
   return n;
@@ -136,21 +201,33 @@ unsigned ProbeHistory::consecutive_losses(const IpAddress& target) const {
 
 unsigned ProbeHistory::consecutive_successes() const {
   unsigned n = 0;
-  for (auto it = records_.rbegin(); it != records_.rend(); ++it) {
-    if (it->status == ProbeStatus::unacked) continue;
-    if (it->status == ProbeStatus::lost) break;
-    ++n;
-  }
+  for_each_interval(records_, [&](const IntervalSummary& s) {
+    if (s.in_time) {
+      ++n;
+      return true;
+    }
+    return s.pending;  // still open: skipped; all lost or late: the run ends
+  });
   return n;
+}
+
+std::pair<std::size_t, std::size_t> ProbeHistory::recent_loss(std::size_t window) const {
+  std::size_t lost = 0, completed = 0;
+  for (auto it = records_.rbegin(); it != records_.rend() && completed < window; ++it) {
+    if (it->status == ProbeStatus::unacked) continue;
+    ++completed;
+    if (it->status != ProbeStatus::acked) ++lost;
+  }
+  return {lost, completed};
 }
 
 std::optional<TimePoint> ProbeHistory::first_failure() const {
   std::optional<TimePoint> tff;
-  for (auto it = records_.rbegin(); it != records_.rend(); ++it) {
-    if (it->status == ProbeStatus::unacked) continue;
-    if (it->status == ProbeStatus::acked) break;
-    tff = it->sent;
-  }
+  for_each_interval(records_, [&](const IntervalSummary& s) {
+    if (s.in_time || s.late) return false;
+    if (!s.pending) tff = s.first_sent;
+    return true;
+  });
   return tff;
 }
 
@@ -161,7 +238,7 @@ std::size_t ProbeHistory::outstanding() const {
 }
 
 void ProbeHistory::update_verdict() {
-  if (!failed_ && consecutive_losses() >= fail_threshold_) failed_ = true;
+  if (!failed_ && !hold_ && consecutive_losses() >= fail_threshold_) failed_ = true;
   else if (failed_ && consecutive_successes() >= repair_threshold_) failed_ = false;
 }
 
@@ -182,29 +259,49 @@ Duration scale(Duration d, double f) {
 }
 }  // namespace
 
+void ProbeSchedule::plan() {
+  const double at = (static_cast<double>(slot_) + draw()) / static_cast<double>(sends_);
+  next_ = base_ + scale(interval_, first_ ? at : 0.5 + 0.5 * at);
+}
+
+void ProbeSchedule::next_interval(bool first) {
+  ++number_;
+  slot_ = 0;
+  sends_ = wanted_sends_;
+  first_ = first;
+}
+
 void ProbeSchedule::start(TimePoint now, Duration interval) {
   interval_ = interval;
   base_ = now;
-  next_ = now + scale(interval_, draw());
+  next_interval(true);
+  plan();
 }
 
 unsigned ProbeSchedule::advance(TimePoint now) {
+  if (++slot_ < sends_) {
+    plan();
+    return 0;
+  }
   base_ += interval_;
+  next_interval(false);
   unsigned missed = 0;
-  // Every whole interval that ended before now had its send time pass unused.
+  // Every whole interval that ended before now had its send times pass unused.
   while (interval_ > Duration::zero() && base_ + interval_ <= now) {
     base_ += interval_;
+    ++number_;
     ++missed;
   }
   missed_ += missed;
-  next_ = base_ + scale(interval_, 0.5 + 0.5 * draw());
+  plan();
   return missed;
 }
 
 void ProbeSchedule::set_interval(TimePoint now, Duration interval) {
   interval_ = interval;
   base_ = now;
-  next_ = now + scale(interval_, 0.5 + 0.5 * draw());
+  next_interval(false);
+  plan();
 }
 
 // --- ProbeSession -----------------------------------------------------------------
@@ -214,7 +311,15 @@ ProbeSession::ProbeSession(Options options)
       fdt_(std::max(options_.fdt, Config::kMinFailureDetectionTime)),
       interval_(probe_interval(fdt_)),
       schedule_(options_.random ? options_.random : [] { return 0.5; }),
-      history_(options_.fail_threshold, options_.repair_threshold) {}
+      history_(options_.fail_threshold, options_.repair_threshold) {
+  schedule_.set_sends(wanted_sends());
+}
+
+unsigned ProbeSession::wanted_sends() const {
+  const auto [lost, completed] = history_.recent_loss();
+  return choose_sends_per_interval(lost, completed, history_.fail_threshold(), options_.min_sends,
+                                   options_.max_sends);
+}
 
 void ProbeSession::set_targets(std::vector<IpAddress> targets) {
   std::vector<IpAddress> unique;
@@ -239,6 +344,13 @@ void ProbeSession::set_fdt(Duration fdt, TimePoint now) {
 void ProbeSession::start(TimePoint now) {
   if (running_) return;
   running_ = true;
+  if (!started_once_) {
+    started_once_ = true;
+    if (options_.quiet_period > Duration::zero()) {
+      quiet_until_ = now + options_.quiet_period;
+      history_.hold_failure(true);
+    }
+  }
   schedule_.start(now, interval_);
 }
 
@@ -254,6 +366,7 @@ void ProbeSession::reset(TimePoint now, bool require_repair) {
   for (auto& [t, s] : stats_) s = TargetStats{};
   interval_ = probe_interval(fdt_);
   last_raise_ = TimePoint{};
+  schedule_.set_sends(wanted_sends());
   if (running_) schedule_.set_interval(now, interval_);
   if (failed && !was_failed_) failed_since_ = now;
   was_failed_ = failed;
@@ -265,10 +378,25 @@ Duration ProbeSession::timeout(const IpAddress& target) const {
   return interval_;
 }
 
+bool ProbeSession::losses_due(TimePoint now) const {
+  if (!running_) return false;
+  return std::any_of(history_.records().begin(), history_.records().end(), [&](const ProbeRecord& r) {
+    return r.status == ProbeStatus::unacked && r.sent + timeout(r.target) <= now;
+  });
+}
+
+void ProbeSession::end_quiet() {
+  if (!quiet_until_) return;
+  quiet_until_.reset();
+  history_.hold_failure(false);  // losses that went on all through it fail now
+  after_count_change();
+}
+
 std::optional<TimePoint> ProbeSession::next_deadline() const {
   if (!running_) return std::nullopt;
-  std::optional<TimePoint> when;
-  if (!targets_.empty()) when = schedule_.next();
+  std::optional<TimePoint> when = quiet_until_;
+  if (!targets_.empty() && (!when || schedule_.next() < *when)) when = schedule_.next();
+  if (!targets_.empty() && rtt_next_ && (!when || *rtt_next_ < *when)) when = rtt_next_;
   for (const auto& r : history_.records()) {
     if (r.status != ProbeStatus::unacked) continue;
     const TimePoint due = r.sent + timeout(r.target);
@@ -320,20 +448,46 @@ void ProbeSession::after_count_change() {
   was_failed_ = failed;
 }
 
+std::optional<ProbeSession::Send> ProbeSession::rtt_probe(TimePoint now) {
+  if (!raised()) {
+    rtt_next_.reset();
+    return std::nullopt;
+  }
+  const Duration user = probe_interval(fdt_);
+  if (!rtt_next_) {
+    rtt_next_ = now + user;
+    return std::nullopt;
+  }
+  if (targets_.empty() || now < *rtt_next_) return std::nullopt;
+  rtt_next_ = now + user;
+  if (next_target_ >= targets_.size()) next_target_ = 0;
+  Send send{next_seq_++, targets_[next_target_], true};
+  next_target_ = (next_target_ + 1) % targets_.size();
+  rtt_probes_.push_back({send.seq, send.target, now});
+  while (rtt_probes_.size() > probe::kHistorySize) rtt_probes_.pop_front();
+  return send;
+}
+
 ProbeSession::Tick ProbeSession::on_timer(TimePoint now) {
   Tick tick;
   if (!running_) return tick;
+  if (quiet_until_ && now >= *quiet_until_) end_quiet();
   check_losses(now, tick);
   if (!targets_.empty() && now >= schedule_.next()) {
+    const std::uint64_t interval = schedule_.interval_number();
+    schedule_.set_sends(wanted_sends());  // from the next interval on
     schedule_.advance(now);
     if (next_target_ >= targets_.size()) next_target_ = 0;
     const IpAddress target = targets_[next_target_];
     next_target_ = (next_target_ + 1) % targets_.size();
     const ProbeSeq seq = next_seq_++;
-    for (const auto& r : history_.sent(seq, target, now)) on_lost(r, tick);
+    for (const auto& r : history_.sent(seq, target, now, interval)) on_lost(r, tick);
     after_count_change();
     tick.send = Send{seq, target};
     if (schedule_.interval() != interval_) schedule_.set_interval(now, interval_);
+    if (raised() && !rtt_next_) rtt_next_ = now + probe_interval(fdt_);
+  } else {
+    tick.send = rtt_probe(now);
   }
   return tick;
 }
@@ -342,7 +496,21 @@ ProbeSession::Reply ProbeSession::on_reply(ProbeSeq seq, const IpAddress& from, 
                                            TimePoint received, TimePoint now) {
   Reply reply;
   const ProbeRecord* rec = history_.find(seq);
-  if (!rec) return reply;
+  if (!rec) {
+    auto rp = std::find_if(rtt_probes_.begin(), rtt_probes_.end(), [&](const RttProbe& p) { return p.seq == seq; });
+    if (rp == rtt_probes_.end()) return reply;
+    if (rp->target != from) {
+      reply.kind = ReplyKind::wrong_target;
+      return reply;
+    }
+    const Duration sample = received - rp->sent;
+    rtt_probes_.erase(rp);
+    reply.kind = ReplyKind::rtt_only;
+    if (auto it = stats_.find(from); it != stats_.end() && !history_.failed() && it->second.rtt.lower(sample, interval_))
+      adapt_interval(now);
+    if (!raised()) rtt_next_.reset();
+    return reply;
+  }
   if (rec->target != from) {
     reply.kind = ReplyKind::wrong_target;
     return reply;
@@ -358,14 +526,19 @@ ProbeSession::Reply ProbeSession::on_reply(ProbeSeq seq, const IpAddress& from, 
       (!it->second.highest_acked || static_cast<std::int16_t>(seq - *it->second.highest_acked) > 0)) {
     it->second.highest_acked = seq;
     it->second.rtt.add(received - started, interval_);
+    if (exceptionally_slow(from)) reply.slow_target = from;
     adapt_interval(now);
   }
   if (late) {
     reply.kind = ReplyKind::late;
+    // Before the member has failed, the answer saves its interval: the path works,
+    // the answer (or our reading of it) was only slow.
+    if (!history_.failed() && history_.answered_late(seq, received)) after_count_change();
     return reply;
   }
   auto acked = history_.acked(seq, received);
   if (!acked) return reply;
+  end_quiet();  // the first answer ends the quiet period
   after_count_change();
   reply.kind = ReplyKind::accepted;
   ProbeResult res = result_for(*acked, true);
@@ -423,6 +596,17 @@ std::optional<ProbeVerdict> ProbeSession::take_verdict_change() {
   if (last_verdict_ && last_verdict_->same_as(v)) return std::nullopt;
   last_verdict_ = v;
   return v;
+}
+
+bool ProbeSession::exceptionally_slow(const IpAddress& target) const {
+  if (targets_.size() < probe::kMinTargets + 1) return false;
+  auto it = stats_.find(target);
+  if (it == stats_.end() || !it->second.rtt.has_estimate() || it->second.rtt.crtt() <= interval_) return false;
+  return std::all_of(targets_.begin(), targets_.end(), [&](const IpAddress& t) {
+    if (t == target) return true;
+    auto o = stats_.find(t);
+    return o != stats_.end() && o->second.rtt.has_estimate() && o->second.rtt.crtt() < interval_ / 2;
+  });
 }
 
 const RttEstimator* ProbeSession::estimator(const IpAddress& target) const {

@@ -3,19 +3,32 @@
 // sockets and no clock of its own: every call takes the time, and randomness comes
 // through a seam, so tests drive all of it with made-up times.
 //
-// The algorithm is in.mpathd's (see DESIGN.md §2), restated here in our words:
-// - A member is probed at a steady rate: interval = FDT / 7. Each probe leaves at a
-//   random point in the second half of its interval, so that when probe n is sent,
-//   probe n-2 must be answered or lost while n-1 may still be in flight.
+// The algorithm is in.mpathd's (see DESIGN.md §2), restated here in our words, with
+// one change to the failure rule (docs/design-decisions.md, "The failure rule"):
+// - A member is probed at a steady rate: interval = FDT / 7. Each interval carries
+//   k probes (1 to 5, spread over the interval's second half, round-robin over the
+//   targets), so that when interval n is probed, interval n-2 must be answered or
+//   lost while n-1 may still be in flight.
+// - k follows the loss measured over the member's last 100 probes: the smallest k
+//   that makes five lost intervals in a row less likely than 1e-9 per interval
+//   (choose_sends_per_interval()). A clean path gets in.mpathd's one probe.
 // - Each target has its own Jacobson/Karels RTT estimate; a probe is lost when no
 //   answer came within the target's crtt (avg + 4 dev), or within one interval when
-//   the target has no estimate yet. At most two probes are outstanding.
-// - 5 consecutive losses (across targets) fail the member; coming back needs 10
-//   consecutive acks. If one target alone stops answering while others answer, the
-//   target is dead, not the member.
+//   the target has no estimate yet. Probes of two intervals may be outstanding.
+// - An interval is lost when every probe of it is lost. 5 lost intervals in a row
+//   fail the member; an answer that comes after its probe was declared lost but
+//   before the member failed still saves its interval. Coming back needs 10
+//   intervals in a row with an answer in time. If one target alone stops answering
+//   while others answer, the target is dead, not the member.
 // - If every target is slower than the interval allows, the requested FDT cannot be
 //   met: the interval is raised (2 x crtt) and that is reported rather than members
-//   being failed.
+//   being failed. While it is raised, RTT-only probes go out at the configured
+//   interval in between: they count for nothing but the RTT estimate, which they
+//   may only lower, so that the FDT comes back down soon after the network does.
+//   One target far slower than all the others (4 or more) is dropped instead
+//   (exceptionally_slow()).
+// - After probing starts, an optional quiet period (Options::quiet_period) holds
+//   failures back until it ends or the first answer comes.
 //
 // Glossary: the probe types and where they live
 //   FDT             failure detection time: how fast a failure must be noticed. The
@@ -28,10 +41,15 @@
 //                   time of last success (reception time of the latest ack).
 //   RttEstimator    one target's Jacobson/Karels RTT estimate; crtt = avg + 4 dev is
 //                   how long an answer may take before the probe counts as lost.
-//   ProbeRecord     one probe sent: sequence, target, times, unacked/acked/lost.
+//   ProbeRecord     one probe sent: sequence, target, times, interval,
+//                   unacked/acked/lost/late.
+//   interval        the unit of the failure rule: the probes sent in one probe
+//                   interval (ProbeRecord::interval). Lost when all its probes are
+//                   lost; answered when one of them is (in time, or late).
 //   ProbeHistory    a member's recent ProbeRecords across targets; counts the runs of
-//                   losses and acks behind the failed/repaired hysteresis (5 / 10).
-//   ProbeSchedule   when the next probe leaves (jittered inside each interval).
+//                   lost and answered intervals behind the failed/repaired
+//                   hysteresis (5 / 10), and the recent loss ratio.
+//   ProbeSchedule   when the next probe leaves (k jittered sends in each interval).
 //   ProbeSession    everything about probing one member except I/O: targets in
 //                   round-robin, schedule, history, RTTs, FDT adaptation; turns timer
 //                   ticks and replies into results and a verdict.
@@ -69,12 +87,15 @@
 namespace mpathd {
 
 namespace probe {
-inline constexpr unsigned kFailThreshold = 5;     // consecutive losses that fail a member
-inline constexpr unsigned kRepairThreshold = 10;  // consecutive acks that repair it
+inline constexpr unsigned kFailThreshold = 5;     // lost intervals in a row that fail a member
+inline constexpr unsigned kRepairThreshold = 10;  // intervals answered in time in a row that repair it
 inline constexpr unsigned kIntervalsPerFdt = kFailThreshold + 2;
 inline constexpr unsigned kMaxDeferredRtt = 1;    // suspicious samples held back
 inline constexpr unsigned kHistorySize = 52;      // probes remembered; also the RTT sanity factor
-inline constexpr std::size_t kMaxOutstanding = 2;
+inline constexpr std::size_t kMaxOutstanding = 2;  // intervals with probes in flight
+inline constexpr unsigned kMaxSendsPerInterval = 5;  // k, the probes per interval, is 1..5
+inline constexpr std::size_t kLossWindow = 100;     // probes the loss estimate looks at
+inline constexpr double kFalseRunTarget = 1e-9;     // wanted P(5 lost intervals) per interval
 inline constexpr std::size_t kMinTargets = 3;
 inline constexpr std::size_t kMaxTargets = 5;
 inline constexpr unsigned kLowerFdtTrigger = 4;  // lower a raised FDT when crtt < interval/4
@@ -84,6 +105,12 @@ inline constexpr Duration kTargetRecoveryTime = seconds(60);  // a dead target s
 
 // FDT/7, with the FDT clamped to its minimum (Config::kMinFailureDetectionTime).
 Duration probe_interval(Duration fdt);
+
+// The probes per interval for a loss measured as `lost` of `completed` probes: the
+// smallest k in [min_k, max_k] with p^(k x fail_threshold) <= kFalseRunTarget, where
+// p = (lost + 1/2) / (completed + 1) (with no data p = 1/2: start cautious).
+unsigned choose_sends_per_interval(std::size_t lost, std::size_t completed, unsigned fail_threshold,
+                                   unsigned min_k = 1, unsigned max_k = probe::kMaxSendsPerInterval);
 
 // Sequence numbers are the 16-bit ICMP ones; the history window (52) is far smaller
 // than the sequence space, so wrap-around is harmless.
@@ -102,6 +129,8 @@ class RttEstimator {
   // `interval` is the probe interval in force: a sample that would alone lift crtt
   // above it is suspicious.
   Outcome add(Duration sample, Duration interval);
+  // An RTT-only probe's sample: taken only if it lowers crtt (it may not raise it).
+  bool lower(Duration sample, Duration interval);
   void reset();
 
   bool has_estimate() const { return have_; }
@@ -124,32 +153,41 @@ class RttEstimator {
 };
 
 // ---------------------------------------------------------------------------------
-enum class ProbeStatus : std::uint8_t { unacked, acked, lost };
+// late: declared lost, then answered (before the member failed): the path works, but
+// the answer was not in time (it saves its interval from the failure rule; it does
+// not count for a repair, and counts as a loss in the loss estimate).
+enum class ProbeStatus : std::uint8_t { unacked, acked, lost, late };
 
 struct ProbeRecord {
   ProbeSeq seq = 0;
   IpAddress target;
   TimePoint sent{};
-  TimePoint acked_at{};  // reception time of the answer (acked only)
+  TimePoint acked_at{};  // reception time of the answer (acked and late only)
   ProbeStatus status = ProbeStatus::unacked;
+  std::uint64_t interval = 0;  // the probe interval it was sent in (ProbeSchedule)
 };
 
 // The recent probes of one member, across its targets, and the counts the failure
-// and repair rules look at. Counting walks back from the newest probe; outstanding
-// probes are skipped (they are neither good nor bad yet).
+// and repair rules look at. Counting walks back from the newest interval; intervals
+// with probes outstanding and none answered are skipped (neither good nor bad yet).
 class ProbeHistory {
  public:
   explicit ProbeHistory(unsigned fail_threshold = probe::kFailThreshold,
                         unsigned repair_threshold = probe::kRepairThreshold);
 
-  // Records a new probe. When two probes are already outstanding the oldest is
-  // forced lost first; the records forced lost are returned.
-  std::vector<ProbeRecord> sent(ProbeSeq seq, const IpAddress& target, TimePoint when);
+  // Records a new probe sent in `interval` (none: an interval of its own, one probe
+  // per interval as in.mpathd). Probes still outstanding from two intervals before
+  // are forced lost first; the records forced lost are returned.
+  std::vector<ProbeRecord> sent(ProbeSeq seq, const IpAddress& target, TimePoint when,
+                                std::optional<std::uint64_t> interval = std::nullopt);
   // An answer to `seq`. nullopt when no outstanding probe has that number (never
   // sent, already answered, already lost, or too old): such answers do not count.
   std::optional<ProbeRecord> acked(ProbeSeq seq, TimePoint received);
   // Declares an outstanding probe lost; nullopt when it is not outstanding.
   std::optional<ProbeRecord> lost(ProbeSeq seq);
+  // An answer to a probe already declared lost: it becomes late (and saves its
+  // interval if the member has not failed yet). nullopt when `seq` is not lost.
+  std::optional<ProbeRecord> answered_late(ProbeSeq seq, TimePoint received);
   // Looks a probe up without changing it.
   const ProbeRecord* find(ProbeSeq seq) const;
 
@@ -158,10 +196,16 @@ class ProbeHistory {
   // Forgets everything (link down): old acks must not help a repair.
   void clear();
 
+  // Lost intervals in a row (the newest ones, pending ones skipped).
   unsigned consecutive_losses() const;
+  // Lost probes in a row to one target, whatever the other targets did.
   unsigned consecutive_losses(const IpAddress& target) const;
+  // Intervals in a row with an answer in time.
   unsigned consecutive_successes() const;
-  // Time the first probe of the current run of losses was sent (TFF).
+  // Among the newest `window` completed probes: how many were lost (late included),
+  // and how many there were.
+  std::pair<std::size_t, std::size_t> recent_loss(std::size_t window = probe::kLossWindow) const;
+  // Time the first probe of the current run of lost intervals was sent (TFF).
   std::optional<TimePoint> first_failure() const;
   // Reception time of the latest ack (TLS); survives clear() only if never set.
   std::optional<TimePoint> last_success() const { return last_success_; }
@@ -172,6 +216,11 @@ class ProbeHistory {
   // after repair_threshold acks. Updated by every call above.
   bool failed() const { return failed_; }
   void set_failed(bool failed) { failed_ = failed; }
+  // While held, losses do not fail (a quiet period); released, the count decides.
+  void hold_failure(bool hold) {
+    hold_ = hold;
+    update_verdict();
+  }
   unsigned fail_threshold() const { return fail_threshold_; }
   unsigned repair_threshold() const { return repair_threshold_; }
 
@@ -182,38 +231,54 @@ class ProbeHistory {
   unsigned fail_threshold_;
   unsigned repair_threshold_;
   std::deque<ProbeRecord> records_;  // oldest first
+  std::uint64_t own_intervals_ = 0;  // for sent() without an interval
   std::optional<TimePoint> last_success_;
   bool failed_ = false;
+  bool hold_ = false;
 };
 
 // ---------------------------------------------------------------------------------
-// When to send: base + uniform(0.5, 1.0) x interval, base advancing by one interval
-// per probe. A timer that fires late skips the intervals it overslept, counting them
-// as missed. `random` returns values in [0, 1).
+// When to send: k sends per interval, send j at base + (0.5 + 0.5 x (j + u) / k) x
+// interval with u uniform in [0, 1) (k = 1: in.mpathd's base + uniform(0.5, 1.0) x
+// interval), base advancing by one interval when the interval's sends are done. A
+// timer that fires late skips the intervals it overslept, counting them as missed.
+// `random` returns values in [0, 1).
 class ProbeSchedule {
  public:
   using Random = std::function<double()>;
   explicit ProbeSchedule(Random random);
 
-  // The first probe goes out at a uniformly random point of the first interval, so
-  // members started together do not probe in step.
+  // The first interval's sends are spread over all of it (send j at base + (j + u) /
+  // k x interval), so members started together do not probe in step.
   void start(TimePoint now, Duration interval);
   // Called when next() is reached (or later); plans the following send and returns
-  // how many sends were missed.
+  // how many intervals were missed.
   unsigned advance(TimePoint now);
-  // A new interval takes effect from now.
+  // A new interval takes effect from now (a new interval number).
   void set_interval(TimePoint now, Duration interval);
+  // Sends per interval (at least 1), from the next interval on.
+  void set_sends(unsigned k) { wanted_sends_ = std::max(1u, k); }
   TimePoint next() const { return next_; }
   Duration interval() const { return interval_; }
+  // The interval next() belongs to; it grows by one per interval.
+  std::uint64_t interval_number() const { return number_; }
+  unsigned sends() const { return sends_; }  // in the current interval
   std::uint64_t missed() const { return missed_; }
 
  private:
   double draw();
+  void plan();
+  void next_interval(bool first);
   Random random_;
   Duration interval_{};
   TimePoint base_{};
   TimePoint next_{};
   std::uint64_t missed_ = 0;
+  std::uint64_t number_ = 0;
+  unsigned sends_ = 1;
+  unsigned wanted_sends_ = 1;
+  unsigned slot_ = 0;
+  bool first_ = false;  // the interval after start(): sends spread over all of it
 };
 
 // ---------------------------------------------------------------------------------
@@ -253,10 +318,18 @@ class ProbeSession {
     unsigned repair_threshold = probe::kRepairThreshold;
     Duration fdt = Config::kDefaultFailureDetectionTime;
     ProbeSchedule::Random random;  // empty: a fixed 0.75 (tests)
+    // Probes per interval, chosen from the measured loss (choose_sends_per_interval);
+    // min = max fixes it (1, 1: in.mpathd's rule).
+    unsigned min_sends = 1;
+    unsigned max_sends = probe::kMaxSendsPerInterval;
+    // From the first start(): losses fail nothing until this has passed or an answer
+    // came (Config::probe_quiet_period); zero: none.
+    Duration quiet_period{};
   };
   struct Send {
     ProbeSeq seq = 0;
     IpAddress target;
+    bool rtt_only = false;  // an RTT-only probe (the FDT is raised): never lost
   };
   struct Tick {
     std::optional<Send> send;            // send this probe now
@@ -265,13 +338,18 @@ class ProbeSession {
   };
   enum class ReplyKind : std::uint8_t {
     accepted,      // answered an outstanding probe
-    late,          // answered a probe already declared lost: RTT learnt, no ack counted
+    late,          // answered a probe already declared lost: RTT learnt; saves its
+                   // interval unless the member has failed, no ack counted
+    rtt_only,      // answered an RTT-only probe: the estimate may have come down
     unknown,       // no such probe (never sent, too old, duplicate)
     wrong_target,  // the answer came from another address than the probe went to
   };
   struct Reply {
     ReplyKind kind = ReplyKind::unknown;
     std::optional<ProbeResult> result;  // accepted only
+    // The answering target is exceptionally slow (exceptionally_slow()): replace it
+    // rather than raise the FDT or fail the member.
+    std::optional<IpAddress> slow_target;
   };
 
   explicit ProbeSession(Options options);
@@ -292,6 +370,8 @@ class ProbeSession {
 
   // The earliest time on_timer() has something to do; nullopt when stopped.
   std::optional<TimePoint> next_deadline() const;
+  // on_timer(now) would declare a probe lost: read the answers waiting first.
+  bool losses_due(TimePoint now) const;
   Tick on_timer(TimePoint now);
   // `sent` is the kernel's (or the strategy's) send time, `received` the kernel's
   // reception time of the answer, `now` the processing time.
@@ -304,10 +384,20 @@ class ProbeSession {
 
   const ProbeHistory& history() const { return history_; }
   const RttEstimator* estimator(const IpAddress& target) const;
+  // in.mpathd's exception target: with at least kMinTargets + 1 targets, this one's
+  // crtt exceeds the interval while every other target's is known and below half of
+  // it. Such a target is dropped (for kTargetRecoveryTime) instead of the FDT being
+  // raised for everyone or its probes holding the member's intervals open.
+  bool exceptionally_slow(const IpAddress& target) const;
   std::uint64_t missed() const { return schedule_.missed(); }
+  // Probes in the current interval (k).
+  unsigned sends_per_interval() const { return schedule_.sends(); }
 
  private:
   Duration timeout(const IpAddress& target) const;
+  unsigned wanted_sends() const;
+  bool raised() const { return interval_ > probe_interval(fdt_); }
+  std::optional<Send> rtt_probe(TimePoint now);
   void check_losses(TimePoint now, Tick& tick);
   void on_lost(const ProbeRecord& r, Tick& tick);
   void after_count_change();
@@ -333,6 +423,16 @@ class ProbeSession {
   TimePoint last_raise_{};
   TimePoint failed_since_{};  // TFF to report when the history has none (after reset)
   std::optional<ProbeVerdict> last_verdict_;
+  struct RttProbe {
+    ProbeSeq seq;
+    IpAddress target;
+    TimePoint sent;
+  };
+  std::optional<TimePoint> quiet_until_;  // the quiet period, while it lasts
+  bool started_once_ = false;
+  void end_quiet();
+  std::optional<TimePoint> rtt_next_;  // next RTT-only probe (only while raised)
+  std::deque<RttProbe> rtt_probes_;     // recent RTT-only probes
 };
 
 // ---------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ constexpr Duration kMinNotificationInterval = milliseconds(1);
 constexpr Duration kMaxNotificationInterval = seconds(60);
 constexpr Duration kMinLinkFlapWindow = seconds(1);
 constexpr Duration kMaxLinkFlapWindow = seconds(3600);
+constexpr Duration kMaxProbeQuietPeriod = seconds(600);
 constexpr std::uint64_t kMinRoutingTableBase = 255;  // base + ifindex (>= 1) skips 253..255
 constexpr std::uint64_t kMaxRoutingTableBase = 4000000000;
 // Durations are read as milliseconds no larger than this, so that they fit a Duration.
@@ -586,6 +587,7 @@ void ConfigReader::read(const toml::table& root, Config& cfg) {
        {"link-flap-limit", set_uint(cfg.link_flap_limit, 1, 100)},
        {"link-flap-window",
         set_duration(cfg.link_flap_window, kMinLinkFlapWindow, kMaxLinkFlapWindow)},
+       {"probe-quiet-period", set_duration(cfg.probe_quiet_period, Duration::zero(), kMaxProbeQuietPeriod)},
        {"routing-table-base",
         set_uint(cfg.routing_table_base, kMinRoutingTableBase, kMaxRoutingTableBase,
                  "tables base + ifindex must avoid the kernel's 253..255 and fit in 32 bits")},

@@ -220,13 +220,21 @@ void Probing::sync() {
         engine_.observe_probe(member, v);
         if (after_change_) after_change_();
       };
-      cb.target_dead = [this](const std::string& member, const IpAddress& target) {
+      // A target that alone stops answering, or answers far slower than the others,
+      // sits out (TargetSelector::mark_dead) and the next candidate takes its place.
+      auto retire = [this](const std::string& member, const IpAddress& target, const char* why) {
         const Group* grp = engine_.group_of(member);
         if (!grp) return;
-        log::write(spdlog::level::info, member_fields(engine_, member), "{}: target {} stopped answering alone; replacing it",
-                   member, target.str());
+        log::write(spdlog::level::info, member_fields(engine_, member), "{}: target {} {}; replacing it", member,
+                   target.str(), why);
         selectors_[grp->name].mark_dead(target, Clock::now());
         request_targets();
+      };
+      cb.target_dead = [retire](const std::string& member, const IpAddress& target) {
+        retire(member, target, "stopped answering alone");
+      };
+      cb.target_slow = [retire](const std::string& member, const IpAddress& target) {
+        retire(member, target, "answers exceptionally slowly");
       };
       cb.unsolicited = [](const std::string& member, std::uint64_t since_last, std::uint64_t total) {
         spdlog::warn("{}: {} unsolicited ARP replies claiming a probe target ({} in all): someone on the link "
@@ -237,7 +245,8 @@ void Probing::sync() {
         const Group* grp = engine_.group_of(member);
         if (grp && selectors_[grp->name].add_discovered(host)) request_targets();
       };
-      auto base = detect::ProbeBase::create(event_, m.name, std::move(*strategy), fdt, std::move(cb));
+      auto base = detect::ProbeBase::create(event_, m.name, std::move(*strategy), fdt, std::move(cb),
+                                            engine_.config().probe_quiet_period);
       if (!base) {
         log::write(spdlog::level::warn, log::member_fields(g.name, m.name), "{}: cannot probe: {}", m.name,
                    base.error().message);

@@ -22,20 +22,23 @@ std::uint64_t usec_of(TimePoint t) {
 }  // namespace
 
 ProbeBase::ProbeBase(sd_event* event, std::string member, std::unique_ptr<ProbeStrategy> strategy,
-                     Duration fdt, Callbacks callbacks, std::function<double()> random)
+                     Duration fdt, Callbacks callbacks, Duration quiet_period, std::function<double()> random)
     : event_(event),
       member_(std::move(member)),
       strategy_(std::move(strategy)),
       callbacks_(std::move(callbacks)),
       session_(ProbeSession::Options{probe::kFailThreshold, probe::kRepairThreshold, fdt,
-                                     random ? std::move(random) : default_random()}) {}
+                                     random ? std::move(random) : default_random(), 1,
+                                     probe::kMaxSendsPerInterval, quiet_period}) {}
 
 Result<std::unique_ptr<ProbeBase>> ProbeBase::create(sd_event* event, std::string member,
                                                      std::unique_ptr<ProbeStrategy> strategy, Duration fdt,
-                                                     Callbacks callbacks, std::function<double()> random) {
+                                                     Callbacks callbacks, Duration quiet_period,
+                                                     std::function<double()> random) {
   if (!event || !strategy) return fail(Errc::invalid_argument, "probe base needs an event loop and a strategy");
   std::unique_ptr<ProbeBase> b(
-      new ProbeBase(event, std::move(member), std::move(strategy), fdt, std::move(callbacks), std::move(random)));
+      new ProbeBase(event, std::move(member), std::move(strategy), fdt, std::move(callbacks), quiet_period,
+                    std::move(random)));
   // steady_clock is CLOCK_MONOTONIC; the time is set for real in arm().
   int r = sd_event_add_time(event, &b->timer_, CLOCK_MONOTONIC, UINT64_MAX, 1, &ProbeBase::on_timer, b.get());
   if (r < 0) return fail(Errc::system, std::string("probe timer: ") + std::strerror(-r));
@@ -111,6 +114,9 @@ int ProbeBase::on_timer(sd_event_source*, std::uint64_t, void* userdata) noexcep
 }
 
 void ProbeBase::tick() {
+  // Answers already queued are taken before probes are declared lost (a loaded
+  // loop may run the timer before the socket): handle_reply() may re-arm, harmless.
+  if (session_.losses_due(Clock::now())) strategy_->drain();
   const TimePoint now = Clock::now();
   auto t = session_.on_timer(now);
   for (auto& res : t.results) {
@@ -159,9 +165,11 @@ void ProbeBase::handle_reply(const ProbeReply& r) {
       }
       break;
     case ProbeSession::ReplyKind::late: ++counters_.late; break;
+    case ProbeSession::ReplyKind::rtt_only: ++counters_.rtt_only; break;
     case ProbeSession::ReplyKind::unknown:
     case ProbeSession::ReplyKind::wrong_target: ++counters_.ignored; break;
   }
+  if (reply.slow_target && callbacks_.target_slow) callbacks_.target_slow(member_, *reply.slow_target);
   strategy_->set_interval(session_.interval());
   publish();
   arm();

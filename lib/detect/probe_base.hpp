@@ -10,6 +10,7 @@
 //   targets changed      -> set_targets(list, mode)  (from a TargetSelector)
 //   FDT changed (config) -> set_fdt(fdt)
 //   callbacks.target_dead(member, t) -> mark it dead in the selector, set_targets(new list)
+//   callbacks.target_slow(member, t) -> the same
 //   callbacks.discovered(member, h)  -> selector.add_discovered(h), set_targets(...)
 #pragma once
 
@@ -43,12 +44,15 @@ class ProbeBase {
     // last report; at most one report per kUnsolicitedReportInterval. `total` counts
     // them all.
     std::function<void(const std::string& member, std::uint64_t since_last, std::uint64_t total)> unsolicited;
+    // A target answers far slower than all the others: replace it.
+    std::function<void(const std::string& member, const IpAddress& target)> target_slow;
   };
   struct Counters {
     std::uint64_t sent = 0;
     std::uint64_t acked = 0;
     std::uint64_t lost = 0;
     std::uint64_t late = 0;         // our probe, answered after it was declared lost
+    std::uint64_t rtt_only = 0;     // answers to RTT-only probes (FDT raised)
     std::uint64_t ignored = 0;      // not an answer to an outstanding probe of ours
     std::uint64_t send_errors = 0;
     std::uint64_t missed = 0;       // sends skipped because the loop ran late
@@ -56,9 +60,10 @@ class ProbeBase {
 
   // Starts probing at once (resumed) once targets are set. `random` in [0, 1) picks
   // send times; empty means a real random source.
+  // `quiet_period`: ProbeSession::Options::quiet_period.
   static Result<std::unique_ptr<ProbeBase>> create(sd_event* event, std::string member,
                                                    std::unique_ptr<ProbeStrategy> strategy, Duration fdt,
-                                                   Callbacks callbacks,
+                                                   Callbacks callbacks, Duration quiet_period = {},
                                                    std::function<double()> random = {});
   ~ProbeBase();
   ProbeBase(const ProbeBase&) = delete;
@@ -67,7 +72,7 @@ class ProbeBase {
   void set_targets(std::vector<IpAddress> targets, TargetMode mode);
   void set_fdt(Duration fdt);
   // Clears history and RTTs; with require_repair (the default, for link down) the
-  // verdict is failed until 10 consecutive acks.
+  // verdict is failed until 10 intervals in a row are answered in time.
   void reset(bool require_repair = true);
   void pause();   // no probes, answers dropped, probes in flight forgotten
   void resume();
@@ -86,7 +91,7 @@ class ProbeBase {
 
  private:
   ProbeBase(sd_event* event, std::string member, std::unique_ptr<ProbeStrategy> strategy, Duration fdt,
-            Callbacks callbacks, std::function<double()> random);
+            Callbacks callbacks, Duration quiet_period, std::function<double()> random);
   static int on_timer(sd_event_source* s, std::uint64_t usec, void* userdata) noexcept;
   void tick();
   void handle_reply(const ProbeReply& r);

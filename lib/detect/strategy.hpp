@@ -59,6 +59,11 @@ class ProbeStrategy {
     reply_window_ = probe::kHistorySize * interval;
   }
 
+  // Reads the answers already queued now, as if the socket had been reported
+  // readable: before probes are declared lost, so that an answer the kernel received
+  // in time is not counted as lost because the loop read it late.
+  void drain() { readable(); }
+
   void set_reply_handler(ReplyHandler h) { reply_ = std::move(h); }
   void set_discovery_handler(DiscoveryHandler h) { discovered_ = std::move(h); }
   const StrategyCounters& counters() const { return counters_; }

@@ -211,7 +211,7 @@ struct Recorder {
     return {[this](const ProbeResult& r) { results.push_back(r); },
             [this](const std::string&, const ProbeVerdict& v) { verdicts.push_back(v); }, {},
             [this](const std::string&, const IpAddress& h) { discovered.push_back(h); },
-            [this](const std::string&, std::uint64_t n, std::uint64_t) { unsolicited.push_back(n); }};
+            [this](const std::string&, std::uint64_t n, std::uint64_t) { unsolicited.push_back(n); }, {}};
   }
   std::size_t acks() const {
     std::size_t n = 0;

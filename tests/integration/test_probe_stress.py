@@ -1,17 +1,24 @@
-"""No false failures (issue 3 item 7): FDT 1 s, three members probing the router (two by
-ICMP from test addresses, one by ARP without any), every CPU of the host busy with a
-busy loop, and about 10 % of the probes lost at random (nftables `numgen random` in the
-switch, ARP and ICMP, both directions). Over >= 60 s no member may leave state ok.
+"""No false failures (issue 3 item 7, issue 13 item 2): FDT 1 s, three members probing
+the router (two by ICMP from test addresses, one by ARP without any), every CPU of the
+host busy with a busy loop, and 10 % of the frames lost at random in each direction
+(nftables `numgen random` in the switch, ARP and ICMP), so 19 % of the probes. Over
+>= 60 s no member may leave state ok.
 
-Probe loss: a round trip is lost when either frame is, so each direction drops
-1 - sqrt(0.9) = 5.13 % of the frames, which makes 10 % of the probes. With five losses
-in a row needed, that is ~1e-5 per probe (DESIGN.md §2: about one false failure in four
-hours per member at FDT 1 s), i.e. ~1 % chance of a false failure in this test's 60 s
-with 3 members; a failure here almost always means something else is wrong (CPU
-starvation counted as loss, replies not matched, RTT estimates that do not adapt).
+Why it cannot fail by chance (docs/design-decisions.md, "The failure rule"): a member
+fails after five lost probe intervals in a row, and an interval carries k probes, k
+chosen from the loss of the last 100 probes so that p^(5k) <= 1e-9; at p = 0.19 that is
+k = 3 (q = p^3 = 0.0069 per interval). Averaged over the k the 100-probe window picks
+by chance, a false failure costs ~6.5e-5 per member-hour, i.e. ~3e-6 for three members
+over this test's 60 s (under in.mpathd's rule, one probe per interval, it was 5 per
+member-hour: a 22 % chance here). What chance remains is not loss but load, and that is
+what the test is for: answers read late by a starved daemon are taken from the socket
+(with their kernel receive time) before any probe is declared lost, and an answer that
+comes after its probe was declared lost still saves its interval. The loss-rate check
+below allows six standard deviations of the binomial count (thousands of frames), so
+it fails by chance less than once in 10^8 runs.
 
 Skip it for quick local runs with MPATHD_SKIP_STRESS=1; MPATHD_STRESS_SECONDS changes the
-observation window (default 60). CTest runs it by default.
+observation window (default 60). CTest runs it by default (label `long`).
 """
 
 from __future__ import annotations
@@ -28,8 +35,9 @@ pytestmark = pytest.mark.skipif(os.environ.get("MPATHD_SKIP_STRESS", "") not in 
                                 reason="MPATHD_SKIP_STRESS is set")
 
 FDT = 1.0
-PROBE_LOSS = 0.10
-FRAME_LOSS_PERCENT = 100 * (1 - math.sqrt(1 - PROBE_LOSS))  # per direction
+FRAME_LOSS = 0.10  # per direction
+PROBE_LOSS = 1 - (1 - FRAME_LOSS) ** 2
+FRAME_LOSS_PERCENT = 100 * FRAME_LOSS
 OBSERVE_SECONDS = float(os.environ.get("MPATHD_STRESS_SECONDS", "60"))
 SAMPLE_STEP = 0.1
 
@@ -73,10 +81,13 @@ def test_no_false_failures_under_load_and_loss(lab, need_mpathd):
           f"switch dropped {counts['dropped']} of {counts['seen']} probe frames")
     assert all(h.running() for h in hogs), "a CPU hog ended early"
     assert busy > 0.8, f"the CPUs were not loaded ({busy:.0%} busy)"
-    # The loss was there, at about the planned rate (hundreds of frames per member).
-    assert counts["seen"] > 100 * OBSERVE_SECONDS / 60, counts
-    rate = counts["dropped"] / counts["seen"]
-    assert 0.4 * FRAME_LOSS_PERCENT / 100 < rate < 2 * FRAME_LOSS_PERCENT / 100, counts
+    # The loss was there, at the planned rate: within six standard deviations of the
+    # binomial count (hundreds of frames per member and minute).
+    n = counts["seen"]
+    assert n > 100 * OBSERVE_SECONDS / 60, counts
+    rate = counts["dropped"] / n
+    sigma = math.sqrt(FRAME_LOSS * (1 - FRAME_LOSS) / n)
+    assert abs(rate - FRAME_LOSS) < 6 * sigma, (counts, rate, sigma)
     assert samples >= 0.5 * OBSERVE_SECONDS / SAMPLE_STEP, samples
 
     s = d.status()

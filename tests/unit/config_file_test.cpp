@@ -78,6 +78,7 @@ TEST(ConfigFile, EmptyTextGivesDefaults) {
   EXPECT_EQ(r->notification_interval, seconds(1));
   EXPECT_EQ(r->link_flap_limit, 2u);
   EXPECT_EQ(r->link_flap_window, seconds(60));
+  EXPECT_EQ(r->probe_quiet_period, Duration::zero());
   EXPECT_EQ(r->routing_table_base, 40000u);
   EXPECT_EQ(r->rule_priority, 1000u);
   EXPECT_TRUE(r->groups.empty());
@@ -96,6 +97,7 @@ notification-count = 5
 notification-interval = "250ms"
 link-flap-limit = 4
 link-flap-window = "2.5s"
+probe-quiet-period = "40s"
 routing-table-base = 50000
 rule-priority = 2000
 
@@ -131,6 +133,7 @@ member = [ { name = "eth2" } ]
   want.notification_interval = milliseconds(250);
   want.link_flap_limit = 4;
   want.link_flap_window = milliseconds(2500);
+  want.probe_quiet_period = seconds(40);
   want.routing_table_base = 50000;
   want.rule_priority = 2000;
 
@@ -245,6 +248,8 @@ TEST(ConfigFile, RangesOfDaemonKeys) {
             "t.conf:1:19: link-flap-limit: 0 is out of range 1..100");
   EXPECT_EQ(errors_of("link-flap-window = 999"),
             "t.conf:1:20: link-flap-window: 999ms is below the minimum of 1s");
+  EXPECT_EQ(errors_of("probe-quiet-period = \"601s\""),
+            "t.conf:1:22: probe-quiet-period: 601s is above the maximum of 600s");
   EXPECT_EQ(errors_of("rule-priority = 32766"),
             "t.conf:1:17: rule-priority: 32766 is out of range 1..32765");
   EXPECT_EQ(errors_of("rule-priority = 0"),
