@@ -2,6 +2,7 @@
 // lib/daemon (config_file.*); lib/core only consumes these structs.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -40,6 +41,19 @@ struct GroupConfig {
   bool operator==(const GroupConfig&) const = default;
 };
 
+// A [[hook]] (mpathd-hooks(7)): a plugin or a command run for chosen events, in a
+// process of its own (mpathd-hookhost).
+struct HookConfig {
+  std::string name;
+  std::string type;                  // "plugin" or "exec"
+  std::string path;                  // plugin: the shared object
+  std::vector<std::string> args;     // plugin: handed to its init
+  std::vector<std::string> command;  // exec: argv
+  std::uint32_t events = 0;          // bit 1 << type of mpathd/hook.h; 0 = all the plugin wants
+  Duration timeout = seconds(5);     // per call (exec: per command)
+  bool operator==(const HookConfig&) const = default;
+};
+
 struct Config {
   // The FDT's one default and one minimum (DESIGN.md §2); probing clamps to the same.
   static constexpr Duration kDefaultFailureDetectionTime = seconds(10);
@@ -56,6 +70,7 @@ struct Config {
   unsigned rule_priority = 1000;            // priority of "from <data address>" rules
   std::string metrics_file;                 // Prometheus text file; "" = no metrics
   std::vector<GroupConfig> groups;
+  std::vector<HookConfig> hooks;
 
   // The FDT a group asks for: its own, else the daemon's. The one place this rule is
   // written; what is in force may be more (Group::fdt, raised when RTTs need it).

@@ -22,6 +22,7 @@
 
 #include "core/names.hpp"
 #include "core/validate.hpp"
+#include "daemon/hooks.hpp"
 
 namespace mpathd {
 namespace {
@@ -216,6 +217,8 @@ class ConfigReader {
   std::optional<RouteConfig> read_route(const toml::node& n, const std::string& path);
   void read_group(const toml::node& n, const std::string& path, Config& cfg);
   void read_member(const toml::node& n, const std::string& path, GroupConfig& g);
+  void read_hook(const toml::node& n, const std::string& path, Config& cfg);
+  std::vector<std::string> read_strings(const toml::node& n, std::string_view path);
 
   // Reports every later occurrence of a value seen before, unless message() says "".
   void report_duplicates(
@@ -230,6 +233,7 @@ class ConfigReader {
   std::vector<Occurrence> group_names_;
   std::vector<Occurrence> group_interfaces_;  // detail = group name
   std::vector<Occurrence> members_;           // detail = group name
+  std::vector<Occurrence> hook_names_;
 };
 
 void ConfigReader::read_table(const toml::table& t, std::string_view path,
@@ -531,6 +535,97 @@ void ConfigReader::read_group(const toml::node& n, const std::string& path, Conf
   cfg.groups.push_back(std::move(g));
 }
 
+std::vector<std::string> ConfigReader::read_strings(const toml::node& n, std::string_view path) {
+  std::vector<std::string> out;
+  read_array(n, path, "an array of strings", [&](const toml::node& e, const std::string& p) {
+    if (auto s = read_string(e, p)) out.push_back(*s);
+  });
+  return out;
+}
+
+// [[hook]] (mpathd-hooks(7)): name, type = "plugin" (path, args) or "exec" (command),
+// events, timeout.
+void ConfigReader::read_hook(const toml::node& n, const std::string& path, Config& cfg) {
+  const auto* t = as_table(n, path);
+  if (!t) return;
+  HookConfig h;
+  const toml::node* name_node = nullptr;
+  const toml::node* type_node = nullptr;
+  const toml::node* path_node = nullptr;
+  const toml::node* command_node = nullptr;
+  const toml::node* args_node = nullptr;
+  read_table(
+      *t, path,
+      {{"name",
+        [&](const toml::node& e, const std::string& p) {
+          name_node = &e;
+          auto s = read_string(e, p);
+          if (!s) return;
+          if (s->empty() || s->size() > 64 ||
+              s->find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") !=
+                  std::string::npos)
+            return error(e, p, quote(*s) + " is not a hook name (1 to 64 letters, digits, '_', '.', '-')");
+          h.name = *s;
+          hook_names_.push_back({*s, p, e.source().begin, {}});
+        }},
+       {"type",
+        [&](const toml::node& e, const std::string& p) {
+          type_node = &e;
+          auto s = read_string(e, p);
+          if (s && *s != "plugin" && *s != "exec") return error(e, p, quote(*s) + " is not one of plugin, exec");
+          if (s) h.type = *s;
+        }},
+       {"path",
+        [&](const toml::node& e, const std::string& p) {
+          path_node = &e;
+          auto s = read_string(e, p);
+          if (s && (s->empty() || s->front() != '/')) return error(e, p, quote(*s) + " is not an absolute path");
+          if (s) h.path = *s;
+        }},
+       {"args",
+        [&](const toml::node& e, const std::string& p) {
+          args_node = &e;
+          h.args = read_strings(e, p);
+        }},
+       {"command",
+        [&](const toml::node& e, const std::string& p) {
+          command_node = &e;
+          h.command = read_strings(e, p);
+          if (e.is_array() && h.command.empty()) error(e, p, "empty (the program and its arguments)");
+          else if (!h.command.empty() && h.command.front().front() != '/')
+            error(e, p, quote(h.command.front()) + " is not an absolute path");
+        }},
+       {"events",
+        [&](const toml::node& e, const std::string& p) {
+          read_array(e, p, "an array of event names", [&](const toml::node& v, const std::string& vp) {
+            auto s = read_string(v, vp);
+            if (!s) return;
+            auto type = hook_event_type(*s);
+            if (!type) {
+              std::string choices;
+              for (std::size_t i = 1; i < kHookEventNames.size(); ++i)
+                choices += (i == 1 ? "" : ", ") + std::string(kHookEventNames[i]);
+              return error(v, vp, quote(*s) + " is not one of " + choices);
+            }
+            h.events |= 1u << *type;
+          });
+        }},
+       {"timeout", [&](const toml::node& e, const std::string& p) {
+          if (auto d = read_duration(e, p, milliseconds(10), seconds(600))) h.timeout = *d;
+        }}});
+  if (!name_node) error(*t, key_path(path, "name"), "missing (every [[hook]] needs a name)");
+  if (!type_node) error(*t, key_path(path, "type"), "missing (plugin or exec)");
+  if (h.type == "plugin") {
+    if (!path_node) error(*t, key_path(path, "path"), "missing (the plugin's shared object)");
+    if (command_node) error(*command_node, key_path(path, "command"), "only for type = \"exec\"");
+  } else if (h.type == "exec") {
+    if (!command_node) error(*t, key_path(path, "command"), "missing (the program and its arguments)");
+    if (path_node) error(*path_node, key_path(path, "path"), "only for type = \"plugin\" (use command)");
+    if (args_node) error(*args_node, key_path(path, "args"), "only for type = \"plugin\" (use command)");
+  }
+  cfg.hooks.push_back(std::move(h));
+}
+
 void ConfigReader::report_duplicates(
     std::vector<Occurrence>& list,
     const std::function<std::string(const Occurrence&, const Occurrence&)>& message) {
@@ -562,6 +657,9 @@ void ConfigReader::check_names_and_addresses() {
     return dup.value + " is already a member of group " + first.detail + " (see " +
            where(first, dup) + ")";
   });
+  report_duplicates(hook_names_, [this](const Occurrence& first, const Occurrence& dup) {
+    return "duplicate hook name " + dup.value + " (see " + where(first, dup) + ")";
+  });
   report_duplicates(addresses_, [this](const Occurrence& first, const Occurrence& dup) {
     return dup.value + " is already listed as a " + first.detail + " address (see " +
            where(first, dup) + ")";
@@ -580,7 +678,7 @@ void ConfigReader::check_names_and_addresses() {
 
 void ConfigReader::read(const toml::table& root, Config& cfg) {
   std::vector<Occurrence>* const lists[] = {&addresses_, &group_names_, &group_interfaces_,
-                                            &members_};
+                                            &members_, &hook_names_};
   std::size_t before[std::size(lists)];
   for (std::size_t i = 0; i < std::size(lists); ++i) before[i] = lists[i]->size();
   auto set_uint = [&](unsigned& dst, std::uint64_t lo, std::uint64_t hi,
@@ -624,9 +722,14 @@ void ConfigReader::read(const toml::table& root, Config& cfg) {
           else if (v)
             cfg.metrics_file = *v;
         }},
-       {"group", [&](const toml::node& e, const std::string& p) {
+       {"group",
+        [&](const toml::node& e, const std::string& p) {
           read_array(e, p, "an array of tables ([[group]])",
                      [&](const toml::node& g, const std::string& gp) { read_group(g, gp, cfg); });
+        }},
+       {"hook", [&](const toml::node& e, const std::string& p) {
+          read_array(e, p, "an array of tables ([[hook]])",
+                     [&](const toml::node& h, const std::string& hp) { read_hook(h, hp, cfg); });
         }}});
   for (std::size_t i = 0; i < std::size(lists); ++i)
     for (std::size_t j = before[i]; j < lists[i]->size(); ++j) (*lists[i])[j].file = file_;

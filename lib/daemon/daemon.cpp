@@ -17,6 +17,7 @@
 #include "daemon/config_file.hpp"
 #include "daemon/dataplane_applier.hpp"
 #include "daemon/event_loop.hpp"
+#include "daemon/hooks.hpp"
 #include "daemon/log.hpp"
 #include "daemon/log_limiter.hpp"
 #include "daemon/member_sysctls.hpp"
@@ -80,6 +81,7 @@ struct Daemon::Impl {
   std::unique_ptr<net::Monitor> monitor;
   DataPlaneApplier applier;
   std::unique_ptr<Probing> probing;
+  std::unique_ptr<Hooks> hooks;        // plugin hosts (mpathd-hookhost), off this loop
   std::unique_ptr<dbus::Service> bus;  // after applier: destroyed first
   bool ready = false;                  // start-up over: READY=1 sent, status.json "started"
   MemberSysctls sysctls;
@@ -287,12 +289,15 @@ struct Daemon::Impl {
   void write_status() {
     status_dirty = false;
     // Interface names are bytes: never let one that is not UTF-8 stop the daemon.
-    const auto text = status_json(engine, ready).dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+    auto j = status_json(engine, ready);
+    if (hooks) j["hooks"] = hooks->status();
+    const auto text = j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
     if (auto r = write_file_atomically(options.runtime_dir + "/status.json", text, false); !r)
       spdlog::warn("{}", r.error().message);
   }
 
   void on_event(const Event& e) {
+    if (hooks) hooks->on_event(e);  // queued only: hosts get it from the loop later
     if (probing) probing->on_event(e);
     log_event(e);
     metrics.on_event(e, engine);
@@ -352,6 +357,7 @@ struct Daemon::Impl {
       return std::unexpected(next.error());
     }
     engine.reconfigure(*next);
+    configure_hooks();
     metrics_file->set_path(engine.config().metrics_file);
     if (probing) probing->request_sync();
     digest = file_digest(options.config_path);  // runtime changes give way to the file
@@ -372,8 +378,26 @@ struct Daemon::Impl {
            std::to_string(degraded) + " degraded, " + std::to_string(failed) + " failed";
   }
 
+  std::vector<IpAddress> shared_addresses() const {
+    std::vector<IpAddress> out;
+    for (const auto& g : engine.config().groups)
+      for (const auto& a : g.shared_addresses) out.push_back(a.addr);
+    return out;
+  }
+
+  void configure_hooks() {
+    if (!hooks && engine.config().hooks.empty()) return;
+    if (!hooks)
+      hooks = std::make_unique<Hooks>(event, options.hook_host, [this] {
+        status_dirty = true;
+        if (ready) write_status();
+      });
+    hooks->configure(engine.config().hooks, shared_addresses());
+  }
+
   Result<void> start() {
     engine.subscribe([this](const Event& e) { on_event(e); });
+    configure_hooks();  // first: hooks see the events of the start-up too
     net::Monitor::Handlers h;
     h.link_changed = [this](const net::LinkInfo& l) { on_link(l, true); };
     h.link_removed = [this](const net::LinkInfo& l) { on_link(l, false); };
