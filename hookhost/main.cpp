@@ -17,6 +17,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -414,6 +415,8 @@ int main(int argc, char** argv) {
   // Gone with mpathd, whatever happens to it.
   prctl(PR_SET_PDEATHSIG, SIGKILL);
   signal(SIGPIPE, SIG_IGN);
+  // Hooks are best effort: on a busy machine the daemon's failover work comes first.
+  setpriority(PRIO_PROCESS, 0, 10);
   int type = 0;
   socklen_t len = sizeof type;
   if (argc < 2 || getsockopt(kFd, SOL_SOCKET, SO_TYPE, &type, &len) < 0 || type != SOCK_SEQPACKET) {

@@ -5,6 +5,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include <mpathd/hook.h>
 
@@ -29,6 +30,11 @@ static void member_changed(mpathd_netns_id ns, const struct mpathd_hook_member_e
   if (strcmp(ev->state_after, "failed") == 0) {
     volatile unsigned long spin = 0;
     for (;;) ++spin;
+  }
+#elif defined(BROKEN_SLOW)
+  {
+    struct timespec t = {0, 200000000}; /* 200 ms a call: within its budget, but slow */
+    nanosleep(&t, NULL);
   }
 #elif defined(BROKEN_FLOOD)
   {
