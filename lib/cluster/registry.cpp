@@ -77,11 +77,14 @@ void DiagRegistry::walk(const IpAddress& shared) {
 }
 
 void DiagRegistry::on_destroyed(const net::DiagSocket& s) {
-  if (!store_.is_tracked(s.local) || s.remote.is_unspecified()) return;
-  if (s.proto == net::L4::tcp) {
+  if (!store_.is_tracked(s.local)) return;
+  if (s.proto == net::L4::tcp && s.remote_port != 0 && !s.remote.is_unspecified()) {
     store_.erase_local(s.local, Key{Proto::tcp, s.local_port, s.remote, s.remote_port});
-  } else {
-    walk(s.local);  // the client may still have other sockets: ask the kernel
+  } else if (s.proto == net::L4::udp || s.local_port != 0) {
+    // UDP: the client may still have other sockets. TCP without a remote port: a socket
+    // closed with SO_LINGER 0 went through disconnect(), which clears the port before
+    // the notification is built. Either way, ask the kernel (a filtered walk).
+    walk(s.local);
   }
 }
 
