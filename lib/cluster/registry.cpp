@@ -72,15 +72,18 @@ void DiagRegistry::walk(const IpAddress& shared) {
   all.insert(all.end(), udp->begin(), udp->end());
   const auto* prev = store_.local(shared);
   static const std::map<Key, Association> kNone;
-  store_.replace_local(shared, associations_from_walk(shared, all, listener_ports_for(shared, *listeners),
-                                                      prev ? *prev : kNone));
+  auto now = associations_from_walk(shared, all, listener_ports_for(shared, *listeners), prev ? *prev : kNone);
+  if (prev && walk_keeps_udp())
+    for (const auto& [k, v] : *prev)
+      if (k.proto == Proto::udp) now.try_emplace(k, v);
+  store_.replace_local(shared, std::move(now));
 }
 
 void DiagRegistry::on_destroyed(const net::DiagSocket& s) {
   if (!store_.is_tracked(s.local)) return;
   if (s.proto == net::L4::tcp && s.remote_port != 0 && !s.remote.is_unspecified()) {
     store_.erase_local(s.local, Key{Proto::tcp, s.local_port, s.remote, s.remote_port});
-  } else if (s.proto == net::L4::udp || s.local_port != 0) {
+  } else if ((s.proto == net::L4::udp && !walk_keeps_udp()) || (s.proto == net::L4::tcp && s.local_port != 0)) {
     // UDP: the client may still have other sockets. TCP without a remote port: a socket
     // closed with SO_LINGER 0 went through disconnect(), which clears the port before
     // the notification is built. Either way, ask the kernel (a filtered walk).

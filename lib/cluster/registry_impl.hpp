@@ -31,6 +31,9 @@ class DiagRegistry : public Registry {
  protected:
   // Hooks for the eBPF level.
   virtual bool periodic_walks() const { return true; }
+  // The eBPF level learns UDP clients a walk cannot see (unconnected sockets): a walk
+  // then adds to them instead of replacing them.
+  virtual bool walk_keeps_udp() const { return false; }
   virtual void tracked(const IpAddress&) {}
   virtual void untracked(const IpAddress&) {}
   sd_event* event() const { return event_; }

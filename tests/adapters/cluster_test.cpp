@@ -13,8 +13,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <chrono>
+#include <fstream>
+#include <sstream>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -523,6 +527,131 @@ int notify_body() {
 }
 
 TEST(ClusterRegistry, DestroyNotificationRemovesAClosedConnectionWithoutAWalk) { test::run_in_child(notify_body); }
+
+// --- Registry (eBPF level) -------------------------------------------------------------
+
+// The cgroup2 mount, from /proc/mounts ("" if none).
+std::string cgroup2_mount() {
+  std::ifstream in("/proc/mounts");
+  std::string dev, dir, type, rest;
+  while (in >> dev >> dir >> type && std::getline(in, rest))
+    if (type == "cgroup2") return dir;
+  return "";
+}
+
+// A cgroup of this test run under the cgroup2 mount, removed at the end (the child that
+// joined it has exited by then; removal is retried while the kernel releases it).
+struct TestCgroup {
+  std::string path;
+  TestCgroup() {
+    const auto root = cgroup2_mount();
+    if (root.empty()) return;
+    path = root + "/mpathd-adapter-" + std::to_string(getpid());
+    if (mkdir(path.c_str(), 0755) != 0) path.clear();
+  }
+  ~TestCgroup() {
+    if (path.empty()) return;
+    for (int i = 0; i < 200 && rmdir(path.c_str()) != 0 && errno == EBUSY; ++i) usleep(10'000);
+  }
+};
+
+bool join(const std::string& cgroup) {
+  std::ofstream f(cgroup + "/cgroup.procs");
+  f << getpid() << std::flush;
+  return f.good();
+}
+
+int ebpf_case(Lab& lab, sd_event* e, Registry& reg, const Fam& f, const Fam& other_family) {
+  CHECK(lab.in_a());
+  auto find = [&](Proto p, std::uint16_t lport, std::uint16_t rport) -> std::optional<Association> {
+    for (const auto& a : reg.associations(f.shared))
+      if (a.proto == p && a.local_port == lport && a.remote_port == rport) return a;
+    return std::nullopt;
+  };
+  const int l = listener(f.shared, 5000);
+  const int lo = listener(f.other, 5000);  // another address: filtered out in the kernel
+  reg.track({f.shared, other_family.shared});
+  CHECK(reg.associations(f.shared).empty());
+  CHECK(lab.in_b());
+  const int srv = listener(f.client, 6000);
+  const int c = connect_nb(f.shared, 5000);
+  const int co = connect_nb(f.other, 5000);
+  CHECK(connected_within(c, Ms(3000)) && connected_within(co, Ms(3000)));
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::uint16_t cport = local_port(c);
+  CHECK(lab.in_a());
+  // No walk runs at this level (walk_interval is irrelevant): this is the event path.
+  CHECK(run_until(e, [&] { return find(Proto::tcp, 5000, cport).has_value(); }, Ms(2000)));
+  std::fprintf(stderr, "%s: connected -> in the registry %.2f ms\n", f.shared.str().c_str(),
+               std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  CHECK(!find(Proto::tcp, 5000, cport)->outgoing);
+  CHECK(find(Proto::tcp, 5000, cport)->tcp_state == 1);
+  const int out = connect_nb(f.client, 6000, SOCK_STREAM, &f.shared);
+  CHECK(connected_within(out, Ms(3000)));
+  const std::uint16_t oport = local_port(out);
+  CHECK(run_until(e, [&] { auto o = find(Proto::tcp, oport, 6000); return o && o->tcp_state == 1; }, Ms(2000)));
+  CHECK(find(Proto::tcp, oport, 6000)->outgoing);
+  // UDP: an unconnected socket on the address sending to a client twice, and a second
+  // socket to the same client: one entry (the kernel dedups, a walk could not see it).
+  const int u1 = bound(f.shared, 0, SOCK_DGRAM), u2 = bound(f.shared, 0, SOCK_DGRAM);
+  socklen_t len = 0;
+  auto dst = sa(f.client, 7000, len);
+  for (int fd : {u1, u1, u2}) CHECK(sendto(fd, "u", 1, 0, reinterpret_cast<sockaddr*>(&dst), len) == 1);
+  CHECK(run_until(e, [&] { return find(Proto::udp, 0, 0).has_value(); }, Ms(2000)));
+  // Closing: the state changes and the close arrive as events.
+  shutdown(out, SHUT_RDWR);
+  close(out);
+  CHECK(run_until(e, [&] { auto o = find(Proto::tcp, oport, 6000); return !o || o->tcp_state != 1; }, Ms(2000)));
+  CHECK(lab.in_b());
+  close(c);
+  CHECK(lab.in_a());
+  const int s = accept_within(l, Ms(2000));
+  CHECK(s >= 0);
+  CHECK(wait_fd(s, POLLIN, Ms(2000)));
+  close(s);
+  CHECK(run_until(e, [&] { return !find(Proto::tcp, 5000, cport).has_value(); }, Ms(2000)));
+  const auto all = reg.associations(f.shared);
+  CHECK(std::count_if(all.begin(), all.end(), [](const Association& a) { return a.proto == Proto::udp; }) == 1);
+  CHECK(std::none_of(all.begin(), all.end(), [&](const Association& a) { return a.local != f.shared; }));
+  CHECK(reg.associations(f.other).empty());
+  reg.track({});
+  for (int fd : {l, lo, u1, u2}) close(fd);
+  CHECK(lab.in_b());
+  for (int fd : {srv, co}) close(fd);
+  return 0;
+}
+
+int ebpf_body(const std::string& cgroup) {
+  if (!join(cgroup)) return 1;  // before any namespace work (the lab's rule)
+  Lab lab;
+  if (!lab.setup()) return kSkip;
+  sd_event* e = nullptr;
+  CHECK(sd_event_new(&e) >= 0);
+  CHECK(lab.in_a());
+  auto reg = Registry::create(e, {.cgroup = cgroup, .ebpf = true, .walk_interval = std::chrono::seconds(60)},
+                              nullptr);
+  if (reg->level() != RegistryLevel::ebpf) {
+    std::fprintf(stderr, "eBPF level not in force: %s\n", reg->level_reason().c_str());
+    return 1;
+  }
+  CHECK(reg->level_reason().empty());
+  if (int r = ebpf_case(lab, e, *reg, kV4, kV6); r != 0) return r;
+  if (int r = ebpf_case(lab, e, *reg, kV6, kV4); r != 0) return r;
+  reg.reset();
+  // Without a usable cgroup the registry falls back and says why.
+  auto fallback = Registry::create(e, {.cgroup = cgroup + "/missing", .ebpf = true}, nullptr);
+  CHECK(fallback->level() == RegistryLevel::sock_diag);
+  CHECK(fallback->level_reason().find("missing") != std::string::npos);
+  fallback.reset();
+  sd_event_unref(e);
+  return 0;
+}
+
+TEST(ClusterRegistry, EbpfLevelFollowsConnectionsAndUdpClientsByEvents) {
+  TestCgroup cg;
+  if (geteuid() == 0 && cg.path.empty()) GTEST_SKIP() << "no cgroup2 mount to make a test cgroup in";
+  test::run_in_child([&] { return ebpf_body(cg.path); });
+}
 
 }  // namespace
 }  // namespace mpathd::cluster
