@@ -139,6 +139,7 @@ class Engine {
   // SharedAddressChanged.
   void set_shared(Group& g, SharedAddress& s, SharedState state, const std::string& holder, Reason reason,
                   std::string detail = {});
+  void sync_shared(Group& g, Reason reason);
   void place_shared(Group& g, Reason reason);
   void adopt_shared(Group& g);
   void publish(const Event& e);

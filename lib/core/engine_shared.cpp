@@ -71,11 +71,9 @@ Result<void> Engine::release_shared(const IpAddress& address) {
   return {};
 }
 
-// After every policy run: the list follows the group's configuration (a shared address
-// removed from it is released first), then each hosted address goes to the best active
-// member. With no active member the group's addresses are released when the group says
-// so (release-shared-on-failure), else they stay where they are, unserviceable.
-void Engine::place_shared(Group& g, Reason reason) {
+// The list follows the group's configuration: a shared address removed from it is
+// released first (the daemon runs the release sequence), a new one starts released.
+void Engine::sync_shared(Group& g, Reason reason) {
   for (auto& s : g.shared)
     if (hosted(s) && std::none_of(g.config.shared_addresses.begin(), g.config.shared_addresses.end(),
                                   [&](const IpPrefix& p) { return p == s.prefix; }))
@@ -95,7 +93,14 @@ void Engine::place_shared(Group& g, Reason reason) {
     };
     return pos(a.prefix) < pos(b.prefix);
   });
+}
 
+// After every policy run: the list follows the group's configuration (a shared address
+// removed from it is released first), then each hosted address goes to the best active
+// member. With no active member the group's addresses are released when the group says
+// so (release-shared-on-failure), else they stay where they are, unserviceable.
+void Engine::place_shared(Group& g, Reason reason) {
+  sync_shared(g, reason);
   for (auto& s : g.shared) {
     if (!hosted(s)) continue;
     const std::string to = best_member(g, s);

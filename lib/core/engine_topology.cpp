@@ -308,6 +308,7 @@ void Engine::reconfigure_group(Group& g, const GroupConfig& next) {
   g.config = want;
   for (auto& gc : config_.groups)
     if (gc.name == g.name) gc = want;
+  sync_shared(g, Reason::config_reload);  // before SettingsChanged: readers see the new list
   if (settings_changed) publish(SettingsChanged{g.name, "", Reason::config_reload});
   if (started_) {
     check_hwaddr(g);

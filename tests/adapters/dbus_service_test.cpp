@@ -549,7 +549,7 @@ TEST_F(DbusReload, SighupAndTheReloadMethodAnnounceTheSame) {
   EXPECT_TRUE(has(by_sighup, kRoot, R"("Failback": false)")) << ::testing::PrintToString(by_sighup);
   EXPECT_TRUE(has(by_sighup, kRoot, R"("NotificationCount": 5)"));
   EXPECT_TRUE(has(by_sighup, group_path("g0"), R"("FailureDetectionTime": 30000)"));
-  EXPECT_TRUE(has(by_sighup, group_path("g0"), R"("SharedAddresses": ["198.18.1.99/24"])"));
+  EXPECT_TRUE(has(by_sighup, group_path("g0"), R"("SharedAddresses": [("198.18.1.99/24", "released", "", "none", "")])"));
   EXPECT_TRUE(has(by_sighup, group_path("g0"), R"("198.18.1.12/24")"));
   EXPECT_TRUE(has(by_sighup, iface_path("m1"), R"("Standby": true)"));
   // Going back is announced too.
