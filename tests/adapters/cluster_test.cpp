@@ -6,6 +6,8 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <linux/capability.h>
+#include <sys/syscall.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -485,6 +487,47 @@ TEST(ClusterRegistry, EbpfLevelFollowsConnectionsAndUdpClientsByEvents) {
   TestCgroup cg;
   if (geteuid() == 0 && cg.path.empty()) GTEST_SKIP() << "no cgroup2 mount to make a test cgroup in";
   test::run_in_child([&] { return ebpf_body(cg.path); });
+}
+
+// Keeps exactly `caps` (CAP_* numbers) in the permitted and effective sets.
+bool keep_only_caps(std::initializer_list<int> caps) {
+  __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[2]{};
+  for (int c : caps) {
+    data[c / 32].permitted |= 1U << (c % 32);
+    data[c / 32].effective |= 1U << (c % 32);
+  }
+  return syscall(SYS_capset, &hdr, data) == 0;
+}
+
+// The UAPI-only program set loads and attaches with CAP_BPF + CAP_NET_ADMIN alone (what
+// the units grant); without CAP_BPF the registry falls back and says why.
+int caps_body(const std::string& cgroup) {
+  if (!join(cgroup)) return 1;
+  if (unshare(CLONE_NEWNET) != 0) return kSkip;
+  sd_event* e = nullptr;
+  CHECK(sd_event_new(&e) >= 0);
+  CHECK(keep_only_caps({CAP_BPF, CAP_NET_ADMIN}));
+  auto reg = Registry::create(e, {.cgroup = cgroup, .ebpf = true}, nullptr);
+  if (reg->level() != RegistryLevel::ebpf) {
+    std::fprintf(stderr, "with CAP_BPF + CAP_NET_ADMIN: %s\n", reg->level_reason().c_str());
+    return 1;
+  }
+  reg.reset();
+  CHECK(keep_only_caps({CAP_NET_ADMIN}));
+  reg = Registry::create(e, {.cgroup = cgroup, .ebpf = true}, nullptr);
+  CHECK(reg->level() == RegistryLevel::sock_diag);
+  std::fprintf(stderr, "without CAP_BPF: %s\n", reg->level_reason().c_str());
+  CHECK(reg->level_reason().find("eBPF") != std::string::npos);
+  reg.reset();
+  sd_event_unref(e);
+  return 0;
+}
+
+TEST(ClusterRegistry, EbpfLevelNeedsOnlyCapBpfAndCapNetAdmin) {
+  TestCgroup cg;
+  if (geteuid() == 0 && cg.path.empty()) GTEST_SKIP() << "no cgroup2 mount to make a test cgroup in";
+  test::run_in_child([&] { return caps_body(cg.path); });
 }
 
 }  // namespace
