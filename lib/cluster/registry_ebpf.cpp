@@ -48,7 +48,10 @@ std::string& libbpf_log() {
 int keep_libbpf_message(libbpf_print_level level, const char* fmt, va_list args) {
   if (level == LIBBPF_DEBUG) return 0;
   char line[512];
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"  // libbpf's own format strings
   const int n = std::vsnprintf(line, sizeof line, fmt, args);
+#pragma GCC diagnostic pop
   auto& log = libbpf_log();
   log += line;
   if (log.size() > 4096) log.erase(0, log.size() - 4096);
