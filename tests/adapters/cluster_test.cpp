@@ -177,6 +177,37 @@ TEST(ClusterActions, BlockDropsNewConnectionsAndUdpOnlyToTheAddress) { test::run
 
 // --- tickle ------------------------------------------------------------------------------
 
+// Tickles seen in B: a raw TCP socket gets a copy of every segment; those from
+// shared:5000 to the client's port with only ACK set and seq 0 are counted with their times.
+struct TickleWatch {
+  int fd = -1;
+  IpAddress from;
+  std::uint16_t dport = 0;
+  std::vector<std::chrono::steady_clock::time_point> seen;
+  TickleWatch(const IpAddress& shared, std::uint16_t port)
+      : fd(socket(shared.is_v4() ? AF_INET : AF_INET6, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, IPPROTO_TCP)),
+        from(shared), dport(port) {}
+  ~TickleWatch() { close(fd); }
+  void drain() {
+    std::uint8_t buf[2048];
+    for (;;) {
+      sockaddr_storage src{};
+      socklen_t sl = sizeof src;
+      const ssize_t n = recvfrom(fd, buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&src), &sl);
+      if (n <= 0) return;
+      std::size_t off = from.is_v4() ? (buf[0] & 0x0f) * 4U : 0;  // IPv4 raw sockets include the header
+      if (static_cast<std::size_t>(n) < off + 20) continue;
+      const std::uint8_t* t = buf + off;
+      const bool src_ok = from.is_v4()
+                              ? std::memcmp(&reinterpret_cast<sockaddr_in*>(&src)->sin_addr, from.bytes.data(), 4) == 0
+                              : std::memcmp(&reinterpret_cast<sockaddr_in6*>(&src)->sin6_addr, from.bytes.data(), 16) == 0;
+      const bool seq0 = t[4] == 0 && t[5] == 0 && t[6] == 0 && t[7] == 0;
+      if (src_ok && ((t[0] << 8) | t[1]) == 5000 && ((t[2] << 8) | t[3]) == dport && t[13] == 0x10 && seq0)
+        seen.push_back(std::chrono::steady_clock::now());
+    }
+  }
+};
+
 int tickle_case(Lab& lab, sd_event* e, Actions& act, const Fam& f) {
   CHECK(lab.in_a());
   const int l = listener(f.shared, 5000);
@@ -194,13 +225,17 @@ int tickle_case(Lab& lab, sd_event* e, Actions& act, const Fam& f) {
   close(s);
   CHECK(lab.in_b());
   CHECK(!wait_fd(c, POLLIN, Ms(300)));  // without a tickle nothing happens
+  TickleWatch watch(f.shared, cport);
+  CHECK(watch.fd >= 0);
   CHECK(lab.in_a());
   Association a{.proto = Proto::tcp, .local = f.shared, .local_port = 5000, .remote = f.client,
                 .remote_port = cport, .tcp_state = 1};
   Association udp{.proto = Proto::udp, .local = f.shared, .remote = f.client};
   const auto t0 = std::chrono::steady_clock::now();
   auto n = act.tickle(f.shared, {a, udp}, 1, Ms(500));
+  watch.drain();  // the veth delivers synchronously: the first tickle is there now
   CHECK_OK(n);
+  CHECK(watch.seen.size() == 1);
   CHECK(*n == 1);
   CHECK(lab.in_b());
   CHECK(wait_fd(c, POLLIN, Ms(2000)));
@@ -209,8 +244,13 @@ int tickle_case(Lab& lab, sd_event* e, Actions& act, const Fam& f) {
                std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   // The repeat fires on the loop after ≥ 0.5 s (nothing left to reset: it just sends).
   CHECK(lab.in_a());
-  const auto t1 = std::chrono::steady_clock::now();
-  CHECK(run_until(e, [&] { return std::chrono::steady_clock::now() - t1 > Ms(700); }, Ms(2000)));
+  CHECK(run_until(e, [&] {
+    watch.drain();
+    return watch.seen.size() >= 2;
+  }, Ms(2000)));
+  std::fprintf(stderr, "%s: %zu tickles seen, %.1f ms apart\n", f.shared.str().c_str(), watch.seen.size(), std::chrono::duration<double, std::milli>(watch.seen.back() - watch.seen[0]).count());
+  CHECK(watch.seen.size() == 2);
+  CHECK(watch.seen[1] - watch.seen[0] >= Ms(490));  // timer slack: 1 ms accuracy
   // Bad input changes nothing.
   CHECK(!act.tickle(f.shared, {a}, 2, Ms(100)));
   Association elsewhere = a;
