@@ -91,6 +91,32 @@ int destroy_case(Lab& lab, Actions& act, const Fam& f) {
   return 0;
 }
 
+// A dual-stack server (AF_INET6 on ::) accepts an IPv4 client on the shared address: the
+// accepted socket is AF_INET6 with IPv4-mapped addresses and is destroyed as well; the
+// wildcard listener is not on the address and stays.
+int destroy_mapped_case(Lab& lab, Actions& act) {
+  CHECK(lab.in_a());
+  const int l = listener(ip("::"), 5002);
+  CHECK(l >= 0);
+  CHECK(lab.in_b());
+  const int c = connect_nb(kV4.shared, 5002);
+  CHECK(connected_within(c, Ms(3000)));
+  CHECK(lab.in_a());
+  const int s = accept_within(l, Ms(2000));
+  CHECK(s >= 0);
+  auto n = act.destroy_sockets(kV4.shared);
+  CHECK_OK(n);
+  CHECK(*n == 1);
+  CHECK(recv_errno(s) == ECONNABORTED);
+  CHECK(lab.in_b());
+  CHECK(wait_fd(c, POLLIN, Ms(2000)));
+  CHECK(recv_errno(c) == ECONNRESET);
+  const int again = connect_nb(kV4.shared, 5002);  // the wildcard listener still accepts
+  CHECK(connected_within(again, Ms(3000)));
+  for (int fd : {l, s, c, again}) close(fd);
+  return 0;
+}
+
 int destroy_body() {
   Lab lab;
   if (!lab.setup()) return kSkip;
@@ -99,6 +125,7 @@ int destroy_body() {
   auto act = Actions::create(e);
   for (const Fam* f : {&kV4, &kV6})
     if (int r = destroy_case(lab, *act, *f); r != 0) return r;
+  if (int r = destroy_mapped_case(lab, *act); r != 0) return r;
   act.reset();
   sd_event_unref(e);
   return 0;
