@@ -48,8 +48,12 @@ struct Association {
 
 // How associations are learned; the level in force is reported (log, D-Bus, ipmpctl).
 enum class RegistryLevel : std::uint8_t {
-  ebpf,       // cgroup hooks + sockops, event-driven, filtered in the kernel
-  sock_diag,  // fallback: filtered sock_diag walk every ≤ 1 s + destroy notifications
+  ebpf,       // cgroup hooks + sockops, event-driven, filtered in the kernel; UDP clients
+              // from connect() and every sendto/sendmsg from the address (a server's reply
+              // registers its client), deduplicated in the kernel
+  sock_diag,  // fallback: filtered sock_diag walk every ≤ 1 s + destroy notifications;
+              // UDP clients only of connected UDP sockets (the kernel keeps no peer for
+              // an unconnected one), gone when the last such socket closes
 };
 
 struct RegistryOptions {
