@@ -12,8 +12,10 @@ each node with its own private system bus, real ipmpctl, real sockets.
 The module runs twice, once per registry level: eBPF (each node's programs attached to
 a cgroup this test made, where its servers run) and the sock_diag fallback
 (association-ebpf = false). The lab is built once per level (module-scoped fixture).
-Bad input is refused with its exit code and changes nothing; a restart of mpathd on
-the holding node changes nothing (the address is adopted, connections live on).
+Both daemons run with exactly the capability bounding set of units/mpathd.service.in
+(CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF). Bad input is refused with its exit code and
+changes nothing; a restart of mpathd on the holding node changes nothing (the address
+is adopted, not touched, and a client's connection lives on).
 
 Binaries: $MPATHD_BIN, $IPMPCTL_BIN (default build/... under the repo root).
 """
@@ -43,6 +45,8 @@ EXIT_OK, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_REFUSED = 0, 2, 3, 4
 START_TIMEOUT = 20.0
 # Inside `ip netns exec` (a private mount namespace): the cgroup2 hierarchy again.
 IN_NS = "mount -t cgroup2 cgroup2 /sys/fs/cgroup"
+# The capability bounding set of units/mpathd.service.in.
+UNIT_CAPS = "+net_admin,+net_raw,+bpf"
 RESET_BOUND = 3.0  # s from `ipmpctl shared takeover` to the client's ECONNRESET (bench: ms)
 
 # A TCP echo server and a UDP server on the shared address (IP_FREEBIND: it may start
@@ -200,7 +204,10 @@ class Node:
                             extra_group=f'shared-addresses = ["{SHARED4}/24", "{SHARED6}/64"]')
 
     def start(self, workdir: Path | None = None) -> None:
-        wrap = ["sh", "-c", f'{IN_NS} && exec "$@"', "sh"] if self.cgroup else []
+        # Exactly the capabilities the units grant (units/mpathd.service.in): the whole
+        # scenario must work with them alone.
+        caps = ["setpriv", f"--bounding-set=-all,{UNIT_CAPS}", f"--inh-caps=-all"]
+        wrap = (["sh", "-c", f'{IN_NS} && exec "$@"', "sh"] if self.cgroup else []) + caps
         self.daemon = self.world.lab.start_mpathd(self.config(), ns=self.ns, env=self.env, wrap=wrap,
                                                   timeout=START_TIMEOUT, workdir=workdir)
         self.daemon.wait_status(lambda s: all(a.get("holder") for a in s["groups"][0]["addresses"]),
@@ -339,6 +346,14 @@ def level_of(node: Node) -> dict:
 
 
 # ---------------------------------------------------------------- the tests
+
+def test_mpathd_runs_with_the_units_capabilities_only(world):
+    want = (1 << 12) | (1 << 13) | (1 << 39)  # CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF
+    for n in (world.a, world.b):
+        status = Path(f"/proc/{n.daemon.pid}/status").read_text()
+        caps = {k: int(v, 16) for k, v in (l.split(":\t") for l in status.splitlines() if l.startswith("Cap"))}
+        assert caps["CapEff"] == want and caps["CapBnd"] == want, caps
+
 
 def test_registry_level_is_reported(world):
     for n in (world.a, world.b):
