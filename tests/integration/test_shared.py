@@ -35,7 +35,7 @@ from pathlib import Path
 import pytest
 
 from lab.bus import Bus
-from lab.lab import CLIENT4, Lab, Proc, binary, group_config, wait_until
+from lab.lab import CLIENT4, CLIENT6, Lab, Proc, binary, group_config, wait_until
 
 SHARED4 = "198.18.1.50"
 SHARED6 = "2001:db8:1::50"
@@ -194,7 +194,7 @@ class Node:
             self.cgroup_in_ns = f"/sys/fs/cgroup/{leaf}"
             os.mkdir(self.cgroup)
         self.daemon = None
-        self.server_events = Events(world.lab.tmp / f"server-{name}.jsonl")
+        self.server_events = {a: Events(world.lab.tmp / f"server-{name}-{a}.jsonl") for a in (SHARED4, SHARED6)}
 
     def config(self) -> str:
         extra = [f'association-cgroup = "{self.cgroup_in_ns}"' if self.cgroup else "",
@@ -217,15 +217,17 @@ class Node:
         assert self.daemon.stop() == 0
         self.start(workdir=self.daemon.workdir)
 
-    def start_server(self) -> None:
+    def start_servers(self) -> None:
+        """A server on each shared address (IPv4, IPv6)."""
         script = self.world.lab.tmp / "server.py"
         script.write_text(SERVER)
         # Joins the node's cgroup (where the eBPF programs watch) before it runs.
         join = f"{IN_NS} && echo $$ > {self.cgroup_in_ns}/cgroup.procs && " if self.cgroup else ""
-        self.world.lab.spawn(self.ns, "sh", "-c",
-                             f"{join}exec {sys.executable} {script} {SHARED4} {TCP_PORT} {UDP_PORT} "
-                             f"{self.server_events.path}", name=f"server-{self.name}")
-        wait_until(lambda: self.server_events.of("listening"), 10, f"{self.name}: server listening")
+        for addr, events in self.server_events.items():
+            self.world.lab.spawn(self.ns, "sh", "-c",
+                                 f"{join}exec {sys.executable} {script} {addr} {TCP_PORT} {UDP_PORT} "
+                                 f"{events.path}", name=f"server-{self.name}-{addr}")
+            wait_until(lambda e=events: e.of("listening"), 10, f"{self.name}: server on {addr} listening")
 
     def ctl(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess:
         return subprocess.run([ipmpctl_bin(), *args], capture_output=True, text=True, timeout=30,
@@ -274,11 +276,12 @@ def _rmdir(path: str) -> bool:
 
 
 class Client(Proc):
-    def __init__(self, world: "World"):
+    def __init__(self, world: "World", addr: str = SHARED4):
+        self.addr = addr
         script = world.lab.tmp / "client.py"
         script.write_text(CLIENT)
         self.events = Events(world.lab.tmp / f"client-{secrets.token_hex(3)}.jsonl")
-        popen = subprocess.Popen(["ip", "netns", "exec", world.lab.cl, sys.executable, str(script), SHARED4,
+        popen = subprocess.Popen(["ip", "netns", "exec", world.lab.cl, sys.executable, str(script), addr,
                                   str(TCP_PORT), str(UDP_PORT), str(self.events.path)],
                                  stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                  text=True)
@@ -300,7 +303,7 @@ class Client(Proc):
         n = len(self.events.of("udp_echo"))
         self.send("udp")
         wait_until(lambda: len(self.events.of("udp_echo")) >= n + 2, timeout,
-                   f"UDP echoes (server: {self.world.a.server_events.all()[-3:]}, client: {self.events.all()[-3:]})")
+                   f"UDP echoes (server: {self.world.a.server_events[self.addr].all()[-3:]}, client: {self.events.all()[-3:]})")
 
 
 class World:
@@ -334,7 +337,7 @@ def world(request):
             w = World(lab, ebpf)
             for n in (w.a, w.b):
                 n.start()
-                n.start_server()
+                n.start_servers()
             yield w
     finally:
         if w is not None:
@@ -402,7 +405,8 @@ def test_takeover_failover_release_and_handover(world):
     # A takes over: held on a member, reachable from the client (IPv4 and IPv6).
     a.ok("shared", "takeover", SHARED4)
     a.ok("shared", "takeover", SHARED6)
-    a.daemon.wait_status(lambda s: a.shared()["state"] == "held", 5, "A holds the address")
+    a.daemon.wait_status(lambda s: a.shared()["state"] == a.shared(SHARED6)["state"] == "held", 5,
+                         "A holds the addresses")
     holder = a.shared()["holder"]
     assert a.holders() == [holder] and b.holders() == []
     assert "nodad" in next(x["flags"] for x in lab.host_addrs(ns=a.ns) if x["address"] == SHARED6)
@@ -415,68 +419,74 @@ def test_takeover_failover_release_and_handover(world):
     table = a.ok("-P", "-o", "address,state,holder", "show", "shared")
     assert f"{SHARED4}:held:{holder}" in table.splitlines()
 
-    client = Client(world)
-    client.ping()
-    client.udp()
-    client.udp()
-    cport = client.info["port"]
+    clients = {addr: Client(world, addr) for addr in (SHARED4, SHARED6)}
+    for c in clients.values():
+        c.ping()
+        c.udp()
+        c.udp()
 
-    # The registry sees the connection and the UDP client (once, for two sockets).
-    def registered():
-        entries = a.associations()
-        tcp = [e for e in entries if e["proto"] == "tcp" and e["remote_port"] == cport]
+    # The registry sees each connection and each UDP client (once, for two sockets).
+    def registered(addr):
+        entries = a.associations(addr)
+        tcp = [e for e in entries if e["proto"] == "tcp" and e["remote_port"] == clients[addr].info["port"]]
         udp = [e for e in entries if e["proto"] == "udp"]
-        return entries if tcp and udp else None
-    entries = wait_until(registered, 5, "A's registry to list the client")
-    tcp = [e for e in entries if e["proto"] == "tcp" and e["remote_port"] == cport]
-    assert tcp[0]["state"] == "established" and tcp[0]["direction"] == "incoming", tcp
-    assert tcp[0]["remote"] == CLIENT4 and tcp[0]["local_port"] == TCP_PORT
-    udp = [e for e in entries if e["proto"] == "udp"]
-    assert len(udp) == 1 and udp[0]["remote"] == CLIENT4, udp
+        return (tcp, udp) if tcp and udp else None
+    for addr, client_addr in ((SHARED4, CLIENT4), (SHARED6, CLIENT6)):
+        tcp, udp = wait_until(lambda: registered(addr), 5, f"A's registry of {addr} to list the client")
+        assert tcp[0]["state"] == "established" and tcp[0]["direction"] == "incoming", tcp
+        assert tcp[0]["remote"] == client_addr and tcp[0]["local_port"] == TCP_PORT
+        assert len(udp) == 1 and udp[0]["remote"] == client_addr, udp
 
-    # A member failure on A: the address moves inside A; the connection survives.
+    # A member failure on A: the address moves inside A; the connections survive.
     lab.sh(lab.sw, "ip", "link", "set", a.port(holder), "down")
     a.daemon.wait_status(lambda s: a.shared()["holder"] not in ("", holder), 5, "the address to move inside A")
     moved_to = a.shared()["holder"]
     assert a.shared()["state"] == "held"
     wait_until(lambda: a.holders() == [moved_to], 5, "the kernel to follow")
-    client.ping(timeout=10)
-    assert not client.events.of("tcp_error")
+    for c in clients.values():
+        c.ping(timeout=10)
+        assert not c.events.of("tcp_error")
 
     # Export (the hand-over API), then A's whole group fails.
-    exported = a.ok("-o", "json", "show", "associations", SHARED4)
-    assert any(e["proto"] == "tcp" and e["remote_port"] == cport for e in json.loads(exported))
+    exported = {addr: a.ok("-o", "json", "show", "associations", addr) for addr in clients}
+    for addr, c in clients.items():
+        assert any(e["proto"] == "tcp" and e["remote_port"] == c.info["port"] for e in json.loads(exported[addr]))
     for m in ("m0", "m1", "m2"):
         lab.sh(lab.sw, "ip", "link", "set", a.port(m), "down")
-    a.daemon.wait_status(lambda s: a.shared()["state"] == "released", 10, "A releases by itself")
-    assert a.shared()["reason"] == "group-failure" and "no active member" in a.shared()["detail"]
-    wait_until(lambda: a.holders() == [], 5, "the address gone from A")
-    # Its server sockets on the address were destroyed: ECONNABORTED.
-    wait_until(lambda: [e for e in a.server_events.of("tcp_error") if e["errno"] == errno.ECONNABORTED], 5,
-               "A's accepted socket to see ECONNABORTED")
-    # The listener on the address was destroyed too: a blocked accept() fails.
-    listen_error = wait_until(lambda: a.server_events.of("listen_error"), 5, "A's listener to be destroyed")
-    assert listen_error[0]["errno"] in (errno.ECONNABORTED, errno.EINVAL), listen_error
-    assert "release 198.18.1.50: new packets dropped" in a.daemon.log()
-    assert not client.events.of("tcp_error")  # A could not tell the client: its links are down
+    for addr in clients:
+        a.daemon.wait_status(lambda s, x=addr: a.shared(x)["state"] == "released", 10, f"A releases {addr} by itself")
+        assert a.shared(addr)["reason"] == "group-failure" and "no active member" in a.shared(addr)["detail"]
+        wait_until(lambda x=addr: a.holders(x) == [], 5, f"{addr} gone from A")
+        # Its server sockets on the address were destroyed: ECONNABORTED.
+        wait_until(lambda x=addr: [e for e in a.server_events[x].of("tcp_error") if e["errno"] == errno.ECONNABORTED],
+                   5, f"A's accepted socket on {addr} to see ECONNABORTED")
+        # The listener on the address was destroyed too: a blocked accept() fails.
+        listen_error = wait_until(lambda x=addr: a.server_events[x].of("listen_error"), 5,
+                                  f"A's listener on {addr} to be destroyed")
+        assert listen_error[0]["errno"] in (errno.ECONNABORTED, errno.EINVAL), listen_error
+        assert f"release {addr}: new packets dropped" in a.daemon.log()
+    for c in clients.values():
+        assert not c.events.of("tcp_error")  # A could not tell the clients: its links are down
 
-    # B imports A's associations and takes over: the idle client is reset at once.
-    path = lab.tmp / "exported.json"
-    path.write_text(exported)
-    out = b.ok("shared", "import", SHARED4, str(path))
-    assert "association(s) held" in out
-    imported = b.associations()
-    assert any(e["imported"] and e["remote_port"] == cport for e in imported), imported
-    t0 = time.time()
-    b.ok("shared", "takeover", SHARED4)
-    reset = wait_until(lambda: (client.events.of("tcp_error") or client.events.of("tcp_eof") or [None])[0],
-                       RESET_BOUND + 2, "the client's connection to be reset")
-    assert reset["event"] == "tcp_error" and reset["errno"] == errno.ECONNRESET, reset
-    assert reset["t"] - t0 < RESET_BOUND, f"reset {reset['t'] - t0:.3f}s after the takeover"
-    print(f"takeover -> client ECONNRESET: {1000 * (reset['t'] - t0):.1f} ms (level {level_of(b)['level']})")
+    # B imports A's associations and takes over: each idle client is reset at once.
+    for addr, c in clients.items():
+        path = lab.tmp / f"exported-{addr}.json"
+        path.write_text(exported[addr])
+        out = b.ok("shared", "import", addr, str(path))
+        assert "association(s) held" in out
+        imported = b.associations(addr)
+        assert any(e["imported"] and e["remote_port"] == c.info["port"] for e in imported), imported
+        t0 = time.time()
+        b.ok("shared", "takeover", addr)
+        reset = wait_until(lambda: (c.events.of("tcp_error") or c.events.of("tcp_eof") or [None])[0],
+                           RESET_BOUND + 2, f"the client's connection to {addr} to be reset")
+        assert reset["event"] == "tcp_error" and reset["errno"] == errno.ECONNRESET, reset
+        assert reset["t"] - t0 < RESET_BOUND, f"reset {reset['t'] - t0:.3f}s after the takeover"
+        print(f"takeover of {addr} -> client ECONNRESET: {1000 * (reset['t'] - t0):.1f} ms "
+              f"(level {level_of(b)['level']})")
+        assert b.shared(addr)["state"] == "held" and b.holders(addr) == [b.shared(addr)["holder"]]
+        wait_until(lambda: lab.client_reaches(addr), 10, f"client reaches {addr} on B")
     assert "TCP client(s) tickled" in b.daemon.log()
-    assert b.shared()["state"] == "held" and b.holders() == [b.shared()["holder"]]
-    wait_until(lambda: lab.client_reaches(SHARED4), 10, "client reaches the shared address on B")
 
 
 def test_restart_of_the_holder_changes_nothing(world):
