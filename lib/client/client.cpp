@@ -80,7 +80,7 @@ int read_variant(sd_bus_message* m, Value& out) {
   std::string_view sig(contents);
   auto known = sig == "s" || sig == "o" || sig == "b" || sig == "u" || sig == "t" ||
                sig == "as" || sig == "ao" || sig == "a(ssss)" || sig == "a(stt)" ||
-               sig == "a{st}";
+               sig == "a{st}" || sig == "a(sssss)";
   if (!known) {
     out = std::monostate{};
     return sd_bus_message_skip(m, "v");
@@ -114,6 +114,15 @@ int read_variant(sd_bus_message* m, Value& out) {
       const char *a = nullptr, *st = nullptr, *in = nullptr, *home = nullptr;
       while ((r = sd_bus_message_read(m, "(ssss)", &a, &st, &in, &home)) > 0)
         v.push_back({a, st, in, home});
+      if (r >= 0) r = sd_bus_message_exit_container(m);
+    }
+    out = std::move(v);
+  } else if (sig == "a(sssss)") {
+    std::vector<SharedAddress> v;
+    r = sd_bus_message_enter_container(m, SD_BUS_TYPE_ARRAY, "(sssss)");
+    if (r >= 0) {
+      const char *a = nullptr, *st = nullptr, *h = nullptr, *why = nullptr, *detail = nullptr;
+      while ((r = sd_bus_message_read(m, "(sssss)", &a, &st, &h, &why, &detail)) > 0) v.push_back({a, st, h, why, detail});
       if (r >= 0) r = sd_bus_message_exit_container(m);
     }
     out = std::move(v);
@@ -414,6 +423,26 @@ Result<void> Client::remove_data_address(const std::string& group, const std::st
   return ok_or(MPATHD_MANAGER_CALL("RemoveDataAddress", "ss", group.c_str(), address.c_str()));
 }
 Result<void> Client::reload() { return ok_or(MPATHD_MANAGER_CALL("Reload")); }
+Result<void> Client::takeover_shared(const std::string& address) {
+  return ok_or(MPATHD_MANAGER_CALL("TakeoverShared", "s", address.c_str()));
+}
+Result<void> Client::release_shared(const std::string& address) {
+  return ok_or(MPATHD_MANAGER_CALL("ReleaseShared", "s", address.c_str()));
+}
+Result<std::string> Client::export_associations(const std::string& address) {
+  auto r = MPATHD_MANAGER_CALL("ExportAssociations", "s", address.c_str());
+  if (!r) return std::unexpected(r.error());
+  std::string json;
+  if (int e = read_string(r->get(), 's', json); e < 0) return bad_reply("ExportAssociations", e);
+  return json;
+}
+Result<std::uint32_t> Client::import_associations(const std::string& address, const std::string& json) {
+  auto r = MPATHD_MANAGER_CALL("ImportAssociations", "ss", address.c_str(), json.c_str());
+  if (!r) return std::unexpected(r.error());
+  std::uint32_t n = 0;
+  if (int e = sd_bus_message_read_basic(r->get(), 'u', &n); e < 0) return bad_reply("ImportAssociations", e);
+  return n;
+}
 
 #undef MPATHD_MANAGER_CALL
 

@@ -16,7 +16,8 @@ namespace mpathd::client::detail {
 // signatures (added later) are kept as monostate and ignored.
 using Value = std::variant<std::monostate, std::string, bool, std::uint32_t, std::uint64_t,
                            std::vector<std::string>, std::vector<DataAddress>,
-                           std::vector<Target>, std::map<std::string, std::uint64_t>>;
+                           std::vector<Target>, std::map<std::string, std::uint64_t>,
+                           std::vector<SharedAddress>>;
 using Properties = std::map<std::string, Value, std::less<>>;
 using InterfaceProps = std::map<std::string, Properties, std::less<>>;  // by D-Bus interface
 using ObjectMap = std::map<std::string, InterfaceProps, std::less<>>;     // by object path

@@ -38,6 +38,9 @@ struct GroupConfig {
   std::vector<IpAddress> targets;              // static probe targets
   std::optional<Duration> failure_detection_time;  // overrides the daemon value
   std::optional<bool> failback;                    // overrides the daemon value
+  // When the whole group fails, its held shared addresses are released (so that no
+  // address lingers on a node that cannot serve it); false keeps them, unserviceable.
+  bool release_shared_on_failure = true;
   bool operator==(const GroupConfig&) const = default;
 };
 
@@ -69,6 +72,10 @@ struct Config {
   unsigned routing_table_base = 40000;      // policy table = base + member ifindex
   unsigned rule_priority = 1000;            // priority of "from <data address>" rules
   std::string metrics_file;                 // Prometheus text file; "" = no metrics
+  // The association registry of shared addresses (lib/cluster): the cgroup2 directory
+  // its eBPF programs attach to ("" = none: the sock_diag fallback), and a switch.
+  std::string association_cgroup;
+  bool association_ebpf = true;
   std::vector<GroupConfig> groups;
   std::vector<HookConfig> hooks;
 

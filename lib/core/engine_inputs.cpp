@@ -129,10 +129,12 @@ void Engine::start() {
       if (s == MemberState::ok) m.inactive = decide_inactive(g, m, Transition::initial);
       set_state(g, m, s, Reason::startup);
     }
+    adopt_shared(g);
     run_policy(g, Reason::startup, false);
   }
   for (auto& m : anonymous_.members) set_state(anonymous_, m, derive_state(m), Reason::startup);
   kernel_addresses_.clear();
+  restored_shared_.clear();
 }
 
 // --- administrative commands -------------------------------------------------------

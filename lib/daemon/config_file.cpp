@@ -505,6 +505,10 @@ void ConfigReader::read_group(const toml::node& n, const std::string& path, Conf
         }},
        {"failback",
         [&](const toml::node& e, const std::string& p) { g.failback = read_bool(e, p); }},
+       {"release-shared-on-failure",
+        [&](const toml::node& e, const std::string& p) {
+          if (auto v = read_bool(e, p)) g.release_shared_on_failure = *v;
+        }},
        {"member", [&](const toml::node& e, const std::string& p) {
           member_node = &e;
           read_array(e, p, "an array of tables ([[group.member]])",
@@ -722,6 +726,15 @@ void ConfigReader::read(const toml::table& root, Config& cfg) {
           else if (v)
             cfg.metrics_file = *v;
         }},
+       {"association-cgroup",
+        [&](const toml::node& e, const std::string& p) {
+          auto v = read_string(e, p);
+          if (v && !v->empty() && v->front() != '/')
+            error(e, p, "\"" + *v + "\" is not an absolute path (a cgroup2 directory, or \"\" for none)");
+          else if (v)
+            cfg.association_cgroup = *v;
+        }},
+       {"association-ebpf", set_bool(cfg.association_ebpf)},
        {"group",
         [&](const toml::node& e, const std::string& p) {
           read_array(e, p, "an array of tables ([[group]])",

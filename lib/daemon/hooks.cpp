@@ -52,6 +52,20 @@ std::optional<nlohmann::json> hook_event(const Event& e) {
   return std::nullopt;
 }
 
+std::optional<nlohmann::json> hook_association_event(const IpAddress& shared, const cluster::Association& a,
+                                                     bool present) {
+  if (a.imported) return std::nullopt;  // learned from another node, not a socket here
+  const bool tcp = a.proto == cluster::Proto::tcp;
+  if (!tcp && !present) return std::nullopt;  // seed 000: UDP clients are registered, never ended
+  return nlohmann::json{{"type", tcp ? (present ? "connect" : "disconnect") : "udp-association"},
+                        {"protocol", tcp ? "tcp" : "udp"},
+                        {"address", shared.str()},
+                        {"local_port", a.local_port},
+                        {"remote", a.remote.str()},
+                        {"remote_port", a.remote_port},
+                        {"outgoing", a.outgoing}};
+}
+
 namespace {
 constexpr std::size_t kMaxMessage = 1 << 20;
 
@@ -390,7 +404,26 @@ void Hooks::configure(const std::vector<HookConfig>& hooks, const std::vector<Ip
 
 void Hooks::on_event(const Event& e) {
   if (hooks_.empty()) return;
+  if (const auto* c = std::get_if<SharedAddressChanged>(&e)) {
+    // Held -> released/unserviceable is a release; anything -> held a takeover. "before"
+    // is queued now, ahead of the kernel steps; "after" once the kernel is in line.
+    const bool was = c->before == SharedState::held, is = c->after == SharedState::held;
+    if (was == is) return;
+    const std::string kind = is ? "takeover" : "release";
+    nlohmann::json j = {{"group", c->group}, {"address", c->address.str()}, {"reason", to_string(c->reason)},
+                        {"from", c->from}, {"to", c->to}};
+    j["type"] = kind + "-before";
+    publish(j);
+    j["type"] = kind + "-after";
+    after_reconcile_.push_back(std::move(j));
+    return;
+  }
   if (auto j = hook_event(e)) publish(std::move(*j));
+}
+
+void Hooks::after_reconcile() {
+  for (auto& j : after_reconcile_) publish(std::move(j));
+  after_reconcile_.clear();
 }
 
 void Hooks::publish(nlohmann::json event) {

@@ -29,6 +29,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "cluster/cluster.hpp"
 #include "core/config.hpp"
 #include "core/events.hpp"
 
@@ -44,6 +45,11 @@ std::optional<unsigned> hook_event_type(std::string_view name);
 
 // The JSON of an Engine event as hooks see it, or nullopt for events hooks do not get.
 std::optional<nlohmann::json> hook_event(const Event& e);
+
+// The JSON of an association event of the registry (lib/cluster): connect/disconnect
+// for TCP, udp-association for a new UDP client; nullopt for what hooks do not get.
+std::optional<nlohmann::json> hook_association_event(const IpAddress& shared, const cluster::Association& a,
+                                                     bool present);
 
 struct HookLimits {
   std::size_t queue = 1024;                       // events waiting per hook
@@ -66,7 +72,10 @@ class Hooks {
   void configure(const std::vector<HookConfig>& hooks, const std::vector<IpAddress>& shared);
   // Queues the event for every hook that wants it; returns at once.
   void on_event(const Event& e);
-  // Queues an event of mpathd/hook.h not produced by the Engine (shared addresses, sockets).
+  // The kernel is in line with the Engine: the takeover-after and release-after events
+  // of the shared-address changes seen since are queued.
+  void after_reconcile();
+  // Queues an event of mpathd/hook.h not produced by the Engine (the registry's).
   void publish(nlohmann::json event);
   nlohmann::json status() const;  // status.json "hooks"
 
@@ -77,6 +86,7 @@ class Hooks {
   std::function<void()> changed_;
   HookLimits limits_;
   std::vector<std::string> shared_;
+  std::vector<nlohmann::json> after_reconcile_;
   std::vector<std::unique_ptr<Hook>> hooks_;
 };
 

@@ -9,6 +9,8 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <string_view>
+#include <utility>
 
 #include "core/engine.hpp"
 #include "core/error.hpp"
@@ -23,6 +25,13 @@ struct ServiceHooks {
   std::function<Result<void>()> after_change;
   // Re-reads the configuration (Manager.Reload); empty = not available.
   std::function<Result<void>()> reload;
+  // The association registry of shared addresses (lib/cluster, owned by the daemon);
+  // empty = not available. Export: the JSON text of cluster/association_json.hpp.
+  // Import: that text, refused as a whole when invalid; returns the entries held.
+  std::function<Result<std::string>(const IpAddress&)> export_associations;
+  std::function<Result<std::size_t>(const IpAddress&, std::string_view)> import_associations;
+  // The level in force ("ebpf" or "sock-diag") and why eBPF is not ("" when it is).
+  std::function<std::pair<std::string, std::string>()> registry_level;
 };
 
 class Service {

@@ -136,12 +136,13 @@ TEST_F(DbusContract, TheParserSeesEveryMemberOfTheContract) {
   // Guards the test itself: a parser that found nothing would compare equal too.
   const auto contract = parse(file(std::string(MPATHD_SOURCE_DIR) + "/dbus/org.ipmp.Mpathd1.xml"));
   const auto& m = contract.at(kManager);
-  EXPECT_EQ(m.methods.size(), 10u);
-  EXPECT_EQ(m.properties.size(), 8u);
+  EXPECT_EQ(m.methods.size(), 14u);
+  EXPECT_EQ(m.properties.size(), 10u);
   EXPECT_EQ(m.methods.at("AddMember"),
             (std::vector<std::string>{"in s group", "in s interface", "in b standby", "out o member"}));
   EXPECT_TRUE(m.methods.at("Reload").empty());
   EXPECT_EQ(contract.at(kGroup).properties.at("DataAddresses"), "a(ssss) read");
+  EXPECT_EQ(contract.at(kGroup).properties.at("SharedAddresses"), "a(sssss) read");
   EXPECT_EQ(contract.at(kInterface).signals.at("StateChanged"),
             (std::vector<std::string>{"s old_state", "s new_state", "as old_flags", "as new_flags", "s reason"}));
   EXPECT_EQ(contract.at(kInterface).properties.at("LinkFlags"), "as read");

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 
-from lab.lab import Lab, wait_until
+from lab.bus import Bus
+from lab.lab import CLIENT4, Lab, binary, group_config, wait_until
 from mpathd_helpers import MOVE_TIMEOUT, START_TIMEOUT, idx, member_is, start_group, wait_moved_away
 
 ADDR = "198.18.1.10"
@@ -237,3 +239,68 @@ def test_exec_hook_runs_in_order_with_environment(lab, need_mpathd):
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs), "one at a time, in order"
     assert re.search(r"hook run: .*hook.sh for address-moved #\d+: exit status 3", d.log())
     assert re.search(r"hook run: .*hook.sh for group-changed #\d+: exit status 0", d.log())
+
+
+SHARED = "198.18.1.50"
+SERVER = """
+import socket, sys
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], int(sys.argv[2]))); s.listen()
+while True:
+    c, _ = s.accept()
+    while c.recv(100):
+        pass
+    c.close()
+"""
+CLIENT = """
+import os, socket, sys, time
+c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
+while not os.path.exists(sys.argv[3]):
+    time.sleep(0.05)
+c.close()
+"""
+
+
+def test_shared_address_takeover_connections_and_release(lab, need_mpathd):
+    """Takeover, a client connecting and disconnecting (the registry's sock_diag level),
+    release: a plugin sees them in that order."""
+    ipmpctl = binary("IPMPCTL_BIN", "build/ipmpctl/ipmpctl")
+    out = lab.tmp / "events-shared.txt"
+    with Bus() as bus:
+        env = {"DBUS_SYSTEM_BUS_ADDRESS": bus.address}
+        d = lab.start_mpathd(
+            group_config(
+                MEMBERS, data_addresses=[f"{ADDR}/24"], extra_group=f'shared-addresses = ["{SHARED}/24"]',
+                extra_global="association-ebpf = false\n" + hook_toml(
+                    "log", type="plugin", path=str(EXAMPLES / "log_events.so"), args=[str(out)])),
+            env=env, extra_args=["--hook-host", HOOKHOST], timeout=START_TIMEOUT)
+        wait_hook(d, "log", lambda h: h["state"] == "running", "running")
+
+        def ctl(*args):
+            cp = subprocess.run([ipmpctl, *args], capture_output=True, text=True, timeout=30,
+                                              env={**os.environ, **env})
+            assert cp.returncode == 0, cp.stderr
+        ctl("shared", "takeover", SHARED)
+        wait_until(lambda: lab.holders(SHARED), MOVE_TIMEOUT, "shared address held")
+        (lab.tmp / "server.py").write_text(SERVER)
+        (lab.tmp / "client.py").write_text(CLIENT)
+        lab.spawn(lab.host, "python3", str(lab.tmp / "server.py"), SHARED, "7777", name="server")
+        flag = lab.tmp / "client-done"
+        wait_until(lambda: lab.ns_exec(lab.host, "ss", "-Hltn", f"src {SHARED}").stdout.strip(), 10, "listening")
+        client = lab.spawn(lab.cl, "python3", str(lab.tmp / "client.py"), SHARED, "7777", str(flag), name="client")
+        wait_until(lambda: any(" connect tcp " in l for l in lines(out)), 10, "connect event")
+        flag.write_text("")
+        wait_until(lambda: any(" disconnect tcp " in l for l in lines(out)), 10, "disconnect event")
+        client.stop()
+        ctl("shared", "release", SHARED)
+        wait_until(lambda: any(" release-after " in l for l in lines(out)), 10, "release-after event")
+        events = [strip(l) for l in lines(out)]
+        kinds = [e.split()[0] for e in events if e.split()[0] in (
+            "takeover-before", "takeover-after", "connect", "disconnect", "release-before", "release-after")]
+        assert kinds == ["takeover-before", "takeover-after", "connect", "disconnect", "release-before",
+                         "release-after"], events
+        conn = next(e for e in events if e.startswith("connect "))
+        assert re.match(rf"connect tcp {re.escape(SHARED)}:7777 <- {CLIENT4}:\d+$", conn), conn
+        assert any(e.startswith(f"takeover-before g0 {SHARED} ") for e in events), events
+        assert any(e.startswith(f"release-after g0 {SHARED} ") for e in events), events
+        lab.stop_procs([d])

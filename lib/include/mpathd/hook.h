@@ -121,8 +121,10 @@ struct mpathd_hook_address_event {
 };
 
 /* Shared-address takeover and release, before and after (seed 003's start_net and
- * stop_net points). A release-before callback runs before the sockets on the address
- * are destroyed. */
+ * stop_net points). "before" is queued before mpathd touches the kernel (for a release:
+ * before the address is blocked and its sockets destroyed), "after" once the kernel is
+ * in line. Delivery is asynchronous like every event: a plugin cannot hold a release
+ * up. */
 struct mpathd_hook_shared_event {
   uint32_t size;
   uint32_t type; /* MPATHD_HOOK_TAKEOVER_BEFORE .. MPATHD_HOOK_RELEASE_AFTER */
