@@ -467,6 +467,7 @@ struct Daemon::Impl {
         .export_associations = [this](const IpAddress& a) { return shared->export_json(a); },
         .import_associations = [this](const IpAddress& a, std::string_view text) { return shared->import_json(a, text); },
         .registry_level = [this] { return std::pair{shared->level(), shared->level_reason()}; },
+        .hook_states = [this] { return hook_hosts ? hook_hosts->states() : std::vector<dbus::HookState>{}; },
     };
     if (auto b = dbus::Service::open(event, engine, std::move(hooks), options.bus_name))
       bus = std::move(*b);

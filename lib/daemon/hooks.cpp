@@ -430,6 +430,13 @@ void Hooks::publish(nlohmann::json event) {
   for (auto& h : hooks_) h->offer(event);
 }
 
+std::vector<dbus::HookState> Hooks::states() const {
+  std::vector<dbus::HookState> out;
+  for (const auto& h : hooks_)
+    out.push_back({h->cfg.name, h->cfg.type, std::string(Hook::name_of(h->state)), h->restarts, h->lost, h->last_error});
+  return out;
+}
+
 nlohmann::json Hooks::status() const {
   auto j = nlohmann::json::array();
   for (const auto& h : hooks_) j.push_back(h->status());

@@ -32,6 +32,7 @@
 #include "cluster/cluster.hpp"
 #include "core/config.hpp"
 #include "core/events.hpp"
+#include "dbus/service.hpp"
 
 namespace mpathd {
 
@@ -78,6 +79,7 @@ class Hooks {
   // Queues an event of mpathd/hook.h not produced by the Engine (the registry's).
   void publish(nlohmann::json event);
   nlohmann::json status() const;  // status.json "hooks"
+  std::vector<dbus::HookState> states() const;  // Manager.Hooks
 
  private:
   struct Hook;

@@ -265,6 +265,17 @@ int get_manager(sd_bus*, const char*, const char*, const char* property, sd_bus_
       const auto level = hooks.registry_level ? hooks.registry_level() : std::pair<std::string, std::string>{"none", "no registry"};
       return sd_bus_message_append(reply, "s", (p == "RegistryLevel" ? level.first : level.second).c_str());
     }
+    if (p == "Hooks") {
+      const auto& hooks = impl_of(userdata).hooks;
+      int r = sd_bus_message_open_container(reply, 'a', "(ssstts)");
+      if (r < 0) return r;
+      for (const auto& h : hooks.hook_states ? hooks.hook_states() : std::vector<HookState>{}) {
+        r = sd_bus_message_append(reply, "(ssstts)", h.name.c_str(), h.type.c_str(), h.state.c_str(), h.restarts,
+                                  h.lost, h.last_error.c_str());
+        if (r < 0) return r;
+      }
+      return sd_bus_message_close_container(reply);
+    }
     if (p == "Groups") return append_strings(reply, 'o', all_group_paths(engine));
     if (p == "Interfaces") return append_strings(reply, 'o', all_interface_paths(engine));
     return -ENOENT;
@@ -289,6 +300,7 @@ const sd_bus_vtable kManagerVtable[] = {
     SD_BUS_PROPERTY("NotificationInterval", "t", get_manager, 0, kChange),
     SD_BUS_PROPERTY("RegistryLevel", "s", get_manager, 0, SD_BUS_VTABLE_PROPERTY_CONST),
     SD_BUS_PROPERTY("RegistryLevelReason", "s", get_manager, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+    SD_BUS_PROPERTY("Hooks", "a(ssstts)", get_manager, 0, 0),  // read when wanted: no signal
     SD_BUS_PROPERTY("Groups", "ao", get_manager, 0, kChange),
     SD_BUS_PROPERTY("Interfaces", "ao", get_manager, 0, kChange),
     SD_BUS_METHOD_WITH_NAMES("CreateGroup", "ss", SD_BUS_PARAM(name) SD_BUS_PARAM(group_interface),

@@ -137,7 +137,8 @@ TEST_F(DbusContract, TheParserSeesEveryMemberOfTheContract) {
   const auto contract = parse(file(std::string(MPATHD_SOURCE_DIR) + "/dbus/org.ipmp.Mpathd1.xml"));
   const auto& m = contract.at(kManager);
   EXPECT_EQ(m.methods.size(), 14u);
-  EXPECT_EQ(m.properties.size(), 10u);
+  EXPECT_EQ(m.properties.size(), 11u);
+  EXPECT_EQ(m.properties.at("Hooks"), "a(ssstts) read");
   EXPECT_EQ(m.methods.at("AddMember"),
             (std::vector<std::string>{"in s group", "in s interface", "in b standby", "out o member"}));
   EXPECT_TRUE(m.methods.at("Reload").empty());

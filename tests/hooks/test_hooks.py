@@ -275,6 +275,11 @@ def test_shared_address_takeover_connections_and_release(lab, need_mpathd):
                     "log", type="plugin", path=str(EXAMPLES / "log_events.so"), args=[str(out)])),
             env=env, extra_args=["--hook-host", HOOKHOST], timeout=START_TIMEOUT)
         wait_hook(d, "log", lambda h: h["state"] == "running", "running")
+        # The hook's state on D-Bus too (Manager.Hooks).
+        prop = subprocess.run(["busctl", f"--address={bus.address}", "get-property", "org.ipmp.Mpathd1",
+                               "/org/ipmp/Mpathd1", "org.ipmp.Mpathd1.Manager", "Hooks"],
+                              capture_output=True, text=True, timeout=30)
+        assert prop.stdout.strip() == 'a(ssstts) 1 "log" "plugin" "running" 0 0 ""', prop
 
         def ctl(*args):
             cp = subprocess.run([ipmpctl, *args], capture_output=True, text=True, timeout=30,
