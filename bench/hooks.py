@@ -83,7 +83,6 @@ def run(lab: Lab, plugins: int, runs: int) -> list[float]:
         return latencies(d.log())
     finally:
         lab.stop_procs([d])
-        lab.daemons.clear()
 
 
 def main() -> int:

@@ -201,6 +201,7 @@ void Engine::reconfigure(const Config& next) {
   config_.routing_table_base = next.routing_table_base;
   config_.rule_priority = next.rule_priority;
   config_.metrics_file = next.metrics_file;
+  config_.hooks = next.hooks;  // the daemon restarts the hosts whose [[hook]] changed
   {
     Config before = old, after = config_;
     before.groups.clear();

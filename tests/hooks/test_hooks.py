@@ -38,8 +38,7 @@ def mlab():
 @pytest.fixture
 def lab(mlab):
     yield mlab
-    mlab.stop_procs(list(mlab.daemons))
-    mlab.daemons.clear()
+    mlab.stop_procs(list(mlab.daemons))  # each daemon has a workdir of its own
     for i in range(mlab.n):
         mlab.link_up(i)
     for i in range(mlab.n):
@@ -309,3 +308,24 @@ def test_shared_address_takeover_connections_and_release(lab, need_mpathd):
         assert any(e.startswith(f"takeover-before g0 {SHARED} ") for e in events), events
         assert any(e.startswith(f"release-after g0 {SHARED} ") for e in events), events
         lab.stop_procs([d])
+
+
+def test_reload_replaces_hooks_and_retries_disabled_ones(lab, need_mpathd):
+    import signal
+    d = start(lab, hook_toml("h", type="plugin", path=str(PLUGINS / "broken_init_fails.so")))
+    wait_hook(d, "h", lambda h: h["state"] == "disabled", "disabled")
+    out = lab.tmp / "events-reload.txt"
+    conf = d.workdir / "mpathd.conf"
+    conf.write_text(conf.read_text().replace(str(PLUGINS / "broken_init_fails.so"), str(EXAMPLES / "log_events.so"))
+                    .replace('name = "h"', f'name = "h"\nargs = ["{out}"]'))
+    d.send_signal(signal.SIGHUP)
+    wait_hook(d, "h", lambda h: h["state"] == "running", "running after the reload")
+    old, new, took = fail_holder_and_time(lab, d)
+    wait_until(lambda: any(f"address-moved g0 {ADDR}/24 {old}->{new}" in l for l in lines(out)), MOVE_TIMEOUT,
+               "the new plugin sees the failover")
+    # A configuration error is rejected as a whole: the running hook stays.
+    conf.write_text(conf.read_text().replace('type = "plugin"', 'type = "dll"'))
+    d.send_signal(signal.SIGHUP)
+    wait_until(lambda: "reload rejected" in d.log(), 10, "reload rejected")
+    assert re.search(r'mpathd.conf:\d+:\d+: hook\[0\].type: "dll" is not one of plugin, exec', d.log())
+    assert hook_status(d, "h")["state"] == "running"
