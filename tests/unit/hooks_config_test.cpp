@@ -81,3 +81,39 @@ TEST(HookEvents, EngineEventsAsHooksSeeThem) {
 
 }  // namespace
 }  // namespace mpathd
+
+namespace mpathd {
+namespace {
+
+// The daemon's side of the queue, without running the loop: a host that never says
+// ready (here /bin/true, never reaped because the loop does not run) leaves every event
+// queued, and events beyond the bound are dropped and counted, never waited for.
+TEST(HookQueue, OverflowIsCountedNotWaitedFor) {
+  sd_event* event = nullptr;
+  ASSERT_GE(sd_event_new(&event), 0);
+  int changes = 0;
+  {
+    HookLimits limits;
+    limits.queue = 4;
+    Hooks hooks(event, "/bin/true", [&] { ++changes; }, limits);
+    HookConfig c;
+    c.name = "q";
+    c.type = "exec";
+    c.command = {"/bin/true"};
+    hooks.configure({c}, {});
+    for (int i = 0; i < 10; ++i)
+      hooks.on_event(GroupChanged{"g0", GroupState::ok, GroupState::degraded, Reason::link_down});
+    hooks.on_event(ProbeCompleted{});  // not for hooks: neither queued nor dropped
+    const auto s = hooks.status();
+    ASSERT_EQ(s.size(), 1u);
+    EXPECT_EQ(s[0]["state"], "starting");
+    EXPECT_EQ(s[0]["queued"], 4);
+    EXPECT_EQ(s[0]["dropped"], 6);
+    EXPECT_EQ(s[0]["lost"], 6);
+    EXPECT_GE(changes, 2);  // configured, and the overflow began
+  }
+  sd_event_unref(event);
+}
+
+}  // namespace
+}  // namespace mpathd
