@@ -90,7 +90,7 @@ int monitor(Context& ctx, const Args& a) {
 }  // namespace
 
 void setup_monitor(CLI::App& app, Runner* run) {
-  auto* cmd = add_verb(app, "monitor", "print state changes and address moves as they happen");
+  auto* cmd = add_verb(app, "monitor", "print state changes, address moves and shared address transitions as they happen");
   auto a = std::make_shared<Args>();
   cmd->add_flag("--probes", a->probes, "also print every probe result");
   cmd->add_option("--count", a->count, "exit after N events")->check(positive_count());
