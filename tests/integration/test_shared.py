@@ -408,7 +408,8 @@ def test_takeover_failover_release_and_handover(world):
     a.daemon.wait_status(lambda s: a.shared()["state"] == a.shared(SHARED6)["state"] == "held", 5,
                          "A holds the addresses")
     holder = a.shared()["holder"]
-    assert a.holders() == [holder] and b.holders() == []
+    wait_until(lambda: a.holders() == [holder], 5, f"{SHARED4} on {holder} in A's kernel (status: {a.shared()})")
+    assert b.holders() == []
     assert "nodad" in next(x["flags"] for x in lab.host_addrs(ns=a.ns) if x["address"] == SHARED6)
     wait_until(lambda: lab.client_reaches(SHARED4), 10, "client reaches the shared address on A")
     wait_until(lambda: lab.client_reaches(SHARED6), 10, "client reaches the IPv6 shared address on A")
