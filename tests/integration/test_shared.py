@@ -408,7 +408,8 @@ def test_takeover_failover_release_and_handover(world):
     a.daemon.wait_status(lambda s: a.shared()["state"] == a.shared(SHARED6)["state"] == "held", 5,
                          "A holds the addresses")
     holder = a.shared()["holder"]
-    assert a.holders() == [holder] and b.holders() == []
+    wait_until(lambda: a.holders() == [holder], 5, f"{SHARED4} on {holder} in A's kernel (status: {a.shared()})")
+    assert b.holders() == []
     assert "nodad" in next(x["flags"] for x in lab.host_addrs(ns=a.ns) if x["address"] == SHARED6)
     wait_until(lambda: lab.client_reaches(SHARED4), 10, "client reaches the shared address on A")
     wait_until(lambda: lab.client_reaches(SHARED6), 10, "client reaches the IPv6 shared address on A")
@@ -451,6 +452,13 @@ def test_takeover_failover_release_and_handover(world):
     exported = {addr: a.ok("-o", "json", "show", "associations", addr) for addr in clients}
     for addr, c in clients.items():
         assert any(e["proto"] == "tcp" and e["remote_port"] == c.info["port"] for e in json.loads(exported[addr]))
+    monitor_log = lab.tmp / "monitor-a.jsonl"
+    with open(monitor_log, "w") as out:
+        monitor = subprocess.Popen([ipmpctl_bin(), "-o", "json", "monitor"], stdout=out, stderr=subprocess.DEVNULL,
+                                   env={**os.environ, **a.env})
+    lab.procs.append(Proc(monitor, "ipmpctl-monitor"))
+    a.ctl("show", "shared")  # a round trip: the monitor's matches are in place once it answers too
+    wait_until(lambda: monitor.poll() is None and a.ctl("show", "registry").returncode == 0, 5, "monitor running")
     for m in ("m0", "m1", "m2"):
         lab.sh(lab.sw, "ip", "link", "set", a.port(m), "down")
     for addr in clients:
@@ -467,6 +475,13 @@ def test_takeover_failover_release_and_handover(world):
         assert f"release {addr}: new packets dropped" in a.daemon.log()
     for c in clients.values():
         assert not c.events.of("tcp_error")  # A could not tell the clients: its links are down
+    # Each release was a D-Bus signal (ipmpctl monitor shows it).
+    def released_events():
+        lines = [json.loads(l) for l in monitor_log.read_text().splitlines() if l.strip()]
+        ev = [e for e in lines if e.get("event") == "shared_address_changed" and e["new_state"] == "released"]
+        return ev if len(ev) == 2 else None
+    for e in wait_until(released_events, 5, "two shared_address_changed events"):
+        assert e["reason"] == "group-failure" and e["old_state"] == "held" and e["group"] == "g0", e
 
     # B imports A's associations and takes over: each idle client is reset at once.
     for addr, c in clients.items():
