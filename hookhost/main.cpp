@@ -9,6 +9,7 @@
 // type "exec": runs the command per event with the event in its environment.
 #include <arpa/inet.h>
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
@@ -423,6 +424,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "mpathd-hookhost: started by mpathd only (mpathd-hookhost NAME, with its socket as fd 3)\n");
     return 64;
   }
+  fcntl(kFd, F_SETFD, FD_CLOEXEC);  // never inherited by an exec hook's command
   g.name = argv[1];
   struct stat st{};
   if (stat("/proc/self/ns/net", &st) == 0) g.netns = st.st_ino;

@@ -220,7 +220,8 @@ def test_plugin_that_keeps_failing_is_disabled(lab, need_mpathd):
 def test_exec_hook_runs_in_order_with_environment(lab, need_mpathd):
     out = lab.tmp / "exec.txt"
     script = lab.tmp / "hook.sh"
-    script.write_text("#!/bin/sh\necho \"$MPATHD_EVENT $MPATHD_GROUP $MPATHD_MEMBER $MPATHD_ADDRESS "
+    script.write_text("#!/bin/sh\n[ -e /proc/self/fd/3 ] && echo fd3-inherited >> " + str(out) + "\n"
+                      "echo \"$MPATHD_EVENT $MPATHD_GROUP $MPATHD_MEMBER $MPATHD_ADDRESS "
                       "$MPATHD_FROM $MPATHD_TO $MPATHD_REASON $MPATHD_SEQ\" >> " + str(out) + "\n"
                       "[ \"$MPATHD_EVENT\" = address-moved ] && exit 3\nexit 0\n")
     script.chmod(0o755)
@@ -234,6 +235,7 @@ def test_exec_hook_runs_in_order_with_environment(lab, need_mpathd):
     # The Engine's order: the address moves, then the group degrades.
     assert got[0].startswith(f"address-moved g0  {ADDR}/24 {old} {new} failover "), got
     assert got[1].startswith("group-changed g0     link-down "), got
+    assert "fd3-inherited" not in lines(out), "the host's socket is not the command's"
     seqs = [int(l.split()[-1]) for l in lines(out)]
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs), "one at a time, in order"
     assert re.search(r"hook run: .*hook.sh for address-moved #\d+: exit status 3", d.log())
