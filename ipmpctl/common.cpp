@@ -39,6 +39,7 @@ int exit_code(const client::Error& e) {
     case Errc::no_such_interface:
     case Errc::no_such_address:
     case Errc::not_in_group:
+    case Errc::not_shared:
       return kNotFound;
     case Errc::last_usable_member:
     case Errc::already_offline:
@@ -47,6 +48,8 @@ int exit_code(const client::Error& e) {
     case Errc::exists:
     case Errc::not_usable:
     case Errc::busy:
+    case Errc::already_held:
+    case Errc::not_held:
       return kRefused;
     case Errc::system:
     case Errc::config:
@@ -79,6 +82,9 @@ std::string reason_text(const client::Error& e) {
     case Errc::not_in_group: return "interface is not in a group";
     case Errc::not_usable: return "interface is not usable";
     case Errc::exists: return "already exists";
+    case Errc::not_shared: return "not a shared address of any group";
+    case Errc::already_held: return e.message;
+    case Errc::not_held: return "not held here (released)";
     case Errc::busy: return e.message.empty() ? "busy" : e.message;
     default: break;
   }

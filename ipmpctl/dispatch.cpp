@@ -10,7 +10,7 @@ namespace ipmpctl {
 
 namespace {
 
-constexpr std::array<Verb, 7> kVerbs{{
+constexpr std::array<Verb, 8> kVerbs{{
     {"show", setup_show},
     {"probes", setup_probes},
     {"group", setup_group},
@@ -18,6 +18,7 @@ constexpr std::array<Verb, 7> kVerbs{{
     {"offline|online|failover|move|reload", setup_admin},
     {"wait", setup_wait},
     {"monitor", setup_monitor},
+    {"shared", setup_shared},
 }};
 
 constexpr const char* kFooter = R"(Output:
@@ -27,9 +28,10 @@ constexpr const char* kFooter = R"(Output:
 
 Exit status:
   0 ok, 1 failure (also "done, but state not saved": the change is lost when mpathd
-  or the machine restarts), 2 bad usage, 3 not found (group, interface, address),
-  4 refused (last usable member, already offline, not offline, not usable, exists,
-  duplicate hardware address), 5 mpathd unreachable, 6 permission denied, 7 timeout.
+  or the machine restarts), 2 bad usage, 3 not found (group, interface, address; not
+  a shared address), 4 refused (last usable member, already offline, not offline, not usable,
+  exists, duplicate hardware address, shared address already held or not held),
+  5 mpathd unreachable, 6 permission denied, 7 timeout.
 
 See ipmpctl(8).)";
 

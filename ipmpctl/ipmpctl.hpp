@@ -95,6 +95,8 @@ void setup_address(CLI::App& app, Runner* run);   // address.cpp
 void setup_admin(CLI::App& app, Runner* run);     // admin.cpp: offline online failover move reload
 void setup_wait(CLI::App& app, Runner* run);      // wait.cpp
 void setup_monitor(CLI::App& app, Runner* run);   // monitor.cpp
+void setup_shared(CLI::App& app, Runner* run);    // shared.cpp: shared takeover|release|import
+void setup_show_associations(CLI::App& show, Runner* run);  // shared.cpp: show associations ADDRESS
 
 // The whole command line; returns the exit code. main() is this.
 int main(int argc, const char* const* argv, std::ostream& out, std::ostream& err);

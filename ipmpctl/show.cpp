@@ -1,4 +1,4 @@
-// show groups|interfaces|addresses|targets: ipmpstat -g, -i, -a, -t from one snapshot.
+// show groups|interfaces|addresses|targets (ipmpstat -g, -i, -a, -t), shared|registry, from one snapshot.
 #include <CLI/CLI.hpp>
 #include <ostream>
 #include <span>
@@ -23,6 +23,9 @@ const View kViews[] = {
     {"interfaces", "interfaces (ipmpstat -i)", kInterfaceFields, interface_rows, interfaces_json},
     {"addresses", "data addresses (ipmpstat -a)", kAddressFields, address_rows, addresses_json},
     {"targets", "probe targets (ipmpstat -t)", kTargetFields, target_rows, targets_json},
+    {"shared", "shared (cluster-wide) addresses and their state", kSharedFields, shared_rows, shared_json},
+    {"registry", "the association registry's level (ebpf or sock-diag) and why", kRegistryFields, registry_rows,
+     registry_json},
 };
 
 int show(Context& ctx, const View& v) {
@@ -50,12 +53,13 @@ int show(Context& ctx, const View& v) {
 }  // namespace
 
 void setup_show(CLI::App& app, Runner* run) {
-  auto* cmd = add_verb(app, "show", "show groups, interfaces, addresses or targets (ipmpstat)");
+  auto* cmd = add_verb(app, "show", "show groups, interfaces, addresses, targets (ipmpstat), shared addresses, registry, associations");
   cmd->require_subcommand(1);
   for (const View& v : kViews) {
     auto* sub = add_verb(*cmd, v.name, v.help);
     sub->callback([run, &v] { *run = [&v](Context& ctx) { return show(ctx, v); }; });
   }
+  setup_show_associations(*cmd, run);  // shared.cpp
 }
 
 }  // namespace ipmpctl

@@ -177,6 +177,32 @@ std::vector<Row> target_rows(const Snapshot& s) {
   return rows;
 }
 
+std::vector<Row> shared_rows(const Snapshot& s) {
+  std::vector<Row> rows;
+  for (const auto& g : s.groups)
+    for (const auto& a : g.shared) rows.push_back({strip_prefix(a.address), a.state, g.group_interface, a.holder, a.reason, a.detail});
+  return rows;
+}
+
+std::vector<Row> registry_rows(const Snapshot& s) {
+  return {{s.manager.registry_level, s.manager.registry_level_reason}};
+}
+
+std::vector<Row> association_rows(const json& list) {
+  std::vector<Row> rows;
+  auto endpoint = [](const json& e, const char* addr, const char* port) {
+    const std::string a = e.value(addr, "");
+    const unsigned p = e.value(port, 0u);
+    const std::string host = is_v6(a) ? "[" + a + "]" : a;
+    return p == 0 ? a : host + ":" + std::to_string(p);
+  };
+  for (const auto& e : list)
+    rows.push_back({e.value("proto", ""), endpoint(e, "local", "local_port"), endpoint(e, "remote", "remote_port"),
+                    e.value("state", ""), e.value("direction", ""), e.value("imported", false) ? "imported" : "local",
+                    e.value("local", "")});
+  return rows;
+}
+
 Row probe_row(const client::ProbeResult& p, double t) {
   auto d = [&p](std::uint64_t v) { return p.acked ? format_usec_ms(v) : std::string(); };
   return {format_seconds(t),    p.interface,        std::to_string(p.sequence),
@@ -185,6 +211,30 @@ Row probe_row(const client::ProbeResult& p, double t) {
 }
 
 // ------------------------------------------------------------------ JSON
+
+namespace {
+json shared_array(const GroupView& g) {
+  json a = json::array();
+  for (const auto& x : g.shared)
+    a.push_back({{"address", x.address}, {"state", x.state}, {"holder", x.holder}, {"reason", x.reason},
+                 {"detail", x.detail}});
+  return a;
+}
+}  // namespace
+
+json shared_json(const Snapshot& s) {
+  json a = json::array();
+  for (const auto& g : s.groups)
+    for (auto x : shared_array(g)) {
+      x["group"] = g.name;
+      a.push_back(std::move(x));
+    }
+  return a;
+}
+
+json registry_json(const Snapshot& s) {
+  return {{"registry_level", s.manager.registry_level}, {"registry_level_reason", s.manager.registry_level_reason}};
+}
 
 json group_json(const GroupView& g) {
   json addrs = json::array();
@@ -199,7 +249,7 @@ json group_json(const GroupView& g) {
           {"failback", g.failback},
           {"members", g.members},
           {"data_addresses", addrs},
-          {"shared_addresses", g.shared}};
+          {"shared_addresses", shared_array(g)}};
 }
 
 namespace {
@@ -238,7 +288,9 @@ json manager_json(const client::ManagerView& m) {
           {"failback", m.failback},
           {"track_interfaces_only_with_groups", m.track_interfaces_only_with_groups},
           {"notification_count", m.notification_count},
-          {"notification_interval", m.notification_interval_ms}};
+          {"notification_interval", m.notification_interval_ms},
+          {"registry_level", m.registry_level},
+          {"registry_level_reason", m.registry_level_reason}};
 }
 
 json groups_json(const Snapshot& s) {
@@ -314,6 +366,14 @@ std::string event_line(const client::AddressMoved& e) {
          (e.reason.empty() ? "none" : e.reason) + ")";
 }
 
+std::string event_line(const client::SharedAddressChanged& e) {
+  auto or_none = [](const std::string& s) { return s.empty() ? std::string("--") : s; };
+  std::string s = "shared address " + e.address + " " + e.old_state + " -> " + e.new_state + " [" +
+                  or_none(e.from_interface) + " -> " + or_none(e.to_interface) + "] in group " + e.group + " (" +
+                  (e.reason.empty() ? "none" : e.reason) + ")";
+  return e.detail.empty() ? s : s + ": " + e.detail;
+}
+
 std::string event_line(const client::ProbeResult& e) {
   std::string s = "probe " + e.interface + " #" + std::to_string(e.sequence) + " " + e.target +
                   (e.acked ? " acked" : " lost");
@@ -345,6 +405,18 @@ json event_json(const client::AddressMoved& e) {
           {"from_interface", e.from_interface},
           {"to_interface", e.to_interface},
           {"reason", e.reason}};
+}
+
+json event_json(const client::SharedAddressChanged& e) {
+  return {{"event", "shared_address_changed"},
+          {"group", e.group},
+          {"address", e.address},
+          {"old_state", e.old_state},
+          {"new_state", e.new_state},
+          {"from_interface", e.from_interface},
+          {"to_interface", e.to_interface},
+          {"reason", e.reason},
+          {"detail", e.detail}};
 }
 
 json event_json(const client::ProbeResult& e) {

@@ -27,6 +27,16 @@ inline constexpr std::array<Field, 7> kInterfaceFields{{{"INTERFACE", 12},
                                                         {"STATE", 10}}};
 inline constexpr std::array<Field, 5> kAddressFields{{
     {"ADDRESS", 26}, {"STATE", 7}, {"GROUP", 12}, {"INBOUND", 12}, {"OUTBOUND", 23}}};
+inline constexpr std::array<Field, 6> kSharedFields{{
+    {"ADDRESS", 26}, {"STATE", 14}, {"GROUP", 12}, {"HOLDER", 12}, {"REASON", 16}, {"DETAIL", 40}}};
+inline constexpr std::array<Field, 2> kRegistryFields{{{"LEVEL", 10}, {"REASON", 60}}};
+inline constexpr std::array<Field, 7> kAssociationFields{{{"PROTO", 6},
+                                                          {"LOCAL", 28},
+                                                          {"REMOTE", 28},
+                                                          {"STATE", 12},
+                                                          {"DIRECTION", 10},
+                                                          {"ORIGIN", 9},
+                                                          {"ADDRESS", 20}}};
 inline constexpr std::array<Field, 4> kTargetFields{{
     {"INTERFACE", 12}, {"MODE", 10}, {"TESTADDR", 20}, {"TARGETS", 38}}};
 inline constexpr std::array<Field, 8> kProbeFields{{{"TIME", 10},
@@ -63,6 +73,10 @@ std::vector<Row> group_rows(const client::Snapshot& s);
 std::vector<Row> interface_rows(const client::Snapshot& s);
 std::vector<Row> address_rows(const client::Snapshot& s);
 std::vector<Row> target_rows(const client::Snapshot& s);
+std::vector<Row> shared_rows(const client::Snapshot& s);
+std::vector<Row> registry_rows(const client::Snapshot& s);
+// The rows of an association list (cluster/association_json.hpp's JSON array).
+std::vector<Row> association_rows(const nlohmann::json& list);
 Row probe_row(const client::ProbeResult& p, double seconds_since_start);
 
 nlohmann::json group_json(const client::GroupView& g);
@@ -72,17 +86,21 @@ nlohmann::json groups_json(const client::Snapshot& s);
 nlohmann::json interfaces_json(const client::Snapshot& s);
 nlohmann::json addresses_json(const client::Snapshot& s);
 nlohmann::json targets_json(const client::Snapshot& s);
+nlohmann::json shared_json(const client::Snapshot& s);
+nlohmann::json registry_json(const client::Snapshot& s);
 nlohmann::json probe_json(const client::ProbeResult& p, double seconds_since_start);
 
 // monitor: one event per line, human or JSON.
 std::string event_line(const client::InterfaceStateChanged& e);
 std::string event_line(const client::GroupStateChanged& e);
 std::string event_line(const client::AddressMoved& e);
+std::string event_line(const client::SharedAddressChanged& e);
 std::string event_line(const client::ProbeResult& e);
 std::string event_line(const client::ObjectChange& e, bool added);
 nlohmann::json event_json(const client::InterfaceStateChanged& e);
 nlohmann::json event_json(const client::GroupStateChanged& e);
 nlohmann::json event_json(const client::AddressMoved& e);
+nlohmann::json event_json(const client::SharedAddressChanged& e);
 nlohmann::json event_json(const client::ProbeResult& e);
 nlohmann::json event_json(const client::ObjectChange& e, bool added);
 

@@ -49,6 +49,8 @@ int main(int argc, char** argv) {
                  "directory of the per-network-namespace lock that keeps a second mpathd from starting")
       ->capture_default_str();
   app.add_option("--bus-name", opts.bus_name, "D-Bus name to own on the system bus")->capture_default_str();
+  app.add_option("--hook-host", opts.hook_host, "the mpathd-hookhost program that runs [[hook]]s")
+      ->capture_default_str();
   app.add_option("--log-level", level, "trace, debug, info, warn or error")
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}))
       ->capture_default_str();

@@ -10,6 +10,8 @@ PACKAGES=(
   build-essential cmake pkg-config
   libnl-3-dev libnl-route-3-dev libsystemd-dev libspdlog-dev
   libgtest-dev libgmock-dev libtomlplusplus-dev libcli11-dev nlohmann-json3-dev prometheus-cpp-dev
+  libnftables-dev  # lib/net: mpathd's own nftables table for shared-address release
+  clang libbpf-dev bpftool  # lib/cluster: the eBPF registry programs (clang -target bpf, skeleton)
   iproute2 nftables conntrack iputils-ping
   python3 python3-pytest
   dbus groff-base man-db

@@ -37,11 +37,11 @@ _ipmpctl() {
     fi
     COMPREPLY=()
 
-    local verbs="show probes group address offline online failover move reload wait monitor"
+    local verbs="show probes group address offline online failover move reload wait monitor shared"
     local global_opts="-o --output -P --parsable --help --version"
     local fields="json all groupname group state fdt interfaces interface active flags link
                   probe address inbound outbound mode testaddr targets time netrtt rtt rttavg
-                  target rttdev"
+                  target rttdev holder reason detail level proto local remote direction origin"
 
     # The value of an option that takes one.
     case $prev in
@@ -88,7 +88,19 @@ _ipmpctl() {
     local candidates=""
     case $verb in
         "") candidates=$verbs ;;
-        show) ((nargs == 0)) && candidates="groups interfaces addresses targets" ;;
+        show)
+            case $nargs in
+                0) candidates="groups interfaces addresses targets shared registry associations" ;;
+                1) [[ $sub == associations ]] && candidates=$(_ipmpctl_live shared address) ;;
+            esac
+            ;;
+        shared)
+            case $nargs in
+                0) candidates="takeover release import" ;;
+                1) candidates=$(_ipmpctl_live shared address) ;;
+                2) [[ $sub == import ]] && { mapfile -t COMPREPLY < <(compgen -f -- "$cur"); return 0; } ;;
+            esac
+            ;;
         group)
             case $nargs in
                 0) candidates="create destroy add remove" ;;

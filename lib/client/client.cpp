@@ -72,7 +72,7 @@ int read_strings(sd_bus_message* m, const char* contents, std::vector<std::strin
 
 bool known_signature(std::string_view sig) {
   return sig == "s" || sig == "o" || sig == "b" || sig == "u" || sig == "t" || sig == "as" ||
-         sig == "ao" || sig == "a(ssss)" || sig == "a(stt)" || sig == "a{st}";
+         sig == "ao" || sig == "a(ssss)" || sig == "a(sssss)" || sig == "a(stt)" || sig == "a{st}";
 }
 
 // Typed readers of the contract's value types, at the read pointer.
@@ -96,6 +96,15 @@ int read_field(sd_bus_message* m, std::vector<DataAddress>& out) {
   if (r < 0) return r;
   const char *a = nullptr, *st = nullptr, *in = nullptr, *home = nullptr;
   while ((r = sd_bus_message_read(m, "(ssss)", &a, &st, &in, &home)) > 0) out.push_back({a, st, in, home});
+  return r < 0 ? r : sd_bus_message_exit_container(m);
+}
+int read_field(sd_bus_message* m, std::vector<SharedAddress>& out) {
+  out.clear();
+  int r = sd_bus_message_enter_container(m, SD_BUS_TYPE_ARRAY, "(sssss)");
+  if (r < 0) return r;
+  const char *a = nullptr, *st = nullptr, *h = nullptr, *why = nullptr, *detail = nullptr;
+  while ((r = sd_bus_message_read(m, "(sssss)", &a, &st, &h, &why, &detail)) > 0)
+    out.push_back({a, st, h, why, detail});
   return r < 0 ? r : sd_bus_message_exit_container(m);
 }
 int read_field(sd_bus_message* m, std::vector<Target>& out) {
@@ -130,6 +139,7 @@ int read_value(sd_bus_message* m, std::string_view sig, Value& out) {
   if (sig == "t") return read(std::uint64_t{0});
   if (sig == "as" || sig == "ao") return read(std::vector<std::string>(), sig[1]);
   if (sig == "a(ssss)") return read(std::vector<DataAddress>());
+  if (sig == "a(sssss)") return read(std::vector<SharedAddress>());
   if (sig == "a(stt)") return read(std::vector<Target>());
   return read(std::map<std::string, std::uint64_t>());  // a{st}
 }
@@ -348,13 +358,16 @@ void Client::set_call_timeout(std::chrono::milliseconds t) {
 namespace {
 
 int read_manager(sd_bus_message* m, ManagerView& v) {
-  int r = sd_bus_message_enter_container(m, SD_BUS_TYPE_STRUCT, "stbbut");
+  int r = sd_bus_message_enter_container(m, SD_BUS_TYPE_STRUCT, "stbbutssa(ssstts)s");
   if (r >= 0) r = read_field(m, v.version);
   if (r >= 0) r = read_field(m, v.fdt_ms);
   if (r >= 0) r = read_field(m, v.failback);
   if (r >= 0) r = read_field(m, v.track_interfaces_only_with_groups);
   if (r >= 0) r = read_field(m, v.notification_count);
   if (r >= 0) r = read_field(m, v.notification_interval_ms);
+  if (r >= 0) r = read_field(m, v.registry_level);
+  if (r >= 0) r = read_field(m, v.registry_level_reason);
+  if (r >= 0) r = sd_bus_message_skip(m, "a(ssstts)s");  // Hooks, StateProblem: not in the view
   return r < 0 ? r : sd_bus_message_exit_container(m);
 }
 
@@ -431,7 +444,7 @@ Result<Snapshot> Client::snapshot() {
 
   Snapshot s;
   int r = read_manager(m, s.manager);
-  if (r >= 0) r = read_objects(m, "osssstbaoa(ssss)as", s.groups, read_group);
+  if (r >= 0) r = read_objects(m, "osssstbaoa(ssss)a(sssss)", s.groups, read_group);
   if (r >= 0) r = read_objects(m, "osussbasbssstsasassa(stt)(ttttttt)", s.interfaces, read_interface);
   if (r < 0) return bad_reply("GetState", r);
   // Members: paths -> names.
@@ -526,6 +539,26 @@ Result<void> Client::remove_data_address(const std::string& group, const std::st
   return ok_or(MPATHD_MANAGER_CALL("RemoveDataAddress", "ss", group.c_str(), address.c_str()));
 }
 Result<void> Client::reload() { return ok_or(MPATHD_MANAGER_CALL("Reload")); }
+Result<void> Client::takeover_shared(const std::string& address) {
+  return ok_or(MPATHD_MANAGER_CALL("TakeoverShared", "s", address.c_str()));
+}
+Result<void> Client::release_shared(const std::string& address) {
+  return ok_or(MPATHD_MANAGER_CALL("ReleaseShared", "s", address.c_str()));
+}
+Result<std::string> Client::export_associations(const std::string& address) {
+  auto r = MPATHD_MANAGER_CALL("ExportAssociations", "s", address.c_str());
+  if (!r) return std::unexpected(r.error());
+  std::string json;
+  if (int e = read_string(r->get(), 's', json); e < 0) return bad_reply("ExportAssociations", e);
+  return json;
+}
+Result<std::uint32_t> Client::import_associations(const std::string& address, const std::string& json) {
+  auto r = MPATHD_MANAGER_CALL("ImportAssociations", "ss", address.c_str(), json.c_str());
+  if (!r) return std::unexpected(r.error());
+  std::uint32_t n = 0;
+  if (int e = sd_bus_message_read_basic(r->get(), 'u', &n); e < 0) return bad_reply("ImportAssociations", e);
+  return n;
+}
 
 #undef MPATHD_MANAGER_CALL
 
@@ -572,6 +605,24 @@ int on_address_moved(sd_bus_message* m, void* userdata, sd_bus_error*) {
     ev.to_interface = to;
     ev.reason = reason;
     if (self.cb.address_moved) self.cb.address_moved(ev);
+  });
+}
+
+int on_shared_changed(sd_bus_message* m, void* userdata, sd_bus_error*) {
+  return Client::Impl::guarded(userdata, [m](Client::Impl& self) {
+    SharedAddressChanged ev;
+    ev.group = name_from_path(m);
+    const char *a = nullptr, *os = nullptr, *ns = nullptr, *from = nullptr, *to = nullptr, *reason = nullptr,
+               *detail = nullptr;
+    if (sd_bus_message_read(m, "sssssss", &a, &os, &ns, &from, &to, &reason, &detail) < 0) return;
+    ev.address = a;
+    ev.old_state = os;
+    ev.new_state = ns;
+    ev.from_interface = from;
+    ev.to_interface = to;
+    ev.reason = reason;
+    ev.detail = detail;
+    if (self.cb.shared_address_changed) self.cb.shared_address_changed(ev);
   });
 }
 
@@ -652,6 +703,9 @@ Result<void> Client::subscribe(Callbacks cb) {
   if (c.address_moved)
     rules.emplace_back(signal_rule(kGroupInterface, "AddressMoved", kGroupPathPrefix),
                        on_address_moved);
+  if (c.shared_address_changed)
+    rules.emplace_back(signal_rule(kGroupInterface, "SharedAddressChanged", kGroupPathPrefix),
+                       on_shared_changed);
   // arg0path with a trailing '/' matches every object path below it, wherever the
   // daemon put its object manager.
   std::string below = std::string(kManagerPath) + "/";

@@ -87,6 +87,16 @@ struct DataAddress {
   bool operator==(const DataAddress&) const = default;
 };
 
+// A shared (cluster-wide) address of a group on this node (SharedAddresses).
+struct SharedAddress {
+  std::string address;  // with prefix length
+  std::string state;    // released|held|unserviceable
+  std::string holder;   // member carrying it, "" when released
+  std::string reason;   // of the last transition
+  std::string detail;   // why it is unserviceable / was released by mpathd
+  bool operator==(const SharedAddress&) const = default;
+};
+
 struct GroupView {
   std::string path;
   std::string name;
@@ -97,7 +107,7 @@ struct GroupView {
   bool failback = true;
   std::vector<std::string> members;  // interface names, in the daemon's order
   std::vector<DataAddress> data_addresses;
-  std::vector<std::string> shared;  // SharedAddresses
+  std::vector<SharedAddress> shared;  // SharedAddresses
   bool operator==(const GroupView&) const = default;
 };
 
@@ -140,6 +150,8 @@ struct ManagerView {
   bool track_interfaces_only_with_groups = false;
   std::uint32_t notification_count = 0;
   std::uint64_t notification_interval_ms = 0;
+  std::string registry_level;         // ebpf|sock-diag (RegistryLevel)
+  std::string registry_level_reason;  // why not ebpf, "" when it is
   bool operator==(const ManagerView&) const = default;
 };
 
@@ -175,6 +187,16 @@ struct AddressMoved {
   std::string reason;
 };
 
+// A shared address changed state or, while held, moved between members.
+struct SharedAddressChanged {
+  std::string group;
+  std::string address;
+  std::string old_state, new_state;  // released|held|unserviceable
+  std::string from_interface, to_interface;
+  std::string reason;
+  std::string detail;
+};
+
 struct ProbeResult {
   std::string interface;
   std::uint32_t sequence = 0;
@@ -196,6 +218,7 @@ struct Callbacks {
   std::function<void(const InterfaceStateChanged&)> interface_state_changed;
   std::function<void(const GroupStateChanged&)> group_state_changed;
   std::function<void(const AddressMoved&)> address_moved;
+  std::function<void(const SharedAddressChanged&)> shared_address_changed;
   std::function<void(const ProbeResult&)> probe_result;
   std::function<void(const ObjectChange&)> object_added;
   std::function<void(const ObjectChange&)> object_removed;
@@ -247,6 +270,13 @@ class Client {
   Result<void> add_data_address(const std::string& group, const std::string& address);
   Result<void> remove_data_address(const std::string& group, const std::string& address);
   Result<void> reload();
+  // Shared addresses (address with or without its prefix length).
+  Result<void> takeover_shared(const std::string& address);
+  Result<void> release_shared(const std::string& address);
+  // The association registry of a shared address as JSON text, and an import of one
+  // (returns the entries held for it).
+  Result<std::string> export_associations(const std::string& address);
+  Result<std::uint32_t> import_associations(const std::string& address, const std::string& json);
 
   // Installs bus matches for the callbacks set in `cb` (replacing earlier ones). The
   // matches are in place when this returns, so a snapshot() taken afterwards cannot

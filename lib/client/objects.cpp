@@ -37,6 +37,8 @@ void apply(ManagerView& v, const Properties& p) {
   take(p, "TrackInterfacesOnlyWithGroups", v.track_interfaces_only_with_groups);
   take(p, "NotificationCount", v.notification_count);
   take(p, "NotificationInterval", v.notification_interval_ms);
+  take(p, "RegistryLevel", v.registry_level);
+  take(p, "RegistryLevelReason", v.registry_level_reason);
 }
 
 void apply(GroupView& v, const Properties& p) {

@@ -19,8 +19,8 @@ namespace mpathd::client::detail {
 // another signature (a newer contract) is read through GetManagedObjects instead.
 // Counters is a struct of its values, in kCounterNames' order.
 inline constexpr std::string_view kStateSignature =
-    "(stbbut)"
-    "a(osssstbaoa(ssss)as)"
+    "(stbbutssa(ssstts)s)"
+    "a(osssstbaoa(ssss)a(sssss))"
     "a(osussbasbssstsasassa(stt)(ttttttt))";
 inline constexpr const char* kCounterNames[] = {"state_changes", "failures",     "repairs",      "link_ups",
                                                 "link_downs",    "addresses_in", "addresses_out"};
@@ -29,7 +29,8 @@ inline constexpr const char* kCounterNames[] = {"state_changes", "failures",    
 // signatures (added later) are kept as monostate and ignored.
 using Value = std::variant<std::monostate, std::string, bool, std::uint32_t, std::uint64_t,
                            std::vector<std::string>, std::vector<DataAddress>,
-                           std::vector<Target>, std::map<std::string, std::uint64_t>>;
+                           std::vector<Target>, std::map<std::string, std::uint64_t>,
+                           std::vector<SharedAddress>>;
 using Properties = std::map<std::string, Value, std::less<>>;
 using InterfaceProps = std::map<std::string, Properties, std::less<>>;  // by D-Bus interface
 using ObjectMap = std::map<std::string, InterfaceProps, std::less<>>;     // by object path

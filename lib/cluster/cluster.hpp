@@ -11,6 +11,8 @@
 //
 // Status: interface agreed between the shared-address engine work and the kernel work
 // (issue 10); the implementation may refine signatures, and says so in its commit.
+// Implementation: actions.cpp, registry*.cpp (levels), association_json.hpp (the JSON
+// form of association lists for ipmpctl and the D-Bus import).
 #pragma once
 
 #include <systemd/sd-event.h>
@@ -30,7 +32,8 @@ enum class Proto : std::uint8_t { tcp, udp };
 
 // One association on a shared address, as seed 000 sees it: a TCP connection (4-tuple,
 // kernel TCP state, incoming or outgoing) or a UDP client (remote only; registered the
-// first time that client is seen).
+// first time that client is seen). The registry reports a UDP client as
+// {udp, shared, 0, client, 0}: one entry per client address.
 struct Association {
   Proto proto = Proto::tcp;
   IpAddress local;  // the shared address
@@ -45,8 +48,12 @@ struct Association {
 
 // How associations are learned; the level in force is reported (log, D-Bus, ipmpctl).
 enum class RegistryLevel : std::uint8_t {
-  ebpf,       // cgroup hooks + sockops, event-driven, filtered in the kernel
-  sock_diag,  // fallback: filtered sock_diag walk every ≤ 1 s + destroy notifications
+  ebpf,       // cgroup hooks + sockops, event-driven, filtered in the kernel; UDP clients
+              // from connect() and every sendto/sendmsg from the address (a server's reply
+              // registers its client), deduplicated in the kernel
+  sock_diag,  // fallback: filtered sock_diag walk every ≤ 1 s + destroy notifications;
+              // UDP clients only of connected UDP sockets (the kernel keeps no peer for
+              // an unconnected one), gone when the last such socket closes
 };
 
 struct RegistryOptions {
@@ -57,18 +64,24 @@ struct RegistryOptions {
 
 class Registry {
  public:
-  // (shared address, association, true = appeared / false = gone)
+  // (shared address, association, true = appeared or changed (a TCP state change reports
+  // the new state) / false = gone)
   using Changed = std::function<void(const IpAddress&, const Association&, bool)>;
   static std::unique_ptr<Registry> create(sd_event* event, RegistryOptions opts, Changed changed);
   virtual ~Registry() = default;
 
   virtual RegistryLevel level() const = 0;
   virtual std::string level_reason() const = 0;  // why eBPF is not in force ("" when it is)
-  // The shared addresses held here; newly added ones are walked at once.
+  // The shared addresses held here; newly added ones are walked at once. Addresses no
+  // longer in the list are forgotten (their local entries reported gone).
   virtual void track(const std::vector<IpAddress>& held) = 0;
   virtual std::vector<Association> associations(const IpAddress& shared) const = 0;
   // Entries learned elsewhere (the hand-over API, CPG replication); invalid input is
-  // refused as a whole.
+  // refused as a whole (Errc::invalid_argument naming the entry). An import replaces the
+  // previous import for that address (an empty list clears it) and returns how many
+  // entries it holds now; the address need not be tracked (import before takeover).
+  // associations() lists local entries and the imported ones (imported = true) that the
+  // kernel does not show itself.
   virtual Result<std::size_t> import(const IpAddress& shared, std::vector<Association> entries) = 0;
 };
 
@@ -83,10 +96,13 @@ class Actions {
   // SOCK_DESTROY every TCP and UDP socket bound to the address, listeners included.
   virtual Result<std::size_t> destroy_sockets(const IpAddress& shared) = 0;
   // A tickle ACK (seq 0, ack 0, from the shared address) to every TCP association, sent
-  // now and repeated `repeats` times with `spacing` (≥ 0.5 s) on the event loop.
+  // now and repeated `repeats` times with `spacing` (≥ 0.5 s) on the event loop. The
+  // default keeps a margin above the client's tcp_invalid_ratelimit (500 ms, counted in
+  // jiffies from when its answer to the previous tickle left): a repeat at exactly
+  // 500 ms can be swallowed.
   virtual Result<std::size_t> tickle(const IpAddress& shared, const std::vector<Association>& to,
                                      int repeats = 3,
-                                     Duration spacing = std::chrono::milliseconds(500)) = 0;
+                                     Duration spacing = std::chrono::milliseconds(600)) = 0;
 };
 
 }  // namespace mpathd::cluster

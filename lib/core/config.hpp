@@ -2,6 +2,7 @@
 // lib/daemon (config_file.*); lib/core only consumes these structs.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <vector>
@@ -38,6 +39,9 @@ struct GroupSettings {
   std::vector<IpAddress> targets;              // static probe targets
   std::optional<Duration> failure_detection_time;  // overrides the daemon value
   std::optional<bool> failback;                    // overrides the daemon value
+  // When the whole group fails, its held shared addresses are released (so that no
+  // address lingers on a node that cannot serve it); false keeps them, unserviceable.
+  bool release_shared_on_failure = true;
   bool operator==(const GroupSettings&) const = default;
 };
 
@@ -49,6 +53,19 @@ struct GroupConfig : GroupSettings {
   GroupSettings& settings() { return *this; }
   const GroupSettings& settings() const { return *this; }
   bool operator==(const GroupConfig&) const = default;
+};
+
+// A [[hook]] (mpathd-hooks(7)): a plugin or a command run for chosen events, in a
+// process of its own (mpathd-hookhost).
+struct HookConfig {
+  std::string name;
+  std::string type;                  // "plugin" or "exec"
+  std::string path;                  // plugin: the shared object
+  std::vector<std::string> args;     // plugin: handed to its init
+  std::vector<std::string> command;  // exec: argv
+  std::uint32_t events = 0;          // bit 1 << type of mpathd/hook.h; 0 = all the plugin wants
+  Duration timeout = seconds(5);     // per call (exec: per command)
+  bool operator==(const HookConfig&) const = default;
 };
 
 // The daemon-wide settings: everything in mpathd.conf outside the groups. One value,
@@ -72,6 +89,11 @@ struct DaemonSettings {
   unsigned routing_table_base = 40000;      // policy table = base + member ifindex
   unsigned rule_priority = 1000;            // priority of "from <data address>" rules
   std::string metrics_file;                 // Prometheus text file; "" = no metrics
+  // The association registry of shared addresses (lib/cluster): the cgroup2 directory
+  // its eBPF programs attach to ("" = none: the sock_diag fallback), and a switch.
+  std::string association_cgroup;
+  bool association_ebpf = true;
+  std::vector<HookConfig> hooks;  // a reload restarts the hosts whose [[hook]] changed
 
   // The FDT a group asks for: its own, else the daemon's. The one place this rule is
   // written; what is in force may be more (Group::fdt, raised when RTTs need it).

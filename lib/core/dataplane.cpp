@@ -20,19 +20,28 @@ DataPlaneState desired_dataplane(const std::vector<Group>& groups, const Config&
       if (m.ifindex)
         for (const auto& t : m.test_addresses) add_unique(s.addresses, PlacedAddress{m.name, m.ifindex, t});
     const Member* primary[2] = {nullptr, nullptr};  // per family: holder of the first data address
+    // A moving address on its holder, with its rule and the holder's table.
+    auto place = [&](const IpPrefix& prefix, const Member& h) {
+      const unsigned table = member_table(config, h.ifindex);
+      add_unique(s.addresses, PlacedAddress{h.name, h.ifindex, prefix});
+      add_unique(s.rules, PlacedRule{IpPrefix{prefix.addr, static_cast<std::uint8_t>(prefix.addr.size() * 8)},
+                                     table, config.rule_priority});
+      add_unique(s.routes, PlacedRoute{table, prefix.network(), std::nullopt, h.name, h.ifindex});
+      for (const auto& r : g.config.routes)
+        if (r.via.family == prefix.addr.family) add_unique(s.routes, PlacedRoute{table, r.to, r.via, h.name, h.ifindex});
+    };
     for (const auto& a : g.data) {
       const Member* h = g.find(a.holder);
       if (!h || h->ifindex == 0) continue;
-      const Family f = a.prefix.addr.family;
-      auto& first = primary[f == Family::v4 ? 0 : 1];
+      auto& first = primary[a.prefix.addr.family == Family::v4 ? 0 : 1];
       if (!first) first = h;
-      const unsigned table = member_table(config, h->ifindex);
-      add_unique(s.addresses, PlacedAddress{h->name, h->ifindex, a.prefix});
-      add_unique(s.rules, PlacedRule{IpPrefix{a.prefix.addr, static_cast<std::uint8_t>(a.prefix.addr.size() * 8)},
-                                     table, config.rule_priority});
-      add_unique(s.routes, PlacedRoute{table, a.prefix.network(), std::nullopt, h->name, h->ifindex});
-      for (const auto& r : g.config.routes)
-        if (r.via.family == f) add_unique(s.routes, PlacedRoute{table, r.to, r.via, h->name, h->ifindex});
+      place(a.prefix, *h);
+    }
+    // Shared addresses held here (also while unserviceable: they stay where they are,
+    // like data addresses of a failed group).
+    for (const auto& sa : g.shared) {
+      const Member* h = g.find(sa.holder);
+      if (sa.state != SharedState::released && h && h->ifindex != 0) place(sa.prefix, *h);
     }
     for (const auto& r : g.config.routes)
       if (const Member* h = primary[r.via.is_v4() ? 0 : 1])

@@ -44,7 +44,8 @@ struct DataPlaneState {
   bool operator==(const DataPlaneState&) const = default;
 };
 
-// For every group: each member's test addresses on it; each data address on its holder; a "from <address>" rule into the
+// For every group: each member's test addresses on it; each data address and each held
+// shared address on its holder; a "from <address>" rule into the
 // holder's table (routing_table_base + ifindex) so outbound traffic sourced from a
 // data address leaves through the member that holds it; in that table the address's
 // subnet and the group's routes via the holder; and the group's routes in the main

@@ -44,6 +44,12 @@ std::size_t Group::load(std::string_view member) const {
       std::count_if(data.begin(), data.end(), [&](const DataAddress& a) { return a.holder == member; }));
 }
 
+const SharedAddress* Group::find_shared(const IpAddress& address) const {
+  for (const auto& s : shared)
+    if (s.prefix.addr == address) return &s;
+  return nullptr;
+}
+
 Engine::Engine(const TimeSource& clock, Config config) : clock_(clock), config_(std::move(config)) {
   for (const auto& gc : config_.groups) groups_.push_back(make_group(gc, config_));
   anonymous_.state = GroupState::ok;
@@ -65,6 +71,12 @@ const Group* Engine::group_of(std::string_view ifname) const {
   Group* g = nullptr;
   const_cast<Engine*>(this)->member_by_name(ifname, &g);
   return g;
+}
+
+const Group* Engine::group_of_shared(const IpAddress& address) const {
+  for (const auto& g : groups_)
+    if (g.find_shared(address)) return &g;
+  return nullptr;
 }
 
 Member* Engine::member_by_name(std::string_view ifname, Group** group) {
@@ -141,6 +153,16 @@ void Engine::move(Group& g, DataAddress& a, const std::string& to, Reason reason
   publish(ev);
 }
 
+void Engine::set_shared(Group& g, SharedAddress& s, SharedState state, const std::string& holder, Reason reason,
+                        std::string detail) {
+  if (s.state == state && s.holder == holder && s.detail == detail) return;
+  SharedAddressChanged ev{g.name, s.prefix, s.state, state, s.holder, holder, reason, detail};
+  s.state = state;
+  s.holder = holder;
+  s.reason = reason;
+  s.detail = std::move(detail);
+  publish(ev);
+}
 
 // --- time ------------------------------------------------------------------------
 

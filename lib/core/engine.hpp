@@ -77,6 +77,15 @@ class Engine {
   Result<void> online(std::string_view ifname);
   Result<void> move_address(const IpAddress& address, std::string_view to_member);
 
+  // Shared addresses (DESIGN.md §5). Takeover: a released shared address becomes held
+  // on the group's best active member (the least loaded); release: a held (or
+  // unserviceable) one becomes released. The daemon does the kernel's part (address,
+  // announcements, tickles; the release sequence) from the SharedAddressChanged event.
+  // Errors: not_shared (not a configured shared address), already_held, not_held,
+  // not_usable (takeover while the group has no active member). Nothing changes on error.
+  Result<void> takeover_shared(const IpAddress& address);
+  Result<void> release_shared(const IpAddress& address);
+
   // Runtime changes of the group set (D-Bus, reload). Each validates first and changes
   // nothing when it fails.
   Result<void> create_group(GroupConfig config);
@@ -112,6 +121,8 @@ class Engine {
   const Group* find_group(std::string_view name) const;
   const Member* find_member(std::string_view ifname) const;
   const Group* group_of(std::string_view ifname) const;
+  // The group that has `address` as a shared address, or nullptr.
+  const Group* group_of_shared(const IpAddress& address) const;
   const Group& anonymous() const { return anonymous_; }
 
 
@@ -132,6 +143,13 @@ class Engine {
   void set_probe(Member& m, ProbeState probe);
   void set_group_state(Group& g, GroupState state, Reason reason);
   void move(Group& g, DataAddress& a, const std::string& to, Reason reason);
+  // The one writer of a shared address: no-op when nothing changes, else one
+  // SharedAddressChanged.
+  void set_shared(Group& g, SharedAddress& s, SharedState state, const std::string& holder, Reason reason,
+                  std::string detail = {});
+  void sync_shared(Group& g, Reason reason);
+  void place_shared(Group& g, Reason reason);
+  void adopt_shared(Group& g);
   void publish(const Event& e);
 
   Member* member_by_name(std::string_view ifname, Group** group = nullptr);
@@ -168,6 +186,7 @@ class Engine {
   // Addresses seen in the kernel before start(): ifname -> prefixes.
   std::vector<std::pair<std::string, IpPrefix>> kernel_addresses_;
   std::vector<IpAddress> restored_homes_;  // data addresses whose home came from saved state
+  std::vector<PersistedShared> restored_shared_;  // shared addresses saved as held
 };
 
 }  // namespace mpathd

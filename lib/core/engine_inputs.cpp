@@ -125,10 +125,12 @@ void Engine::start() {
           if (!saved && derive_state(*g.find(ifname)) == MemberState::ok) a.home = ifname;
         }
     for (auto& m : g.members) apply_state(g, m, Reason::startup, Transition::initial);
+    adopt_shared(g);
     run_policy(g, Reason::startup, false);
   }
   for (auto& m : anonymous_.members) set_state(anonymous_, m, derive_state(m), Reason::startup);
   kernel_addresses_.clear();
+  restored_shared_.clear();
 }
 
 // --- administrative commands -------------------------------------------------------

@@ -50,6 +50,7 @@ inline Group make_group(const GroupConfig& gc, const Config& c) {
   g.fdt = c.failure_detection_time_of(gc);
   for (const auto& mc : gc.members) g.members.push_back(make_member(gc, mc));
   for (const auto& p : gc.data_addresses) g.data.push_back({p, "", pick_home(g, p.addr.family), {}});
+  for (const auto& p : gc.shared_addresses) g.shared.push_back(SharedAddress{p, SharedState::released, "", Reason::none, ""});
   return g;
 }
 

@@ -14,10 +14,12 @@ using namespace engine_detail;
 std::vector<PersistedGroup> Engine::export_state() const {
   std::vector<PersistedGroup> out;
   for (const auto& g : groups_) {
-    PersistedGroup pg{g.name, {}, {}};
+    PersistedGroup pg{g.name, {}, {}, {}};
     for (const auto& m : g.members)
       pg.members.push_back({m.name, m.admin_offline, m.state == MemberState::failed || m.restored_failed});
     for (const auto& a : g.data) pg.addresses.push_back({a.prefix, a.holder, a.home});
+    for (const auto& s : g.shared)
+      if (s.state != SharedState::released) pg.shared.push_back({s.prefix, s.holder});
     out.push_back(std::move(pg));
   }
   return out;
@@ -44,6 +46,8 @@ void Engine::import_state(const std::vector<PersistedGroup>& state) {
           a.home = pa.home;
           restored_homes_.push_back(a.prefix.addr);
         }
+    for (const auto& ps : pg.shared)
+      if (g->find_shared(ps.prefix.addr)) restored_shared_.push_back(ps);
   }
 }
 

@@ -15,6 +15,7 @@ void Engine::run_policy(Group& g, Reason reason, bool lost_active) {
   normalize_active(g, lost_active);
   place_addresses(g, reason);
   refresh_group_state(g, reason);
+  place_shared(g, reason);
 }
 
 void Engine::normalize_active(Group& g, bool lost_active) {

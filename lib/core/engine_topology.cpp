@@ -98,6 +98,8 @@ Result<void> Engine::destroy_group(std::string_view name) {
   std::string gname = it->name;
   std::vector<std::string> members;
   for (const auto& m : it->members) members.push_back(m.name);
+  it->config.shared_addresses.clear();
+  sync_shared(*it, Reason::config_reload);  // held shared addresses are released first
   groups_.erase(it);
   std::erase_if(config_.groups, [&](const GroupConfig& gc) { return gc.name == gname; });
   for (const auto& m : members) publish(TopologyChanged{gname, m, false});
@@ -265,6 +267,7 @@ void Engine::reconfigure_group(Group& g, const GroupConfig& next, const DaemonSe
   g.config = want;
   for (auto& gc : config_.groups)
     if (gc.name == g.name) gc = want;
+  sync_shared(g, Reason::config_reload);  // before SettingsChanged: readers see the new list
   if (settings_changed) publish(SettingsChanged{g.name, "", Reason::config_reload});
   if (started_) {
     check_hwaddr(g);

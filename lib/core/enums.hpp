@@ -23,6 +23,10 @@ enum class GroupState : std::uint8_t { ok, degraded, failed };
 // an administrator needs to check them; its probe kind is not a target source.
 enum class TargetMode : std::uint8_t { disabled, routes, multicast, static_, arp };
 enum class ProbeMethod : std::uint8_t { auto_, none, icmp, arp };
+// A shared (cluster-wide) address on this node (DESIGN.md §5): not hosted here, held on
+// an active member, or held but unserviceable (the group has no active member and
+// release-shared-on-failure is off: it stays where it was until the group repairs).
+enum class SharedState : std::uint8_t { released, held, unserviceable };
 
 // Why something changed. Carried by every state transition and address move.
 enum class Reason : std::uint8_t {
@@ -49,12 +53,14 @@ enum class Reason : std::uint8_t {
   standby_needed,
   standby_released,
   config_reload,
-  adopted,  // not produced yet: reserved for addresses adopted by the shared-address work
+  adopted,  // a shared address found in the kernel at start-up is held as it is
   address_added,
   address_removed,
   probing_started,
   probing_stopped,
   interface_renamed,
+  admin_takeover,  // ipmpctl shared takeover / D-Bus TakeoverShared
+  admin_release,   // ipmpctl shared release / D-Bus ReleaseShared
 };
 
 template <typename E>
@@ -86,8 +92,12 @@ struct EnumNames<ProbeMethod> {
   static constexpr std::array<std::string_view, 4> names{"auto", "none", "icmp", "arp"};
 };
 template <>
+struct EnumNames<SharedState> {
+  static constexpr std::array<std::string_view, 3> names{"released", "held", "unserviceable"};
+};
+template <>
 struct EnumNames<Reason> {
-  static constexpr std::array<std::string_view, 29> names{
+  static constexpr std::array<std::string_view, 31> names{
       "none",           "startup",           "link-down",         "link-up",
       "repaired",       "probe-loss",        "admin-offline",     "admin-online",
       "group-failure",  "hwaddr-duplicate",  "hwaddr-unique",     "link-flapping",
@@ -95,7 +105,7 @@ struct EnumNames<Reason> {
       "failover",       "failback",          "rebalance",         "admin-move",
       "standby-needed", "standby-released",  "config-reload",     "adopted",
       "address-added",  "address-removed",   "probing-started",   "probing-stopped",
-      "interface-renamed",
+      "interface-renamed", "admin-takeover",  "admin-release",
   };
 };
 

@@ -28,15 +28,19 @@ enum class Errc : std::uint8_t {
   not_in_group,
   no_such_address,
   not_usable,
+  not_shared,    // the address is not a configured shared address
+  already_held,  // takeover of a shared address held here already
+  not_held,      // release of a shared address that is released
 };
 
 template <>
 struct EnumNames<Errc> {
-  static constexpr std::array<std::string_view, 14> names{
+  static constexpr std::array<std::string_view, 17> names{
       "invalid-argument", "no-such-group",    "no-such-interface", "last-usable-member",
       "already-offline",  "not-offline",      "hwaddr-duplicate",  "exists",
       "busy",             "system",           "config",            "not-in-group",
-      "no-such-address",  "not-usable",
+      "no-such-address",  "not-usable",       "not-shared",        "already-held",
+      "not-held",
   };
 };
 
@@ -46,11 +50,12 @@ struct EnumNames<Errc> {
 // comes back as Errc::system.
 inline constexpr std::string_view kDbusErrorPrefix = "org.ipmp.Mpathd1.Error.";
 inline constexpr std::string_view kDbusErrorFailed = "Failed";
-inline constexpr std::array<std::string_view, 14> kErrcDbusNames{
+inline constexpr std::array<std::string_view, 17> kErrcDbusNames{
     "InvalidArgument", "NoSuchGroup", "NoSuchInterface", "LastUsableMember",
     "AlreadyOffline",  "NotOffline",  "HwAddrDuplicate", "Exists",
     kDbusErrorFailed,  kDbusErrorFailed, kDbusErrorFailed, "NotInGroup",
-    "NoSuchAddress",   "NotUsable",
+    "NoSuchAddress",   "NotUsable",   "NotShared",       "AlreadyHeld",
+    "NotHeld",
 };
 static_assert(kErrcDbusNames.size() == EnumNames<Errc>::names.size());
 

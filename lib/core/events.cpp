@@ -69,6 +69,16 @@ std::string describe(const Event& e) {
       return "group " + c.group + ": failure detection time " + format_duration(c.before) + " -> " +
              format_duration(c.after) + (c.raised ? " (raised: the probe RTTs do not allow less)" : " (restored)");
     }
+    std::string operator()(const SharedAddressChanged& c) const {
+      std::string s = "group " + c.group + ": shared address " + c.address.str() + " ";
+      if (c.before != c.after)
+        s += std::string(to_string(c.before)) + " -> " + std::string(to_string(c.after));
+      else
+        s += std::string(to_string(c.after));
+      if (c.from != c.to) s += " [" + (c.from.empty() ? std::string("--") : c.from) + " -> " + (c.to.empty() ? std::string("--") : c.to) + "]";
+      s += " (" + std::string(to_string(c.reason)) + ")";
+      return c.detail.empty() ? s : s + ": " + c.detail;
+    }
     std::string operator()(const TopologyChanged& c) const {
       return std::string(c.added ? "added " : "removed ") + (c.member.empty() ? "group " + c.group : who(c.group, c.member));
     }

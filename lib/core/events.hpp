@@ -110,8 +110,21 @@ struct FdtChanged {
   bool raised = false;  // after is above the configured time
 };
 
+// A shared address changed state (released / held / unserviceable) or, while held,
+// moved to another member (from != to). Every transition is one event.
+struct SharedAddressChanged {
+  std::string group;
+  IpPrefix address;
+  SharedState before = SharedState::released;
+  SharedState after = SharedState::released;
+  std::string from;  // holder before ("" = none)
+  std::string to;    // holder after ("" = none: released)
+  Reason reason = Reason::none;
+  std::string detail;  // why, when mpathd decided it by itself (group failure) or it is unserviceable
+};
+
 using Event = std::variant<MemberChanged, GroupChanged, AddressMoved, TopologyChanged, ProbeCompleted, TargetsChanged,
-                           LinkFlagsChanged, DataAddressesChanged, SettingsChanged, FdtChanged>;
+                           LinkFlagsChanged, DataAddressesChanged, SettingsChanged, FdtChanged, SharedAddressChanged>;
 
 std::string describe(const Event& e);  // one line for logs: "g0/m0: ok -> failed (link-down)"
 

@@ -81,11 +81,23 @@ struct DataAddress {
   std::string refused;  // the kernel's error while it refuses the address on holder; "" = fine
 };
 
+// A shared (cluster-wide) address of the group on this node (DESIGN.md §5). While held
+// it is placed like a data address (on an active member, moving between members).
+struct SharedAddress {
+  IpPrefix prefix;
+  SharedState state = SharedState::released;
+  std::string holder;  // member that carries it in the kernel while held; "" when released
+  Reason reason = Reason::none;  // of the last transition
+  std::string detail;  // why it is unserviceable, or why it was released by mpathd itself
+  bool operator==(const SharedAddress&) const = default;
+};
+
 struct Group {
   std::string name;
   std::string ifname;  // group interface name, as ipmpstat's GROUP column
   std::vector<Member> members;
   std::vector<DataAddress> data;
+  std::vector<SharedAddress> shared;  // in configuration order
   GroupState state = GroupState::failed;  // a named group starts failed until a member is usable
   Reason reason = Reason::none;
   GroupConfig config;
@@ -96,6 +108,7 @@ struct Group {
   Member* find(std::string_view member);
   const Member* find(std::string_view member) const;
   std::size_t load(std::string_view member) const;  // data addresses held
+  const SharedAddress* find_shared(const IpAddress& address) const;
   bool up(const DataAddress& a) const;  // on an active holder, and the kernel took it
 };
 

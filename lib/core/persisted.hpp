@@ -28,10 +28,19 @@ struct PersistedAddress {
   bool operator==(const PersistedAddress&) const = default;
 };
 
+// A shared address held here (released ones are not saved): held again after a
+// restart, on the same member when it can (a restarted mpathd adopts it as it is).
+struct PersistedShared {
+  IpPrefix prefix;
+  std::string holder;
+  bool operator==(const PersistedShared&) const = default;
+};
+
 struct PersistedGroup {
   std::string name;
   std::vector<PersistedMember> members;
   std::vector<PersistedAddress> addresses;
+  std::vector<PersistedShared> shared;
   bool operator==(const PersistedGroup&) const = default;
 };
 

@@ -22,6 +22,7 @@
 
 #include "core/names.hpp"
 #include "core/validate.hpp"
+#include "daemon/hooks.hpp"
 
 namespace mpathd {
 namespace {
@@ -217,16 +218,25 @@ class ConfigReader {
   std::optional<RouteConfig> read_route(const toml::node& n, const std::string& path);
   void read_group(const toml::node& n, const std::string& path, Config& cfg);
   void read_member(const toml::node& n, const std::string& path, GroupConfig& g);
+  void read_hook(const toml::node& n, const std::string& path, Config& cfg);
+  std::vector<std::string> read_strings(const toml::node& n, std::string_view path);
 
   void claim(Claim c, std::string path, Pos pos) {
     claims_.push_back({std::move(c), std::move(path), pos, file_});
   }
   void check_claims();
+  void check_hook_names();
 
   std::vector<std::string> sources_;  // FILE of each file read
   std::size_t file_ = 0;              // the one being read
   std::vector<Diagnostic> errors_;
   std::vector<Occurrence> claims_;  // group names, interface names, addresses
+  struct HookName {
+    std::string name, path;
+    Pos pos{};
+    std::size_t file = 0;
+  };
+  std::vector<HookName> hook_names_;
 };
 
 void ConfigReader::read_table(const toml::table& t, std::string_view path,
@@ -501,6 +511,10 @@ void ConfigReader::read_group(const toml::node& n, const std::string& path, Conf
         }},
        {"failback",
         [&](const toml::node& e, const std::string& p) { g.failback = read_bool(e, p); }},
+       {"release-shared-on-failure",
+        [&](const toml::node& e, const std::string& p) {
+          if (auto v = read_bool(e, p)) g.release_shared_on_failure = *v;
+        }},
        {"member", [&](const toml::node& e, const std::string& p) {
           member_node = &e;
           read_array(e, p, "an array of tables ([[group.member]])",
@@ -529,6 +543,112 @@ void ConfigReader::read_group(const toml::node& n, const std::string& path, Conf
     error(*t, path,
           "group " + (g.name.empty() ? std::string("without a name") : g.name) + " has no members");
   cfg.groups.push_back(std::move(g));
+}
+
+std::vector<std::string> ConfigReader::read_strings(const toml::node& n, std::string_view path) {
+  std::vector<std::string> out;
+  read_array(n, path, "an array of strings", [&](const toml::node& e, const std::string& p) {
+    if (auto s = read_string(e, p)) out.push_back(*s);
+  });
+  return out;
+}
+
+// [[hook]] (mpathd-hooks(7)): name, type = "plugin" (path, args) or "exec" (command),
+// events, timeout.
+void ConfigReader::read_hook(const toml::node& n, const std::string& path, Config& cfg) {
+  const auto* t = as_table(n, path);
+  if (!t) return;
+  HookConfig h;
+  const toml::node* name_node = nullptr;
+  const toml::node* type_node = nullptr;
+  const toml::node* path_node = nullptr;
+  const toml::node* command_node = nullptr;
+  const toml::node* args_node = nullptr;
+  read_table(
+      *t, path,
+      {{"name",
+        [&](const toml::node& e, const std::string& p) {
+          name_node = &e;
+          auto s = read_string(e, p);
+          if (!s) return;
+          if (s->empty() || s->size() > 64 ||
+              s->find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-") !=
+                  std::string::npos)
+            return error(e, p, quote(*s) + " is not a hook name (1 to 64 letters, digits, '_', '.', '-')");
+          h.name = *s;
+          hook_names_.push_back({*s, p, e.source().begin, file_});
+        }},
+       {"type",
+        [&](const toml::node& e, const std::string& p) {
+          type_node = &e;
+          auto s = read_string(e, p);
+          if (s && *s != "plugin" && *s != "exec") return error(e, p, quote(*s) + " is not one of plugin, exec");
+          if (s) h.type = *s;
+        }},
+       {"path",
+        [&](const toml::node& e, const std::string& p) {
+          path_node = &e;
+          auto s = read_string(e, p);
+          if (s && (s->empty() || s->front() != '/')) return error(e, p, quote(*s) + " is not an absolute path");
+          if (s) h.path = *s;
+        }},
+       {"args",
+        [&](const toml::node& e, const std::string& p) {
+          args_node = &e;
+          h.args = read_strings(e, p);
+        }},
+       {"command",
+        [&](const toml::node& e, const std::string& p) {
+          command_node = &e;
+          h.command = read_strings(e, p);
+          if (e.is_array() && h.command.empty()) error(e, p, "empty (the program and its arguments)");
+          else if (!h.command.empty() && h.command.front().front() != '/')
+            error(e, p, quote(h.command.front()) + " is not an absolute path");
+        }},
+       {"events",
+        [&](const toml::node& e, const std::string& p) {
+          read_array(e, p, "an array of event names", [&](const toml::node& v, const std::string& vp) {
+            auto s = read_string(v, vp);
+            if (!s) return;
+            auto type = hook_event_type(*s);
+            if (!type) {
+              std::string choices;
+              for (std::size_t i = 1; i < kHookEventNames.size(); ++i)
+                choices += (i == 1 ? "" : ", ") + std::string(kHookEventNames[i]);
+              return error(v, vp, quote(*s) + " is not one of " + choices);
+            }
+            h.events |= 1u << *type;
+          });
+        }},
+       {"timeout", [&](const toml::node& e, const std::string& p) {
+          if (auto d = read_duration(e, p, milliseconds(10), seconds(600))) h.timeout = *d;
+        }}});
+  if (!name_node) error(*t, key_path(path, "name"), "missing (every [[hook]] needs a name)");
+  if (!type_node) error(*t, key_path(path, "type"), "missing (plugin or exec)");
+  if (h.type == "plugin") {
+    if (!path_node) error(*t, key_path(path, "path"), "missing (the plugin's shared object)");
+    if (command_node) error(*command_node, key_path(path, "command"), "only for type = \"exec\"");
+  } else if (h.type == "exec") {
+    if (!command_node) error(*t, key_path(path, "command"), "missing (the program and its arguments)");
+    if (path_node) error(*path_node, key_path(path, "path"), "only for type = \"plugin\" (use command)");
+    if (args_node) error(*args_node, key_path(path, "args"), "only for type = \"plugin\" (use command)");
+  }
+  cfg.hooks.push_back(std::move(h));
+}
+
+// A hook name used twice (in one file or across drop-ins) is reported at the later one.
+void ConfigReader::check_hook_names() {
+  std::stable_sort(hook_names_.begin(), hook_names_.end(), read_before<HookName>);
+  std::map<std::string, const HookName*> first;
+  for (const auto& h : hook_names_) {
+    auto [it, fresh] = first.emplace(h.name, &h);
+    if (fresh) continue;
+    const HookName& f = *it->second;
+    error(h.pos, h.path,
+          "duplicate hook name " + h.name + " (see " + f.path + " at " +
+              (f.file == h.file ? "" : sources_[f.file] + ":") + pos_str(f.pos) + ")",
+          h.file);
+  }
 }
 
 // Each claim against the ones read before it, by the one set of rules the Engine's
@@ -600,14 +720,29 @@ void ConfigReader::read(const toml::table& root, Config& cfg) {
           else if (v)
             cfg.metrics_file = *v;
         }},
-       {"group", [&](const toml::node& e, const std::string& p) {
+       {"association-cgroup",
+        [&](const toml::node& e, const std::string& p) {
+          auto v = read_string(e, p);
+          if (v && !v->empty() && v->front() != '/')
+            error(e, p, "\"" + *v + "\" is not an absolute path (a cgroup2 directory, or \"\" for none)");
+          else if (v)
+            cfg.association_cgroup = *v;
+        }},
+       {"association-ebpf", set_bool(cfg.association_ebpf)},
+       {"group",
+        [&](const toml::node& e, const std::string& p) {
           read_array(e, p, "an array of tables ([[group]])",
                      [&](const toml::node& g, const std::string& gp) { read_group(g, gp, cfg); });
+        }},
+       {"hook", [&](const toml::node& e, const std::string& p) {
+          read_array(e, p, "an array of tables ([[hook]])",
+                     [&](const toml::node& h, const std::string& hp) { read_hook(h, hp, cfg); });
         }}});
 }
 
 Result<Config> ConfigReader::finish(Config cfg) {
   check_claims();
+  check_hook_names();
   if (errors_.empty()) return cfg;
   std::stable_sort(errors_.begin(), errors_.end(), read_before<Diagnostic>);
   // The first kMaxReportedErrors in reading order: a file with a million bad lines

@@ -17,11 +17,13 @@
 #include "daemon/config_file.hpp"
 #include "daemon/dataplane_applier.hpp"
 #include "daemon/event_loop.hpp"
+#include "daemon/hooks.hpp"
 #include "daemon/log.hpp"
 #include "daemon/log_limiter.hpp"
 #include "daemon/member_sysctls.hpp"
 #include "daemon/metrics.hpp"
 #include "daemon/probing.hpp"
+#include "daemon/shared_addresses.hpp"
 #include "daemon/state_file.hpp"
 #include "daemon/state_store.hpp"
 #include "daemon/status.hpp"
@@ -93,7 +95,9 @@ struct Daemon::Impl {
   std::unique_ptr<net::Monitor> monitor;
   DataPlaneApplier applier;
   std::unique_ptr<StateStore> store;  // state.json and sysctl.json (runtime + durable copies)
+  std::unique_ptr<SharedAddresses> shared;  // the kernel side of shared addresses (lib/cluster)
   std::unique_ptr<Probing> probing;
+  std::unique_ptr<Hooks> hook_hosts;   // plugin hosts (mpathd-hookhost), off this loop
   std::unique_ptr<dbus::Service> bus;  // after applier: destroyed first
   bool ready = false;                  // start-up over: READY=1 sent, status.json "started"
   MemberSysctls sysctls;
@@ -267,6 +271,8 @@ struct Daemon::Impl {
     persist();
     applier.reconcile(engine);
     note_latency();
+    if (shared) shared->after_reconcile(engine);  // lifts drops, tracks, tickles
+    if (hook_hosts) hook_hosts->after_reconcile();  // takeover-after, release-after
     if (auto when = applier.next_retry()) {
       int r = arm_timer(event, &restore_timer, *when, milliseconds(10), &Impl::on_restore_timer, this);
       if (r < 0) spdlog::error("restore timer: {}", std::strerror(-r));
@@ -332,18 +338,22 @@ struct Daemon::Impl {
   void write_status() {
     status_dirty = false;
     // Interface names are bytes: never let one that is not UTF-8 stop the daemon.
-    auto j = status_json(engine, ready);
+    const RegistryStatus registry = shared ? RegistryStatus{shared->level(), shared->level_reason()} : RegistryStatus{};
+    auto j = status_json(engine, ready, registry);
     const auto problem = store->problem();
     j["persistence"] = {{"ok", problem.empty()}, {"problem", problem}};
     j["failover_latency"] = latency.json();
+    if (hook_hosts) j["hooks"] = hook_hosts->status();
     const auto text = j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
     if (auto r = write_file_atomically(options.runtime_dir + "/status.json", text, false); !r)
       spdlog::warn("{}", r.error().message);
   }
 
   void on_event(const Event& e) {
+    if (hook_hosts) hook_hosts->on_event(e);  // queued only: hosts get it from the loop later
     if (probing) probing->on_event(e);
     log_event(e);
+    if (shared) shared->on_event(e);  // a release blocks and destroys before the reconcile removes the address
     metrics.on_event(e, engine);
     metrics_file->changed();
     if (std::holds_alternative<ProbeCompleted>(e)) return;
@@ -401,6 +411,7 @@ struct Daemon::Impl {
       return std::unexpected(next.error());
     }
     engine.reconfigure(*next);
+    configure_hooks();
     metrics_file->set_path(engine.config().metrics_file);
     if (probing) probing->request_sync();
     digest = file_digest(options.config_path);  // runtime changes give way to the file
@@ -421,8 +432,26 @@ struct Daemon::Impl {
            std::to_string(degraded) + " degraded, " + std::to_string(failed) + " failed";
   }
 
+  std::vector<IpAddress> shared_addresses() const {
+    std::vector<IpAddress> out;
+    for (const auto& g : engine.config().groups)
+      for (const auto& a : g.shared_addresses) out.push_back(a.addr);
+    return out;
+  }
+
+  void configure_hooks() {
+    if (!hook_hosts && engine.config().hooks.empty()) return;
+    if (!hook_hosts)
+      hook_hosts = std::make_unique<Hooks>(event, options.hook_host, [this] {
+        status_dirty = true;
+        if (ready) write_status();
+      });
+    hook_hosts->configure(engine.config().hooks, shared_addresses());
+  }
+
   Result<void> start() {
     engine.subscribe([this](const Event& e) { on_event(e); });
+    configure_hooks();  // first: hooks see the events of the start-up too
     net::Monitor::Handlers h;
     h.link_changed = [this](const net::LinkInfo& l) { on_link(l, true); };
     h.link_removed = [this](const net::LinkInfo& l) { on_link(l, false); };
@@ -450,6 +479,27 @@ struct Daemon::Impl {
     // Members that left the configuration get their ARP settings back.
     sysctls.restore_all_except([this](const std::string& n) { return is_member(n); });
     engine.import_state(saved.state);
+    // Shared addresses: the registry and the actions exist before the Engine starts, so
+    // that the addresses it finds held are tracked from the first reconcile.
+    {
+      cluster::RegistryOptions ro;
+      ro.cgroup = engine.config().association_cgroup;
+      ro.ebpf = engine.config().association_ebpf;
+      shared = std::make_unique<SharedAddresses>(
+          cluster::Registry::create(event, ro,
+                                    [this](const IpAddress& a, const cluster::Association& x, bool present) {
+                                      spdlog::debug("{}: association {} {}:{} {}", a.str(), present ? "seen" : "gone",
+                                                    x.remote.str(), x.remote_port,
+                                                    x.proto == cluster::Proto::tcp ? "tcp" : "udp");
+                                      if (hook_hosts)
+                                        if (auto j = hook_association_event(a, x, present)) hook_hosts->publish(std::move(*j));
+                                    }),
+          cluster::Actions::create(event));
+      if (shared->level_reason().empty())
+        spdlog::info("association registry: level {}", shared->level());
+      else
+        spdlog::warn("association registry: level {} ({})", shared->level(), shared->level_reason());
+    }
     engine.start();
     applier.start(engine);
     after_input();
@@ -459,9 +509,16 @@ struct Daemon::Impl {
     probing->sync();
     after_input();
     // The data plane works without a bus; the D-Bus API is optional.
-    if (auto b = dbus::Service::open(event, engine, {.after_change = [this](auto reply) { after_change(std::move(reply)); }, .reload = [this] { return reload(); },
-                                      .state_problem = [this] { return store->problem(); }},
-                                     options.bus_name))
+    dbus::ServiceHooks hooks{
+        .after_change = [this](auto reply) { after_change(std::move(reply)); },
+        .reload = [this] { return reload(); },
+        .state_problem = [this] { return store->problem(); },
+        .export_associations = [this](const IpAddress& a) { return shared->export_json(a); },
+        .import_associations = [this](const IpAddress& a, std::string_view text) { return shared->import_json(a, text); },
+        .registry_level = [this] { return std::pair{shared->level(), shared->level_reason()}; },
+        .hook_states = [this] { return hook_hosts ? hook_hosts->states() : std::vector<dbus::HookState>{}; },
+    };
+    if (auto b = dbus::Service::open(event, engine, std::move(hooks), options.bus_name))
       bus = std::move(*b);
     else
       spdlog::warn("D-Bus API unavailable: {}; running without it", b.error().message);

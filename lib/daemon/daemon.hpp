@@ -19,6 +19,7 @@ struct DaemonOptions {
   std::string runtime_dir = "/run/mpathd";
   std::string lock_dir = "/run/mpathd";  // one lock per network namespace (instance_lock.hpp)
   std::string bus_name = "org.ipmp.Mpathd1";  // mpathd@NAME uses org.ipmp.Mpathd1.ns_NAME
+  std::string hook_host = MPATHD_HOOK_HOST;    // mpathd-hookhost (libexec; $MPATHD_HOOKHOST in tests)
 };
 
 class Daemon {

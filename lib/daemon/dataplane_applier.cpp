@@ -85,6 +85,8 @@ bool DataPlaneApplier::is_data_address(const IpAddress& a) const {
   for (const auto& g : config_.groups) {
     for (const auto& p : g.data_addresses)
       if (p.addr == a) return true;
+    for (const auto& p : g.shared_addresses)  // held ones are placed like data addresses
+      if (p.addr == a) return true;
     for (const auto& m : g.members)
       for (const auto& t : m.test_addresses)
         if (t.addr == a) return true;

@@ -14,6 +14,9 @@ spdlog::level::level_enum level_of(const Event& e) {
     if (g->after == GroupState::failed) return level_enum::err;
     if (g->after == GroupState::degraded && g->before == GroupState::ok) return level_enum::warn;
   }
+  // A shared address given up or kept without service by mpathd itself.
+  if (const auto* s = std::get_if<SharedAddressChanged>(&e); s && s->reason == Reason::group_failure)
+    return level_enum::warn;
   // Probes that cannot meet the configured time are a problem to look at.
   if (const auto* f = std::get_if<FdtChanged>(&e); f && f->raised && f->after > f->before) return level_enum::warn;
   return level_enum::info;
@@ -46,6 +49,14 @@ Fields fields_of(const Event& e) {
       return {c.group, c.member, {}, std::string(to_string(c.reason)), {}, {}};
     }
     Fields operator()(const FdtChanged& c) const { return {c.group, {}, {}, {}, {}, {}}; }
+    Fields operator()(const SharedAddressChanged& c) const {
+      return {c.group,
+              c.to.empty() ? c.from : c.to,
+              c.address.addr.str(),
+              std::string(to_string(c.reason)),
+              message_id::shared_changed,
+              {{"MPATHD_SHARED_STATE", std::string(to_string(c.after))}, {"MPATHD_FROM", c.from}, {"MPATHD_TO", c.to}}};
+    }
   };
   return std::visit(V{}, e);
 }

@@ -21,6 +21,7 @@ namespace message_id {
 inline constexpr std::string_view member_changed = "fb79ea4b8c134896821d1ef7561ecabd";  // member state/flags/probe
 inline constexpr std::string_view group_changed = "d62823d4a2e34e74bb7fa77fb4865400";   // group state
 inline constexpr std::string_view address_moved = "8c0780ab5a7240bcb048abcd3287634d";   // failover, failback, ...
+inline constexpr std::string_view shared_changed = "6d581b6699754785992db1c87bb62256";  // shared address state/holder
 }  // namespace message_id
 
 struct Fields {

@@ -91,6 +91,9 @@ std::optional<LogSubject> log_subject(const Event& e) {
     std::optional<LogSubject> operator()(const FdtChanged& c) const {
       return LogSubject{"group " + c.group + ": failure detection time", "changes"};
     }
+    std::optional<LogSubject> operator()(const SharedAddressChanged& c) const {
+      return LogSubject{"group " + c.group + ": shared " + c.address.str(), "transitions"};
+    }
     std::optional<LogSubject> operator()(const TopologyChanged&) const { return std::nullopt; }
     std::optional<LogSubject> operator()(const ProbeCompleted&) const { return std::nullopt; }
   };

@@ -37,6 +37,7 @@ json group_config_json(const GroupConfig& g) {
   if (g.failure_detection_time)
     j["failure-detection-time-ms"] = std::chrono::duration_cast<milliseconds>(*g.failure_detection_time).count();
   if (g.failback) j["failback"] = *g.failback;
+  if (!g.release_shared_on_failure) j["release-shared-on-failure"] = false;
   return j;
 }
 
@@ -77,6 +78,7 @@ GroupConfig group_config_of(const json& j) {
   }
   if (j.contains("failure-detection-time-ms")) g.failure_detection_time = milliseconds(j["failure-detection-time-ms"].get<std::int64_t>());
   if (j.contains("failback")) g.failback = j["failback"].get<bool>();
+  if (j.contains("release-shared-on-failure")) g.release_shared_on_failure = j["release-shared-on-failure"].get<bool>();
   return g;
 }
 
@@ -93,7 +95,13 @@ std::string serialize_state(const PersistedState& s) {
     json addresses = json::array();
     for (const auto& a : pg.addresses)
       addresses.push_back({{"address", a.prefix.str()}, {"holder", a.holder}, {"home", a.home}});
-    state.push_back({{"group", pg.name}, {"members", members}, {"addresses", addresses}});
+    json group = {{"group", pg.name}, {"members", members}, {"addresses", addresses}};
+    if (!pg.shared.empty()) {  // absent when none is held (state files of older versions)
+      json shared = json::array();
+      for (const auto& sa : pg.shared) shared.push_back({{"address", sa.prefix.str()}, {"holder", sa.holder}});
+      group["shared"] = shared;
+    }
+    state.push_back(std::move(group));
   }
   json j = {{"version", PersistedState::kVersion},
             {"config-digest", s.config_digest},
@@ -122,6 +130,9 @@ Result<PersistedState> parse_state(std::string_view text, std::string_view sourc
         g.members.push_back({m.at("name").get<std::string>(), m.at("offline").get<bool>(), m.at("failed").get<bool>()});
       for (const auto& a : pg.at("addresses"))
         g.addresses.push_back({prefix_of(a.at("address")), a.at("holder").get<std::string>(), a.at("home").get<std::string>()});
+      if (pg.contains("shared"))
+        for (const auto& a : pg.at("shared"))
+          g.shared.push_back({prefix_of(a.at("address")), a.at("holder").get<std::string>()});
       s.state.push_back(std::move(g));
     }
     return s;

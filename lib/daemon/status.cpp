@@ -45,7 +45,7 @@ nlohmann::json member_json(const Group& g, const Member& m) {
   };
 }
 
-nlohmann::json status_json(const Engine& engine, bool ready) {
+nlohmann::json status_json(const Engine& engine, bool ready, const RegistryStatus& registry) {
   nlohmann::json groups = nlohmann::json::array();
   for (const auto& g : engine.groups()) {
     nlohmann::json members = nlohmann::json::array();
@@ -65,6 +65,13 @@ nlohmann::json status_json(const Engine& engine, bool ready) {
                            {"inbound", up ? a.holder : ""},
                            {"outbound", up ? nlohmann::json::array({a.holder}) : nlohmann::json::array()}});
     }
+    nlohmann::json shared = nlohmann::json::array();
+    for (const auto& a : g.shared)
+      shared.push_back({{"address", a.prefix.str()},
+                        {"state", to_string(a.state)},
+                        {"holder", a.holder},
+                        {"reason", to_string(a.reason)},
+                        {"detail", a.detail}});
     groups.push_back({{"name", g.name},
                       {"interface", g.ifname},
                       {"state", to_string(g.state)},
@@ -72,7 +79,8 @@ nlohmann::json status_json(const Engine& engine, bool ready) {
                       {"fdt_ms", std::chrono::duration_cast<milliseconds>(g.fdt).count()},
                       {"failback", g.failback},
                       {"members", members},
-                      {"addresses", addresses}});
+                      {"addresses", addresses},
+                      {"shared", shared}});
   }
   nlohmann::json anonymous = nlohmann::json::array();
   for (const auto& m : engine.anonymous().members) anonymous.push_back(member_json(engine.anonymous(), m));
@@ -80,6 +88,7 @@ nlohmann::json status_json(const Engine& engine, bool ready) {
           {"pid", ::getpid()},
           {"started", ready},
           {"callback_exceptions", callback_exceptions()},
+          {"registry", {{"level", registry.level}, {"reason", registry.reason}}},
           {"groups", groups},
           {"anonymous", anonymous}};
 }

@@ -121,8 +121,8 @@ std::array<std::pair<const char*, std::uint64_t>, 7> counter_items(const Member&
 // literal in the vtable; state_signature() derives it from the property vtables and
 // Service::open refuses to serve a contract that contradicts itself.
 inline constexpr char kStateSignature[] =
-    "(stbbuts)"
-    "a(osssstbaoa(ssss)as)"
+    "(stbbutssa(ssstts)s)"
+    "a(osssstbaoa(ssss)a(sssss))"
     "a(osussbasbssstsasassa(stt)(ttttttt))";
 int get_state(sd_bus_message* m, void* userdata, sd_bus_error* error);
 std::string state_signature();

@@ -231,6 +231,61 @@ int move_address(sd_bus_message* m, void* userdata, sd_bus_error* error) {
   });
 }
 
+// A shared address argument: an address, with or without its prefix length.
+template <typename F>
+int with_shared_address(sd_bus_message* m, sd_bus_error* error, F&& body) {
+  const char* text = nullptr;
+  if (int r = sd_bus_message_read(m, "s", &text); r < 0) return r;
+  auto address = parse_address_maybe_prefix(text);
+  if (!address) return invalid_address(error, text, "an IPv4 or IPv6 address");
+  return body(*address);
+}
+
+int takeover_shared(sd_bus_message* m, void* userdata, sd_bus_error* error) {
+  return admin(m, userdata, error, [&](Service::Impl& s) -> int {
+    return with_shared_address(m, error, [&](const IpAddress& a) { return finish(s, m, s.engine.takeover_shared(a), error); });
+  });
+}
+
+int release_shared(sd_bus_message* m, void* userdata, sd_bus_error* error) {
+  return admin(m, userdata, error, [&](Service::Impl& s) -> int {
+    return with_shared_address(m, error, [&](const IpAddress& a) { return finish(s, m, s.engine.release_shared(a), error); });
+  });
+}
+
+// The registry of an address must be one of a configured shared address.
+Result<void> check_shared(const Engine& engine, const IpAddress& a) {
+  if (!engine.group_of_shared(a)) return fail(Errc::not_shared, a.str() + " is not a shared address of any group");
+  return {};
+}
+
+int export_associations(sd_bus_message* m, void* userdata, sd_bus_error* error) {
+  return admin(m, userdata, error, [&](Service::Impl& s) -> int {
+    return with_shared_address(m, error, [&](const IpAddress& a) -> int {
+      if (auto r = check_shared(s.engine, a); !r) return set_error(error, r.error());
+      if (!s.hooks.export_associations) return sd_bus_error_set(error, kErrorFailed, "the association registry is not available");
+      auto json = s.hooks.export_associations(a);
+      if (!json) return set_error(error, json.error());
+      return sd_bus_reply_method_return(m, "s", json->c_str());
+    });
+  });
+}
+
+int import_associations(sd_bus_message* m, void* userdata, sd_bus_error* error) {
+  return admin(m, userdata, error, [&](Service::Impl& s) -> int {
+    const char* text = nullptr;
+    const char* json = nullptr;
+    if (int r = sd_bus_message_read(m, "ss", &text, &json); r < 0) return r;
+    auto address = parse_address_maybe_prefix(text);
+    if (!address) return invalid_address(error, text, "an IPv4 or IPv6 address");
+    if (auto r = check_shared(s.engine, *address); !r) return set_error(error, r.error());
+    if (!s.hooks.import_associations) return sd_bus_error_set(error, kErrorFailed, "the association registry is not available");
+    auto n = s.hooks.import_associations(*address, json);
+    if (!n) return set_error(error, n.error());
+    return sd_bus_reply_method_return(m, "u", static_cast<std::uint32_t>(*n));
+  });
+}
+
 int reload(sd_bus_message* m, void* userdata, sd_bus_error* error) {
   return admin(m, userdata, error, [&](Service::Impl& s) -> int {
     if (!s.hooks.reload) return sd_bus_error_set(error, kErrorFailed, "reload is not available");
@@ -270,8 +325,24 @@ int manager_property(sd_bus_message* reply, const Service::Impl& impl, std::stri
   if (p == "NotificationInterval") return sd_bus_message_append(reply, "t", to_ms(c.notification_interval));
   if (p == "Groups") return append_strings(reply, 'o', all_group_paths(engine));
   if (p == "Interfaces") return append_strings(reply, 'o', all_interface_paths(engine));
+  const ServiceHooks& hooks = impl.hooks;
   if (p == "StateProblem")
-    return sd_bus_message_append(reply, "s", impl.hooks.state_problem ? impl.hooks.state_problem().c_str() : "");
+    return sd_bus_message_append(reply, "s", hooks.state_problem ? hooks.state_problem().c_str() : "");
+  if (p == "RegistryLevel" || p == "RegistryLevelReason") {
+    const auto level =
+        hooks.registry_level ? hooks.registry_level() : std::pair<std::string, std::string>{"none", "no registry"};
+    return sd_bus_message_append(reply, "s", (p == "RegistryLevel" ? level.first : level.second).c_str());
+  }
+  if (p == "Hooks") {
+    int r = sd_bus_message_open_container(reply, 'a', "(ssstts)");
+    if (r < 0) return r;
+    for (const auto& h : hooks.hook_states ? hooks.hook_states() : std::vector<HookState>{}) {
+      r = sd_bus_message_append(reply, "(ssstts)", h.name.c_str(), h.type.c_str(), h.state.c_str(), h.restarts,
+                                h.lost, h.last_error.c_str());
+      if (r < 0) return r;
+    }
+    return sd_bus_message_close_container(reply);
+  }
   return -ENOENT;
 }
 
@@ -284,6 +355,9 @@ const sd_bus_vtable kManagerVtable[] = {
     SD_BUS_PROPERTY("TrackInterfacesOnlyWithGroups", "b", get_manager, 0, kChange),
     SD_BUS_PROPERTY("NotificationCount", "u", get_manager, 0, kChange),
     SD_BUS_PROPERTY("NotificationInterval", "t", get_manager, 0, kChange),
+    SD_BUS_PROPERTY("RegistryLevel", "s", get_manager, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+    SD_BUS_PROPERTY("RegistryLevelReason", "s", get_manager, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+    SD_BUS_PROPERTY("Hooks", "a(ssstts)", get_manager, 0, 0),  // read when wanted: no signal
     SD_BUS_PROPERTY("Groups", "ao", get_manager, 0, kChange),
     SD_BUS_PROPERTY("Interfaces", "ao", get_manager, 0, kChange),
     SD_BUS_PROPERTY("StateProblem", "s", get_manager, 0, kChange),
@@ -302,6 +376,12 @@ const sd_bus_vtable kManagerVtable[] = {
     SD_BUS_METHOD_WITH_NAMES("MoveAddress", "ss", SD_BUS_PARAM(address) SD_BUS_PARAM(interface), "", "",
                              move_address, kOwnCheck),
     SD_BUS_METHOD("Reload", "", "", reload, kOwnCheck),
+    SD_BUS_METHOD_WITH_NAMES("TakeoverShared", "s", SD_BUS_PARAM(address), "", "", takeover_shared, kOwnCheck),
+    SD_BUS_METHOD_WITH_NAMES("ReleaseShared", "s", SD_BUS_PARAM(address), "", "", release_shared, kOwnCheck),
+    SD_BUS_METHOD_WITH_NAMES("ExportAssociations", "s", SD_BUS_PARAM(address), "s", SD_BUS_PARAM(associations),
+                             export_associations, kOwnCheck),
+    SD_BUS_METHOD_WITH_NAMES("ImportAssociations", "ss", SD_BUS_PARAM(address) SD_BUS_PARAM(associations), "u",
+                             SD_BUS_PARAM(entries), import_associations, kOwnCheck),
     // Open to every caller, like the properties it reads (no privilege check).
     SD_BUS_METHOD_WITH_NAMES("GetState", "", "", kStateSignature,
                              SD_BUS_PARAM(manager) SD_BUS_PARAM(groups) SD_BUS_PARAM(interfaces), get_state,

@@ -83,10 +83,15 @@ int group_property(sd_bus_message* reply, const Group& g, std::string_view p) {
     return sd_bus_message_close_container(reply);
   }
   if (p == "SharedAddresses") {
-    // Shared (cluster) addresses are not managed yet; the configured ones are listed.
-    std::vector<std::string> items;
-    for (const auto& a : g.config.shared_addresses) items.push_back(a.str());
-    return append_strings(reply, 's', items);
+    // (address/length, state, holder, reason, detail) per configured shared address.
+    int r = sd_bus_message_open_container(reply, 'a', "(sssss)");
+    if (r < 0) return r;
+    for (const auto& a : g.shared) {
+      r = sd_bus_message_append(reply, "(sssss)", a.prefix.str().c_str(), std::string(to_string(a.state)).c_str(),
+                                a.holder.c_str(), std::string(to_string(a.reason)).c_str(), a.detail.c_str());
+      if (r < 0) return r;
+    }
+    return sd_bus_message_close_container(reply);
   }
   return -ENOENT;
 }
@@ -284,12 +289,16 @@ const sd_bus_vtable kGroupVtable[] = {
     SD_BUS_PROPERTY("Failback", "b", get_group, 0, kChange),
     SD_BUS_PROPERTY("Members", "ao", get_group, 0, kChange),
     SD_BUS_PROPERTY("DataAddresses", "a(ssss)", get_group, 0, kChange),
-    SD_BUS_PROPERTY("SharedAddresses", "as", get_group, 0, kChange),
+    SD_BUS_PROPERTY("SharedAddresses", "a(sssss)", get_group, 0, kChange),
     SD_BUS_SIGNAL_WITH_NAMES("StateChanged", "sss",
                              SD_BUS_PARAM(old_state) SD_BUS_PARAM(new_state) SD_BUS_PARAM(reason), 0),
     SD_BUS_SIGNAL_WITH_NAMES("AddressMoved", "ssss",
                              SD_BUS_PARAM(address) SD_BUS_PARAM(from_interface) SD_BUS_PARAM(to_interface)
                              SD_BUS_PARAM(reason), 0),
+    SD_BUS_SIGNAL_WITH_NAMES("SharedAddressChanged", "sssssss",
+                             SD_BUS_PARAM(address) SD_BUS_PARAM(old_state) SD_BUS_PARAM(new_state)
+                             SD_BUS_PARAM(from_interface) SD_BUS_PARAM(to_interface) SD_BUS_PARAM(reason)
+                             SD_BUS_PARAM(detail), 0),
     SD_BUS_VTABLE_END,
 };
 

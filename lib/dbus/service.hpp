@@ -8,12 +8,26 @@
 
 #include <functional>
 #include <memory>
+#include <cstdint>
 #include <string>
+#include <vector>
+#include <string_view>
+#include <utility>
 
 #include "core/engine.hpp"
 #include "core/error.hpp"
 
 namespace mpathd::dbus {
+
+// One [[hook]] as Manager.Hooks shows it (lib/daemon/hooks.hpp, mpathd-hooks(7)).
+struct HookState {
+  std::string name;
+  std::string type;   // plugin, exec
+  std::string state;  // starting, running, restarting, disabled
+  std::uint64_t restarts = 0;
+  std::uint64_t lost = 0;
+  std::string last_error;
+};
 
 struct ServiceHooks {
   // Called after every method that changed the Engine (the daemon saves the state and
@@ -27,6 +41,15 @@ struct ServiceHooks {
   std::function<Result<void>()> reload;
   // Why the state cannot be saved now, "" when it can (Manager.StateProblem).
   std::function<std::string()> state_problem;
+  // The association registry of shared addresses (lib/cluster, owned by the daemon);
+  // empty = not available. Export: the JSON text of cluster/association_json.hpp.
+  // Import: that text, refused as a whole when invalid; returns the entries held.
+  std::function<Result<std::string>(const IpAddress&)> export_associations;
+  std::function<Result<std::size_t>(const IpAddress&, std::string_view)> import_associations;
+  // The level in force ("ebpf" or "sock-diag") and why eBPF is not ("" when it is).
+  std::function<std::pair<std::string, std::string>()> registry_level;
+  // The hooks and their state (Manager.Hooks); empty = none configured.
+  std::function<std::vector<HookState>()> hook_states;
 };
 
 class Service {

@@ -132,6 +132,14 @@ void Service::Impl::on_event(const Event& event) noexcept {
                            {"GroupInterface", "FailureDetectionTime", "Failback", "SharedAddresses"});
             else if (!e.member.empty() && engine.find_member(e.member))
               emit_changed(interface_path(e.member), kInterfaceIface, {"Standby", "TestAddresses"});
+          } else if constexpr (std::is_same_v<T, SharedAddressChanged>) {
+            const auto path = group_path(e.group);
+            const auto address = e.address.str(), before = str(e.before), after = str(e.after), reason = str(e.reason);
+            if (int r = emit(bus, path, kGroupIface, "SharedAddressChanged",
+                             {{&address}, {&before}, {&after}, {&e.from}, {&e.to}, {&reason}, {&e.detail}});
+                r < 0)
+              log_failure("Group.SharedAddressChanged", path, r);
+            if (engine.find_group(e.group)) emit_changed(path, kGroupIface, {"SharedAddresses"});
           } else if constexpr (std::is_same_v<T, FdtChanged>) {
             if (engine.find_group(e.group)) emit_changed(group_path(e.group), kGroupIface, {"FailureDetectionTime"});
           } else if constexpr (std::is_same_v<T, TopologyChanged>) {

@@ -136,15 +136,17 @@ TEST_F(DbusContract, TheParserSeesEveryMemberOfTheContract) {
   // Guards the test itself: a parser that found nothing would compare equal too.
   const auto contract = parse(file(std::string(MPATHD_SOURCE_DIR) + "/dbus/org.ipmp.Mpathd1.xml"));
   const auto& m = contract.at(kManager);
-  EXPECT_EQ(m.methods.size(), 11u);
-  EXPECT_EQ(m.properties.size(), 9u);
+  EXPECT_EQ(m.methods.size(), 15u);
+  EXPECT_EQ(m.properties.size(), 12u);
   EXPECT_EQ(m.methods.at("GetState"),
-            (std::vector<std::string>{"out (stbbuts) manager", "out a(osssstbaoa(ssss)as) groups",
+            (std::vector<std::string>{"out (stbbutssa(ssstts)s) manager", "out a(osssstbaoa(ssss)a(sssss)) groups",
                                       "out a(osussbasbssstsasassa(stt)(ttttttt)) interfaces"}));
+  EXPECT_EQ(m.properties.at("Hooks"), "a(ssstts) read");
   EXPECT_EQ(m.methods.at("AddMember"),
             (std::vector<std::string>{"in s group", "in s interface", "in b standby", "out o member"}));
   EXPECT_TRUE(m.methods.at("Reload").empty());
   EXPECT_EQ(contract.at(kGroup).properties.at("DataAddresses"), "a(ssss) read");
+  EXPECT_EQ(contract.at(kGroup).properties.at("SharedAddresses"), "a(sssss) read");
   EXPECT_EQ(contract.at(kInterface).signals.at("StateChanged"),
             (std::vector<std::string>{"s old_state", "s new_state", "as old_flags", "as new_flags", "s reason"}));
   EXPECT_EQ(contract.at(kInterface).properties.at("LinkFlags"), "as read");

@@ -533,6 +533,24 @@ class Lab:
         wait_until(lambda: self._oper_up(rt, "eth0") and self._oper_up(cl, "eth0"), 10,
                    "router and client links to come up")
 
+    def add_host(self, suffix: str, members: int = 3, port_prefix: str = "q") -> str:
+        """Another host namespace on the same switch (a second cluster node): members
+        m0..m{members-1} inside it, on switch ports <port_prefix>0.. (take one down with
+        `sh(lab.sw, "ip", "link", "set", "<port>", "down")`). Removed with the lab.
+        Returns the namespace's name."""
+        ns = f"{self.prefix}-{suffix}"
+        self._netns_add(ns)
+        self._sysctl(ns, "net.ipv6.conf.default.accept_ra", 0)
+        batch = "".join(f"link add {port_prefix}{i} type veth peer name m{i} netns {ns}\n"
+                        f"link set {port_prefix}{i} master br0 up\n" for i in range(members))
+        _run(["ip", "-n", self.sw, "-batch", "-"], input=batch)
+        self.sh(ns, "sh", "-c", " ".join(f"echo 0 > /proc/sys/net/ipv6/conf/m{i}/accept_ra;"
+                                         for i in range(members)))
+        _run(["ip", "-n", ns, "-batch", "-"], input="".join(f"link set m{i} up\n" for i in range(members)))
+        wait_until(lambda: all(self._oper_up(ns, f"m{i}") for i in range(members)), 10,
+                   f"members of {ns} to come up")
+        return ns
+
     def _oper_up(self, ns: str, dev: str) -> bool:
         info = self.link_info(ns, dev)
         return info.get("operstate") == "UP"
@@ -728,12 +746,12 @@ class Lab:
     def set_member_mac(self, i: int, mac: str) -> None:
         self.sh(self.host, "ip", "link", "set", f"m{i}", "address", mac)
 
-    def host_addrs(self, dev: str | None = None) -> list[dict[str, Any]]:
-        """`ip -j addr` of the host namespace (or one device) as a list of
-        {"dev", "address", "prefixlen", "family", "scope", "flags"} entries."""
+    def host_addrs(self, dev: str | None = None, ns: str | None = None) -> list[dict[str, Any]]:
+        """`ip -j addr` of the host namespace (or one device; or another host, ns) as a
+        list of {"dev", "address", "prefixlen", "family", "scope", "flags"} entries."""
         args = ["addr", "show"] + (["dev", dev] if dev else [])
         out = []
-        for link in self.ip_json(self.host, *args):
+        for link in self.ip_json(ns or self.host, *args):
             for a in link.get("addr_info", []):
                 out.append({"dev": link["ifname"], "address": a["local"],
                             "prefixlen": a["prefixlen"], "family": a["family"],
@@ -743,10 +761,10 @@ class Lab:
                                       if a.get(k)]})
         return out
 
-    def holders(self, addr: str) -> list[str]:
+    def holders(self, addr: str, ns: str | None = None) -> list[str]:
         """Every host device carrying addr (a data address must have exactly one)."""
         want = ipaddress.ip_address(addr.split("/")[0])
-        return [a["dev"] for a in self.host_addrs()
+        return [a["dev"] for a in self.host_addrs(ns=ns)
                 if ipaddress.ip_address(a["address"]) == want]
 
     def holder_of(self, addr: str) -> str | None:
@@ -819,13 +837,14 @@ class Lab:
     def start_mpathd(self, config_text: str, wait_started: bool = True,
                      timeout: float = 15.0, extra_args: Iterable[str] = (),
                      workdir: Path | None = None, env: dict[str, str] | None = None,
-                     wrap: Iterable[str] = (), journal_stream: bool = False) -> Daemon:
+                     wrap: Iterable[str] = (), journal_stream: bool = False,
+                     ns: str | None = None) -> Daemon:
         """Runs mpathd in the host namespace with its own config/runtime/state dirs.
         With wait_started, waits until status.json says started (or the daemon dies).
         Pass the workdir of an earlier Daemon to restart on the same state. wrap: a
         command that execs its arguments, run inside the namespace before mpathd (it
         must keep the pid). journal_stream: $JOURNAL_STREAM names the log file, as
-        systemd does when stderr is the journal."""
+        systemd does when stderr is the journal. ns: another host namespace (add_host)."""
         if workdir is None:
             workdir = self.tmp / f"mpathd-{len(self.daemons)}"
         workdir.mkdir(parents=True, exist_ok=True)
@@ -836,7 +855,7 @@ class Lab:
         exe = mpathd_bin()
         if not os.access(exe, os.X_OK):
             raise LabError(f"mpathd binary not found at {exe} (set MPATHD_BIN)")
-        cmd = ["ip", "netns", "exec", self.host, *wrap, exe,
+        cmd = ["ip", "netns", "exec", ns or self.host, *wrap, exe,
                "--config", str(workdir / "mpathd.conf"),
                "--runtime-dir", str(workdir / "run"),
                "--state-dir", str(workdir / "state"),

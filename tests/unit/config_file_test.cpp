@@ -100,6 +100,8 @@ link-flap-window = "2.5s"
 probe-quiet-period = "40s"
 routing-table-base = 50000
 rule-priority = 2000
+association-cgroup = "/sys/fs/cgroup/system.slice"
+association-ebpf = false
 
 [[group]]
 name = "g0"
@@ -112,6 +114,7 @@ probe-method = "arp"
 targets = ["198.18.1.1", "2001:db8:1::1"]
 failure-detection-time = "1.5s"
 failback = true
+release-shared-on-failure = false
 
 [[group.member]]
 name = "m0"
@@ -136,6 +139,8 @@ member = [ { name = "eth2" } ]
   want.probe_quiet_period = seconds(40);
   want.routing_table_base = 50000;
   want.rule_priority = 2000;
+  want.association_cgroup = "/sys/fs/cgroup/system.slice";
+  want.association_ebpf = false;
 
   GroupConfig g0;
   g0.name = "g0";
@@ -151,6 +156,7 @@ member = [ { name = "eth2" } ]
   g0.probe_method = ProbeMethod::arp;
   g0.targets = {address("198.18.1.1"), address("2001:db8:1::1")};
   g0.failure_detection_time = milliseconds(1500);
+  g0.release_shared_on_failure = false;
   g0.failback = true;
   g0.members = {
       {"m0", false, {prefix("198.18.1.100/24"), prefix("2001:db8:1::100/64")}},
@@ -691,6 +697,21 @@ TEST(ConfigFile, ShippedExampleIsValid) {
   EXPECT_EQ(r->groups[0].name, "g0");
   EXPECT_EQ(r->groups[0].interface, "ipmp0");
   EXPECT_EQ(r->groups[0].members.size(), 2u);
+}
+
+// Issue 10: the association registry's settings and the group's release switch.
+TEST(ConfigFile, SharedAddressSettings) {
+  auto defaults = parse_config("", "d.conf");
+  ASSERT_TRUE(defaults.has_value());
+  EXPECT_EQ(defaults->association_cgroup, "");
+  EXPECT_TRUE(defaults->association_ebpf);
+  EXPECT_EQ(errors_of("association-cgroup = \"system.slice\""),
+            "t.conf:1:22: association-cgroup: \"system.slice\" is not an absolute path (a cgroup2 directory, or \"\" "
+            "for none)");
+  EXPECT_EQ(errors_of("association-ebpf = \"no\""), "t.conf:1:20: association-ebpf: expected a boolean (true or false), got a string");
+  auto g = parse_config("[[group]]\nname = \"g0\"\nmember = [ { name = \"m0\" } ]\n", "d.conf");
+  ASSERT_TRUE(g.has_value()) << g.error().message;
+  EXPECT_TRUE(g->groups[0].release_shared_on_failure);
 }
 
 }  // namespace

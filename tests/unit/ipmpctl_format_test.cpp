@@ -185,6 +185,36 @@ TEST(IpmpctlTable, AddressesView) {
             "192.0.2.12                down   ipmp0       --          --\n");
 }
 
+TEST(IpmpctlTable, SharedView) {
+  auto s = example();
+  s.groups[0].shared = {{"192.0.2.50/24", "held", "net0", "admin-takeover", ""},
+                        {"2001:db8::50/64", "released", "", "group-failure", "group 'g0' has no active member"}};
+  EXPECT_EQ(render(kSharedFields, shared_rows(s), {OutputMode::human, {"address", "state", "group", "holder", "reason"}, false}),
+            "ADDRESS                   STATE         GROUP       HOLDER      REASON\n"
+            "192.0.2.50                held          ipmp0       net0        admin-takeover\n"
+            "2001:db8::50              released      ipmp0       --          group-failure\n");
+  EXPECT_EQ(render(kSharedFields, shared_rows(s), {OutputMode::parsable, {"address", "state", "holder"}, false}),
+            "192.0.2.50:held:net0\n"
+            "2001\\:db8\\:\\:50:released:\n");
+  auto j = shared_json(s);
+  ASSERT_EQ(j.size(), 2u);
+  EXPECT_EQ(j[1]["group"], "g0");
+  EXPECT_EQ(j[1]["detail"], "group 'g0' has no active member");
+  EXPECT_EQ(groups_json(s)[0]["shared_addresses"][0]["holder"], "net0");
+}
+
+TEST(IpmpctlTable, AssociationsView) {
+  auto list = nlohmann::json::parse(R"([
+    {"proto": "tcp", "local": "198.18.0.100", "local_port": 80, "remote": "198.18.0.20", "remote_port": 40001,
+     "state": "established", "direction": "incoming", "imported": false},
+    {"proto": "udp", "local": "2001:db8::100", "local_port": 0, "remote": "2001:db8::21", "remote_port": 0,
+     "direction": "incoming", "imported": true}])");
+  EXPECT_EQ(render(kAssociationFields, association_rows(list),
+                   {OutputMode::parsable, {"proto", "local", "remote", "state", "origin"}, false}),
+            "tcp:198.18.0.100\\:80:198.18.0.20\\:40001:established:local\n"
+            "udp:2001\\:db8\\:\\:100:2001\\:db8\\:\\:21::imported\n");
+}
+
 TEST(IpmpctlTable, TargetsView) {
   Snapshot s;
   auto a = iface("net0", "", "ok", true);
@@ -306,8 +336,8 @@ TEST(IpmpctlJson, StableKeys) {
             (std::vector<std::string>{"name", "target_mode", "targets", "test_addresses"}));
   EXPECT_EQ(keys(manager_json(s.manager)),
             (std::vector<std::string>{"failback", "failure_detection_time", "notification_count",
-                                      "notification_interval", "track_interfaces_only_with_groups",
-                                      "version"}));
+                                      "notification_interval", "registry_level", "registry_level_reason",
+                                      "track_interfaces_only_with_groups", "version"}));
   EXPECT_EQ(groups_json(s)[0]["members"], nlohmann::json({"net0", "net1", "net2"}));
   EXPECT_EQ(addresses_json(s)[2]["outbound"], nlohmann::json::array());
 }
@@ -321,6 +351,13 @@ TEST(IpmpctlJson, Events) {
   client::GroupStateChanged g{"g0", "ok", "degraded", "link-down"};
   EXPECT_EQ(event_line(g), "group g0 ok -> degraded (link-down)");
   EXPECT_EQ(event_json(g)["new_state"], "degraded");
+  client::SharedAddressChanged sh{"g0", "198.18.1.50/24", "held", "released", "m1", "", "group-failure",
+                                  "group 'g0' has no active member"};
+  EXPECT_EQ(event_line(sh),
+            "shared address 198.18.1.50/24 held -> released [m1 -> --] in group g0 (group-failure): group 'g0' has "
+            "no active member");
+  EXPECT_EQ(event_json(sh)["event"], "shared_address_changed");
+  EXPECT_EQ(event_json(sh)["from_interface"], "m1");
 }
 
 }  // namespace

@@ -124,7 +124,7 @@ TEST(ProbeEngine, LinkAndProbesMustBothAgreeOnRepair) {
 
 TEST(ProbeEngine, NoTargetsIsOptimisticAndRestoredFailedNeedsProbes) {
   ProbeRig r(make_config({{"m0", false}, {"m1", false}}));
-  r.engine.import_state({{"g0", {{"m0", false, true}}, {}}});
+  r.engine.import_state({{"g0", {{"m0", false, true}}, {}, {}}});
   r.start_all_up({"m0", "m1"});
   r.report("m1", verdict(ProbeState::unknown));
   EXPECT_EQ(r.m("m1").state, MemberState::ok) << "no targets: optimistically working";

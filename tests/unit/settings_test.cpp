@@ -50,6 +50,9 @@ const std::vector<Change<DaemonSettings>>& daemon_changes() {
       {"routing-table-base", [](DaemonSettings& s) { s.routing_table_base = 50000; }},
       {"rule-priority", [](DaemonSettings& s) { s.rule_priority = 2000; }},
       {"metrics-file", [](DaemonSettings& s) { s.metrics_file = "/run/mpathd/metrics.prom"; }},
+      {"association-cgroup", [](DaemonSettings& s) { s.association_cgroup = "/sys/fs/cgroup/mpathd"; }},
+      {"association-ebpf", [](DaemonSettings& s) { s.association_ebpf = false; }},
+      {"hook", [](DaemonSettings& s) { s.hooks.push_back({"h", "exec", "", {}, {"/bin/true"}, 0, seconds(5)}); }},
   };
   return changes;
 }
@@ -66,6 +69,7 @@ const std::vector<Change<GroupSettings>>& group_changes() {
       {"targets", [](GroupSettings& s) { s.targets.push_back(*IpAddress::parse("198.18.1.1")); }},
       {"failure-detection-time", [](GroupSettings& s) { s.failure_detection_time = seconds(20); }},
       {"failback", [](GroupSettings& s) { s.failback = false; }},
+      {"release-shared-on-failure", [](GroupSettings& s) { s.release_shared_on_failure = false; }},
   };
   return changes;
 }

@@ -1,0 +1,75 @@
+#include "daemon/shared_addresses.hpp"
+
+#include <algorithm>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "cluster/association_json.hpp"
+
+namespace mpathd {
+
+SharedAddresses::SharedAddresses(std::unique_ptr<cluster::Registry> registry, std::unique_ptr<cluster::Actions> actions)
+    : registry_(std::move(registry)), actions_(std::move(actions)) {}
+
+std::string SharedAddresses::level() const {
+  return registry_->level() == cluster::RegistryLevel::ebpf ? "ebpf" : "sock-diag";
+}
+
+void SharedAddresses::on_event(const Event& e) {
+  const auto* c = std::get_if<SharedAddressChanged>(&e);
+  if (!c || c->before == c->after) return;  // a move inside the group is the data plane's
+  const IpAddress& a = c->address.addr;
+  if (c->after == SharedState::released) {
+    // 1. No new connections from here on.
+    if (auto r = actions_->block(a); !r) spdlog::error("release {}: cannot block new packets: {}", a.str(), r.error().message);
+    // 2. STOP-HOOK POINT: the services on the address are stopped here (issue 11).
+    if (stop_hooks) stop_hooks(c->group, c->address);
+    // 3. Every socket on the address: peers see a reset, local sockets ECONNABORTED.
+    if (auto n = actions_->destroy_sockets(a); !n)
+      spdlog::error("release {}: cannot destroy its sockets: {}", a.str(), n.error().message);
+    else
+      spdlog::info("release {}: new packets dropped, {} socket(s) destroyed", a.str(), *n);
+    // 4. The address leaves the kernel in the reconcile that follows; 5. after_reconcile().
+    std::erase(tickle_, a);
+    if (std::find(unblock_.begin(), unblock_.end(), a) == unblock_.end()) unblock_.push_back(a);
+  } else if (c->before == SharedState::released && c->reason != Reason::startup && c->reason != Reason::adopted) {
+    // Taken over (a restart that finds it held changes nothing on the wire).
+    std::erase(unblock_, a);
+    if (std::find(tickle_.begin(), tickle_.end(), a) == tickle_.end()) tickle_.push_back(a);
+  }
+}
+
+void SharedAddresses::after_reconcile(const Engine& engine) {
+  for (const auto& a : std::exchange(unblock_, {}))
+    if (auto r = actions_->unblock(a); !r)
+      spdlog::error("release {}: cannot lift the drop: {}", a.str(), r.error().message);
+  std::vector<IpAddress> held;
+  for (const auto& g : engine.groups())
+    for (const auto& s : g.shared)
+      if (s.state != SharedState::released) held.push_back(s.prefix.addr);
+  if (held != tracked_) {
+    registry_->track(held);
+    tracked_ = held;
+  }
+  for (const auto& a : std::exchange(tickle_, {})) {
+    const auto known = registry_->associations(a);
+    if (auto n = actions_->tickle(a, known); !n)
+      spdlog::error("takeover {}: cannot tickle its clients: {}", a.str(), n.error().message);
+    else
+      spdlog::info("takeover {}: {} TCP client(s) tickled of {} known association(s)", a.str(), *n, known.size());
+  }
+}
+
+Result<std::string> SharedAddresses::export_json(const IpAddress& address) const {
+  return cluster::associations_to_json(registry_->associations(address)).dump();
+}
+
+Result<std::size_t> SharedAddresses::import_json(const IpAddress& address, std::string_view text) {
+  auto entries = cluster::associations_from_json_text(text);
+  if (!entries) return std::unexpected(entries.error());
+  auto n = registry_->import(address, std::move(*entries));
+  if (n) spdlog::info("{}: {} association(s) imported", address.str(), *n);
+  return n;
+}
+
+}  // namespace mpathd

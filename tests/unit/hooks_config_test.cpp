@@ -1,0 +1,119 @@
+// [[hook]] in mpathd.conf (lib/daemon/config_file.cpp) and the events hooks get
+// (lib/daemon/hooks.cpp hook_event). The hook hosts themselves run in the hooks tier.
+#include <gtest/gtest.h>
+
+#include "daemon/config_file.hpp"
+#include "daemon/hooks.hpp"
+
+namespace mpathd {
+namespace {
+
+std::string errors_of(const std::string& text) {
+  auto r = parse_config(text, "t.conf");
+  EXPECT_FALSE(r.has_value()) << "accepted:\n" << text;
+  return r ? std::string() : r.error().message;
+}
+
+TEST(HooksConfig, PluginAndExecAreRead) {
+  auto r = parse_config(R"([[hook]]
+name = "log"
+type = "plugin"
+path = "/usr/lib/mpathd/log.so"
+args = ["/tmp/x"]
+timeout = "250ms"
+
+[[hook]]
+name = "notify"
+type = "exec"
+command = ["/usr/local/bin/n", "-q"]
+events = ["group-changed", "address-moved"]
+)",
+                        "t.conf");
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  ASSERT_EQ(r->hooks.size(), 2u);
+  EXPECT_EQ(r->hooks[0].name, "log");
+  EXPECT_EQ(r->hooks[0].type, "plugin");
+  EXPECT_EQ(r->hooks[0].path, "/usr/lib/mpathd/log.so");
+  EXPECT_EQ(r->hooks[0].args, std::vector<std::string>{"/tmp/x"});
+  EXPECT_EQ(r->hooks[0].timeout, milliseconds(250));
+  EXPECT_EQ(r->hooks[0].events, 0u);  // all the plugin asks for
+  EXPECT_EQ(r->hooks[1].command, (std::vector<std::string>{"/usr/local/bin/n", "-q"}));
+  EXPECT_EQ(r->hooks[1].events, (1u << 2) | (1u << 3));
+  EXPECT_EQ(r->hooks[1].timeout, seconds(5));
+}
+
+TEST(HooksConfig, ErrorsNameFileLineColumnAndKey) {
+  EXPECT_EQ(errors_of("[[hook]]\nname = \"a\"\ntype = \"dll\"\n"),
+            "t.conf:3:8: hook[0].type: \"dll\" is not one of plugin, exec");
+  EXPECT_EQ(errors_of("[[hook]]\nname = \"a\"\ntype = \"plugin\"\npath = \"rel.so\"\n"),
+            "t.conf:4:8: hook[0].path: \"rel.so\" is not an absolute path");
+  EXPECT_EQ(errors_of("[[hook]]\nname = \"a\"\ntype = \"plugin\"\n"),
+            "t.conf:1:1: hook[0].path: missing (the plugin's shared object)");
+  EXPECT_EQ(errors_of("[[hook]]\nname = \"a\"\ntype = \"exec\"\ncommand = [\"/bin/true\"]\nevents = [\"boot\"]\n"),
+            "t.conf:5:11: hook[0].events[0]: \"boot\" is not one of member-changed, group-changed, "
+            "address-moved, takeover-before, takeover-after, release-before, release-after, bind, unbind, "
+            "listen, unlisten, connect, disconnect, udp-association");
+  EXPECT_EQ(errors_of("[[hook]]\nname = \"a\"\ntype = \"exec\"\ncommand = [\"/bin/true\"]\npath = \"/x.so\"\n"),
+            "t.conf:5:8: hook[0].path: only for type = \"plugin\" (use command)");
+  EXPECT_EQ(errors_of("[[hook]]\nname = \"a b\"\ntype = \"exec\"\ncommand = [\"/bin/true\"]\n"),
+            "t.conf:2:8: hook[0].name: \"a b\" is not a hook name (1 to 64 letters, digits, '_', '.', '-')");
+  EXPECT_EQ(errors_of("[[hook]]\nname = \"a\"\ntype = \"exec\"\ncommand = [\"/bin/true\"]\ntimeout = \"1ms\"\n"),
+            "t.conf:5:11: hook[0].timeout: 1ms is below the minimum of 10ms");
+  EXPECT_EQ(errors_of("[[hook]]\nname = \"a\"\ntype = \"exec\"\ncommand = [\"/bin/true\"]\n"
+                      "[[hook]]\nname = \"a\"\ntype = \"exec\"\ncommand = [\"/bin/true\"]\n"),
+            "t.conf:6:8: hook[1].name: duplicate hook name a (see hook[0].name at 2:8)");
+}
+
+TEST(HookEvents, EngineEventsAsHooksSeeThem) {
+  MemberChanged m{"g0", "m0", {MemberState::ok, LinkState::up, ProbeState::ok, 2},
+                  {MemberState::failed, LinkState::down, ProbeState::ok, 1}, Reason::link_down};
+  auto j = hook_event(m);
+  ASSERT_TRUE(j);
+  EXPECT_EQ(*j, (nlohmann::json{{"type", "member-changed"}, {"group", "g0"}, {"member", "m0"}, {"before", "ok"},
+                                {"after", "failed"}, {"flags_before", 2}, {"flags_after", 1}, {"reason", "link-down"}}));
+  AddressMoved a{"g0", *IpPrefix::parse("198.18.1.10/24"), "m0", "m1", Reason::failover};
+  EXPECT_EQ((*hook_event(a))["address"], "198.18.1.10/24");
+  EXPECT_EQ((*hook_event(a))["from"], "m0");
+  EXPECT_FALSE(hook_event(ProbeCompleted{}));  // frequent, not for hooks
+  EXPECT_EQ(hook_event_type("udp-association"), 14u);
+  EXPECT_FALSE(hook_event_type(""));
+}
+
+}  // namespace
+}  // namespace mpathd
+
+namespace mpathd {
+namespace {
+
+// The daemon's side of the queue, without running the loop: a host that never says
+// ready (here /bin/true, never reaped because the loop does not run) leaves every event
+// queued, and events beyond the bound are dropped and counted, never waited for.
+TEST(HookQueue, OverflowIsCountedNotWaitedFor) {
+  sd_event* event = nullptr;
+  ASSERT_GE(sd_event_new(&event), 0);
+  int changes = 0;
+  {
+    HookLimits limits;
+    limits.queue = 4;
+    Hooks hooks(event, "/bin/true", [&] { ++changes; }, limits);
+    HookConfig c;
+    c.name = "q";
+    c.type = "exec";
+    c.command = {"/bin/true"};
+    hooks.configure({c}, {});
+    for (int i = 0; i < 10; ++i)
+      hooks.on_event(GroupChanged{"g0", GroupState::ok, GroupState::degraded, Reason::link_down});
+    hooks.on_event(ProbeCompleted{});  // not for hooks: neither queued nor dropped
+    const auto s = hooks.status();
+    ASSERT_EQ(s.size(), 1u);
+    EXPECT_EQ(s[0]["state"], "starting");
+    EXPECT_EQ(s[0]["queued"], 4);
+    EXPECT_EQ(s[0]["dropped"], 6);
+    EXPECT_EQ(s[0]["lost"], 6);
+    EXPECT_GE(changes, 2);  // configured, and the overflow began
+  }
+  sd_event_unref(event);
+}
+
+}  // namespace
+}  // namespace mpathd

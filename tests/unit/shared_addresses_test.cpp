@@ -1,0 +1,149 @@
+// The daemon's side of shared addresses (lib/daemon/shared_addresses.*): the order of
+// the release and takeover steps around the data plane's reconcile, the registry's
+// tracked list, and the hand-over API's checks. Unit tier: the Engine on a fake clock
+// and a RECORDING FAKE of the lib/cluster seam (Registry, Actions); the real ones are
+// exercised by tests/adapters/cluster_test.cpp and tests/integration/test_shared.py.
+#include <gtest/gtest.h>
+
+#include "daemon/shared_addresses.hpp"
+#include "fake.hpp"
+
+using namespace mpathd;
+using namespace mpathd::test;
+
+namespace {
+
+using Log = std::vector<std::string>;
+
+struct FakeRegistry final : cluster::Registry {
+  Log& log;
+  std::map<IpAddress, std::vector<cluster::Association>> known;
+  explicit FakeRegistry(Log& l) : log(l) {}
+  cluster::RegistryLevel level() const override { return cluster::RegistryLevel::sock_diag; }
+  std::string level_reason() const override { return "eBPF disabled by the configuration"; }
+  void track(const std::vector<IpAddress>& held) override {
+    std::string s = "track";
+    for (const auto& a : held) s += " " + a.str();
+    log.push_back(s);
+  }
+  std::vector<cluster::Association> associations(const IpAddress& shared) const override {
+    auto it = known.find(shared);
+    return it == known.end() ? std::vector<cluster::Association>{} : it->second;
+  }
+  Result<std::size_t> import(const IpAddress& shared, std::vector<cluster::Association> entries) override {
+    log.push_back("import " + shared.str() + " " + std::to_string(entries.size()));
+    known[shared] = entries;
+    return entries.size();
+  }
+};
+
+struct FakeActions final : cluster::Actions {
+  Log& log;
+  explicit FakeActions(Log& l) : log(l) {}
+  Result<void> block(const IpAddress& a) override {
+    log.push_back("block " + a.str());
+    return {};
+  }
+  Result<void> unblock(const IpAddress& a) override {
+    log.push_back("unblock " + a.str());
+    return {};
+  }
+  Result<std::size_t> destroy_sockets(const IpAddress& a) override {
+    log.push_back("destroy " + a.str());
+    return 2;
+  }
+  Result<std::size_t> tickle(const IpAddress& a, const std::vector<cluster::Association>& to, int, Duration) override {
+    log.push_back("tickle " + a.str() + " " + std::to_string(to.size()));
+    return to.size();
+  }
+};
+
+Config shared_config() {
+  Config c = make_config({{"m0", false}, {"m1", false}}, {"198.18.1.10/24"});
+  c.groups[0].shared_addresses = {*IpPrefix::parse("198.18.1.50/24")};
+  return c;
+}
+
+struct Daemonish {
+  Log log;
+  Rig rig{shared_config()};
+  FakeRegistry* registry = nullptr;
+  std::unique_ptr<SharedAddresses> shared;
+  Daemonish() {
+    auto r = std::make_unique<FakeRegistry>(log);
+    registry = r.get();
+    shared = std::make_unique<SharedAddresses>(std::move(r), std::make_unique<FakeActions>(log));
+    shared->stop_hooks = [this](const std::string& g, const IpPrefix& a) { log.push_back("stop-hooks " + g + " " + a.str()); };
+    rig.engine.subscribe([this](const Event& e) { shared->on_event(e); });
+    rig.start_all_up({"m0", "m1"});
+  }
+  // What the daemon does after every input: reconcile (the address is added or
+  // removed there), then after_reconcile().
+  void after_input() {
+    log.push_back("reconcile");
+    shared->after_reconcile(rig.engine);
+  }
+};
+
+const IpAddress kShared = *IpAddress::parse("198.18.1.50");
+
+}  // namespace
+
+TEST(SharedAddresses, TakeoverTracksThenTicklesTheKnownClients) {
+  Daemonish d;
+  d.after_input();
+  d.log.clear();
+  cluster::Association a{cluster::Proto::tcp, kShared, 80, *IpAddress::parse("198.18.2.20"), 40001, 1, false, true};
+  ASSERT_TRUE(d.shared->import_json(kShared, R"([{"proto": "tcp", "local": "198.18.1.50", "local_port": 80,
+      "remote": "198.18.2.20", "remote_port": 40001, "state": "established", "direction": "incoming"}])"));
+  ASSERT_TRUE(d.rig.engine.takeover_shared(kShared));
+  d.after_input();
+  EXPECT_EQ(d.log, (Log{"import 198.18.1.50 1", "reconcile", "track 198.18.1.50", "tickle 198.18.1.50 1"}));
+  EXPECT_EQ(d.registry->known[kShared][0].remote_port, a.remote_port);
+  // Nothing more on the next input: one tickle per takeover.
+  d.log.clear();
+  d.after_input();
+  EXPECT_EQ(d.log, (Log{"reconcile"}));
+}
+
+TEST(SharedAddresses, ReleaseBlocksStopsDestroysBeforeTheRemovalAndUnblocksAfter) {
+  Daemonish d;
+  ASSERT_TRUE(d.rig.engine.takeover_shared(kShared));
+  d.after_input();
+  d.log.clear();
+  ASSERT_TRUE(d.rig.engine.release_shared(kShared));
+  d.after_input();
+  EXPECT_EQ(d.log, (Log{"block 198.18.1.50", "stop-hooks g0 198.18.1.50/24", "destroy 198.18.1.50", "reconcile",
+                        "unblock 198.18.1.50", "track"}));
+}
+
+TEST(SharedAddresses, GroupFailureRunsTheSameRelease) {
+  Daemonish d;
+  ASSERT_TRUE(d.rig.engine.takeover_shared(kShared));
+  d.after_input();
+  d.log.clear();
+  d.rig.link("m0", false);
+  d.rig.link("m1", false);
+  d.after_input();
+  EXPECT_EQ(d.log, (Log{"block 198.18.1.50", "stop-hooks g0 198.18.1.50/24", "destroy 198.18.1.50", "reconcile",
+                        "unblock 198.18.1.50", "track"}));
+}
+
+TEST(SharedAddresses, AMoveInsideTheGroupTicklesNobody) {
+  Daemonish d;
+  ASSERT_TRUE(d.rig.engine.takeover_shared(kShared));
+  d.after_input();
+  d.log.clear();
+  d.rig.link(d.rig.g().find_shared(kShared)->holder, false);
+  d.after_input();
+  EXPECT_EQ(d.log, (Log{"reconcile"}));
+}
+
+TEST(SharedAddresses, BadImportChangesNothing) {
+  Daemonish d;
+  auto r = d.shared->import_json(kShared, "[{\"proto\": \"tcp\"");
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, Errc::invalid_argument);
+  EXPECT_TRUE(d.log.empty());
+  EXPECT_EQ(d.shared->level(), "sock-diag");
+}
