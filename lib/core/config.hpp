@@ -91,6 +91,7 @@ struct DaemonSettings {
   std::string metrics_file;                 // Prometheus text file; "" = no metrics
   // The association registry of shared addresses (lib/cluster): the cgroup2 directory
   // its eBPF programs attach to ("" = none: the sock_diag fallback), and a switch.
+  // Read at start only.
   std::string association_cgroup;
   bool association_ebpf = true;
   std::vector<HookConfig> hooks;  // a reload restarts the hosts whose [[hook]] changed
