@@ -62,6 +62,9 @@ struct Config {
   // its eBPF programs attach to ("" = none: the sock_diag fallback), and a switch.
   std::string association_cgroup;
   bool association_ebpf = true;
+  // Group health as Pacemaker node attributes (mpathd-<group> = usable members, set
+  // with attrd_updater); off by default.
+  bool node_attributes = false;
   std::vector<GroupConfig> groups;
 
   // The FDT a group asks for: its own, else the daemon's. The one place this rule is

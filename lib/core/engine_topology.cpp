@@ -199,6 +199,7 @@ void Engine::reconfigure(const Config& next) {
   config_.routing_table_base = next.routing_table_base;
   config_.rule_priority = next.rule_priority;
   config_.metrics_file = next.metrics_file;
+  config_.node_attributes = next.node_attributes;
   {
     Config before = old, after = config_;
     before.groups.clear();
