@@ -59,6 +59,7 @@ int monitor(Context& ctx, const Args& a) {
   cb.interface_state_changed = [&](const auto& e) { emit(event_line(e), event_json(e)); };
   cb.group_state_changed = [&](const auto& e) { emit(event_line(e), event_json(e)); };
   cb.address_moved = [&](const auto& e) { emit(event_line(e), event_json(e)); };
+  cb.shared_address_changed = [&](const auto& e) { emit(event_line(e), event_json(e)); };
   if (a.probes) cb.probe_result = [&](const auto& e) { emit(event_line(e), event_json(e)); };
   cb.object_added = [&](const auto& e) { emit(event_line(e, true), event_json(e, true)); };
   cb.object_removed = [&](const auto& e) { emit(event_line(e, false), event_json(e, false)); };
@@ -89,7 +90,7 @@ int monitor(Context& ctx, const Args& a) {
 }  // namespace
 
 void setup_monitor(CLI::App& app, Runner* run) {
-  auto* cmd = add_verb(app, "monitor", "print state changes and address moves as they happen");
+  auto* cmd = add_verb(app, "monitor", "print state changes, address moves and shared address transitions as they happen");
   auto a = std::make_shared<Args>();
   cmd->add_flag("--probes", a->probes, "also print every probe result");
   cmd->add_option("--count", a->count, "exit after N events")->check(positive_count());

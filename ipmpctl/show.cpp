@@ -1,4 +1,4 @@
-// show groups|interfaces|addresses|targets: ipmpstat -g, -i, -a, -t from one snapshot.
+// show groups|interfaces|addresses|targets (ipmpstat -g, -i, -a, -t), shared|registry, from one snapshot.
 #include <CLI/CLI.hpp>
 #include <ostream>
 #include <span>
@@ -53,7 +53,7 @@ int show(Context& ctx, const View& v) {
 }  // namespace
 
 void setup_show(CLI::App& app, Runner* run) {
-  auto* cmd = add_verb(app, "show", "show groups, interfaces, addresses or targets (ipmpstat)");
+  auto* cmd = add_verb(app, "show", "show groups, interfaces, addresses, targets (ipmpstat), shared addresses, registry, associations");
   cmd->require_subcommand(1);
   for (const View& v : kViews) {
     auto* sub = add_verb(*cmd, v.name, v.help);

@@ -366,6 +366,14 @@ std::string event_line(const client::AddressMoved& e) {
          (e.reason.empty() ? "none" : e.reason) + ")";
 }
 
+std::string event_line(const client::SharedAddressChanged& e) {
+  auto or_none = [](const std::string& s) { return s.empty() ? std::string("--") : s; };
+  std::string s = "shared address " + e.address + " " + e.old_state + " -> " + e.new_state + " [" +
+                  or_none(e.from_interface) + " -> " + or_none(e.to_interface) + "] in group " + e.group + " (" +
+                  (e.reason.empty() ? "none" : e.reason) + ")";
+  return e.detail.empty() ? s : s + ": " + e.detail;
+}
+
 std::string event_line(const client::ProbeResult& e) {
   std::string s = "probe " + e.interface + " #" + std::to_string(e.sequence) + " " + e.target +
                   (e.acked ? " acked" : " lost");
@@ -397,6 +405,18 @@ json event_json(const client::AddressMoved& e) {
           {"from_interface", e.from_interface},
           {"to_interface", e.to_interface},
           {"reason", e.reason}};
+}
+
+json event_json(const client::SharedAddressChanged& e) {
+  return {{"event", "shared_address_changed"},
+          {"group", e.group},
+          {"address", e.address},
+          {"old_state", e.old_state},
+          {"new_state", e.new_state},
+          {"from_interface", e.from_interface},
+          {"to_interface", e.to_interface},
+          {"reason", e.reason},
+          {"detail", e.detail}};
 }
 
 json event_json(const client::ProbeResult& e) {

@@ -94,11 +94,13 @@ nlohmann::json probe_json(const client::ProbeResult& p, double seconds_since_sta
 std::string event_line(const client::InterfaceStateChanged& e);
 std::string event_line(const client::GroupStateChanged& e);
 std::string event_line(const client::AddressMoved& e);
+std::string event_line(const client::SharedAddressChanged& e);
 std::string event_line(const client::ProbeResult& e);
 std::string event_line(const client::ObjectChange& e, bool added);
 nlohmann::json event_json(const client::InterfaceStateChanged& e);
 nlohmann::json event_json(const client::GroupStateChanged& e);
 nlohmann::json event_json(const client::AddressMoved& e);
+nlohmann::json event_json(const client::SharedAddressChanged& e);
 nlohmann::json event_json(const client::ProbeResult& e);
 nlohmann::json event_json(const client::ObjectChange& e, bool added);
 

@@ -492,6 +492,24 @@ int on_address_moved(sd_bus_message* m, void* userdata, sd_bus_error*) {
   });
 }
 
+int on_shared_changed(sd_bus_message* m, void* userdata, sd_bus_error*) {
+  return Client::Impl::guarded(userdata, [m](Client::Impl& self) {
+    SharedAddressChanged ev;
+    ev.group = name_from_path(m);
+    const char *a = nullptr, *os = nullptr, *ns = nullptr, *from = nullptr, *to = nullptr, *reason = nullptr,
+               *detail = nullptr;
+    if (sd_bus_message_read(m, "sssssss", &a, &os, &ns, &from, &to, &reason, &detail) < 0) return;
+    ev.address = a;
+    ev.old_state = os;
+    ev.new_state = ns;
+    ev.from_interface = from;
+    ev.to_interface = to;
+    ev.reason = reason;
+    ev.detail = detail;
+    if (self.cb.shared_address_changed) self.cb.shared_address_changed(ev);
+  });
+}
+
 int on_probe_result(sd_bus_message* m, void* userdata, sd_bus_error*) {
   return Client::Impl::guarded(userdata, [m](Client::Impl& self) {
     ProbeResult ev;
@@ -569,6 +587,9 @@ Result<void> Client::subscribe(Callbacks cb) {
   if (c.address_moved)
     rules.emplace_back(signal_rule(kGroupInterface, "AddressMoved", kGroupPathPrefix),
                        on_address_moved);
+  if (c.shared_address_changed)
+    rules.emplace_back(signal_rule(kGroupInterface, "SharedAddressChanged", kGroupPathPrefix),
+                       on_shared_changed);
   // arg0path with a trailing '/' matches every object path below it, wherever the
   // daemon put its object manager.
   std::string below = std::string(kManagerPath) + "/";

@@ -183,6 +183,16 @@ struct AddressMoved {
   std::string reason;
 };
 
+// A shared address changed state or, while held, moved between members.
+struct SharedAddressChanged {
+  std::string group;
+  std::string address;
+  std::string old_state, new_state;  // released|held|unserviceable
+  std::string from_interface, to_interface;
+  std::string reason;
+  std::string detail;
+};
+
 struct ProbeResult {
   std::string interface;
   std::uint32_t sequence = 0;
@@ -204,6 +214,7 @@ struct Callbacks {
   std::function<void(const InterfaceStateChanged&)> interface_state_changed;
   std::function<void(const GroupStateChanged&)> group_state_changed;
   std::function<void(const AddressMoved&)> address_moved;
+  std::function<void(const SharedAddressChanged&)> shared_address_changed;
   std::function<void(const ProbeResult&)> probe_result;
   std::function<void(const ObjectChange&)> object_added;
   std::function<void(const ObjectChange&)> object_removed;

@@ -4,6 +4,7 @@
 #include <optional>
 
 #include "cluster/cluster.hpp"
+#include "cluster/monotonic.hpp"
 #include "guard/guard.hpp"
 #include "net/nft_block.hpp"
 #include "net/sock_diag.hpp"
@@ -13,6 +14,7 @@ namespace mpathd::cluster {
 namespace {
 
 constexpr Duration kMinSpacing = std::chrono::milliseconds(500);
+using detail::monotonic_usec;
 
 class KernelActions final : public Actions {
  public:
@@ -79,9 +81,9 @@ class KernelActions final : public Actions {
       auto it = std::prev(rounds_.end());
       it->self = it;
       it->owner = this;
-      if (int r = sd_event_add_time_relative(event_, &it->timer, CLOCK_MONOTONIC,
-                                             static_cast<std::uint64_t>(spacing.count() / 1000),
-                                             1000 /* 1 ms accuracy */, &on_timer, &*it);
+      if (int r = sd_event_add_time(event_, &it->timer, CLOCK_MONOTONIC,
+                                    monotonic_usec() + static_cast<std::uint64_t>(spacing.count() / 1000),
+                                    1000 /* 1 ms accuracy */, &on_timer, &*it);
           r < 0) {
         rounds_.erase(it);
         return fail(Errc::system, "tickle: cannot arm the repeat timer");
@@ -132,9 +134,7 @@ class KernelActions final : public Actions {
   void repeat(Round& r) {
     (void)send_round(r);  // a repeat that fails changes nothing: the first round counted
     if (--r.left > 0) {
-      std::uint64_t now = 0;
-      sd_event_now(event_, CLOCK_MONOTONIC, &now);
-      sd_event_source_set_time(r.timer, now + static_cast<std::uint64_t>(r.spacing.count() / 1000));
+      sd_event_source_set_time(r.timer, monotonic_usec() + static_cast<std::uint64_t>(r.spacing.count() / 1000));
       sd_event_source_set_enabled(r.timer, SD_EVENT_ONESHOT);
       return;
     }

@@ -48,8 +48,12 @@ struct Association {
 
 // How associations are learned; the level in force is reported (log, D-Bus, ipmpctl).
 enum class RegistryLevel : std::uint8_t {
-  ebpf,       // cgroup hooks + sockops, event-driven, filtered in the kernel
-  sock_diag,  // fallback: filtered sock_diag walk every ≤ 1 s + destroy notifications
+  ebpf,       // cgroup hooks + sockops, event-driven, filtered in the kernel; UDP clients
+              // from connect() and every sendto/sendmsg from the address (a server's reply
+              // registers its client), deduplicated in the kernel
+  sock_diag,  // fallback: filtered sock_diag walk every ≤ 1 s + destroy notifications;
+              // UDP clients only of connected UDP sockets (the kernel keeps no peer for
+              // an unconnected one), gone when the last such socket closes
 };
 
 struct RegistryOptions {
@@ -92,10 +96,13 @@ class Actions {
   // SOCK_DESTROY every TCP and UDP socket bound to the address, listeners included.
   virtual Result<std::size_t> destroy_sockets(const IpAddress& shared) = 0;
   // A tickle ACK (seq 0, ack 0, from the shared address) to every TCP association, sent
-  // now and repeated `repeats` times with `spacing` (≥ 0.5 s) on the event loop.
+  // now and repeated `repeats` times with `spacing` (≥ 0.5 s) on the event loop. The
+  // default keeps a margin above the client's tcp_invalid_ratelimit (500 ms, counted in
+  // jiffies from when its answer to the previous tickle left): a repeat at exactly
+  // 500 ms can be swallowed.
   virtual Result<std::size_t> tickle(const IpAddress& shared, const std::vector<Association>& to,
                                      int repeats = 3,
-                                     Duration spacing = std::chrono::milliseconds(500)) = 0;
+                                     Duration spacing = std::chrono::milliseconds(600)) = 0;
 };
 
 }  // namespace mpathd::cluster

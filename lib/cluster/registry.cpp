@@ -5,6 +5,7 @@
 // builds on it.
 #include "cluster/registry_impl.hpp"
 
+#include "cluster/monotonic.hpp"
 #include "guard/guard.hpp"
 
 namespace mpathd::cluster::detail {
@@ -21,7 +22,7 @@ DiagRegistry::DiagRegistry(sd_event* event, RegistryOptions opts, Registry::Chan
   else
     last_error_ = mon.error().message;
   const std::uint64_t usec = static_cast<std::uint64_t>(opts_.walk_interval.count() / 1000);
-  sd_event_add_time_relative(event_, &timer_, CLOCK_MONOTONIC, usec, usec / 10 + 1, &on_timer, this);
+  sd_event_add_time(event_, &timer_, CLOCK_MONOTONIC, monotonic_usec() + usec, usec / 10 + 1, &on_timer, this);
 }
 
 DiagRegistry::~DiagRegistry() {
@@ -34,9 +35,7 @@ int DiagRegistry::on_timer(sd_event_source* s, std::uint64_t, void* user) {
   auto* self = static_cast<DiagRegistry*>(user);
   return guard_void_callback("association registry walk", [self, s] {
     if (self->periodic_walks()) self->walk_all();
-    std::uint64_t now = 0;
-    sd_event_now(self->event_, CLOCK_MONOTONIC, &now);
-    sd_event_source_set_time(s, now + static_cast<std::uint64_t>(self->opts_.walk_interval.count() / 1000));
+    sd_event_source_set_time(s, monotonic_usec() + static_cast<std::uint64_t>(self->opts_.walk_interval.count() / 1000));
     sd_event_source_set_enabled(s, SD_EVENT_ONESHOT);
   });
 }

@@ -48,20 +48,20 @@ std::string& libbpf_log() {
 int keep_libbpf_message(libbpf_print_level level, const char* fmt, va_list args) {
   if (level == LIBBPF_DEBUG) return 0;
   char line[512];
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wformat-nonliteral"  // libbpf's own format strings
   const int n = std::vsnprintf(line, sizeof line, fmt, args);
+#pragma GCC diagnostic pop
   auto& log = libbpf_log();
   log += line;
   if (log.size() > 4096) log.erase(0, log.size() - 4096);
   return n;
 }
 
-std::string last_lines(const std::string& log) {
-  std::string s = log;
-  while (!s.empty() && s.back() == '\n') s.pop_back();
-  const auto cut = s.rfind('\n', s.size() > 300 ? s.size() - 300 : 0);
-  if (s.size() > 300 && cut != std::string::npos) s = s.substr(cut + 1);
-  for (auto& c : s)
-    if (c == '\n') c = ' ';
+// The first message libbpf gave (the one naming the failing step), on one line.
+std::string first_message(const std::string& log) {
+  std::string s = log.substr(0, log.find('\n'));
+  if (s.size() > 200) s = s.substr(0, 200) + "...";
   return s;
 }
 
@@ -106,7 +106,7 @@ class EbpfRegistry final : public DiagRegistry {
     skel_ = mpathd_registry__open();
     if (!skel_) return std::string("eBPF open: ") + std::strerror(errno);
     if (int r = mpathd_registry__load(skel_); r != 0)
-      return std::string("eBPF load: ") + std::strerror(-r) + " (" + last_lines(libbpf_log()) + ")";
+      return std::string("eBPF load: ") + std::strerror(-r) + " (" + first_message(libbpf_log()) + ")";
     for (bpf_program* p : {skel_->progs.mp_sockops, skel_->progs.mp_connect4, skel_->progs.mp_connect6,
                            skel_->progs.mp_sendmsg4, skel_->progs.mp_sendmsg6, skel_->progs.mp_sock_release}) {
       bpf_link* l = bpf_program__attach_cgroup(p, cgroup_fd_);

@@ -127,6 +127,8 @@ Result<void> Engine::destroy_group(std::string_view name) {
   std::string gname = it->name;
   std::vector<std::string> members;
   for (const auto& m : it->members) members.push_back(m.name);
+  it->config.shared_addresses.clear();
+  sync_shared(*it, Reason::config_reload);  // held shared addresses are released first
   groups_.erase(it);
   std::erase_if(config_.groups, [&](const GroupConfig& gc) { return gc.name == gname; });
   for (const auto& m : members) publish(TopologyChanged{gname, m, false});

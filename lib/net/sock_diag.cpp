@@ -165,7 +165,10 @@ Result<void> dump_family(int family, L4 proto, std::uint32_t states,
     bool done = false;
     int err = 0;
     for_each_msg(buf.data(), *n, [&](const nlmsghdr& nh, std::span<const std::uint8_t> payload) {
-      if (nh.nlmsg_type == NLMSG_DONE) return !(done = true);
+      if (nh.nlmsg_type == NLMSG_DONE) {
+        done = true;
+        return false;
+      }
       if (nh.nlmsg_type == NLMSG_ERROR) {
         err = ack_error(payload);
         return err == 0;

@@ -6,6 +6,8 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <gtest/gtest.h>
+#include <linux/capability.h>
+#include <sys/syscall.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
@@ -27,6 +29,7 @@
 #include <vector>
 
 #include "cluster/cluster.hpp"
+#include "cluster_lab.hpp"
 #include "namespace_child.hpp"
 #include "net/nft_block.hpp"
 
@@ -34,7 +37,7 @@ namespace mpathd::cluster {
 namespace {
 
 using test::kSkip;
-using Ms = std::chrono::milliseconds;
+using namespace lab;  // NOLINT: the lab helpers are this file's vocabulary
 
 #define CHECK(...)                                                                         \
   do {                                                                                     \
@@ -53,142 +56,6 @@ using Ms = std::chrono::milliseconds;
       return 1;                                                                 \
     }                                                                           \
   } while (0)
-
-bool sh(const std::string& cmd) { return std::system(cmd.c_str()) == 0; }
-IpAddress ip(const char* t) { return *IpAddress::parse(t); }
-
-// The addresses of one family in the lab.
-struct Fam {
-  IpAddress shared, other, client;
-};
-const Fam kV4{ip("198.18.1.100"), ip("198.18.1.101"), ip("198.18.1.2")};
-const Fam kV6{ip("2001:db8:1::100"), ip("2001:db8:1::101"), ip("2001:db8:1::2")};
-
-// Two namespaces, A (server side, holds the shared addresses) and B (client).
-struct Lab {
-  int a = -1, b = -1;
-  bool in_a() const { return setns(a, CLONE_NEWNET) == 0; }
-  bool in_b() const { return setns(b, CLONE_NEWNET) == 0; }
-
-  bool setup() {
-    if (unshare(CLONE_NEWNET) != 0) return false;
-    a = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-    if (!sh("ip link set lo up")) return false;
-    if (unshare(CLONE_NEWNET) != 0) return false;
-    b = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-    const int pass = dup(a);  // without O_CLOEXEC, for `ip ... netns /proc/PID/fd/N`
-    const bool ok =
-        sh("ip link set lo up") &&
-        sh("ip link add vb type veth peer name va netns /proc/" + std::to_string(getpid()) + "/fd/" +
-           std::to_string(pass)) &&
-        sh("ip addr add 198.18.1.2/24 dev vb && ip -6 addr add 2001:db8:1::2/64 dev vb nodad && "
-           "ip link set vb up") &&
-        in_a() &&
-        sh("ip addr add 198.18.1.1/24 dev va && ip addr add 198.18.1.100/32 dev va && "
-           "ip addr add 198.18.1.101/32 dev va && ip -6 addr add 2001:db8:1::1/64 dev va nodad && "
-           "ip -6 addr add 2001:db8:1::100/128 dev va nodad && "
-           "ip -6 addr add 2001:db8:1::101/128 dev va nodad && ip link set va up");
-    close(pass);
-    return ok;
-  }
-};
-
-sockaddr_storage sa(const IpAddress& addr, std::uint16_t port, socklen_t& len) {
-  sockaddr_storage ss{};
-  if (addr.is_v4()) {
-    auto* s = reinterpret_cast<sockaddr_in*>(&ss);
-    s->sin_family = AF_INET;
-    s->sin_port = htons(port);
-    std::memcpy(&s->sin_addr, addr.bytes.data(), 4);
-    len = sizeof(sockaddr_in);
-  } else {
-    auto* s = reinterpret_cast<sockaddr_in6*>(&ss);
-    s->sin6_family = AF_INET6;
-    s->sin6_port = htons(port);
-    std::memcpy(&s->sin6_addr, addr.bytes.data(), 16);
-    len = sizeof(sockaddr_in6);
-  }
-  return ss;
-}
-
-int sock(const IpAddress& a, int type) { return socket(a.is_v4() ? AF_INET : AF_INET6, type | SOCK_CLOEXEC, 0); }
-
-int bound(const IpAddress& a, std::uint16_t port, int type) {
-  const int fd = sock(a, type);
-  const int one = 1;
-  setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-  socklen_t len = 0;
-  auto ss = sa(a, port, len);
-  if (bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
-    std::perror("bind");
-    close(fd);
-    return -1;
-  }
-  return fd;
-}
-
-int listener(const IpAddress& a, std::uint16_t port) {
-  const int fd = bound(a, port, SOCK_STREAM);
-  if (fd >= 0 && listen(fd, 64) != 0) return -1;
-  return fd;
-}
-
-// A non-blocking connect; returns the fd (connection may still be in progress).
-int connect_nb(const IpAddress& to, std::uint16_t port, int type = SOCK_STREAM, const IpAddress* from = nullptr) {
-  const int fd = from ? bound(*from, 0, type) : sock(to, type);
-  fcntl(fd, F_SETFL, O_NONBLOCK);
-  socklen_t len = 0;
-  auto ss = sa(to, port, len);
-  if (connect(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 && errno != EINPROGRESS) {
-    std::perror("connect");
-    close(fd);
-    return -1;
-  }
-  return fd;
-}
-
-// Waits up to `limit` for events on fd; true if any.
-bool wait_fd(int fd, short events, Ms limit) {
-  pollfd p{fd, events, 0};
-  return poll(&p, 1, static_cast<int>(limit.count())) > 0;
-}
-
-bool connected_within(int fd, Ms limit) {
-  if (!wait_fd(fd, POLLOUT, limit)) return false;
-  int err = 0;
-  socklen_t l = sizeof err;
-  getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &l);
-  return err == 0;
-}
-
-int accept_within(int lfd, Ms limit) {
-  if (!wait_fd(lfd, POLLIN, limit)) return -1;
-  return accept4(lfd, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
-}
-
-// errno of a non-blocking recv (0 if data or nothing arrived).
-int recv_errno(int fd) {
-  char c;
-  if (recv(fd, &c, 1, MSG_DONTWAIT) >= 0) return 0;
-  return errno == EAGAIN ? 0 : errno;
-}
-
-std::uint16_t local_port(int fd) {
-  sockaddr_storage ss{};
-  socklen_t l = sizeof ss;
-  getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &l);
-  return ntohs(ss.ss_family == AF_INET ? reinterpret_cast<sockaddr_in*>(&ss)->sin_port
-                                       : reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
-}
-
-bool run_until(sd_event* e, const std::function<bool()>& done, Ms limit = Ms(5000)) {
-  const auto deadline = std::chrono::steady_clock::now() + limit;
-  while (!done()) {
-    if (std::chrono::steady_clock::now() > deadline) return false;
-    if (sd_event_run(e, 50'000) < 0) return false;
-  }
-  return true;
-}
 
 // --- destroy_sockets -------------------------------------------------------------------
 
@@ -224,6 +91,32 @@ int destroy_case(Lab& lab, Actions& act, const Fam& f) {
   return 0;
 }
 
+// A dual-stack server (AF_INET6 on ::) accepts an IPv4 client on the shared address: the
+// accepted socket is AF_INET6 with IPv4-mapped addresses and is destroyed as well; the
+// wildcard listener is not on the address and stays.
+int destroy_mapped_case(Lab& lab, Actions& act) {
+  CHECK(lab.in_a());
+  const int l = listener(ip("::"), 5002);
+  CHECK(l >= 0);
+  CHECK(lab.in_b());
+  const int c = connect_nb(kV4.shared, 5002);
+  CHECK(connected_within(c, Ms(3000)));
+  CHECK(lab.in_a());
+  const int s = accept_within(l, Ms(2000));
+  CHECK(s >= 0);
+  auto n = act.destroy_sockets(kV4.shared);
+  CHECK_OK(n);
+  CHECK(*n == 1);
+  CHECK(recv_errno(s) == ECONNABORTED);
+  CHECK(lab.in_b());
+  CHECK(wait_fd(c, POLLIN, Ms(2000)));
+  CHECK(recv_errno(c) == ECONNRESET);
+  const int again = connect_nb(kV4.shared, 5002);  // the wildcard listener still accepts
+  CHECK(connected_within(again, Ms(3000)));
+  for (int fd : {l, s, c, again}) close(fd);
+  return 0;
+}
+
 int destroy_body() {
   Lab lab;
   if (!lab.setup()) return kSkip;
@@ -232,6 +125,7 @@ int destroy_body() {
   auto act = Actions::create(e);
   for (const Fam* f : {&kV4, &kV6})
     if (int r = destroy_case(lab, *act, *f); r != 0) return r;
+  if (int r = destroy_mapped_case(lab, *act); r != 0) return r;
   act.reset();
   sd_event_unref(e);
   return 0;
@@ -310,6 +204,37 @@ TEST(ClusterActions, BlockDropsNewConnectionsAndUdpOnlyToTheAddress) { test::run
 
 // --- tickle ------------------------------------------------------------------------------
 
+// Tickles seen in B: a raw TCP socket gets a copy of every segment; those from
+// shared:5000 to the client's port with only ACK set and seq 0 are counted with their times.
+struct TickleWatch {
+  int fd = -1;
+  IpAddress from;
+  std::uint16_t dport = 0;
+  std::vector<std::chrono::steady_clock::time_point> seen;
+  TickleWatch(const IpAddress& shared, std::uint16_t port)
+      : fd(socket(shared.is_v4() ? AF_INET : AF_INET6, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, IPPROTO_TCP)),
+        from(shared), dport(port) {}
+  ~TickleWatch() { close(fd); }
+  void drain() {
+    std::uint8_t buf[2048];
+    for (;;) {
+      sockaddr_storage src{};
+      socklen_t sl = sizeof src;
+      const ssize_t n = recvfrom(fd, buf, sizeof buf, 0, reinterpret_cast<sockaddr*>(&src), &sl);
+      if (n <= 0) return;
+      std::size_t off = from.is_v4() ? (buf[0] & 0x0f) * 4U : 0;  // IPv4 raw sockets include the header
+      if (static_cast<std::size_t>(n) < off + 20) continue;
+      const std::uint8_t* t = buf + off;
+      const bool src_ok = from.is_v4()
+                              ? std::memcmp(&reinterpret_cast<sockaddr_in*>(&src)->sin_addr, from.bytes.data(), 4) == 0
+                              : std::memcmp(&reinterpret_cast<sockaddr_in6*>(&src)->sin6_addr, from.bytes.data(), 16) == 0;
+      const bool seq0 = t[4] == 0 && t[5] == 0 && t[6] == 0 && t[7] == 0;
+      if (src_ok && ((t[0] << 8) | t[1]) == 5000 && ((t[2] << 8) | t[3]) == dport && t[13] == 0x10 && seq0)
+        seen.push_back(std::chrono::steady_clock::now());
+    }
+  }
+};
+
 int tickle_case(Lab& lab, sd_event* e, Actions& act, const Fam& f) {
   CHECK(lab.in_a());
   const int l = listener(f.shared, 5000);
@@ -327,23 +252,32 @@ int tickle_case(Lab& lab, sd_event* e, Actions& act, const Fam& f) {
   close(s);
   CHECK(lab.in_b());
   CHECK(!wait_fd(c, POLLIN, Ms(300)));  // without a tickle nothing happens
+  TickleWatch watch(f.shared, cport);
+  CHECK(watch.fd >= 0);
   CHECK(lab.in_a());
   Association a{.proto = Proto::tcp, .local = f.shared, .local_port = 5000, .remote = f.client,
                 .remote_port = cport, .tcp_state = 1};
   Association udp{.proto = Proto::udp, .local = f.shared, .remote = f.client};
   const auto t0 = std::chrono::steady_clock::now();
-  auto n = act.tickle(f.shared, {a, udp}, 1, Ms(500));
+  auto n = act.tickle(f.shared, {a, udp}, 1);  // the default spacing
+  watch.drain();  // the veth delivers synchronously: the first tickle is there now
   CHECK_OK(n);
+  CHECK(watch.seen.size() == 1);
   CHECK(*n == 1);
   CHECK(lab.in_b());
   CHECK(wait_fd(c, POLLIN, Ms(2000)));
   CHECK(recv_errno(c) == ECONNRESET);
   std::fprintf(stderr, "%s: client reset %.2f ms after the tickle\n", f.shared.str().c_str(),
                std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
-  // The repeat fires on the loop after ≥ 0.5 s (nothing left to reset: it just sends).
+  // The repeat fires on the loop after the spacing (nothing left to reset: it just sends).
   CHECK(lab.in_a());
-  const auto t1 = std::chrono::steady_clock::now();
-  CHECK(run_until(e, [&] { return std::chrono::steady_clock::now() - t1 > Ms(700); }, Ms(2000)));
+  CHECK(run_until(e, [&] {
+    watch.drain();
+    return watch.seen.size() >= 2;
+  }, Ms(2000)));
+  std::fprintf(stderr, "%s: %zu tickles seen, %.1f ms apart\n", f.shared.str().c_str(), watch.seen.size(), std::chrono::duration<double, std::milli>(watch.seen.back() - watch.seen[0]).count());
+  CHECK(watch.seen.size() == 2);
+  CHECK(watch.seen[1] - watch.seen[0] >= Ms(590));  // 600 ms by default; 1 ms timer accuracy
   // Bad input changes nothing.
   CHECK(!act.tickle(f.shared, {a}, 2, Ms(100)));
   Association elsewhere = a;
@@ -530,37 +464,6 @@ TEST(ClusterRegistry, DestroyNotificationRemovesAClosedConnectionWithoutAWalk) {
 
 // --- Registry (eBPF level) -------------------------------------------------------------
 
-// The cgroup2 mount, from /proc/mounts ("" if none).
-std::string cgroup2_mount() {
-  std::ifstream in("/proc/mounts");
-  std::string dev, dir, type, rest;
-  while (in >> dev >> dir >> type && std::getline(in, rest))
-    if (type == "cgroup2") return dir;
-  return "";
-}
-
-// A cgroup of this test run under the cgroup2 mount, removed at the end (the child that
-// joined it has exited by then; removal is retried while the kernel releases it).
-struct TestCgroup {
-  std::string path;
-  TestCgroup() {
-    const auto root = cgroup2_mount();
-    if (root.empty()) return;
-    path = root + "/mpathd-adapter-" + std::to_string(getpid());
-    if (mkdir(path.c_str(), 0755) != 0) path.clear();
-  }
-  ~TestCgroup() {
-    if (path.empty()) return;
-    for (int i = 0; i < 200 && rmdir(path.c_str()) != 0 && errno == EBUSY; ++i) usleep(10'000);
-  }
-};
-
-bool join(const std::string& cgroup) {
-  std::ofstream f(cgroup + "/cgroup.procs");
-  f << getpid() << std::flush;
-  return f.good();
-}
-
 int ebpf_case(Lab& lab, sd_event* e, Registry& reg, const Fam& f, const Fam& other_family) {
   CHECK(lab.in_a());
   auto find = [&](Proto p, std::uint16_t lport, std::uint16_t rport) -> std::optional<Association> {
@@ -651,6 +554,47 @@ TEST(ClusterRegistry, EbpfLevelFollowsConnectionsAndUdpClientsByEvents) {
   TestCgroup cg;
   if (geteuid() == 0 && cg.path.empty()) GTEST_SKIP() << "no cgroup2 mount to make a test cgroup in";
   test::run_in_child([&] { return ebpf_body(cg.path); });
+}
+
+// Keeps exactly `caps` (CAP_* numbers) in the permitted and effective sets.
+bool keep_only_caps(std::initializer_list<int> caps) {
+  __user_cap_header_struct hdr{_LINUX_CAPABILITY_VERSION_3, 0};
+  __user_cap_data_struct data[2]{};
+  for (int c : caps) {
+    data[c / 32].permitted |= 1U << (c % 32);
+    data[c / 32].effective |= 1U << (c % 32);
+  }
+  return syscall(SYS_capset, &hdr, data) == 0;
+}
+
+// The UAPI-only program set loads and attaches with CAP_BPF + CAP_NET_ADMIN alone (what
+// the units grant); without CAP_BPF the registry falls back and says why.
+int caps_body(const std::string& cgroup) {
+  if (!join(cgroup)) return 1;
+  if (unshare(CLONE_NEWNET) != 0) return kSkip;
+  sd_event* e = nullptr;
+  CHECK(sd_event_new(&e) >= 0);
+  CHECK(keep_only_caps({CAP_BPF, CAP_NET_ADMIN}));
+  auto reg = Registry::create(e, {.cgroup = cgroup, .ebpf = true}, nullptr);
+  if (reg->level() != RegistryLevel::ebpf) {
+    std::fprintf(stderr, "with CAP_BPF + CAP_NET_ADMIN: %s\n", reg->level_reason().c_str());
+    return 1;
+  }
+  reg.reset();
+  CHECK(keep_only_caps({CAP_NET_ADMIN}));
+  reg = Registry::create(e, {.cgroup = cgroup, .ebpf = true}, nullptr);
+  CHECK(reg->level() == RegistryLevel::sock_diag);
+  std::fprintf(stderr, "without CAP_BPF: %s\n", reg->level_reason().c_str());
+  CHECK(reg->level_reason().find("eBPF") != std::string::npos);
+  reg.reset();
+  sd_event_unref(e);
+  return 0;
+}
+
+TEST(ClusterRegistry, EbpfLevelNeedsOnlyCapBpfAndCapNetAdmin) {
+  TestCgroup cg;
+  if (geteuid() == 0 && cg.path.empty()) GTEST_SKIP() << "no cgroup2 mount to make a test cgroup in";
+  test::run_in_child([&] { return caps_body(cg.path); });
 }
 
 }  // namespace

@@ -229,6 +229,67 @@ TEST_F(DbusService, ObjectsFollowCreateDestroyAddRemove) {
   EXPECT_EQ(after_change_calls_, 5);
 }
 
+// Issue 10: TakeoverShared / ReleaseShared reach the Engine, each transition is a
+// SharedAddressChanged signal and a PropertiesChanged of the typed SharedAddresses, and
+// every refusal has its own error name and changes nothing. (No registry hooks here: the
+// daemon gives them; ExportAssociations says so.)
+TEST_F(DbusService, SharedAddressesAndTheirErrors) {
+  Config c = config();
+  c.groups[0].shared_addresses = {*IpPrefix::parse("198.18.1.50/24")};
+  engine_->reconfigure(c);
+  sync();
+  take_signals();
+  const auto g0 = group_path("g0");
+  auto r = manager("TakeoverShared", "s", "198.18.1.50");
+  ASSERT_TRUE(r.ok) << r.error_message;
+  sync();
+  auto signals = take_signals();
+  const Signal* s = find(signals, "SharedAddressChanged", g0);
+  ASSERT_TRUE(s) << testing::PrintToString(names(signals));
+  EXPECT_EQ(s->interface, kGroup);
+  EXPECT_EQ(s->body, R"("198.18.1.50/24", "released", "held", "", "m0", "admin-takeover", "")");
+  EXPECT_TRUE(std::any_of(signals.begin(), signals.end(), [&](const Signal& x) {
+    return x.member == "PropertiesChanged" && x.path == g0 && x.body.find("SharedAddresses") != std::string::npos;
+  }));
+  EXPECT_EQ(managed_objects()[g0][kGroup]["SharedAddresses"], R"([("198.18.1.50/24", "held", "m0", "admin-takeover", "")])");
+  EXPECT_EQ(get(kRoot, kManager, "RegistryLevel").body, quoted("none"));
+
+  const std::string e = kErr;
+  struct Case {
+    const char* method;
+    const char* arg;
+    std::string error;
+    const char* mentions;
+  } cases[] = {
+      {"TakeoverShared", "198.18.1.50", e + "AlreadyHeld", "already held"},
+      {"TakeoverShared", "198.18.1.10", e + "NotShared", "198.18.1.10"},
+      {"TakeoverShared", "bogus", e + "InvalidArgument", "bogus"},
+      {"ReleaseShared", "198.18.1.99", e + "NotShared", "198.18.1.99"},
+      {"ExportAssociations", "198.18.1.99", e + "NotShared", "198.18.1.99"},
+      {"ExportAssociations", "198.18.1.50", e + "Failed", "not available"},
+  };
+  const auto before = managed_objects();
+  for (const auto& k : cases) {
+    SCOPED_TRACE(std::string(k.method) + "(" + k.arg + ")");
+    auto x = manager(k.method, "s", k.arg);
+    EXPECT_FALSE(x.ok);
+    EXPECT_EQ(x.error_name, k.error);
+    EXPECT_NE(x.error_message.find(k.mentions), std::string::npos) << x.error_message;
+  }
+  auto imp = manager("ImportAssociations", "ss", "198.18.1.50", "[]");
+  EXPECT_EQ(imp.error_name, e + "Failed");
+  EXPECT_EQ(managed_objects(), before);
+
+  ASSERT_TRUE(manager("ReleaseShared", "s", "198.18.1.50/24").ok);
+  auto again = manager("ReleaseShared", "s", "198.18.1.50");
+  EXPECT_EQ(again.error_name, e + "NotHeld");
+  sync();
+  signals = take_signals();
+  s = find(signals, "SharedAddressChanged", g0);
+  ASSERT_TRUE(s);
+  EXPECT_EQ(s->body, R"("198.18.1.50/24", "held", "released", "m0", "", "admin-release", "")");
+}
+
 TEST_F(DbusService, BadInputGetsItsErrorNameAndChangesNothing) {
   struct Case {
     const char* method;

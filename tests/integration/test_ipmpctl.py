@@ -522,8 +522,10 @@ def test_completion_static(bus, need_ipmpctl):
     """Verbs and options complete from the script's lists, which match ipmpctl --help;
     with no daemon on the bus, names complete to nothing and nothing is printed."""
     assert complete("") == help_verbs()
-    assert complete("sh") == ["show"]
-    assert complete("show", "") == help_verbs("show") == ["addresses", "groups", "interfaces", "targets"]
+    assert complete("sh") == ["shared", "show"]
+    assert complete("show", "") == help_verbs("show") == ["addresses", "associations", "groups", "interfaces",
+                                                          "registry", "shared", "targets"]
+    assert complete("shared", "") == help_verbs("shared") == ["import", "release", "takeover"]
     assert complete("group", "") == help_verbs("group")
     assert complete("address", "") == help_verbs("address")
     assert complete("-o", "js") == ["json"]

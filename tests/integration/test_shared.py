@@ -12,8 +12,10 @@ each node with its own private system bus, real ipmpctl, real sockets.
 The module runs twice, once per registry level: eBPF (each node's programs attached to
 a cgroup this test made, where its servers run) and the sock_diag fallback
 (association-ebpf = false). The lab is built once per level (module-scoped fixture).
-Bad input is refused with its exit code and changes nothing; a restart of mpathd on
-the holding node changes nothing (the address is adopted, connections live on).
+Both daemons run with exactly the capability bounding set of units/mpathd.service.in
+(CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF). Bad input is refused with its exit code and
+changes nothing; a restart of mpathd on the holding node changes nothing (the address
+is adopted, not touched, and a client's connection lives on).
 
 Binaries: $MPATHD_BIN, $IPMPCTL_BIN (default build/... under the repo root).
 """
@@ -33,7 +35,7 @@ from pathlib import Path
 import pytest
 
 from lab.bus import Bus
-from lab.lab import CLIENT4, Lab, Proc, binary, group_config, wait_until
+from lab.lab import CLIENT4, CLIENT6, Lab, Proc, binary, group_config, wait_until
 
 SHARED4 = "198.18.1.50"
 SHARED6 = "2001:db8:1::50"
@@ -43,6 +45,8 @@ EXIT_OK, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_REFUSED = 0, 2, 3, 4
 START_TIMEOUT = 20.0
 # Inside `ip netns exec` (a private mount namespace): the cgroup2 hierarchy again.
 IN_NS = "mount -t cgroup2 cgroup2 /sys/fs/cgroup"
+# The capability bounding set of units/mpathd.service.in.
+UNIT_CAPS = "+net_admin,+net_raw,+bpf"
 RESET_BOUND = 3.0  # s from `ipmpctl shared takeover` to the client's ECONNRESET (bench: ms)
 
 # A TCP echo server and a UDP server on the shared address (IP_FREEBIND: it may start
@@ -190,7 +194,7 @@ class Node:
             self.cgroup_in_ns = f"/sys/fs/cgroup/{leaf}"
             os.mkdir(self.cgroup)
         self.daemon = None
-        self.server_events = Events(world.lab.tmp / f"server-{name}.jsonl")
+        self.server_events = {a: Events(world.lab.tmp / f"server-{name}-{a}.jsonl") for a in (SHARED4, SHARED6)}
 
     def config(self) -> str:
         extra = [f'association-cgroup = "{self.cgroup_in_ns}"' if self.cgroup else "",
@@ -200,7 +204,10 @@ class Node:
                             extra_group=f'shared-addresses = ["{SHARED4}/24", "{SHARED6}/64"]')
 
     def start(self, workdir: Path | None = None) -> None:
-        wrap = ["sh", "-c", f'{IN_NS} && exec "$@"', "sh"] if self.cgroup else []
+        # Exactly the capabilities the units grant (units/mpathd.service.in): the whole
+        # scenario must work with them alone.
+        caps = ["setpriv", f"--bounding-set=-all,{UNIT_CAPS}", f"--inh-caps=-all"]
+        wrap = (["sh", "-c", f'{IN_NS} && exec "$@"', "sh"] if self.cgroup else []) + caps
         self.daemon = self.world.lab.start_mpathd(self.config(), ns=self.ns, env=self.env, wrap=wrap,
                                                   timeout=START_TIMEOUT, workdir=workdir)
         self.daemon.wait_status(lambda s: all(a.get("holder") for a in s["groups"][0]["addresses"]),
@@ -210,15 +217,17 @@ class Node:
         assert self.daemon.stop() == 0
         self.start(workdir=self.daemon.workdir)
 
-    def start_server(self) -> None:
+    def start_servers(self) -> None:
+        """A server on each shared address (IPv4, IPv6)."""
         script = self.world.lab.tmp / "server.py"
         script.write_text(SERVER)
         # Joins the node's cgroup (where the eBPF programs watch) before it runs.
         join = f"{IN_NS} && echo $$ > {self.cgroup_in_ns}/cgroup.procs && " if self.cgroup else ""
-        self.world.lab.spawn(self.ns, "sh", "-c",
-                             f"{join}exec {sys.executable} {script} {SHARED4} {TCP_PORT} {UDP_PORT} "
-                             f"{self.server_events.path}", name=f"server-{self.name}")
-        wait_until(lambda: self.server_events.of("listening"), 10, f"{self.name}: server listening")
+        for addr, events in self.server_events.items():
+            self.world.lab.spawn(self.ns, "sh", "-c",
+                                 f"{join}exec {sys.executable} {script} {addr} {TCP_PORT} {UDP_PORT} "
+                                 f"{events.path}", name=f"server-{self.name}-{addr}")
+            wait_until(lambda e=events: e.of("listening"), 10, f"{self.name}: server on {addr} listening")
 
     def ctl(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess:
         return subprocess.run([ipmpctl_bin(), *args], capture_output=True, text=True, timeout=30,
@@ -267,11 +276,12 @@ def _rmdir(path: str) -> bool:
 
 
 class Client(Proc):
-    def __init__(self, world: "World"):
+    def __init__(self, world: "World", addr: str = SHARED4):
+        self.addr = addr
         script = world.lab.tmp / "client.py"
         script.write_text(CLIENT)
         self.events = Events(world.lab.tmp / f"client-{secrets.token_hex(3)}.jsonl")
-        popen = subprocess.Popen(["ip", "netns", "exec", world.lab.cl, sys.executable, str(script), SHARED4,
+        popen = subprocess.Popen(["ip", "netns", "exec", world.lab.cl, sys.executable, str(script), addr,
                                   str(TCP_PORT), str(UDP_PORT), str(self.events.path)],
                                  stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                  text=True)
@@ -293,7 +303,7 @@ class Client(Proc):
         n = len(self.events.of("udp_echo"))
         self.send("udp")
         wait_until(lambda: len(self.events.of("udp_echo")) >= n + 2, timeout,
-                   f"UDP echoes (server: {self.world.a.server_events.all()[-3:]}, client: {self.events.all()[-3:]})")
+                   f"UDP echoes (server: {self.world.a.server_events[self.addr].all()[-3:]}, client: {self.events.all()[-3:]})")
 
 
 class World:
@@ -327,7 +337,7 @@ def world(request):
             w = World(lab, ebpf)
             for n in (w.a, w.b):
                 n.start()
-                n.start_server()
+                n.start_servers()
             yield w
     finally:
         if w is not None:
@@ -339,6 +349,14 @@ def level_of(node: Node) -> dict:
 
 
 # ---------------------------------------------------------------- the tests
+
+def test_mpathd_runs_with_the_units_capabilities_only(world):
+    want = (1 << 12) | (1 << 13) | (1 << 39)  # CAP_NET_ADMIN, CAP_NET_RAW, CAP_BPF
+    for n in (world.a, world.b):
+        status = Path(f"/proc/{n.daemon.pid}/status").read_text()
+        caps = {k: int(v, 16) for k, v in (l.split(":\t") for l in status.splitlines() if l.startswith("Cap"))}
+        assert caps["CapEff"] == want and caps["CapBnd"] == want, caps
+
 
 def test_registry_level_is_reported(world):
     for n in (world.a, world.b):
@@ -387,9 +405,11 @@ def test_takeover_failover_release_and_handover(world):
     # A takes over: held on a member, reachable from the client (IPv4 and IPv6).
     a.ok("shared", "takeover", SHARED4)
     a.ok("shared", "takeover", SHARED6)
-    a.daemon.wait_status(lambda s: a.shared()["state"] == "held", 5, "A holds the address")
+    a.daemon.wait_status(lambda s: a.shared()["state"] == a.shared(SHARED6)["state"] == "held", 5,
+                         "A holds the addresses")
     holder = a.shared()["holder"]
-    assert a.holders() == [holder] and b.holders() == []
+    wait_until(lambda: a.holders() == [holder], 5, f"{SHARED4} on {holder} in A's kernel (status: {a.shared()})")
+    assert b.holders() == []
     assert "nodad" in next(x["flags"] for x in lab.host_addrs(ns=a.ns) if x["address"] == SHARED6)
     wait_until(lambda: lab.client_reaches(SHARED4), 10, "client reaches the shared address on A")
     wait_until(lambda: lab.client_reaches(SHARED6), 10, "client reaches the IPv6 shared address on A")
@@ -400,68 +420,88 @@ def test_takeover_failover_release_and_handover(world):
     table = a.ok("-P", "-o", "address,state,holder", "show", "shared")
     assert f"{SHARED4}:held:{holder}" in table.splitlines()
 
-    client = Client(world)
-    client.ping()
-    client.udp()
-    client.udp()
-    cport = client.info["port"]
+    clients = {addr: Client(world, addr) for addr in (SHARED4, SHARED6)}
+    for c in clients.values():
+        c.ping()
+        c.udp()
+        c.udp()
 
-    # The registry sees the connection and the UDP client (once, for two sockets).
-    def registered():
-        entries = a.associations()
-        tcp = [e for e in entries if e["proto"] == "tcp" and e["remote_port"] == cport]
+    # The registry sees each connection and each UDP client (once, for two sockets).
+    def registered(addr):
+        entries = a.associations(addr)
+        tcp = [e for e in entries if e["proto"] == "tcp" and e["remote_port"] == clients[addr].info["port"]]
         udp = [e for e in entries if e["proto"] == "udp"]
-        return entries if tcp and udp else None
-    entries = wait_until(registered, 5, "A's registry to list the client")
-    tcp = [e for e in entries if e["proto"] == "tcp" and e["remote_port"] == cport]
-    assert tcp[0]["state"] == "established" and tcp[0]["direction"] == "incoming", tcp
-    assert tcp[0]["remote"] == CLIENT4 and tcp[0]["local_port"] == TCP_PORT
-    udp = [e for e in entries if e["proto"] == "udp"]
-    assert len(udp) == 1 and udp[0]["remote"] == CLIENT4, udp
+        return (tcp, udp) if tcp and udp else None
+    for addr, client_addr in ((SHARED4, CLIENT4), (SHARED6, CLIENT6)):
+        tcp, udp = wait_until(lambda: registered(addr), 5, f"A's registry of {addr} to list the client")
+        assert tcp[0]["state"] == "established" and tcp[0]["direction"] == "incoming", tcp
+        assert tcp[0]["remote"] == client_addr and tcp[0]["local_port"] == TCP_PORT
+        assert len(udp) == 1 and udp[0]["remote"] == client_addr, udp
 
-    # A member failure on A: the address moves inside A; the connection survives.
+    # A member failure on A: the address moves inside A; the connections survive.
     lab.sh(lab.sw, "ip", "link", "set", a.port(holder), "down")
     a.daemon.wait_status(lambda s: a.shared()["holder"] not in ("", holder), 5, "the address to move inside A")
     moved_to = a.shared()["holder"]
     assert a.shared()["state"] == "held"
     wait_until(lambda: a.holders() == [moved_to], 5, "the kernel to follow")
-    client.ping(timeout=10)
-    assert not client.events.of("tcp_error")
+    for c in clients.values():
+        c.ping(timeout=10)
+        assert not c.events.of("tcp_error")
 
     # Export (the hand-over API), then A's whole group fails.
-    exported = a.ok("-o", "json", "show", "associations", SHARED4)
-    assert any(e["proto"] == "tcp" and e["remote_port"] == cport for e in json.loads(exported))
+    exported = {addr: a.ok("-o", "json", "show", "associations", addr) for addr in clients}
+    for addr, c in clients.items():
+        assert any(e["proto"] == "tcp" and e["remote_port"] == c.info["port"] for e in json.loads(exported[addr]))
+    monitor_log = lab.tmp / "monitor-a.jsonl"
+    with open(monitor_log, "w") as out:
+        monitor = subprocess.Popen([ipmpctl_bin(), "-o", "json", "monitor"], stdout=out, stderr=subprocess.DEVNULL,
+                                   env={**os.environ, **a.env})
+    lab.procs.append(Proc(monitor, "ipmpctl-monitor"))
+    a.ctl("show", "shared")  # a round trip: the monitor's matches are in place once it answers too
+    wait_until(lambda: monitor.poll() is None and a.ctl("show", "registry").returncode == 0, 5, "monitor running")
     for m in ("m0", "m1", "m2"):
         lab.sh(lab.sw, "ip", "link", "set", a.port(m), "down")
-    a.daemon.wait_status(lambda s: a.shared()["state"] == "released", 10, "A releases by itself")
-    assert a.shared()["reason"] == "group-failure" and "no active member" in a.shared()["detail"]
-    wait_until(lambda: a.holders() == [], 5, "the address gone from A")
-    # Its server sockets on the address were destroyed: ECONNABORTED.
-    wait_until(lambda: [e for e in a.server_events.of("tcp_error") if e["errno"] == errno.ECONNABORTED], 5,
-               "A's accepted socket to see ECONNABORTED")
-    # The listener on the address was destroyed too: a blocked accept() fails.
-    listen_error = wait_until(lambda: a.server_events.of("listen_error"), 5, "A's listener to be destroyed")
-    assert listen_error[0]["errno"] in (errno.ECONNABORTED, errno.EINVAL), listen_error
-    assert "release 198.18.1.50: new packets dropped" in a.daemon.log()
-    assert not client.events.of("tcp_error")  # A could not tell the client: its links are down
+    for addr in clients:
+        a.daemon.wait_status(lambda s, x=addr: a.shared(x)["state"] == "released", 10, f"A releases {addr} by itself")
+        assert a.shared(addr)["reason"] == "group-failure" and "no active member" in a.shared(addr)["detail"]
+        wait_until(lambda x=addr: a.holders(x) == [], 5, f"{addr} gone from A")
+        # Its server sockets on the address were destroyed: ECONNABORTED.
+        wait_until(lambda x=addr: [e for e in a.server_events[x].of("tcp_error") if e["errno"] == errno.ECONNABORTED],
+                   5, f"A's accepted socket on {addr} to see ECONNABORTED")
+        # The listener on the address was destroyed too: a blocked accept() fails.
+        listen_error = wait_until(lambda x=addr: a.server_events[x].of("listen_error"), 5,
+                                  f"A's listener on {addr} to be destroyed")
+        assert listen_error[0]["errno"] in (errno.ECONNABORTED, errno.EINVAL), listen_error
+        assert f"release {addr}: new packets dropped" in a.daemon.log()
+    for c in clients.values():
+        assert not c.events.of("tcp_error")  # A could not tell the clients: its links are down
+    # Each release was a D-Bus signal (ipmpctl monitor shows it).
+    def released_events():
+        lines = [json.loads(l) for l in monitor_log.read_text().splitlines() if l.strip()]
+        ev = [e for e in lines if e.get("event") == "shared_address_changed" and e["new_state"] == "released"]
+        return ev if len(ev) == 2 else None
+    for e in wait_until(released_events, 5, "two shared_address_changed events"):
+        assert e["reason"] == "group-failure" and e["old_state"] == "held" and e["group"] == "g0", e
 
-    # B imports A's associations and takes over: the idle client is reset at once.
-    path = lab.tmp / "exported.json"
-    path.write_text(exported)
-    out = b.ok("shared", "import", SHARED4, str(path))
-    assert "association(s) held" in out
-    imported = b.associations()
-    assert any(e["imported"] and e["remote_port"] == cport for e in imported), imported
-    t0 = time.time()
-    b.ok("shared", "takeover", SHARED4)
-    reset = wait_until(lambda: (client.events.of("tcp_error") or client.events.of("tcp_eof") or [None])[0],
-                       RESET_BOUND + 2, "the client's connection to be reset")
-    assert reset["event"] == "tcp_error" and reset["errno"] == errno.ECONNRESET, reset
-    assert reset["t"] - t0 < RESET_BOUND, f"reset {reset['t'] - t0:.3f}s after the takeover"
-    print(f"takeover -> client ECONNRESET: {1000 * (reset['t'] - t0):.1f} ms (level {level_of(b)['level']})")
+    # B imports A's associations and takes over: each idle client is reset at once.
+    for addr, c in clients.items():
+        path = lab.tmp / f"exported-{addr}.json"
+        path.write_text(exported[addr])
+        out = b.ok("shared", "import", addr, str(path))
+        assert "association(s) held" in out
+        imported = b.associations(addr)
+        assert any(e["imported"] and e["remote_port"] == c.info["port"] for e in imported), imported
+        t0 = time.time()
+        b.ok("shared", "takeover", addr)
+        reset = wait_until(lambda: (c.events.of("tcp_error") or c.events.of("tcp_eof") or [None])[0],
+                           RESET_BOUND + 2, f"the client's connection to {addr} to be reset")
+        assert reset["event"] == "tcp_error" and reset["errno"] == errno.ECONNRESET, reset
+        assert reset["t"] - t0 < RESET_BOUND, f"reset {reset['t'] - t0:.3f}s after the takeover"
+        print(f"takeover of {addr} -> client ECONNRESET: {1000 * (reset['t'] - t0):.1f} ms "
+              f"(level {level_of(b)['level']})")
+        assert b.shared(addr)["state"] == "held" and b.holders(addr) == [b.shared(addr)["holder"]]
+        wait_until(lambda: lab.client_reaches(addr), 10, f"client reaches {addr} on B")
     assert "TCP client(s) tickled" in b.daemon.log()
-    assert b.shared()["state"] == "held" and b.holders() == [b.shared()["holder"]]
-    wait_until(lambda: lab.client_reaches(SHARED4), 10, "client reaches the shared address on B")
 
 
 def test_restart_of_the_holder_changes_nothing(world):

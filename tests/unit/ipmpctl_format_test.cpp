@@ -351,6 +351,13 @@ TEST(IpmpctlJson, Events) {
   client::GroupStateChanged g{"g0", "ok", "degraded", "link-down"};
   EXPECT_EQ(event_line(g), "group g0 ok -> degraded (link-down)");
   EXPECT_EQ(event_json(g)["new_state"], "degraded");
+  client::SharedAddressChanged sh{"g0", "198.18.1.50/24", "held", "released", "m1", "", "group-failure",
+                                  "group 'g0' has no active member"};
+  EXPECT_EQ(event_line(sh),
+            "shared address 198.18.1.50/24 held -> released [m1 -> --] in group g0 (group-failure): group 'g0' has "
+            "no active member");
+  EXPECT_EQ(event_json(sh)["event"], "shared_address_changed");
+  EXPECT_EQ(event_json(sh)["from_interface"], "m1");
 }
 
 }  // namespace

@@ -243,3 +243,17 @@ TEST(Shared, ReloadWithoutTheAddressReleasesItFirst) {
   EXPECT_EQ(r.g().shared[0].prefix, *IpPrefix::parse("198.18.1.50/24"));
   EXPECT_EQ(shared(r).state, SharedState::released);
 }
+
+TEST(Shared, DestroyingTheGroupReleasesItFirst) {
+  Rig r(shared_config());
+  r.start_all_up({"m0", "m1", "m2"});
+  ASSERT_TRUE(r.engine.takeover_shared(addr(kShared)));
+  r.events.clear();
+  ASSERT_TRUE(r.engine.destroy_group("g0"));
+  auto ev = r.of<SharedAddressChanged>();
+  ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0].after, SharedState::released);
+  EXPECT_EQ(ev[0].from, "m1");
+  // Before the group's objects go away.
+  EXPECT_TRUE(std::holds_alternative<SharedAddressChanged>(r.events.front()));
+}
