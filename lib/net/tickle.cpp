@@ -126,8 +126,26 @@ Result<void> TickleSender::send(const IpAddress& src, std::uint16_t sport, const
     sockaddr_in sa{};
     sa.sin_family = AF_INET;
     std::memcpy(&sa.sin_addr, dst.bytes.data(), 4);
-    if (sendto(fd4_, f.data(), f.size(), 0, reinterpret_cast<sockaddr*>(&sa), sizeof sa) < 0)
-      return std::unexpected(errno_error(errno, "tickle to " + dst.str()));
+    // The header's source is not used for the route lookup of a header-included send;
+    // IP_PKTINFO's ipi_spec_dst is, so that "from <shared>" policy rules apply and the
+    // tickle leaves the way the kernel's own packets from that address do.
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(in_pktinfo))] = {};
+    iovec iov{const_cast<std::uint8_t*>(f.data()), f.size()};
+    msghdr msg{};
+    msg.msg_name = &sa;
+    msg.msg_namelen = sizeof sa;
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    cmsghdr* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = IPPROTO_IP;
+    c->cmsg_type = IP_PKTINFO;
+    c->cmsg_len = CMSG_LEN(sizeof(in_pktinfo));
+    in_pktinfo pi{};
+    std::memcpy(&pi.ipi_spec_dst, src.bytes.data(), 4);
+    std::memcpy(CMSG_DATA(c), &pi, sizeof pi);
+    if (sendmsg(fd4_, &msg, 0) < 0) return std::unexpected(errno_error(errno, "tickle to " + dst.str()));
     return {};
   }
   const auto t = build_tickle_tcp6(src, sport, dst, dport);

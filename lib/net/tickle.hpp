@@ -31,7 +31,8 @@ class TickleSender {
   TickleSender& operator=(const TickleSender&) = delete;
   ~TickleSender();
 
-  // One tickle. The source must be an address of this host for IPv6 (IPV6_PKTINFO).
+  // One tickle. The route is looked up with the source (IP_PKTINFO / IPV6_PKTINFO), so
+  // policy rules on the shared address apply; it must be an address of this host.
   Result<void> send(const IpAddress& src, std::uint16_t sport, const IpAddress& dst,
                     std::uint16_t dport);
 

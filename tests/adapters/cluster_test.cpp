@@ -250,6 +250,13 @@ int tickle_case(Lab& lab, sd_event* e, Actions& act, const Fam& f) {
   const int one = 1;
   CHECK(setsockopt(s, IPPROTO_TCP, TCP_REPAIR, &one, sizeof one) == 0);
   close(s);
+  // Policy routing as the data plane sets it up: the client is reachable from the shared
+  // address only through a table of its own (the main table blackholes it), so the
+  // tickle arrives only if its route lookup used the shared source.
+  const std::string v = f.shared.is_v4() ? "-4" : "-6";
+  const std::string plen = f.shared.is_v4() ? "/32" : "/128";
+  CHECK(sh("ip " + v + " rule add from " + f.shared.str() + " lookup 100 && ip " + v + " route add " +
+           f.client.str() + plen + " dev va table 100 && ip " + v + " route add blackhole " + f.client.str() + plen));
   CHECK(lab.in_b());
   CHECK(!wait_fd(c, POLLIN, Ms(300)));  // without a tickle nothing happens
   TickleWatch watch(f.shared, cport);
@@ -284,6 +291,8 @@ int tickle_case(Lab& lab, sd_event* e, Actions& act, const Fam& f) {
   elsewhere.local = f.other;
   auto bad = act.tickle(f.shared, {elsewhere}, 0);
   CHECK(!bad && bad.error().code == Errc::invalid_argument);
+  CHECK(sh("ip " + v + " rule del from " + f.shared.str() + " lookup 100 && ip " + v + " route flush table 100 && ip " +
+           v + " route del blackhole " + f.client.str() + plen));
   close(l);
   close(c);
   return 0;
