@@ -26,11 +26,12 @@ struct RouteConfig {
   bool operator==(const RouteConfig&) const = default;
 };
 
-struct GroupConfig {
-  std::string name;
+// A group's own settings: everything of a group but its identity (name), its members
+// and its data addresses, which have events of their own. One value: a reload compares
+// and applies it whole (Engine::reconfigure), so a setting added here reloads, and
+// announces SettingsChanged, without further code.
+struct GroupSettings {
   std::string interface;  // group interface name, e.g. ipmp0 (defaults to name)
-  std::vector<MemberConfig> members;
-  std::vector<IpPrefix> data_addresses;
   std::vector<IpPrefix> shared_addresses;
   std::vector<RouteConfig> routes;
   ProbeMethod probe_method = ProbeMethod::auto_;
@@ -40,10 +41,22 @@ struct GroupConfig {
   // When the whole group fails, its held shared addresses are released (so that no
   // address lingers on a node that cannot serve it); false keeps them, unserviceable.
   bool release_shared_on_failure = true;
+  bool operator==(const GroupSettings&) const = default;
+};
+
+struct GroupConfig : GroupSettings {
+  std::string name;
+  std::vector<MemberConfig> members;
+  std::vector<IpPrefix> data_addresses;
+
+  GroupSettings& settings() { return *this; }
+  const GroupSettings& settings() const { return *this; }
   bool operator==(const GroupConfig&) const = default;
 };
 
-struct Config {
+// The daemon-wide settings: everything in mpathd.conf outside the groups. One value,
+// like GroupSettings: a reload compares and applies it whole (Engine::reconfigure).
+struct DaemonSettings {
   // The FDT's one default and one minimum (DESIGN.md §2); probing clamps to the same.
   static constexpr Duration kDefaultFailureDetectionTime = seconds(10);
   static constexpr Duration kMinFailureDetectionTime = milliseconds(100);
@@ -58,20 +71,31 @@ struct Config {
   unsigned routing_table_base = 40000;      // policy table = base + member ifindex
   unsigned rule_priority = 1000;            // priority of "from <data address>" rules
   std::string metrics_file;                 // Prometheus text file; "" = no metrics
-  // The association registry of shared addresses (lib/cluster): the cgroup2 directory
-  // its eBPF programs attach to ("" = none: the sock_diag fallback), and a switch.
-  std::string association_cgroup;
-  bool association_ebpf = true;
   // Group health as Pacemaker node attributes (mpathd-<group> = usable members, set
   // with attrd_updater); off by default.
   bool node_attributes = false;
-  std::vector<GroupConfig> groups;
 
   // The FDT a group asks for: its own, else the daemon's. The one place this rule is
   // written; what is in force may be more (Group::fdt, raised when RTTs need it).
-  Duration failure_detection_time_of(const GroupConfig& g) const {
+  Duration failure_detection_time_of(const GroupSettings& g) const {
     return g.failure_detection_time.value_or(failure_detection_time);
   }
+  // The failback a group asks for: its own, else the daemon's.
+  bool failback_of(const GroupSettings& g) const { return g.failback.value_or(failback); }
+
+  bool operator==(const DaemonSettings&) const = default;
+};
+
+struct Config : DaemonSettings {
+  // The association registry of shared addresses (lib/cluster): the cgroup2 directory
+  // its eBPF programs attach to ("" = none: the sock_diag fallback), and a switch.
+  // Read at start only, so not DaemonSettings (which a reload applies whole).
+  std::string association_cgroup;
+  bool association_ebpf = true;
+  std::vector<GroupConfig> groups;
+
+  DaemonSettings& settings() { return *this; }
+  const DaemonSettings& settings() const { return *this; }
 
   bool operator==(const Config&) const = default;
 };

@@ -109,6 +109,16 @@ void Engine::set_inactive(Group& g, Member& m, bool inactive, Reason reason) {
   commit(g, m, reason);
 }
 
+void Engine::apply_state(Group& g, Member& m, Reason reason, Transition t) {
+  const MemberState next = derive_state(m);
+  if (next == MemberState::ok && !m.usable()) m.inactive = decide_inactive(g, m, t);
+  set_state(g, m, next, reason);
+}
+
+// Inputs: written here, published by the commit that follows (refresh, set_state).
+void Engine::set_link(Member& m, LinkState link) { m.link = link; }
+void Engine::set_probe(Member& m, ProbeState probe) { m.probe = probe; }
+
 void Engine::commit(Group& g, Member& m, Reason reason) {
   MemberSnapshot now{m.state, m.link, m.probe, m.flags()};
   if (now == m.published) return;

@@ -27,10 +27,11 @@ struct LinkObservation {
   bool exists = true;     // false: the interface was removed
   bool up = false;        // administratively up and carrier present (IFF_UP && IFF_LOWER_UP)
   Mac mac;
-  bool loopback = false;  // never tracked, and never a member
-  bool broadcast = true;  // IFF_BROADCAST: not a point-to-point or tunnel device
-  std::uint32_t flags = 0;  // the kernel's IFF_* (link_flag::), for the views
-  LinkFacts facts() const { return {loopback, broadcast, !mac.is_zero()}; }
+  bool loopback = false;  // never tracked, and never a member (IFF_LOOPBACK or the loopback type)
+  // The kernel's IFF_* (link_flag::): shown in the views, and IFF_BROADCAST says it is
+  // no point-to-point or tunnel device.
+  std::uint32_t flags = link_flag::broadcast;
+  LinkFacts facts() const { return {loopback, (flags & link_flag::broadcast) != 0, !mac.is_zero()}; }
 };
 
 class Engine {
@@ -124,15 +125,22 @@ class Engine {
   const Group* group_of_shared(const IpAddress& address) const;
   const Group& anonymous() const { return anonymous_; }
 
-  // The one place member state changes: no-op when unchanged, else bumps counters and
-  // publishes one MemberChanged.
-  void set_state(Group& g, Member& m, MemberState state, Reason reason);
 
  private:
   enum class Transition { repair, online, initial };
 
+  // The writers of a member's published fields (state, inactive, link, probe: its
+  // MemberSnapshot), the only code that assigns them. commit() publishes what changed
+  // since the last one as one MemberChanged (no-op when nothing did) and bumps the
+  // counters; set_state and set_inactive commit at once; set_link and set_probe record
+  // an input that the next commit (refresh) publishes.
   void commit(Group& g, Member& m, Reason reason);
+  void set_state(Group& g, Member& m, MemberState state, Reason reason);
   void set_inactive(Group& g, Member& m, bool inactive, Reason reason);
+  // The state derive_state() gives, with INACTIVE decided when the member becomes usable.
+  void apply_state(Group& g, Member& m, Reason reason, Transition t);
+  void set_link(Member& m, LinkState link);
+  void set_probe(Member& m, ProbeState probe);
   void set_group_state(Group& g, GroupState state, Reason reason);
   void move(Group& g, DataAddress& a, const std::string& to, Reason reason);
   // The one writer of a shared address: no-op when nothing changes, else one
@@ -157,11 +165,11 @@ class Engine {
   void place_addresses(Group& g, Reason reason);
   void refresh_group_state(Group& g, Reason reason);
   void init_member(Group& g, Member& m);
-  Result<void> check_new_member(const MemberConfig& mc, const std::vector<IpPrefix>& data) const;
+  Result<void> check_member(const MemberConfig& mc) const;
+  Result<void> check_claims(const std::vector<Claim>& fresh) const;
   Result<void> check_link(std::string_view ifname) const;
-  Result<void> check_address_free(const IpPrefix& address) const;
   std::size_t others_for_offline(const Group& g, const Member& m) const;
-  void reconfigure_group(Group& g, const GroupConfig& next);
+  void reconfigure_group(Group& g, const GroupConfig& next, const DaemonSettings& before);
   void drop_member(Group& g, const std::string& name);
   bool another_working(const Group& g, const Member& m) const;
   void group_failure(Group& g);

@@ -20,7 +20,7 @@ void Engine::release_ifindex(const LinkObservation& obs) {
       // Nothing of the interface stays with the name it no longer has.
       m.ifindex = 0;
       m.mac = Mac{};
-      m.link = LinkState::unknown;
+      set_link(m, LinkState::unknown);
       m.hwaddr_dup = false;  // no interface, no duplicate
       if (!started_) continue;
       refresh(g, m, why);
@@ -78,14 +78,14 @@ void Engine::observe_link(const LinkObservation& obs) {
     publish(LinkFlagsChanged{g->name, m->name, flags_before, m->link_flags});
   if (!exists) {
     m->ifindex = 0;
-    m->link = LinkState::unknown;
+    set_link(*m, LinkState::unknown);
     reason = Reason::interface_removed;
   } else {
     if (m->ifindex == 0 && started_) reason = renamed ? Reason::interface_renamed : Reason::interface_added;
     m->ifindex = obs.ifindex;
     mac_changed = m->mac != obs.mac;
     m->mac = obs.mac;
-    m->link = obs.up ? LinkState::up : LinkState::down;
+    set_link(*m, obs.up ? LinkState::up : LinkState::down);
   }
   if (m->link == LinkState::up && before != LinkState::up) {
     ++m->counters.link_ups;
@@ -96,7 +96,7 @@ void Engine::observe_link(const LinkObservation& obs) {
     if (reason == Reason::none) reason = Reason::link_down;
     // A probed member must earn its repair with good probes after the link is back
     // (its detector is reset too), also when the link bounces within one batch.
-    if (m->probe == ProbeState::ok) m->probe = ProbeState::failed;
+    if (m->probe == ProbeState::ok) set_probe(*m, ProbeState::failed);
   }
   if (!started_) return;
   if (mac_changed || !exists) check_hwaddr(*g);
@@ -124,11 +124,7 @@ void Engine::start() {
           bool saved = std::find(restored_homes_.begin(), restored_homes_.end(), a.prefix.addr) != restored_homes_.end();
           if (!saved && derive_state(*g.find(ifname)) == MemberState::ok) a.home = ifname;
         }
-    for (auto& m : g.members) {
-      MemberState s = derive_state(m);
-      if (s == MemberState::ok) m.inactive = decide_inactive(g, m, Transition::initial);
-      set_state(g, m, s, Reason::startup);
-    }
+    for (auto& m : g.members) apply_state(g, m, Reason::startup, Transition::initial);
     adopt_shared(g);
     run_policy(g, Reason::startup, false);
   }

@@ -46,7 +46,7 @@ inline Group make_group(const GroupConfig& gc, const Config& c) {
   g.ifname = gc.interface.empty() ? gc.name : gc.interface;
   g.config = gc;
   g.config.interface = g.ifname;
-  g.failback = gc.failback.value_or(c.failback);
+  g.failback = c.failback_of(gc);
   g.fdt = c.failure_detection_time_of(gc);
   for (const auto& mc : gc.members) g.members.push_back(make_member(gc, mc));
   for (const auto& p : gc.data_addresses) g.data.push_back({p, "", pick_home(g, p.addr.family), {}});

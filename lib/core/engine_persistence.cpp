@@ -38,7 +38,7 @@ void Engine::import_state(const std::vector<PersistedGroup>& state) {
         m->restored_failed = pm.failed;
         // Probed groups: out of service from the first moment, until probes repair it
         // (if it turns out it cannot be probed, its detector reports "disabled").
-        if (pm.failed && g->config.probe_method != ProbeMethod::none) m->probe = ProbeState::failed;
+        if (pm.failed && g->config.probe_method != ProbeMethod::none) set_probe(*m, ProbeState::failed);
       }
     for (const auto& pa : pg.addresses)
       for (auto& a : g->data)

@@ -24,7 +24,7 @@ void Engine::group_failure(Group& g) {
   // Members whose probes were answered until now are failed with it; members
   // without targets (probe unknown) or without probing keep their state.
   for (auto& o : g.members)
-    if (o.probe == ProbeState::ok && o.state != MemberState::offline) o.probe = ProbeState::failed;
+    if (o.probe == ProbeState::ok && o.state != MemberState::offline) set_probe(o, ProbeState::failed);
   for (auto& o : g.members) set_state(g, o, derive_state(o), Reason::group_failure);
   run_policy(g, Reason::group_failure, true);
 }
@@ -48,7 +48,7 @@ void Engine::observe_probe(std::string_view ifname, const ProbeVerdict& v) {
   m->needed_fdt = v.fdt_unachievable ? v.needed_fdt : Duration{};
   refresh_fdt(*g);
   if (!started_) {
-    m->probe = v.state;
+    set_probe(*m, v.state);
     return;
   }
   switch (v.state) {
@@ -57,21 +57,21 @@ void Engine::observe_probe(std::string_view ifname, const ProbeVerdict& v) {
       if (m->link != LinkState::up || m->state == MemberState::offline) {
         // Its detector was reset (no link, offline): the link or the admin is the
         // reason; the probes only have to earn the repair later.
-        m->probe = ProbeState::failed;
+        set_probe(*m, ProbeState::failed);
         commit(*g, *m, m->reason);
         return;
       }
       if (g->anonymous() || another_working(*g, *m)) {
-        m->probe = ProbeState::failed;
+        set_probe(*m, ProbeState::failed);
         refresh(*g, *m, Reason::probe_loss);
       } else {
-        m->probe = ProbeState::failed;
+        set_probe(*m, ProbeState::failed);
         group_failure(*g);
       }
       return;
     case ProbeState::ok: {
       Reason why = m->probe == ProbeState::failed || m->restored_failed ? Reason::repaired : Reason::probing_started;
-      m->probe = ProbeState::ok;
+      set_probe(*m, ProbeState::ok);
       m->restored_failed = false;
       refresh(*g, *m, why);
       return;
@@ -88,7 +88,7 @@ void Engine::observe_probe(std::string_view ifname, const ProbeVerdict& v) {
       // a failed member stays failed until its probes are answered again.
       if (v.state == ProbeState::unknown && m->probe == ProbeState::failed) return;
       if (v.state == ProbeState::disabled) m->restored_failed = false;  // nothing could repair it
-      m->probe = v.state;
+      set_probe(*m, v.state);
       refresh(*g, *m, why);
       return;
     }

@@ -37,11 +37,8 @@ bool Engine::decide_inactive(const Group& g, const Member& m, Transition t) cons
 }
 
 void Engine::refresh(Group& g, Member& m, Reason reason, Transition t) {
-  bool was_usable = m.usable();
   bool was_active = m.active();
-  MemberState next = derive_state(m);
-  if (next == MemberState::ok && !was_usable) m.inactive = decide_inactive(g, m, t);
-  set_state(g, m, next, reason);
+  apply_state(g, m, reason, t);
   if (!g.anonymous()) run_policy(g, reason, was_active && !m.active());
 }
 

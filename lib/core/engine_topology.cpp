@@ -23,7 +23,7 @@ void Engine::init_member(Group& g, Member& m) {
     if (l.name == m.name) {
       m.ifindex = l.ifindex;
       m.mac = l.mac;
-      m.link = l.up ? LinkState::up : LinkState::down;
+      set_link(m, l.up ? LinkState::up : LinkState::down);
     }
   publish(TopologyChanged{g.name, m.name, true});
 }
@@ -36,35 +36,25 @@ Result<void> Engine::check_link(std::string_view ifname) const {
   return {};
 }
 
-// No group has `address` as a data, shared or test address.
-Result<void> Engine::check_address_free(const IpPrefix& address) const {
-  for (const auto& g : groups_) {
-    for (const auto& a : g.data)
-      if (a.prefix.addr == address.addr)
-        return fail(Errc::exists, address.addr.str() + " is already a data address of group '" + g.name + "'");
-    for (const auto& s : g.config.shared_addresses)
-      if (s.addr == address.addr)
-        return fail(Errc::exists, address.addr.str() + " is a shared address of group '" + g.name + "'");
-    for (const auto& m : g.members)
-      for (const auto& t : m.test_addresses)
-        if (t.addr == address.addr) return fail(Errc::exists, address.addr.str() + " is a test address of " + m.name);
-  }
+// What a new member is on its own: a valid name, a link that can be a member, valid
+// test addresses. How it fits the groups is check_claims().
+Result<void> Engine::check_member(const MemberConfig& mc) const {
+  if (auto problem = ifname_problem(mc.name)) return fail(Errc::invalid_argument, *problem);
+  if (auto r = check_link(mc.name); !r) return r;
+  for (const auto& t : mc.test_addresses)
+    if (auto problem = address_problem(t, AddressRole::test)) return fail(Errc::invalid_argument, *problem);
   return {};
 }
 
-Result<void> Engine::check_new_member(const MemberConfig& mc, const std::vector<IpPrefix>& data) const {
-  if (auto problem = ifname_problem(mc.name)) return fail(Errc::invalid_argument, *problem);
+// The rules between groups (core/validate.hpp), as the configuration file parser
+// applies them: `fresh` against what the running groups claim and against itself.
+Result<void> Engine::check_claims(const std::vector<Claim>& fresh) const {
+  std::vector<Claim> taken;
   for (const auto& g : groups_) {
-    if (g.find(mc.name)) return fail(Errc::exists, "'" + mc.name + "' is already a member of group '" + g.name + "'");
-    if (g.ifname == mc.name) return fail(Errc::exists, "'" + mc.name + "' is the group interface of group '" + g.name + "'");
+    auto claims = claims_of(g.config);
+    taken.insert(taken.end(), claims.begin(), claims.end());
   }
-  if (auto r = check_link(mc.name); !r) return r;
-  for (const auto& t : mc.test_addresses) {
-    if (auto problem = address_problem(t, AddressRole::test)) return fail(Errc::invalid_argument, *problem);
-    if (auto r = check_address_free(t); !r) return r;
-    for (const auto& d : data)
-      if (t.addr == d.addr) return fail(Errc::exists, "test address " + t.str() + " is also a data address");
-  }
+  if (auto why = first_conflict(taken, fresh)) return fail(Errc::exists, *why);
   return {};
 }
 
@@ -83,27 +73,12 @@ Result<void> Engine::create_group(GroupConfig gc) {
   if (gc.interface.empty()) gc.interface = gc.name;
   if (auto problem = ifname_problem(gc.interface))
     return fail(Errc::invalid_argument, "group interface " + *problem);
-  for (const auto& g : groups_) {
-    if (g.name == gc.name) return fail(Errc::exists, "group '" + gc.name + "' already exists");
-    if (g.ifname == gc.interface)
-      return fail(Errc::exists, "group interface '" + gc.interface + "' is used by group '" + g.name + "'");
-    if (g.find(gc.interface))
-      return fail(Errc::exists, "group interface '" + gc.interface + "' is the name of a member of group '" + g.name + "'");
-  }
-  for (const auto& mc : gc.members)
-    if (mc.name == gc.interface)
-      return fail(Errc::exists, "group interface '" + gc.interface + "' is also listed as a member");
   for (auto [list, role] : {std::pair{&gc.data_addresses, AddressRole::data}, std::pair{&gc.shared_addresses, AddressRole::shared}})
-    for (const auto& p : *list) {
+    for (const auto& p : *list)
       if (auto problem = address_problem(p, role)) return fail(Errc::invalid_argument, *problem);
-      if (auto r = check_address_free(p); !r) return r;
-    }
-  for (std::size_t i = 0; i < gc.members.size(); ++i) {
-    if (auto r = check_new_member(gc.members[i], gc.data_addresses); !r) return r;
-    for (std::size_t j = 0; j < i; ++j)
-      if (gc.members[j].name == gc.members[i].name)
-        return fail(Errc::exists, "'" + gc.members[i].name + "' is listed twice");
-  }
+  for (const auto& mc : gc.members)
+    if (auto r = check_member(mc); !r) return r;
+  if (auto r = check_claims(claims_of(gc)); !r) return r;
   config_.groups.push_back(gc);
   groups_.push_back(make_group(gc, config_));
   Group& g = groups_.back();
@@ -111,11 +86,7 @@ Result<void> Engine::create_group(GroupConfig gc) {
   for (auto& m : g.members) init_member(g, m);
   if (started_) {
     check_hwaddr(g);
-    for (auto& m : g.members) {
-      MemberState s = derive_state(m);
-      if (s == MemberState::ok) m.inactive = decide_inactive(g, m, Transition::initial);
-      set_state(g, m, s, Reason::member_added);
-    }
+    for (auto& m : g.members) apply_state(g, m, Reason::member_added, Transition::initial);
     run_policy(g, Reason::member_added, false);
   }
   return {};
@@ -141,9 +112,10 @@ Result<void> Engine::add_member(std::string_view group, MemberConfig mc) {
   for (auto& x : groups_)
     if (x.name == group) g = &x;
   if (!g) return fail(Errc::no_such_group, "no group " + echo(group));
-  std::vector<IpPrefix> data;
-  for (const auto& a : g->data) data.push_back(a.prefix);
-  if (auto r = check_new_member(mc, data); !r) return r;
+  if (auto r = check_member(mc); !r) return r;
+  std::vector<Claim> claims{{Claim::Kind::member, mc.name, g->name, {}, {}}};
+  for (const auto& t : mc.test_addresses) claims.push_back(address_claim(t, AddressRole::test, g->name, mc.name));
+  if (auto r = check_claims(claims); !r) return r;
   g->config.members.push_back(mc);
   for (auto& gc : config_.groups)
     if (gc.name == g->name) gc.members.push_back(mc);
@@ -189,24 +161,11 @@ void Engine::drop_member(Group& g, const std::string& name) {
 }
 
 void Engine::reconfigure(const Config& next) {
-  // Daemon-wide settings first: groups that do not override them follow.
-  const Config old = config_;
-  config_.failure_detection_time = next.failure_detection_time;
-  config_.failback = next.failback;
-  config_.track_interfaces_only_with_groups = next.track_interfaces_only_with_groups;
-  config_.notification_count = next.notification_count;
-  config_.notification_interval = next.notification_interval;
-  config_.link_flap_limit = next.link_flap_limit;
-  config_.link_flap_window = next.link_flap_window;
-  config_.routing_table_base = next.routing_table_base;
-  config_.rule_priority = next.rule_priority;
-  config_.metrics_file = next.metrics_file;
-  config_.node_attributes = next.node_attributes;
-  {
-    Config before = old, after = config_;
-    before.groups.clear();
-    after.groups.clear();
-    if (before != after) publish(SettingsChanged{"", "", Reason::config_reload});
+  // Daemon-wide settings first, as one value: groups that do not override them follow.
+  const DaemonSettings before = config_.settings();
+  if (before != next.settings()) {
+    config_.settings() = next.settings();
+    publish(SettingsChanged{"", "", Reason::config_reload});
   }
   // Groups gone from the file, then members that move between groups are freed
   // before they are added elsewhere.
@@ -230,9 +189,9 @@ void Engine::reconfigure(const Config& next) {
       (void)create_group(gc);
       continue;
     }
-    reconfigure_group(*it, gc);
+    reconfigure_group(*it, gc, before);
   }
-  if (!config_.track_interfaces_only_with_groups && old.track_interfaces_only_with_groups) {
+  if (!config_.track_interfaces_only_with_groups && before.track_interfaces_only_with_groups) {
     for (const auto& l : std::vector<LinkObservation>(links_))  // a copy: observe_link edits links_
       if (!member_by_name(l.name)) observe_link(l);
   } else if (config_.track_interfaces_only_with_groups && !anonymous_.members.empty()) {
@@ -241,25 +200,24 @@ void Engine::reconfigure(const Config& next) {
   }
 }
 
-void Engine::reconfigure_group(Group& g, const GroupConfig& next) {
+void Engine::reconfigure_group(Group& g, const GroupConfig& next, const DaemonSettings& before) {
   GroupConfig want = next;
   if (want.interface.empty()) want.interface = want.name;
-  if (g.config == want && g.failback == want.failback.value_or(config_.failback) &&
-      g.fdt == config_.failure_detection_time_of(want))
-    return;  // untouched
-  // The group's own settings: everything but its members and data addresses, which
-  // have events of their own.
-  auto settings = [](GroupConfig c) {
-    c.members.clear();
-    c.data_addresses.clear();
-    return c;
-  };
-  const bool settings_changed = settings(g.config) != settings(want) ||
-                                g.failback != want.failback.value_or(config_.failback) ||
-                                g.fdt != config_.failure_detection_time_of(want);
+  // The group's settings as one value, and what they resolve to with the daemon's.
+  const bool failback = config_.failback_of(want);
+  const Duration configured_fdt = config_.failure_detection_time_of(want);
+  const bool fdt_changed = configured_fdt != before.failure_detection_time_of(g.config);
+  const bool settings_changed = g.config.settings() != want.settings() || g.failback != failback || fdt_changed;
+  if (!settings_changed && g.config == want) return;  // untouched
   g.ifname = want.interface;
-  g.failback = want.failback.value_or(config_.failback);
-  g.fdt = config_.failure_detection_time_of(want);
+  g.failback = failback;
+  // The FDT in force stays, also when the RTTs raised it, unless the configured one
+  // changed: then the group and its members' detectors (Probing re-arms them, and they
+  // report anew) start over from it.
+  if (fdt_changed) {
+    for (auto& m : g.members) m.needed_fdt = {};
+    g.fdt = configured_fdt;
+  }
   // Members: removed, changed in place (standby, test addresses), added.
   bool lost_active = false;
   std::vector<std::string> removed;
@@ -276,10 +234,8 @@ void Engine::reconfigure_group(Group& g, const GroupConfig& next) {
         m->standby = mc.standby;
         publish(SettingsChanged{g.name, m->name, Reason::config_reload});
       }
-      if (standby_changed) {
-        if (m->usable()) m->inactive = decide_inactive(g, *m, Transition::initial);
-        commit(g, *m, Reason::config_reload);
-      }
+      if (standby_changed)
+        set_inactive(g, *m, m->usable() && decide_inactive(g, *m, Transition::initial), Reason::config_reload);
       continue;
     }
     g.members.push_back(make_member(want, mc));
@@ -306,8 +262,8 @@ void Engine::reconfigure_group(Group& g, const GroupConfig& next) {
       g.data.push_back({p, "", pick_home(g, p.addr.family), {}});
       publish(DataAddressesChanged{g.name, p, g.data.back().home, "", Reason::config_reload});
     }
-  // Remaining settings (routes, targets, shared addresses, probe method) are read
-  // from the group's configuration.
+  // The other settings (routes, targets, shared addresses, probe method) are read from
+  // the group's configuration, applied here as a whole.
   g.config = want;
   for (auto& gc : config_.groups)
     if (gc.name == g.name) gc = want;
@@ -324,7 +280,7 @@ Result<void> Engine::add_data_address(std::string_view group, const IpPrefix& ad
   Group* g = nullptr;
   for (auto& x : groups_)
     if (x.name == group) g = &x;
-  if (auto r = check_address_free(address); !r) return r;
+  if (auto r = check_claims({address_claim(address, AddressRole::data, std::string(group))}); !r) return r;
   if (!g) return fail(Errc::no_such_group, "no group " + echo(group));
   g->data.push_back({address, "", pick_home(*g, address.addr.family), {}});
   g->config.data_addresses.push_back(address);

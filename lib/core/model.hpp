@@ -41,8 +41,8 @@ struct Member {
   unsigned ifindex = 0;  // 0 while the kernel has no such interface
   Mac mac;
   std::uint32_t link_flags = 0;  // the kernel's IFF_* (link_flag::); 0 while it has no such interface
-  LinkState link = LinkState::unknown;
-  ProbeState probe = ProbeState::disabled;
+  LinkState link = LinkState::unknown;       // published (see below)
+  ProbeState probe = ProbeState::disabled;  // published (see below)
 
   // Verdicts and administrative marks; state and flags are derived from them.
   bool link_trusted = true;  // false while link-flap damping holds back a repair
@@ -56,7 +56,8 @@ struct Member {
   bool admin_offline = false;
   bool hwaddr_dup = false;
 
-  // Published state (written only by Engine::set_state / set_inactive).
+  // Published state: with link and probe, what MemberChanged carries. Written only by
+  // the Engine's writers (engine.hpp: set_state, set_inactive, set_link, set_probe).
   MemberState state = MemberState::unknown;
   bool inactive = false;
   Reason reason = Reason::none;  // reason of the last change

@@ -109,6 +109,58 @@ std::optional<std::string> member_link_problem(std::string_view name, const Link
   return std::nullopt;
 }
 
+Claim address_claim(const IpPrefix& address, AddressRole role, std::string group, std::string member) {
+  return {Claim::Kind::address, address.addr.str(), std::move(group), std::move(member), role};
+}
+
+std::optional<std::string> claim_conflict(const Claim& taken, const Claim& next) {
+  using K = Claim::Kind;
+  if (taken.value != next.value) return std::nullopt;
+  auto is_ifname = [](K k) { return k == K::group_interface || k == K::member; };
+  if (taken.kind == K::group_name || next.kind == K::group_name) {
+    if (taken.kind != next.kind) return std::nullopt;  // group names are a namespace of their own
+    return "duplicate group name " + next.value;
+  }
+  if (taken.kind == K::address || next.kind == K::address) {
+    if (taken.kind != next.kind) return std::nullopt;
+    std::string what = next.value + " is already a " + std::string(to_string(taken.role)) + " address of ";
+    if (taken.role == AddressRole::test) what += taken.member + " in ";
+    return what + "group " + taken.group;
+  }
+  if (!is_ifname(taken.kind) || !is_ifname(next.kind)) return std::nullopt;
+  if (next.kind == K::member) {
+    if (taken.kind == K::group_interface) return next.value + " is the interface name of group " + taken.group;
+    if (taken.group == next.group) return next.value + " is listed twice in group " + next.group;
+    return next.value + " is already a member of group " + taken.group;
+  }
+  if (taken.kind == K::group_interface)
+    return "interface " + next.value + " is already the interface of group " + taken.group;
+  return "interface " + next.value + " is already a member of group " + taken.group;
+}
+
+std::vector<Claim> claims_of(const GroupConfig& g) {
+  using K = Claim::Kind;
+  std::vector<Claim> out;
+  out.push_back({K::group_name, g.name, g.name, {}, {}});
+  out.push_back({K::group_interface, g.interface.empty() ? g.name : g.interface, g.name, {}, {}});
+  for (const auto& m : g.members) out.push_back({K::member, m.name, g.name, {}, {}});
+  for (const auto& a : g.data_addresses) out.push_back(address_claim(a, AddressRole::data, g.name));
+  for (const auto& a : g.shared_addresses) out.push_back(address_claim(a, AddressRole::shared, g.name));
+  for (const auto& m : g.members)
+    for (const auto& a : m.test_addresses) out.push_back(address_claim(a, AddressRole::test, g.name, m.name));
+  return out;
+}
+
+std::optional<std::string> first_conflict(const std::vector<Claim>& taken, const std::vector<Claim>& fresh) {
+  for (std::size_t i = 0; i < fresh.size(); ++i) {
+    for (const auto& t : taken)
+      if (auto why = claim_conflict(t, fresh[i])) return why;
+    for (std::size_t j = 0; j < i; ++j)
+      if (auto why = claim_conflict(fresh[j], fresh[i])) return why;
+  }
+  return std::nullopt;
+}
+
 std::string echo(std::string_view value) {
   std::string_view shown = value;
   if (shown.size() > kEchoLimit) {

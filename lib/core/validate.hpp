@@ -10,7 +10,9 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
+#include "core/config.hpp"
 #include "core/types.hpp"
 
 namespace mpathd {
@@ -51,6 +53,32 @@ struct LinkFacts {
   bool has_hwaddr = true;    // a 6-byte hardware address
 };
 std::optional<std::string> member_link_problem(std::string_view name, const LinkFacts& link);
+
+// The rules between groups. A configuration (a file, or the running one) makes claims
+// that no other part of it may make again: group names; interface names, one namespace
+// for group interfaces and members; managed addresses (data, shared and test alike),
+// whatever their prefix length. The configuration file parser and the Engine's runtime
+// changes (create a group, add a member or an address) check each new claim against
+// the ones made before it with claim_conflict(); they only add where a claim was made.
+struct Claim {
+  enum class Kind : std::uint8_t { group_name, group_interface, member, address };
+  Kind kind = Kind::group_name;
+  std::string value;   // the name, or the address without its prefix length (IpAddress::str)
+  std::string group;   // the group that makes the claim
+  std::string member;  // the member a test address belongs to
+  AddressRole role = AddressRole::data;  // of an address
+};
+Claim address_claim(const IpPrefix& address, AddressRole role, std::string group, std::string member = {});
+// Why `next` cannot be claimed when `taken` was claimed before it, or nullopt when the
+// two do not collide.
+std::optional<std::string> claim_conflict(const Claim& taken, const Claim& next);
+// What one group claims, in the order of its configuration: its name, its interface (the
+// name when none is set), its members, its data and shared addresses, its members' test
+// addresses.
+std::vector<Claim> claims_of(const GroupConfig& group);
+// The first conflict of `fresh` (in order) with `taken` or with a claim before it in
+// `fresh`, or nullopt.
+std::optional<std::string> first_conflict(const std::vector<Claim>& taken, const std::vector<Claim>& fresh);
 
 // A value from outside, safe to put in a message: in double quotes, control bytes as
 // \xNN, cut after kEchoLimit bytes (at a UTF-8 boundary) with the full length noted.

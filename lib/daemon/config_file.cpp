@@ -125,13 +125,13 @@ std::string format_ms(std::int64_t ms) {
   return std::to_string(ms) + "ms";
 }
 
-// Where a name or address was seen, for duplicate checks done once everything is read
-// (toml++ iterates a table's keys in sorted order, not in source order).
+// Where a name or address was claimed (core/validate.hpp, the rules between groups),
+// checked once everything is read (toml++ iterates a table's keys in sorted order, not
+// in source order).
 struct Occurrence {
-  std::string value;  // the canonical text compared for duplicates
+  Claim claim;
   std::string path;
   Pos pos{};
-  std::string detail;  // address kind, or the group a member belongs to
   std::size_t file = 0;  // index into the files read (main file, then drop-ins)
 };
 
@@ -210,26 +210,22 @@ class ConfigReader {
 
   // data, shared and test addresses: "address/length", each registered for duplicates.
   std::vector<IpPrefix> read_address_list(const toml::node& n, std::string_view path,
-                                          AddressRole role);
+                                          AddressRole role, const std::string& group);
   std::vector<IpAddress> read_targets(const toml::node& n, std::string_view path);
   std::vector<RouteConfig> read_routes(const toml::node& n, std::string_view path);
   std::optional<RouteConfig> read_route(const toml::node& n, const std::string& path);
   void read_group(const toml::node& n, const std::string& path, Config& cfg);
   void read_member(const toml::node& n, const std::string& path, GroupConfig& g);
 
-  // Reports every later occurrence of a value seen before, unless message() says "".
-  void report_duplicates(
-      std::vector<Occurrence>& list,
-      const std::function<std::string(const Occurrence& first, const Occurrence& dup)>& message);
-  void check_names_and_addresses();
+  void claim(Claim c, std::string path, Pos pos) {
+    claims_.push_back({std::move(c), std::move(path), pos, file_});
+  }
+  void check_claims();
 
   std::vector<std::string> sources_;  // FILE of each file read
   std::size_t file_ = 0;              // the one being read
   std::vector<Diagnostic> errors_;
-  std::vector<Occurrence> addresses_;  // data, shared and test addresses
-  std::vector<Occurrence> group_names_;
-  std::vector<Occurrence> group_interfaces_;  // detail = group name
-  std::vector<Occurrence> members_;           // detail = group name
+  std::vector<Occurrence> claims_;  // group names, interface names, addresses
 };
 
 void ConfigReader::read_table(const toml::table& t, std::string_view path,
@@ -360,14 +356,14 @@ std::optional<E> ConfigReader::read_enum(const toml::node& n, std::string_view p
 }
 
 std::vector<IpPrefix> ConfigReader::read_address_list(const toml::node& n, std::string_view path,
-                                                      AddressRole role) {
+                                                      AddressRole role, const std::string& group) {
   std::vector<IpPrefix> out;
   read_array(n, path, "an array of addresses", [&](const toml::node& e, const std::string& p) {
     auto text = read_string(e, p);
     if (!text) return;
     auto prefix = parse_managed_address(*text, role);
     if (!prefix) return error(e, p, std::move(prefix.error()));
-    addresses_.push_back({prefix->addr.str(), p, e.source().begin, std::string(to_string(role))});
+    claim(address_claim(*prefix, role, group), p, e.source().begin);
     out.push_back(*prefix);
   });
   return out;
@@ -439,13 +435,14 @@ void ConfigReader::read_member(const toml::node& n, const std::string& path, Gro
   if (!t) return;
   MemberConfig m;
   bool has_name = false;
+  const std::size_t first_claim = claims_.size();
   read_table(*t, path,
              {{"name",
                [&](const toml::node& e, const std::string& p) {
                  has_name = true;
                  if (auto s = read_ifname(e, p)) {
                    m.name = *s;
-                   members_.push_back({*s, p, e.source().begin, g.name});
+                   claim({Claim::Kind::member, *s, g.name, {}, {}}, p, e.source().begin);
                  }
                }},
               {"standby",
@@ -453,8 +450,10 @@ void ConfigReader::read_member(const toml::node& n, const std::string& path, Gro
                  if (auto b = read_bool(e, p)) m.standby = *b;
                }},
               {"test-addresses", [&](const toml::node& e, const std::string& p) {
-                 m.test_addresses = read_address_list(e, p, AddressRole::test);
+                 m.test_addresses = read_address_list(e, p, AddressRole::test, g.name);
                }}});
+  for (std::size_t i = first_claim; i < claims_.size(); ++i)
+    if (claims_[i].claim.kind == Claim::Kind::address) claims_[i].claim.member = m.name;
   if (!has_name) error(*t, key_path(path, "name"), "missing (the member's interface name)");
   g.members.push_back(std::move(m));
 }
@@ -481,11 +480,11 @@ void ConfigReader::read_group(const toml::node& n, const std::string& path, Conf
         }},
        {"data-addresses",
         [&](const toml::node& e, const std::string& p) {
-          g.data_addresses = read_address_list(e, p, AddressRole::data);
+          g.data_addresses = read_address_list(e, p, AddressRole::data, g.name);
         }},
        {"shared-addresses",
         [&](const toml::node& e, const std::string& p) {
-          g.shared_addresses = read_address_list(e, p, AddressRole::shared);
+          g.shared_addresses = read_address_list(e, p, AddressRole::shared, g.name);
         }},
        {"routes", [&](const toml::node& e, const std::string& p) { g.routes = read_routes(e, p); }},
        {"probe-method",
@@ -513,16 +512,16 @@ void ConfigReader::read_group(const toml::node& n, const std::string& path, Conf
 
   if (!name_node) error(*t, key_path(path, "name"), "missing (every [[group]] needs a name)");
   if (!g.name.empty())
-    group_names_.push_back({g.name, key_path(path, "name"), name_node->source().begin, {}});
+    claim({Claim::Kind::group_name, g.name, g.name, {}, {}}, key_path(path, "name"), name_node->source().begin);
   if (interface_node) {
     if (!g.interface.empty())
-      group_interfaces_.push_back(
-          {g.interface, key_path(path, "interface"), interface_node->source().begin, g.name});
+      claim({Claim::Kind::group_interface, g.interface, g.name, {}, {}}, key_path(path, "interface"),
+            interface_node->source().begin);
   } else if (!g.name.empty()) {
     if (valid_ifname(g.name)) {
       g.interface = g.name;
-      group_interfaces_.push_back(
-          {g.interface, key_path(path, "name"), name_node->source().begin, g.name});
+      claim({Claim::Kind::group_interface, g.interface, g.name, {}, {}}, key_path(path, "name"),
+            name_node->source().begin);
     } else {
       error(*name_node, key_path(path, "name"),
             quote(g.name) +
@@ -535,58 +534,33 @@ void ConfigReader::read_group(const toml::node& n, const std::string& path, Conf
   cfg.groups.push_back(std::move(g));
 }
 
-void ConfigReader::report_duplicates(
-    std::vector<Occurrence>& list,
-    const std::function<std::string(const Occurrence&, const Occurrence&)>& message) {
-  std::stable_sort(list.begin(), list.end(), read_before<Occurrence>);
-  std::map<std::string, const Occurrence*> first;
-  for (const auto& o : list) {
-    auto [it, fresh] = first.emplace(o.value, &o);
-    if (fresh) continue;
-    if (auto what = message(*it->second, o); !what.empty())
-      error(o.pos, o.path, std::move(what), o.file);
-  }
-}
-
-void ConfigReader::check_names_and_addresses() {
-  report_duplicates(group_names_, [this](const Occurrence& first, const Occurrence& dup) {
-    return "duplicate group name " + dup.value + " (see " + where(first, dup) + ")";
-  });
-  report_duplicates(group_interfaces_, [this](const Occurrence& first, const Occurrence& dup) {
-    auto defaulted = [](const Occurrence& o) { return o.path.ends_with(".name"); };
-    if (defaulted(first) && defaulted(dup)) return std::string();  // a duplicate group name
-    return "interface " + dup.value + " is already the interface of group " + first.detail +
-           " (see " + where(first, dup) + ")";
-  });
-  report_duplicates(members_, [this](const Occurrence& first, const Occurrence& dup) {
-    auto group_of = [](const Occurrence& o) { return o.path.substr(0, o.path.find(".member")); };
-    if (first.file == dup.file && group_of(first) == group_of(dup))
-      return dup.value + " is listed twice in group " + dup.detail + " (see " + where(first, dup) +
-             ")";
-    return dup.value + " is already a member of group " + first.detail + " (see " +
-           where(first, dup) + ")";
-  });
-  report_duplicates(addresses_, [this](const Occurrence& first, const Occurrence& dup) {
-    return dup.value + " is already listed as a " + first.detail + " address (see " +
-           where(first, dup) + ")";
-  });
-  std::map<std::string, const Occurrence*> interfaces;
-  for (const auto& o : group_interfaces_) interfaces.emplace(o.value, &o);
-  for (const auto& m : members_) {
-    auto it = interfaces.find(m.value);
-    if (it != interfaces.end())
-      error(m.pos, m.path,
-            m.value + " is the interface name of group " + it->second->detail + " (see " +
-                where(*it->second, m) + ")",
-            m.file);
+// Each claim against the ones read before it, by the one set of rules the Engine's
+// runtime changes apply too; reported at the later claim, with where the earlier was.
+void ConfigReader::check_claims() {
+  using K = Claim::Kind;
+  std::stable_sort(claims_.begin(), claims_.end(), read_before<Occurrence>);
+  // A group interface defaulted from the group's name: two of them collide exactly when
+  // the names do, which is reported as such.
+  auto defaulted = [](const Occurrence& o) { return o.claim.kind == K::group_interface && o.path.ends_with(".name"); };
+  std::map<std::string, std::vector<const Occurrence*>> seen;  // by value, in reading order
+  for (const auto& o : claims_) {
+    auto& before = seen[o.claim.value];
+    for (const Occurrence* p : before) {
+      auto why = claim_conflict(p->claim, o.claim);
+      if (!why) continue;
+      if (defaulted(*p) && defaulted(o)) break;
+      if (p->claim.kind == K::member && o.claim.kind == K::group_interface)
+        // A member is blamed for carrying a group interface's name, wherever it comes.
+        error(p->pos, p->path, *claim_conflict(o.claim, p->claim) + " (see " + where(o, *p) + ")", p->file);
+      else
+        error(o.pos, o.path, *why + " (see " + where(*p, o) + ")", o.file);
+      break;
+    }
+    before.push_back(&o);
   }
 }
 
 void ConfigReader::read(const toml::table& root, Config& cfg) {
-  std::vector<Occurrence>* const lists[] = {&addresses_, &group_names_, &group_interfaces_,
-                                            &members_};
-  std::size_t before[std::size(lists)];
-  for (std::size_t i = 0; i < std::size(lists); ++i) before[i] = lists[i]->size();
   auto set_uint = [&](unsigned& dst, std::uint64_t lo, std::uint64_t hi,
                       std::string_view why = {}) {
     return [&dst, lo, hi, why, this](const toml::node& e, const std::string& p) {
@@ -642,12 +616,10 @@ void ConfigReader::read(const toml::table& root, Config& cfg) {
           read_array(e, p, "an array of tables ([[group]])",
                      [&](const toml::node& g, const std::string& gp) { read_group(g, gp, cfg); });
         }}});
-  for (std::size_t i = 0; i < std::size(lists); ++i)
-    for (std::size_t j = before[i]; j < lists[i]->size(); ++j) (*lists[i])[j].file = file_;
 }
 
 Result<Config> ConfigReader::finish(Config cfg) {
-  check_names_and_addresses();
+  check_claims();
   if (errors_.empty()) return cfg;
   std::stable_sort(errors_.begin(), errors_.end(), read_before<Diagnostic>);
   // The first kMaxReportedErrors in reading order: a file with a million bad lines

@@ -159,8 +159,7 @@ struct Daemon::Impl {
 
   void on_link(const net::LinkInfo& l, bool exists) {
     note_rename(l, exists);
-    const LinkObservation obs{l.name, l.ifindex, exists, l.admin_up && l.lower_up,
-                              l.mac, l.loopback, (l.flags & IFF_BROADCAST) != 0, l.flags};
+    const LinkObservation obs{l.name, l.ifindex, exists, l.admin_up && l.lower_up, l.mac, l.loopback, l.flags};
     if (exists && is_member(l.name)) {
       // The Engine treats such a member as absent; say why, once.
       if (auto problem = member_link_problem(l.name, obs.facts())) {

@@ -5,12 +5,45 @@
 
 #include <systemd/sd-event.h>
 
+#include <optional>
 #include <vector>
 
 #include "core/config.hpp"
 #include "net/packet.hpp"
 
 namespace mpathd {
+
+// What the Notifier sends when: the decision logic, pure (time is passed in), so that it
+// is unit-tested with a fake clock (tests/unit/notifier_test.cpp). The Notifier only
+// sends what it says, at the times it says, through sd-event and net::PacketSender.
+class NotificationSchedule {
+ public:
+  struct Send {
+    unsigned ifindex = 0;
+    Mac mac;
+    IpAddress address;
+  };
+
+  // The first notification of `address`, to send now; `count` - 1 repeats follow, one
+  // interval apart. Replaces the pending repeats of the address (it moved again).
+  Send announce(unsigned ifindex, const Mac& mac, const IpAddress& address, unsigned count, TimePoint now,
+                Duration interval);
+  // No more repeats for an address that is no longer ours.
+  void cancel(const IpAddress& address);
+  // The repeats due at `now`, each once (a late timer does not catch up); the next of
+  // each is `interval` later (the interval in force then: a reload may change it).
+  std::vector<Send> due(TimePoint now, Duration interval);
+  // When the next repeat is due; nullopt when none is pending.
+  std::optional<TimePoint> next() const;
+
+ private:
+  struct Pending {
+    Send send;
+    unsigned remaining = 0;
+    TimePoint due{};
+  };
+  std::vector<Pending> pending_;
+};
 
 class Notifier {
  public:
@@ -26,21 +59,14 @@ class Notifier {
   void cancel(const IpAddress& address);
 
  private:
-  struct Pending {
-    unsigned ifindex;
-    Mac mac;
-    IpAddress address;
-    unsigned remaining;
-    TimePoint due;
-  };
-  void send(const Pending& p);
+  void send(const NotificationSchedule::Send& s);
   void rearm();
   static int on_timer(sd_event_source*, uint64_t, void* self);
 
   net::PacketSender& packets_;
   sd_event* event_;
   const Config& config_;
-  std::vector<Pending> pending_;
+  NotificationSchedule schedule_;
   sd_event_source* timer_ = nullptr;
 };
 

@@ -42,6 +42,23 @@ log::Fields member_fields(const Engine& engine, const std::string& member) {
 }
 }  // namespace
 
+DetectorSpec detector_spec(const Config& config, const Group& g, const Member& m, std::optional<IpAddress> link_local) {
+  const bool v4_data =
+      std::any_of(g.data.begin(), g.data.end(), [](const DataAddress& a) { return a.prefix.addr.is_v4(); });
+  const bool v4_target =
+      std::any_of(g.config.targets.begin(), g.config.targets.end(), [](const IpAddress& a) { return a.is_v4(); }) ||
+      std::any_of(g.config.routes.begin(), g.config.routes.end(), [](const RouteConfig& r) { return r.via.is_v4(); });
+  const auto test_v4 = first_v4(m.test_addresses);
+  DetectorSpec spec;
+  spec.kind = choose_probe_kind(g.config.probe_method, {test_v4.has_value(), link_local.has_value(), v4_data, v4_target});
+  if (spec.kind == ProbeKind::none) return spec;
+  spec.source = spec.kind == ProbeKind::icmp ? test_v4 : spec.kind == ProbeKind::icmp6 ? link_local : std::nullopt;
+  spec.fdt = config.failure_detection_time_of(g.config);
+  return spec;
+}
+
+bool detector_runs(const Member& m) { return m.link == LinkState::up && !m.admin_offline && !m.hwaddr_dup; }
+
 Probing::Probing(sd_event* event, Engine& engine, net::Kernel& kernel, std::function<void()> after_change)
     : event_(event), engine_(engine), kernel_(kernel), after_change_(std::move(after_change)) {}
 
@@ -155,7 +172,7 @@ void Probing::refresh_targets() {
 
 void Probing::pause_or_resume(const Member& m, Detector& d) {
   if (!d.base) return;
-  bool run = m.link == LinkState::up && !m.admin_offline && !m.hwaddr_dup;
+  const bool run = detector_runs(m);
   if (run && d.base->paused()) {
     d.base->resume();
   } else if (!run && !d.base->paused()) {
@@ -167,19 +184,15 @@ void Probing::pause_or_resume(const Member& m, Detector& d) {
 void Probing::sync() {
   std::vector<std::string> wanted;
   for (const auto& g : engine_.groups()) {
-    bool v4_data = std::any_of(g.data.begin(), g.data.end(), [](const DataAddress& a) { return a.prefix.addr.is_v4(); });
-    bool v4_target = std::any_of(g.config.targets.begin(), g.config.targets.end(), [](const IpAddress& a) { return a.is_v4(); }) ||
-                     std::any_of(g.config.routes.begin(), g.config.routes.end(), [](const RouteConfig& r) { return r.via.is_v4(); });
     for (const auto& m : g.members) {
       if (!m.ifindex) continue;
-      auto test_v4 = first_v4(m.test_addresses);
-      auto ll = link_local(m.ifindex);
-      ProbeKind kind = choose_probe_kind(g.config.probe_method, {test_v4.has_value(), ll.has_value(), v4_data, v4_target});
+      const DetectorSpec spec = detector_spec(engine_.config(), g, m, link_local(m.ifindex));
+      const ProbeKind kind = spec.kind;
       if (kind == ProbeKind::none) continue;
-      std::optional<IpAddress> source = kind == ProbeKind::icmp ? test_v4 : kind == ProbeKind::icmp6 ? ll : std::nullopt;
+      const std::optional<IpAddress>& source = spec.source;
+      const Duration fdt = spec.fdt;
       wanted.push_back(m.name);
       auto it = detectors_.find(m.name);
-      const Duration fdt = engine_.config().failure_detection_time_of(g.config);
       if (it != detectors_.end() && it->second.kind == kind && it->second.ifindex == m.ifindex &&
           it->second.source == source && it->second.group == g.name) {
         // Only a real change re-arms its schedule (and drops an RTT-driven FDT raise).
@@ -189,8 +202,8 @@ void Probing::sync() {
         }
         continue;
       }
-      detect::ProbeSource src{m.ifindex, m.name, m.mac, kind == ProbeKind::icmp ? test_v4 : std::nullopt,
-                              kind == ProbeKind::icmp6 ? ll : std::nullopt};
+      detect::ProbeSource src{m.ifindex, m.name, m.mac, kind == ProbeKind::icmp ? source : std::nullopt,
+                              kind == ProbeKind::icmp6 ? source : std::nullopt};
       auto strategy = detect::open_strategy(event_, kind, src);
       if (!strategy) {
         log::write(spdlog::level::warn, log::member_fields(g.name, m.name), "{}: cannot probe ({}): {}", m.name,

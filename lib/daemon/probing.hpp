@@ -22,6 +22,20 @@ class ProbeBase;
 
 namespace mpathd {
 
+// What a member's detector should be, and whether it probes now: the decisions of
+// Probing::sync(), pure (unit-tested in tests/unit/probing_test.cpp without sockets).
+struct DetectorSpec {
+  ProbeKind kind = ProbeKind::none;  // none: the member is not probed
+  std::optional<IpAddress> source;   // icmp: its first IPv4 test address; icmp6: its link-local one
+  Duration fdt{};                    // the configured FDT (the detector raises it itself)
+  bool operator==(const DetectorSpec&) const = default;
+};
+// For member `m` of `g`, given the link-local address its interface has, if any.
+DetectorSpec detector_spec(const Config& config, const Group& g, const Member& m, std::optional<IpAddress> link_local);
+// A detector probes while its link is up, the member is not offline and its MAC is
+// unique; otherwise it is paused (and reset, so old successes do not count).
+bool detector_runs(const Member& m);
+
 class Probing {
  public:
   // after_change runs after a verdict changed the Engine (the daemon reconciles).

@@ -233,7 +233,7 @@ void DbusFixture::link(const std::string& name, bool up, unsigned index, int mac
   m.bytes = {0x02, 0, 0, 0, 0, static_cast<std::uint8_t>(mac ? mac : static_cast<int>(index))};
   // As a veth: UP BROADCAST MULTICAST, and LOWER_UP with carrier.
   const std::uint32_t flags = link_flag::up | link_flag::broadcast | link_flag::multicast;
-  engine_->observe_link({name, index, true, up, m, false, true, up ? flags | link_flag::lower_up : flags});
+  engine_->observe_link({name, index, true, up, m, false, up ? flags | link_flag::lower_up : flags});
 }
 
 void DbusFixture::start(PrivateBus::Policy policy) {

@@ -86,11 +86,11 @@ def test_dbus_applies_the_config_files_rules(lab, bus, need_mpathd, need_ipmpctl
         assert "org.ipmp.Mpathd1.Error.InvalidArgument" in cp.stderr, cp.stderr
         assert addr.split("/")[0] in cp.stderr, cp.stderr  # the answer names it
     cp = manager_call(bus.address, "CreateGroup", "g9", "m1")
-    assert cp.returncode != 0 and "is the name of a member of group 'g0'" in cp.stderr, cp.stderr
+    assert cp.returncode != 0 and "interface m1 is already a member of group g0" in cp.stderr, cp.stderr
     assert "org.ipmp.Mpathd1.Error.Exists" in cp.stderr, cp.stderr
     expect(ipmpctl("group", "add", "g0", "lo"), EXIT_USAGE, "lo is the loopback interface")
     expect(ipmpctl("group", "create", "g9", "--interface", "m0"), EXIT_REFUSED,
-           "cannot create group g9: group interface 'm0' is the name of a member of group 'g0'")
+           "cannot create group g9: interface m0 is already a member of group g0")
     groups = json.loads(ipmpctl("show", "groups", "-o", "json").stdout)
     assert [g["name"] for g in groups] == ["g0"]
     assert {a["address"] for a in groups[0]["data_addresses"]} == {f"{V4}/24", f"{V6}/64"}

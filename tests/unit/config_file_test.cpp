@@ -323,17 +323,17 @@ TEST(ConfigFile, Addresses) {
             "t.conf:3:12: group[0].targets[0]: \"198.18.1.1/24\" is not an IPv4 or IPv6 address");
   // Listed twice in one list, across lists and across groups; prefix lengths do not matter.
   EXPECT_EQ(errors_of(with("data-addresses = [\"198.18.1.10/24\", \"198.18.1.10/25\"]")),
-            "t.conf:3:37: group[0].data-addresses[1]: 198.18.1.10 is already listed as a data "
-            "address (see group[0].data-addresses[0] at 3:19)");
+            "t.conf:3:37: group[0].data-addresses[1]: 198.18.1.10 is already a data address of "
+            "group g0 (see group[0].data-addresses[0] at 3:19)");
   EXPECT_EQ(
       errors_of(
           with("shared-addresses = [\"2001:db8::1/64\"]\ndata-addresses = [\"2001:db8:0::1/64\"]")),
-      "t.conf:4:19: group[0].data-addresses[0]: 2001:db8::1 is already listed as a shared "
-      "address (see group[0].shared-addresses[0] at 3:21)");
+      "t.conf:4:19: group[0].data-addresses[0]: 2001:db8::1 is already a shared address of "
+      "group g0 (see group[0].shared-addresses[0] at 3:21)");
   EXPECT_EQ(errors_of(with("data-addresses = [\"198.18.1.10/24\"]") + "[[group]]\nname = \"g1\"\n" +
                       "data-addresses = [\"198.18.1.10/24\"]\n[[group.member]]\nname = \"m1\"\n"),
-            "t.conf:8:19: group[1].data-addresses[0]: 198.18.1.10 is already listed as a data "
-            "address (see group[0].data-addresses[0] at 3:19)");
+            "t.conf:8:19: group[1].data-addresses[0]: 198.18.1.10 is already a data address of "
+            "group g0 (see group[0].data-addresses[0] at 3:19)");
 }
 
 // The rules of core/validate.hpp, with file:line:column: the same as D-Bus and reload.
@@ -363,7 +363,7 @@ TEST(ConfigFile, ReportsAtMostTheFirstErrors) {
   auto message = errors_of(group_with("data-addresses = [" + list + "]\n"));
   auto lines = lines_of(message);
   ASSERT_EQ(lines.size(), kMaxReportedErrors + 1) << message.substr(0, 2000);
-  EXPECT_NE(lines[0].find("group[0].data-addresses[1]: 198.18.1.10 is already listed"), std::string::npos) << lines[0];
+  EXPECT_NE(lines[0].find("group[0].data-addresses[1]: 198.18.1.10 is already a data address"), std::string::npos) << lines[0];
   EXPECT_EQ(lines.back(), "t.conf: " + std::to_string(999 - kMaxReportedErrors) + " more errors not shown");
 }
 
@@ -384,8 +384,8 @@ TEST(ConfigFile, LongValuesAreCutInMessages) {
 TEST(ConfigFile, TestAddressThatIsADataAddress) {
   EXPECT_EQ(errors_of(group_with("data-addresses = [\"198.18.1.10/24\"]\n") +
                       "test-addresses = [\"198.18.1.10/24\"]\n"),
-            "t.conf:6:19: group[0].member[0].test-addresses[0]: 198.18.1.10 is already listed as a "
-            "data address (see group[0].data-addresses[0] at 3:19)");
+            "t.conf:6:19: group[0].member[0].test-addresses[0]: 198.18.1.10 is already a data "
+            "address of group g0 (see group[0].data-addresses[0] at 3:19)");
 }
 
 TEST(ConfigFile, Routes) {
@@ -493,8 +493,8 @@ TEST(ConfigFile, AllErrorsInSourceOrder) {
                 "t.conf:1:17: rule-priority: 0 is out of range 1..32765",
                 "t.conf:2:12: failback: expected a boolean (true or false), got an integer",
                 "t.conf:3:1: group[0]: group g0 has no members",
-                "t.conf:6:19: group[0].data-addresses[0]: 198.18.1.10 is already listed as a "
-                "shared address (see group[0].shared-addresses[0] at 5:21)",
+                "t.conf:6:19: group[0].data-addresses[0]: 198.18.1.10 is already a shared address "
+                "of group g0 (see group[0].shared-addresses[0] at 5:21)",
                 "t.conf:7:1: group[1]: group g0 has no members",
                 "t.conf:8:8: group[1].name: duplicate group name g0 (see group[0].name at 4:8)",
             }));
@@ -670,7 +670,8 @@ TEST_F(TempDir, SameGroupInTwoFilesIsAnError) {
   ASSERT_GE(lines.size(), 2u) << r.error().message;
   EXPECT_EQ(lines[0], d + ":3:8: group[0].name: duplicate group name g0 (see group[0].name at " +
                           path + ":2:8)");
-  EXPECT_EQ(lines[1], d + ":5:8: group[0].member[0].name: m0 is already a member of group g0 (see "
+  // The same group twice: the member is listed twice in it (core/validate.hpp's rule).
+  EXPECT_EQ(lines[1], d + ":5:8: group[0].member[0].name: m0 is listed twice in group g0 (see "
                           "group[0].member[0].name at " + path + ":4:8)");
 }
 

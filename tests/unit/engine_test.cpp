@@ -229,21 +229,21 @@ TEST(Engine, DuplicateMacOfflinesTheLaterMemberUntilUnique) {
 TEST(Engine, KernelLinkFlagsAreKeptAndChangesPublished) {
   Rig r(make_config({{"m0", false}, {"m1", false}}));
   const std::uint32_t up = link_flag::up | link_flag::broadcast | link_flag::multicast | link_flag::lower_up;
-  r.engine.observe_link({"m0", 10, true, true, mac_n(10), false, true, up});
+  r.engine.observe_link({"m0", 10, true, true, mac_n(10), false, up});
   r.link("m1", true);
   r.engine.start();
   EXPECT_EQ(r.m("m0").link_flags, up);
   EXPECT_TRUE(r.of<LinkFlagsChanged>().empty());  // before start: state, not news
-  r.engine.observe_link({"m0", 10, true, true, mac_n(10), false, true, up});
+  r.engine.observe_link({"m0", 10, true, true, mac_n(10), false, up});
   EXPECT_TRUE(r.of<LinkFlagsChanged>().empty());  // unchanged: nothing
   const std::uint32_t down = up & ~(link_flag::up | link_flag::lower_up);
-  r.engine.observe_link({"m0", 10, true, false, mac_n(10), false, true, down});
+  r.engine.observe_link({"m0", 10, true, false, mac_n(10), false, down});
   ASSERT_EQ(r.of<LinkFlagsChanged>().size(), 1u);
   EXPECT_EQ(r.of<LinkFlagsChanged>()[0].before, up);
   EXPECT_EQ(r.of<LinkFlagsChanged>()[0].after, down);
   EXPECT_EQ(describe(Event{r.of<LinkFlagsChanged>()[0]}),
             "g0/m0: link flags UP,BROADCAST,MULTICAST,LOWER_UP -> BROADCAST,MULTICAST");
-  r.engine.observe_link({"m0", 0, false, false, {}, false, true, 0});  // removed: nothing known
+  r.engine.observe_link({"m0", 0, false, false, {}, false, 0});  // removed: nothing known
   EXPECT_EQ(r.m("m0").link_flags, 0u);
   EXPECT_EQ(link_flag_strings(up), (std::vector<std::string>{"UP", "BROADCAST", "MULTICAST", "LOWER_UP"}));
 }

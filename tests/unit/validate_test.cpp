@@ -104,5 +104,71 @@ TEST(Validate, EchoTruncatesLongValuesAndShowsControlBytes) {
   EXPECT_EQ(echo(utf8), "\"" + std::string(kEchoLimit - 1, 'x') + "\"... (" + std::to_string(utf8.size()) + " bytes)");
 }
 
+// The rules between groups, shared by the configuration file parser and the Engine's
+// runtime changes (their own tests check each applies them: ConfigFile.*, Topology.*).
+TEST(Validate, ClaimsCollideWithinTheirNamespace) {
+  using K = Claim::Kind;
+  const Claim g0{K::group_name, "g0", "g0", {}, {}};
+  const Claim ipmp0{K::group_interface, "ipmp0", "g0", {}, {}};
+  const Claim m0{K::member, "m0", "g0", {}, {}};
+  EXPECT_EQ(claim_conflict(g0, {K::group_name, "g0", "g0", {}, {}}).value(), "duplicate group name g0");
+  EXPECT_EQ(claim_conflict(ipmp0, {K::group_interface, "ipmp0", "g1", {}, {}}).value(),
+            "interface ipmp0 is already the interface of group g0");
+  EXPECT_EQ(claim_conflict(m0, {K::member, "m0", "g0", {}, {}}).value(), "m0 is listed twice in group g0");
+  EXPECT_EQ(claim_conflict(m0, {K::member, "m0", "g1", {}, {}}).value(), "m0 is already a member of group g0");
+  // Group interfaces and members share one namespace, both ways round.
+  EXPECT_EQ(claim_conflict(ipmp0, {K::member, "ipmp0", "g1", {}, {}}).value(), "ipmp0 is the interface name of group g0");
+  EXPECT_EQ(claim_conflict(m0, {K::group_interface, "m0", "g1", {}, {}}).value(),
+            "interface m0 is already a member of group g0");
+  // Group names are a namespace of their own: a group may be named like an interface.
+  EXPECT_FALSE(claim_conflict(m0, {K::group_name, "m0", "m0", {}, {}}));
+  EXPECT_FALSE(claim_conflict({K::group_name, "m0", "m0", {}, {}}, m0));
+  EXPECT_FALSE(claim_conflict(g0, {K::group_interface, "g0", "g1", {}, {}}));
+  // Different values never collide.
+  EXPECT_FALSE(claim_conflict(m0, {K::member, "m1", "g0", {}, {}}));
+}
+
+TEST(Validate, AddressClaimsIgnoreRoleAndPrefixLength) {
+  const auto p = [](const char* s) { return *IpPrefix::parse(s); };
+  const Claim data = address_claim(p("198.18.1.10/24"), AddressRole::data, "g0");
+  const Claim test = address_claim(p("198.18.1.20/24"), AddressRole::test, "g0", "m1");
+  EXPECT_EQ(claim_conflict(data, address_claim(p("198.18.1.10/25"), AddressRole::shared, "g1")).value(),
+            "198.18.1.10 is already a data address of group g0");
+  EXPECT_EQ(claim_conflict(test, address_claim(p("198.18.1.20/24"), AddressRole::data, "g0")).value(),
+            "198.18.1.20 is already a test address of m1 in group g0");
+  EXPECT_EQ(claim_conflict(address_claim(p("2001:db8::1/64"), AddressRole::shared, "g0"),
+                           address_claim(p("2001:db8:0::1/128"), AddressRole::test, "g0", "m0"))
+                .value(),
+            "2001:db8::1 is already a shared address of group g0");
+  EXPECT_FALSE(claim_conflict(data, address_claim(p("198.18.1.11/24"), AddressRole::data, "g0")));
+  // An address is no name, even when it reads like one.
+  EXPECT_FALSE(claim_conflict(data, {Claim::Kind::member, "198.18.1.10", "g0", {}, {}}));
+}
+
+TEST(Validate, ClaimsOfAGroupInOrderAndTheFirstConflict) {
+  GroupConfig g;
+  g.name = "g0";
+  g.members = {{"m0", false, {*IpPrefix::parse("198.18.1.20/24")}}, {"m1", true, {}}};
+  g.data_addresses = {*IpPrefix::parse("198.18.1.10/24")};
+  g.shared_addresses = {*IpPrefix::parse("198.18.1.99/24")};
+  std::vector<std::string> values;
+  for (const auto& c : claims_of(g)) values.push_back(c.value);
+  EXPECT_EQ(values, (std::vector<std::string>{"g0", "g0", "m0", "m1", "198.18.1.10", "198.18.1.99", "198.18.1.20"}))
+      << "the interface defaults to the name";
+  EXPECT_FALSE(first_conflict({}, claims_of(g)));
+  // Within the fresh claims, and against those taken before.
+  GroupConfig twice = g;
+  twice.members.push_back({"m0", false, {}});
+  EXPECT_EQ(first_conflict({}, claims_of(twice)).value(), "m0 is listed twice in group g0");
+  GroupConfig other;
+  other.name = "g1";
+  other.interface = "ipmp1";
+  other.members = {{"m2", false, {}}};
+  other.data_addresses = {*IpPrefix::parse("198.18.1.20/24")};
+  EXPECT_EQ(first_conflict(claims_of(g), claims_of(other)).value(), "198.18.1.20 is already a test address of m0 in group g0");
+  other.data_addresses.clear();
+  EXPECT_FALSE(first_conflict(claims_of(g), claims_of(other)));
+}
+
 }  // namespace
 }  // namespace mpathd
