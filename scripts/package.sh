@@ -77,8 +77,10 @@ expected=(
   ./usr/share/man/man5/mpathd.conf.5.gz
   ./usr/share/man/man8/mpathd.8.gz
   ./usr/share/man/man8/ipmpctl.8.gz
+  ./usr/share/man/man7/ocf_mpathd_SharedAddress.7.gz
   ./usr/share/bash-completion/completions/ipmpctl
   ./usr/share/doc/mpathd/examples/mpathd.conf
+  ./usr/lib/ocf/resource.d/mpathd/SharedAddress
   ./usr/share/doc/mpathd/copyright
 )
 contents=$(dpkg-deb -c "$deb" | awk '{print $6}')

@@ -20,6 +20,31 @@ PACKAGES=(
 
 bash scripts/apt-missing.sh setup "${PACKAGES[@]}"
 
+# The cluster tier (label `cluster`): ocf-tester (resource-agents; xmllint checks the
+# agent's meta-data), Pacemaker and Corosync (run only inside the tests' namespaces)
+# and their command-line tools. The postinst of pacemaker and corosync would start both
+# daemons on this host with Debian's default corosync.conf. A policy-rc.d that exits 101 makes invoke-rc.d deny
+# every start while apt-get runs (shared/reference/pacemaker-lab.md); one that is
+# there already and denies is kept, any other is put back afterwards.
+CLUSTER_PACKAGES=(resource-agents libxml2-utils pacemaker corosync pacemaker-cli-utils)
+policy=/usr/sbin/policy-rc.d
+if ! APT_NO_INSTALL=1 bash scripts/apt-missing.sh setup-cluster "${CLUSTER_PACKAGES[@]}" >/dev/null 2>&1; then
+  saved=""
+  if [[ -e $policy ]]; then
+    saved=$(mktemp)
+    cp -p "$policy" "$saved"
+  fi
+  restore_policy() {
+    if [[ -n $saved ]]; then mv -f "$saved" "$policy"; else rm -f "$policy"; fi
+  }
+  trap restore_policy EXIT
+  printf '#!/bin/sh\n# mpathd setup: no service starts while packages are installed.\nexit 101\n' >"$policy"
+  chmod 755 "$policy"
+  bash scripts/apt-missing.sh setup-cluster "${CLUSTER_PACKAGES[@]}"
+  restore_policy
+  trap - EXIT
+fi
+
 if [[ -n ${SETUP_NO_BUILD:-} ]]; then
   exit 0
 fi

@@ -89,12 +89,10 @@ struct DaemonSettings {
   unsigned routing_table_base = 40000;      // policy table = base + member ifindex
   unsigned rule_priority = 1000;            // priority of "from <data address>" rules
   std::string metrics_file;                 // Prometheus text file; "" = no metrics
-  // The association registry of shared addresses (lib/cluster): the cgroup2 directory
-  // its eBPF programs attach to ("" = none: the sock_diag fallback), and a switch.
-  // Read at start only.
-  std::string association_cgroup;
-  bool association_ebpf = true;
   std::vector<HookConfig> hooks;  // a reload restarts the hosts whose [[hook]] changed
+  // Group health as Pacemaker node attributes (mpathd-<group> = usable members, set
+  // with attrd_updater); off by default.
+  bool node_attributes = false;
 
   // The FDT a group asks for: its own, else the daemon's. The one place this rule is
   // written; what is in force may be more (Group::fdt, raised when RTTs need it).
@@ -108,6 +106,11 @@ struct DaemonSettings {
 };
 
 struct Config : DaemonSettings {
+  // The association registry of shared addresses (lib/cluster): the cgroup2 directory
+  // its eBPF programs attach to ("" = none: the sock_diag fallback), and a switch.
+  // Read at start only, so not DaemonSettings (which a reload applies whole).
+  std::string association_cgroup;
+  bool association_ebpf = true;
   std::vector<GroupConfig> groups;
 
   DaemonSettings& settings() { return *this; }

@@ -729,6 +729,7 @@ void ConfigReader::read(const toml::table& root, Config& cfg) {
             cfg.association_cgroup = *v;
         }},
        {"association-ebpf", set_bool(cfg.association_ebpf)},
+       {"node-attributes", set_bool(cfg.node_attributes)},
        {"group",
         [&](const toml::node& e, const std::string& p) {
           read_array(e, p, "an array of tables ([[group]])",

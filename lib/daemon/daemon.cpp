@@ -22,6 +22,7 @@
 #include "daemon/log_limiter.hpp"
 #include "daemon/member_sysctls.hpp"
 #include "daemon/metrics.hpp"
+#include "daemon/node_attributes.hpp"
 #include "daemon/probing.hpp"
 #include "daemon/shared_addresses.hpp"
 #include "daemon/state_file.hpp"
@@ -103,6 +104,7 @@ struct Daemon::Impl {
   MemberSysctls sysctls;
   Metrics metrics{clock};
   std::unique_ptr<MetricsFile> metrics_file;
+  NodeAttributes node_attributes{event, clock};  // group health for Pacemaker
   sd_event_source* engine_timer = nullptr;
   sd_event_source* audit_source = nullptr;  // deferred: compare the data plane with the kernel
   sd_event_source* restore_timer = nullptr;  // an object held back by the restore back-off
@@ -287,6 +289,7 @@ struct Daemon::Impl {
         if (refused != a.refused) engine.observe_address_refused(a.prefix.addr, std::string(refused));
       }
     metrics.applied();
+    node_attributes.update(engine);  // starts a child at most: never waits
     if (auto when = engine.next_deadline()) {
       int r = arm_timer(event, &engine_timer, *when, milliseconds(1), &Impl::on_engine_timer, this);
       if (r < 0) spdlog::error("engine timer: {}", std::strerror(-r));
@@ -413,6 +416,7 @@ struct Daemon::Impl {
     engine.reconfigure(*next);
     configure_hooks();
     metrics_file->set_path(engine.config().metrics_file);
+    node_attributes.set_enabled(engine.config().node_attributes);
     if (probing) probing->request_sync();
     digest = file_digest(options.config_path);  // runtime changes give way to the file
     after_input();
@@ -525,6 +529,8 @@ struct Daemon::Impl {
     ready = true;
     write_status();
     metrics_file->set_path(engine.config().metrics_file);
+    node_attributes.set_enabled(engine.config().node_attributes);
+    node_attributes.update(engine);
     sd_notify(0, ("READY=1\n" + status_line()).c_str());
     spdlog::info("mpathd started: {} group(s)", engine.groups().size());
     return {};

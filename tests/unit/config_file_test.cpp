@@ -102,6 +102,7 @@ routing-table-base = 50000
 rule-priority = 2000
 association-cgroup = "/sys/fs/cgroup/system.slice"
 association-ebpf = false
+node-attributes = true
 
 [[group]]
 name = "g0"
@@ -141,6 +142,7 @@ member = [ { name = "eth2" } ]
   want.rule_priority = 2000;
   want.association_cgroup = "/sys/fs/cgroup/system.slice";
   want.association_ebpf = false;
+  want.node_attributes = true;
 
   GroupConfig g0;
   g0.name = "g0";
@@ -712,6 +714,17 @@ TEST(ConfigFile, SharedAddressSettings) {
   auto g = parse_config("[[group]]\nname = \"g0\"\nmember = [ { name = \"m0\" } ]\n", "d.conf");
   ASSERT_TRUE(g.has_value()) << g.error().message;
   EXPECT_TRUE(g->groups[0].release_shared_on_failure);
+}
+
+// Issue 12: group health as Pacemaker node attributes, off by default.
+TEST(ConfigFile, NodeAttributes) {
+  auto defaults = parse_config("", "d.conf");
+  ASSERT_TRUE(defaults.has_value());
+  EXPECT_FALSE(defaults->node_attributes);
+  auto on = parse_config("node-attributes = true\n", "d.conf");
+  ASSERT_TRUE(on.has_value()) << on.error().message;
+  EXPECT_TRUE(on->node_attributes);
+  EXPECT_EQ(errors_of("node-attributes = 1"), "t.conf:1:19: node-attributes: expected a boolean (true or false), got an integer");
 }
 
 }  // namespace

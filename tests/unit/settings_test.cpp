@@ -50,9 +50,8 @@ const std::vector<Change<DaemonSettings>>& daemon_changes() {
       {"routing-table-base", [](DaemonSettings& s) { s.routing_table_base = 50000; }},
       {"rule-priority", [](DaemonSettings& s) { s.rule_priority = 2000; }},
       {"metrics-file", [](DaemonSettings& s) { s.metrics_file = "/run/mpathd/metrics.prom"; }},
-      {"association-cgroup", [](DaemonSettings& s) { s.association_cgroup = "/sys/fs/cgroup/mpathd"; }},
-      {"association-ebpf", [](DaemonSettings& s) { s.association_ebpf = false; }},
       {"hook", [](DaemonSettings& s) { s.hooks.push_back({"h", "exec", "", {}, {"/bin/true"}, 0, seconds(5)}); }},
+      {"node-attributes", [](DaemonSettings& s) { s.node_attributes = true; }},
   };
   return changes;
 }
