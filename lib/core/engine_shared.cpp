@@ -131,9 +131,15 @@ void Engine::adopt_shared(Group& g) {
         break;
       }
     if (s.state != SharedState::released) continue;
+    // Held before the restart but gone from the kernel since (removed by hand, by the
+    // OCF agent's stop while mpathd was away, or by a reboot): the kernel decides, so
+    // that an address the cluster may have moved elsewhere is never brought back here
+    // by itself. A crash in the middle of a move lands here too; the cluster manager's
+    // monitor sees the address released and starts it again (docs/design-decisions.md).
     for (const auto& saved : restored_shared_)
       if (saved.prefix.addr == s.prefix.addr) {
-        set_shared(g, s, SharedState::held, g.find(saved.holder) ? saved.holder : std::string(), Reason::startup);
+        set_shared(g, s, SharedState::released, "", Reason::startup,
+                   "held before mpathd started but not in the kernel: left released");
         break;
       }
   }

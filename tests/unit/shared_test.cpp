@@ -200,13 +200,29 @@ TEST(Shared, HeldSurvivesARestartOnItsMember) {
   Rig r(shared_config());
   r.engine.import_state(saved);
   for (auto* m : {"m0", "m1", "m2"}) r.link(m, true);
+  r.engine.observe_address("m2", *IpPrefix::parse("198.18.1.50/24"), true);  // still in the kernel
   r.engine.start();
   EXPECT_EQ(shared(r).state, SharedState::held);
   EXPECT_EQ(shared(r).holder, "m2");
   EXPECT_EQ(shared(r, "2001:db8:1::50").state, SharedState::released);
   auto ev = r.of<SharedAddressChanged>();
   ASSERT_EQ(ev.size(), 1u);
+  EXPECT_EQ(ev[0].reason, Reason::adopted);
+}
+
+// Saved as held, but the kernel no longer has it (removed while mpathd was away): the
+// kernel decides, the address stays released and says why.
+TEST(Shared, HeldButGoneFromTheKernelStaysReleased) {
+  Rig r(shared_config());
+  r.engine.import_state({PersistedGroup{"g0", {}, {}, {{*IpPrefix::parse("198.18.1.50/24"), "m0"}}}});
+  for (auto* m : {"m0", "m1", "m2"}) r.link(m, true);
+  r.engine.start();
+  EXPECT_EQ(shared(r).state, SharedState::released);
+  EXPECT_NE(shared(r).detail.find("not in the kernel"), std::string::npos);
+  auto ev = r.of<SharedAddressChanged>();
+  ASSERT_EQ(ev.size(), 1u);
   EXPECT_EQ(ev[0].reason, Reason::startup);
+  EXPECT_EQ(ev[0].after, SharedState::released);
 }
 
 TEST(Shared, StartAdoptsAnAddressTheKernelCarries) {
