@@ -35,18 +35,20 @@ std::string best_member(const Group& g, const SharedAddress& s) {
   return best ? best->name : std::string();
 }
 
+// The group and the entry of a configured shared address (configuration keeps them unique).
+Result<std::pair<Group*, SharedAddress*>> find_shared(std::vector<Group>& groups, const IpAddress& address) {
+  for (auto& g : groups)
+    for (auto& s : g.shared)
+      if (s.prefix.addr == address) return std::pair{&g, &s};
+  return fail(Errc::not_shared, address.str() + " is not a shared address of any group");
+}
+
 }  // namespace
 
 Result<void> Engine::takeover_shared(const IpAddress& address) {
-  Group* g = nullptr;
-  SharedAddress* s = nullptr;
-  for (auto& x : groups_)
-    for (auto& y : x.shared)
-      if (y.prefix.addr == address) {
-        g = &x;
-        s = &y;
-      }
-  if (!s) return fail(Errc::not_shared, address.str() + " is not a shared address of any group");
+  auto found = find_shared(groups_, address);
+  if (!found) return std::unexpected(found.error());
+  auto [g, s] = *found;
   if (hosted(*s))
     return fail(Errc::already_held, s->prefix.str() + " is already held here (" + std::string(to_string(s->state)) +
                                         (s->holder.empty() ? "" : " on " + s->holder) + ")");
@@ -57,15 +59,9 @@ Result<void> Engine::takeover_shared(const IpAddress& address) {
 }
 
 Result<void> Engine::release_shared(const IpAddress& address) {
-  Group* g = nullptr;
-  SharedAddress* s = nullptr;
-  for (auto& x : groups_)
-    for (auto& y : x.shared)
-      if (y.prefix.addr == address) {
-        g = &x;
-        s = &y;
-      }
-  if (!s) return fail(Errc::not_shared, address.str() + " is not a shared address of any group");
+  auto found = find_shared(groups_, address);
+  if (!found) return std::unexpected(found.error());
+  auto [g, s] = *found;
   if (!hosted(*s)) return fail(Errc::not_held, s->prefix.str() + " is not held here (released)");
   set_shared(*g, *s, SharedState::released, "", Reason::admin_release);
   return {};

@@ -118,57 +118,54 @@ TickleSender::~TickleSender() {
   if (fd6_ >= 0) close(fd6_);
 }
 
-Result<void> TickleSender::send(const IpAddress& src, std::uint16_t sport, const IpAddress& dst,
-                                std::uint16_t dport) {
-  if (src.family != dst.family) return fail(Errc::invalid_argument, "tickle: address families differ");
-  if (src.is_v4()) {
-    const auto f = build_tickle_v4(src, sport, dst, dport);
-    sockaddr_in sa{};
-    sa.sin_family = AF_INET;
-    std::memcpy(&sa.sin_addr, dst.bytes.data(), 4);
-    // The header's source is not used for the route lookup of a header-included send;
-    // IP_PKTINFO's ipi_spec_dst is, so that "from <shared>" policy rules apply and the
-    // tickle leaves the way the kernel's own packets from that address do.
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(in_pktinfo))] = {};
-    iovec iov{const_cast<std::uint8_t*>(f.data()), f.size()};
-    msghdr msg{};
-    msg.msg_name = &sa;
-    msg.msg_namelen = sizeof sa;
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    msg.msg_control = control;
-    msg.msg_controllen = sizeof control;
-    cmsghdr* c = CMSG_FIRSTHDR(&msg);
-    c->cmsg_level = IPPROTO_IP;
-    c->cmsg_type = IP_PKTINFO;
-    c->cmsg_len = CMSG_LEN(sizeof(in_pktinfo));
-    in_pktinfo pi{};
-    std::memcpy(&pi.ipi_spec_dst, src.bytes.data(), 4);
-    std::memcpy(CMSG_DATA(c), &pi, sizeof pi);
-    if (sendmsg(fd4_, &msg, 0) < 0) return std::unexpected(errno_error(errno, "tickle to " + dst.str()));
-    return {};
-  }
-  const auto t = build_tickle_tcp6(src, sport, dst, dport);
-  sockaddr_in6 sa{};
-  sa.sin6_family = AF_INET6;
-  std::memcpy(&sa.sin6_addr, dst.bytes.data(), 16);
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(in6_pktinfo))] = {};
-  iovec iov{const_cast<std::uint8_t*>(t.data()), t.size()};
+namespace {
+
+// Sends one header-included frame with its source in a PKTINFO control message: the
+// header's source is not used for the route lookup of such a send, the PKTINFO address
+// is, so that "from <shared>" policy rules apply and the tickle leaves the way the
+// kernel's own packets from that address do.
+template <typename SockAddr, typename PktInfo>
+int send_from(int fd, const SockAddr& to, const std::vector<std::uint8_t>& frame, int level, int type,
+              const PktInfo& info) {
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(PktInfo))] = {};
+  iovec iov{const_cast<std::uint8_t*>(frame.data()), frame.size()};
   msghdr msg{};
-  msg.msg_name = &sa;
-  msg.msg_namelen = sizeof sa;
+  msg.msg_name = const_cast<SockAddr*>(&to);
+  msg.msg_namelen = sizeof to;
   msg.msg_iov = &iov;
   msg.msg_iovlen = 1;
   msg.msg_control = control;
   msg.msg_controllen = sizeof control;
   cmsghdr* c = CMSG_FIRSTHDR(&msg);
-  c->cmsg_level = IPPROTO_IPV6;
-  c->cmsg_type = IPV6_PKTINFO;
-  c->cmsg_len = CMSG_LEN(sizeof(in6_pktinfo));
-  in6_pktinfo pi{};
-  std::memcpy(&pi.ipi6_addr, src.bytes.data(), 16);
-  std::memcpy(CMSG_DATA(c), &pi, sizeof pi);
-  if (sendmsg(fd6_, &msg, 0) < 0) return std::unexpected(errno_error(errno, "tickle to " + dst.str()));
+  c->cmsg_level = level;
+  c->cmsg_type = type;
+  c->cmsg_len = CMSG_LEN(sizeof(PktInfo));
+  std::memcpy(CMSG_DATA(c), &info, sizeof info);
+  return static_cast<int>(sendmsg(fd, &msg, 0));
+}
+
+}  // namespace
+
+Result<void> TickleSender::send(const IpAddress& src, std::uint16_t sport, const IpAddress& dst,
+                                std::uint16_t dport) {
+  if (src.family != dst.family) return fail(Errc::invalid_argument, "tickle: address families differ");
+  int r = 0;
+  if (src.is_v4()) {
+    sockaddr_in sa{};
+    sa.sin_family = AF_INET;
+    std::memcpy(&sa.sin_addr, dst.bytes.data(), 4);
+    in_pktinfo pi{};
+    std::memcpy(&pi.ipi_spec_dst, src.bytes.data(), 4);
+    r = send_from(fd4_, sa, build_tickle_v4(src, sport, dst, dport), IPPROTO_IP, IP_PKTINFO, pi);
+  } else {
+    sockaddr_in6 sa{};
+    sa.sin6_family = AF_INET6;
+    std::memcpy(&sa.sin6_addr, dst.bytes.data(), 16);
+    in6_pktinfo pi{};
+    std::memcpy(&pi.ipi6_addr, src.bytes.data(), 16);
+    r = send_from(fd6_, sa, build_tickle_tcp6(src, sport, dst, dport), IPPROTO_IPV6, IPV6_PKTINFO, pi);
+  }
+  if (r < 0) return std::unexpected(errno_error(errno, "tickle to " + dst.str()));
   return {};
 }
 
