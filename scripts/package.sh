@@ -78,6 +78,8 @@ expected=(
   ./usr/share/man/man8/mpathd.8.gz
   ./usr/share/man/man8/ipmpctl.8.gz
   ./usr/share/man/man7/ocf_mpathd_SharedAddress.7.gz
+  ./usr/share/man/man7/mpathd-hooks.7.gz
+  ./usr/libexec/mpathd/mpathd-hookhost
   ./usr/share/bash-completion/completions/ipmpctl
   ./usr/share/doc/mpathd/examples/mpathd.conf
   ./usr/lib/ocf/resource.d/mpathd/SharedAddress
@@ -90,6 +92,19 @@ for f in "${expected[@]}"; do
     status=1
   fi
 done
+# The hook ABI in mpathd-dev: its header and pkg-config file.
+dev=$(ls "$work"/mpathd-dev_*.deb 2>/dev/null || true)
+if [[ -z $dev ]]; then
+  echo "package: mpathd-dev was not built" >&2
+  status=1
+else
+  dev_contents=$(dpkg-deb -c "$dev" | awk '{print $6}')
+  for f in ./usr/include/mpathd/hook.h; do
+    grep -qxF -- "$f" <<<"$dev_contents" || { echo "package: missing from $(basename "$dev"): $f" >&2; status=1; }
+  done
+  grep -q '/pkgconfig/mpathd-hook\.pc$' <<<"$dev_contents" ||
+    { echo "package: missing from $(basename "$dev"): mpathd-hook.pc" >&2; status=1; }
+fi
 # Nothing may start on its own with the example: no /etc/mpathd/mpathd.conf.
 if grep -q '^\./etc/mpathd/mpathd\.conf$' <<<"$contents"; then
   echo "package: ships /etc/mpathd/mpathd.conf (it must not; see debian/rules)" >&2
@@ -103,7 +118,7 @@ if ! dpkg-deb --fsys-tarfile "$deb" | tar -xO ./lib/systemd/system/mpathd.servic
 fi
 
 mkdir -p "$out"
-cp "$deb" "$changes" "$out/"
+cp "$deb" $dev "$changes" "$out/"
 dpkg-deb -I "$deb" | sed -n '/Package:/,$p'
 echo "package: $(basename "$deb") ($(du -k "$deb" | cut -f1) KiB, ${#expected[@]} expected files checked) in $out"
 exit $status
