@@ -22,7 +22,7 @@
 
 #include "core/names.hpp"
 #include "core/validate.hpp"
-#include "daemon/hooks.hpp"
+#include "daemon/hook_events.hpp"
 
 namespace mpathd {
 namespace {

@@ -20,12 +20,6 @@
 
 namespace mpathd {
 
-std::optional<unsigned> hook_event_type(std::string_view name) {
-  for (unsigned i = 1; i < kHookEventNames.size(); ++i)
-    if (kHookEventNames[i] == name) return i;
-  return std::nullopt;
-}
-
 std::optional<nlohmann::json> hook_event(const Event& e) {
   using nlohmann::json;
   if (const auto* m = std::get_if<MemberChanged>(&e)) {

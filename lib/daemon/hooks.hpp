@@ -32,17 +32,10 @@
 #include "cluster/cluster.hpp"
 #include "core/config.hpp"
 #include "core/events.hpp"
+#include "daemon/hook_events.hpp"
 #include "dbus/service.hpp"
 
 namespace mpathd {
-
-// Hook event names, indexed by the type numbers of mpathd/hook.h (0 unused): the
-// `events` of mpathd.conf and MPATHD_EVENT of exec hooks.
-inline constexpr std::array<std::string_view, 15> kHookEventNames = {
-    "",          "member-changed", "group-changed", "address-moved", "takeover-before",
-    "takeover-after", "release-before", "release-after", "bind", "unbind",
-    "listen",    "unlisten",       "connect",       "disconnect",    "udp-association"};
-std::optional<unsigned> hook_event_type(std::string_view name);
 
 // The JSON of an Engine event as hooks see it, or nullopt for events hooks do not get.
 std::optional<nlohmann::json> hook_event(const Event& e);
