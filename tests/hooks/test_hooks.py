@@ -253,12 +253,11 @@ while True:
         pass
     c.close()
 """
+# Holds one connection until the test ends the process (its exit closes the socket).
 CLIENT = """
-import os, socket, sys, time
+import signal, socket, sys
 c = socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=5)
-while not os.path.exists(sys.argv[3]):
-    time.sleep(0.05)
-c.close()
+signal.pause()
 """
 
 
@@ -291,13 +290,11 @@ def test_shared_address_takeover_connections_and_release(lab, need_mpathd):
         (lab.tmp / "server.py").write_text(SERVER)
         (lab.tmp / "client.py").write_text(CLIENT)
         lab.spawn(lab.host, "python3", str(lab.tmp / "server.py"), SHARED, "7777", name="server")
-        flag = lab.tmp / "client-done"
         wait_until(lambda: lab.ns_exec(lab.host, "ss", "-Hltn", f"src {SHARED}").stdout.strip(), 10, "listening")
-        client = lab.spawn(lab.cl, "python3", str(lab.tmp / "client.py"), SHARED, "7777", str(flag), name="client")
+        client = lab.spawn(lab.cl, "python3", str(lab.tmp / "client.py"), SHARED, "7777", name="client")
         wait_until(lambda: any(" connect tcp " in l for l in lines(out)), 10, "connect event")
-        flag.write_text("")
+        client.stop()  # the client's exit closes its connection
         wait_until(lambda: any(" disconnect tcp " in l for l in lines(out)), 10, "disconnect event")
-        client.stop()
         ctl("shared", "release", SHARED)
         wait_until(lambda: any(" release-after " in l for l in lines(out)), 10, "release-after event")
         events = [strip(l) for l in lines(out)]

@@ -55,7 +55,7 @@ RESET_BOUND = 3.0  # s from `ipmpctl shared takeover` to the client's ECONNRESET
 # client (as servers with one socket per client do), so that the sock_diag level can
 # see the client too. Every socket outcome is a JSON line in the output file.
 SERVER = r'''
-import json, select, socket, sys, threading, time
+import json, select, signal, socket, sys, threading, time
 addr, tport, uport, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
 fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
 lock = threading.Lock()
@@ -100,7 +100,7 @@ try:
         threading.Thread(target=serve, args=(c,), daemon=True).start()
 except OSError as e:
     note(event="listen_error", errno=e.errno)
-    time.sleep(3600)
+    signal.pause()  # keep the accepted sockets (and their events) until the test ends us
 '''
 
 # The client: one TCP connection (waiting in select, so a reset is seen at once) and
