@@ -98,33 +98,24 @@ std::uint16_t icmpv6_checksum(const IpAddress& src, const IpAddress& dst, const 
   return static_cast<std::uint16_t>(~sum);
 }
 
-std::vector<std::uint8_t> build_neighbor_solicitation(const Mac& src_mac, const IpAddress& src,
-                                                      const IpAddress& target) {
-  if (src.is_v4() || target.is_v4()) return {};
-  IpAddress dst;  // solicited-node multicast: ff02::1:ff00:0/104 + the target's low 24 bits
-  dst.family = Family::v6;
-  dst.bytes = {0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, target.bytes[13], target.bytes[14], target.bytes[15]};
-  const std::array<std::uint8_t, 6> dst_mac{0x33, 0x33, 0xff, target.bytes[13], target.bytes[14], target.bytes[15]};
+// The frame of an ND message (NS or NA) with one 8-byte link-layer address option:
+// Ethernet, then the IPv6 header (hop limit 255: receivers drop ND that crossed a
+// router); `body` writes the ICMPv6 message, whose checksum is filled in here.
+template <typename Body>
+std::vector<std::uint8_t> nd_frame(const std::array<std::uint8_t, 6>& dst_mac, const Mac& src_mac,
+                                   const IpAddress& src, const IpAddress& dst, Body&& body) {
   Writer w;
   ethernet(w, dst_mac, src_mac, ETH_P_IPV6);
-  w.u8(0x60);
+  w.u8(0x60);  // version 6, traffic class 0, flow label 0
   w.u8(0);
   w.u16(0);
-  w.u16(kNaLength);  // an NS with one 8-byte option has the NA's length
+  w.u16(kNaLength);
   w.u8(kIcmpv6);
   w.u8(255);
   w.bytes(src.bytes);
   w.bytes(dst.bytes);
   const std::size_t icmp = w.out().size();
-  w.u8(kNeighborSolicit);
-  w.u8(0);
-  w.u16(0);  // checksum, filled in below
-  w.u16(0);  // reserved
-  w.u16(0);
-  w.bytes(target.bytes);
-  w.u8(kOptSourceLinkAddr);
-  w.u8(1);
-  w.bytes(src_mac.bytes);
+  body(w);
   auto& out = w.out();
   const std::uint16_t sum = icmpv6_checksum(src, dst, out.data() + icmp, out.size() - icmp);
   out[icmp + 2] = static_cast<std::uint8_t>(sum >> 8);
@@ -132,35 +123,41 @@ std::vector<std::uint8_t> build_neighbor_solicitation(const Mac& src_mac, const 
   return std::move(out);
 }
 
+std::vector<std::uint8_t> build_neighbor_solicitation(const Mac& src_mac, const IpAddress& src,
+                                                      const IpAddress& target) {
+  if (src.is_v4() || target.is_v4()) return {};
+  IpAddress dst;  // solicited-node multicast: ff02::1:ff00:0/104 + the target's low 24 bits
+  dst.family = Family::v6;
+  dst.bytes = {0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, target.bytes[13], target.bytes[14], target.bytes[15]};
+  const std::array<std::uint8_t, 6> dst_mac{0x33, 0x33, 0xff, target.bytes[13], target.bytes[14], target.bytes[15]};
+  // An NS with one 8-byte option has the NA's length.
+  return nd_frame(dst_mac, src_mac, src, dst, [&](Writer& w) {
+    w.u8(kNeighborSolicit);
+    w.u8(0);
+    w.u16(0);  // checksum
+    w.u16(0);  // reserved
+    w.u16(0);
+    w.bytes(target.bytes);
+    w.u8(kOptSourceLinkAddr);
+    w.u8(1);
+    w.bytes(src_mac.bytes);
+  });
+}
+
 std::vector<std::uint8_t> build_unsolicited_na(const Mac& src, const IpAddress& target) {
   if (target.is_v4()) return {};
-  const IpAddress dst = all_nodes();
-  Writer w;
-  ethernet(w, kAllNodesMac, src, ETH_P_IPV6);
-  w.u8(0x60);  // version 6, traffic class 0, flow label 0
-  w.u8(0);
-  w.u16(0);
-  w.u16(kNaLength);
-  w.u8(kIcmpv6);
-  w.u8(255);  // hop limit: receivers drop NAs that crossed a router
-  w.bytes(target.bytes);
-  w.bytes(dst.bytes);
-  const std::size_t icmp = w.out().size();
-  w.u8(kNeighborAdvert);
-  w.u8(0);
-  w.u16(0);  // checksum, filled in below
-  w.u8(kOverrideFlag);
-  w.u8(0);
-  w.u16(0);
-  w.bytes(target.bytes);
-  w.u8(kOptTargetLinkAddr);
-  w.u8(1);  // option length in units of 8 bytes
-  w.bytes(src.bytes);
-  auto& out = w.out();
-  const std::uint16_t sum = icmpv6_checksum(target, dst, out.data() + icmp, out.size() - icmp);
-  out[icmp + 2] = static_cast<std::uint8_t>(sum >> 8);
-  out[icmp + 3] = static_cast<std::uint8_t>(sum);
-  return std::move(out);
+  return nd_frame(kAllNodesMac, src, target, all_nodes(), [&](Writer& w) {
+    w.u8(kNeighborAdvert);
+    w.u8(0);
+    w.u16(0);  // checksum
+    w.u8(kOverrideFlag);
+    w.u8(0);
+    w.u16(0);
+    w.bytes(target.bytes);
+    w.u8(kOptTargetLinkAddr);
+    w.u8(1);  // option length in units of 8 bytes
+    w.bytes(src.bytes);
+  });
 }
 
 Result<PacketSender> PacketSender::open() {
