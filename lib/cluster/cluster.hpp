@@ -46,6 +46,23 @@ struct Association {
   auto operator<=>(const Association&) const = default;
 };
 
+// A socket bound (and maybe listening) on a shared address: seed 000's bind/unbind and
+// listen/unlisten hooks. Only sockets whose local address is a tracked shared address
+// count; wildcard-bound sockets (0.0.0.0, ::) do not (seed 000 calls cl_inet_bind for
+// cluster addresses; a connection a wildcard listener accepts on a shared address is an
+// Association like any other). A listener is reported bind then listen, and on close
+// unlisten then unbind; an address no longer tracked reports its sockets the same way.
+enum class SocketEvent : std::uint8_t { bind, unbind, listen, unlisten };
+
+struct BoundSocket {
+  Proto proto = Proto::tcp;
+  IpAddress local;  // the shared address
+  std::uint16_t local_port = 0;
+  bool listening = false;
+  std::uint64_t cookie = 0;  // the kernel's socket cookie (SO_COOKIE): the socket's identity
+  auto operator<=>(const BoundSocket&) const = default;
+};
+
 // How associations are learned; the level in force is reported (log, D-Bus, ipmpctl).
 enum class RegistryLevel : std::uint8_t {
   ebpf,       // cgroup hooks + sockops, event-driven, filtered in the kernel; UDP clients
@@ -67,7 +84,14 @@ class Registry {
   // (shared address, association, true = appeared or changed (a TCP state change reports
   // the new state) / false = gone)
   using Changed = std::function<void(const IpAddress&, const Association&, bool)>;
+  // Bound and listening sockets on tracked addresses: at the eBPF level from post_bind,
+  // sockops LISTEN_CB / STATE_CB and sock_release as they happen; at the sock_diag level
+  // from the walks (TCP listeners and bound-only sockets, unconnected UDP sockets) and
+  // the destroy notifications. Each socket's events in the order of its life.
+  using SocketsChanged = std::function<void(SocketEvent, const BoundSocket&)>;
   static std::unique_ptr<Registry> create(sd_event* event, RegistryOptions opts, Changed changed);
+  static std::unique_ptr<Registry> create(sd_event* event, RegistryOptions opts, Changed changed,
+                                          SocketsChanged sockets);
   virtual ~Registry() = default;
 
   virtual RegistryLevel level() const = 0;

@@ -1,7 +1,9 @@
 // The association registry at the sock_diag level: a walk of every tracked shared
 // address (filtered in the kernel by local address) at track() and every walk_interval,
 // diffed against the previous walk, and the kernel's socket-destroy notifications in
-// between (a closed TCP connection leaves at once). The eBPF level (registry_ebpf.cpp)
+// between (a closed TCP connection leaves at once). The same walks give the sockets bound
+// and listening on the address (bind/listen/unlisten/unbind by diff, keyed by the socket
+// cookie; a close is reported at once from the destroy notification). The eBPF level (registry_ebpf.cpp)
 // builds on it.
 #include "cluster/registry_impl.hpp"
 
@@ -11,8 +13,12 @@
 namespace mpathd::cluster::detail {
 
 DiagRegistry::DiagRegistry(sd_event* event, RegistryOptions opts, Registry::Changed changed,
-                           std::string reason)
-    : event_(sd_event_ref(event)), opts_(std::move(opts)), store_(std::move(changed)), reason_(std::move(reason)) {
+                           std::string reason, Registry::SocketsChanged sockets)
+    : event_(sd_event_ref(event)),
+      opts_(std::move(opts)),
+      store_(std::move(changed)),
+      reason_(std::move(reason)),
+      sockets_(std::move(sockets)) {
   if (opts_.walk_interval <= Duration::zero()) opts_.walk_interval = std::chrono::seconds(1);
   auto mon = net::DestroyMonitor::open(
       event_, {.destroyed = [this](const net::DiagSocket& s) { on_destroyed(s); },
@@ -45,6 +51,7 @@ void DiagRegistry::track(const std::vector<IpAddress>& held) {
   for (const auto& a : store_.tracked())
     if (!want.contains(a)) {
       store_.remove(a);
+      replace_bound(a, {});
       untracked(a);
     }
   for (const auto& a : want)
@@ -76,9 +83,43 @@ void DiagRegistry::walk(const IpAddress& shared) {
     for (const auto& [k, v] : *prev)
       if (k.proto == Proto::udp) now.try_emplace(k, v);
   store_.replace_local(shared, std::move(now));
+  replace_bound(shared, bound_from_walk(shared, all));
+}
+
+void DiagRegistry::replace_bound(const IpAddress& shared, const std::map<std::uint64_t, BoundSocket>& now) {
+  std::map<std::uint64_t, BoundSocket> before;
+  for (const auto& [c, b] : bound_)
+    if (b.local == shared) before.emplace(c, b);
+  for (const auto& [ev, b] : bound_diff(before, now)) report_bound(ev, b);
+}
+
+void DiagRegistry::report_bound(SocketEvent ev, const BoundSocket& b) {
+  BoundSocket r = b;  // as reported: listening only from its listen to its unlisten
+  r.listening = ev == SocketEvent::listen;
+  switch (ev) {
+    case SocketEvent::bind:
+      bound_[r.cookie] = r;
+      bound_changed(r, true);
+      break;
+    case SocketEvent::unbind:
+      bound_.erase(r.cookie);
+      bound_changed(r, false);
+      break;
+    case SocketEvent::listen:
+    case SocketEvent::unlisten:
+      bound_[r.cookie].listening = r.listening;
+      break;
+  }
+  if (sockets_) sockets_(ev, r);
 }
 
 void DiagRegistry::on_destroyed(const net::DiagSocket& s) {
+  if (auto b = bound_.find(s.cookie); b != bound_.end()) {  // a bound socket closed
+    const BoundSocket gone = b->second;
+    if (gone.listening) report_bound(SocketEvent::unlisten, gone);
+    report_bound(SocketEvent::unbind, gone);
+    return;
+  }
   if (!store_.is_tracked(s.local)) return;
   if (s.proto == net::L4::tcp && s.remote_port != 0 && !s.remote.is_unspecified()) {
     store_.erase_local(s.local, Key{Proto::tcp, s.local_port, s.remote, s.remote_port});
@@ -100,14 +141,20 @@ Result<std::size_t> DiagRegistry::import(const IpAddress& shared, std::vector<As
 namespace mpathd::cluster {
 
 std::unique_ptr<Registry> Registry::create(sd_event* event, RegistryOptions opts, Changed changed) {
+  return create(event, std::move(opts), std::move(changed), nullptr);
+}
+
+std::unique_ptr<Registry> Registry::create(sd_event* event, RegistryOptions opts, Changed changed,
+                                           SocketsChanged sockets) {
   std::string reason;
   if (!opts.ebpf)
     reason = "eBPF disabled by configuration";
   else if (opts.cgroup.empty())
     reason = "no cgroup configured for the eBPF programs";
-  else if (auto r = detail::create_ebpf_registry(event, opts, changed, reason); r)
+  else if (auto r = detail::create_ebpf_registry(event, opts, changed, sockets, reason); r)
     return r;
-  return std::make_unique<detail::DiagRegistry>(event, std::move(opts), std::move(changed), std::move(reason));
+  return std::make_unique<detail::DiagRegistry>(event, std::move(opts), std::move(changed), std::move(reason),
+                                                std::move(sockets));
 }
 
 }  // namespace mpathd::cluster

@@ -1,13 +1,16 @@
 // The eBPF level of the association registry: the programs of bpf/registry.bpf.c, loaded
 // from the skeleton built at build time, attached through bpf_links to the configured
 // cgroup only, filtered in the kernel by a map of the tracked shared addresses of this
-// network namespace, and read from their ring buffer on an sd-event io source. The
+// network namespace, and read from their ring buffer on an sd-event io source. Besides
+// the associations it reports the sockets bound and listening on tracked addresses
+// (post_bind4/6, sockops LISTEN_CB and LISTEN -> CLOSE, sock_release by cookie). The
 // sock_diag machinery below it (DiagRegistry) still walks at track() — sockops cannot see
 // sockets from before the attach — and still follows the destroy notifications; it no
 // longer walks periodically. Any failure leaves the caller on the sock_diag level with
 // the reason.
 #include <fcntl.h>
 #include <linux/magic.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/statfs.h>
 #include <unistd.h>
@@ -82,8 +85,8 @@ mp_addr_key key_for(std::uint64_t netns, const IpAddress& a) {
 
 class EbpfRegistry final : public DiagRegistry {
  public:
-  EbpfRegistry(sd_event* event, RegistryOptions opts, Registry::Changed changed)
-      : DiagRegistry(event, std::move(opts), std::move(changed), "") {}
+  EbpfRegistry(sd_event* event, RegistryOptions opts, Registry::Changed changed, Registry::SocketsChanged sockets)
+      : DiagRegistry(event, std::move(opts), std::move(changed), "", std::move(sockets)) {}
 
   ~EbpfRegistry() override {
     sd_event_source_disable_unref(source_);
@@ -108,7 +111,8 @@ class EbpfRegistry final : public DiagRegistry {
     if (int r = mpathd_registry__load(skel_); r != 0)
       return std::string("eBPF load: ") + std::strerror(-r) + " (" + first_message(libbpf_log()) + ")";
     for (bpf_program* p : {skel_->progs.mp_sockops, skel_->progs.mp_connect4, skel_->progs.mp_connect6,
-                           skel_->progs.mp_sendmsg4, skel_->progs.mp_sendmsg6, skel_->progs.mp_sock_release}) {
+                           skel_->progs.mp_sendmsg4, skel_->progs.mp_sendmsg6, skel_->progs.mp_sock_release,
+                           skel_->progs.mp_post_bind4, skel_->progs.mp_post_bind6}) {
       bpf_link* l = bpf_program__attach_cgroup(p, cgroup_fd_);
       if (!l)
         return std::string("eBPF attach of ") + bpf_program__name(p) + " to " + cgroup + ": " +
@@ -133,6 +137,15 @@ class EbpfRegistry final : public DiagRegistry {
     const auto k = key_for(netns_, a);
     const std::uint8_t one = 1;
     bpf_map_update_elem(bpf_map__fd(skel_->maps.tracked), &k, &one, BPF_ANY);
+  }
+
+  void bound_changed(const BoundSocket& b, bool present) override {
+    const int fd = bpf_map__fd(skel_->maps.bound_cookies);
+    const std::uint8_t one = 1;
+    if (present)
+      bpf_map_update_elem(fd, &b.cookie, &one, BPF_ANY);
+    else
+      bpf_map_delete_elem(fd, &b.cookie);
   }
 
   void untracked(const IpAddress& a) override {
@@ -190,10 +203,20 @@ class EbpfRegistry final : public DiagRegistry {
         store().erase_local(it->second.first, it->second.second);
         cookies_.erase(it);
       }
+      if (auto b = bound().find(e.cookie); b != bound().end()) {
+        // sock_release runs before the protocol's close: a listener is still listening.
+        const BoundSocket gone = b->second;
+        if (gone.listening) report_bound(SocketEvent::unlisten, gone);
+        report_bound(SocketEvent::unbind, gone);
+      }
       return;
     }
     const IpAddress shared = addr_of(e.family, e.laddr);
     if (!store().is_tracked(shared)) return;
+    if (e.type == MP_EV_BIND || e.type == MP_EV_LISTEN || e.type == MP_EV_UNLISTEN) {
+      handle_bound(e, shared);
+      return;
+    }
     Association a;
     a.local = shared;
     a.remote = addr_of(e.family, e.raddr);
@@ -225,6 +248,21 @@ class EbpfRegistry final : public DiagRegistry {
     store().set_local(shared, a);
   }
 
+  void handle_bound(const mp_event& e, const IpAddress& shared) {
+    const auto known = bound().find(e.cookie);
+    BoundSocket b{.proto = e.protocol == IPPROTO_UDP ? Proto::udp : Proto::tcp,
+                  .local = shared, .local_port = e.lport, .cookie = e.cookie};
+    if (e.type == MP_EV_UNLISTEN) {
+      if (known != bound().end() && known->second.listening) report_bound(SocketEvent::unlisten, known->second);
+      return;
+    }
+    if (known == bound().end()) report_bound(SocketEvent::bind, b);  // for a listen: bound before the attach
+    if (e.type == MP_EV_LISTEN && !bound().at(e.cookie).listening) {
+      b.listening = true;
+      report_bound(SocketEvent::listen, b);
+    }
+  }
+
   int cgroup_fd_ = -1;
   std::uint64_t netns_ = 0;
   mpathd_registry* skel_ = nullptr;
@@ -237,8 +275,9 @@ class EbpfRegistry final : public DiagRegistry {
 }  // namespace
 
 std::unique_ptr<Registry> create_ebpf_registry(sd_event* event, const RegistryOptions& opts,
-                                               const Registry::Changed& changed, std::string& reason) {
-  auto r = std::make_unique<EbpfRegistry>(event, opts, changed);
+                                               const Registry::Changed& changed,
+                                               const Registry::SocketsChanged& sockets, std::string& reason) {
+  auto r = std::make_unique<EbpfRegistry>(event, opts, changed, sockets);
   reason = r->start(opts.cgroup);
   if (!reason.empty()) return nullptr;
   return r;

@@ -5,6 +5,7 @@
 namespace mpathd::cluster::detail {
 
 std::unique_ptr<Registry> create_ebpf_registry(sd_event*, const RegistryOptions&, const Registry::Changed&,
+                                               const Registry::SocketsChanged&,
                                                std::string& reason) {
   reason = "built without the eBPF programs (clang, bpftool or libbpf missing at build time)";
   return nullptr;

@@ -43,6 +43,17 @@ std::map<Key, Association> associations_from_walk(const IpAddress& shared,
 std::set<std::uint16_t> listener_ports_for(const IpAddress& shared,
                                            const std::vector<net::DiagSocket>& listeners);
 
+// The sockets bound to `shared` in a walk, by cookie (pure, for tests): TCP listeners
+// and bound-only sockets, UDP sockets without a peer (a connected one is an association).
+std::map<std::uint64_t, BoundSocket> bound_from_walk(const IpAddress& shared,
+                                                     const std::vector<net::DiagSocket>& sockets);
+
+// The socket events that turn `before` into `now` (pure), each socket in the order of its
+// life: a socket gone reports unlisten (if it listened) then unbind; a new one bind then
+// listen (if it listens); one still there listen or unlisten when that changed.
+std::vector<std::pair<SocketEvent, BoundSocket>> bound_diff(const std::map<std::uint64_t, BoundSocket>& before,
+                                                            const std::map<std::uint64_t, BoundSocket>& now);
+
 // Validation of imported entries (whole batch): local must be `shared`, the remote of
 // the same family and specified, TCP ports non-zero and a state in 1..12.
 Result<void> validate_import(const IpAddress& shared, const std::vector<Association>& entries);

@@ -497,6 +497,9 @@ struct Daemon::Impl {
                                                     x.proto == cluster::Proto::tcp ? "tcp" : "udp");
                                       if (hook_hosts)
                                         if (auto j = hook_association_event(a, x, present)) hook_hosts->publish(std::move(*j));
+                                    },
+                                    [this](cluster::SocketEvent ev, const cluster::BoundSocket& s) {
+                                      if (hook_hosts) hook_hosts->publish(hook_socket_event(ev, s));
                                     }),
           cluster::Actions::create(event));
       if (shared->level_reason().empty())

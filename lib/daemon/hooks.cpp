@@ -60,6 +60,14 @@ std::optional<nlohmann::json> hook_association_event(const IpAddress& shared, co
                         {"outgoing", a.outgoing}};
 }
 
+nlohmann::json hook_socket_event(cluster::SocketEvent ev, const cluster::BoundSocket& s) {
+  static constexpr std::array<const char*, 4> kNames = {"bind", "unbind", "listen", "unlisten"};
+  return nlohmann::json{{"type", kNames[static_cast<std::size_t>(ev)]},
+                        {"protocol", s.proto == cluster::Proto::tcp ? "tcp" : "udp"},
+                        {"address", s.local.str()},
+                        {"local_port", s.local_port}};
+}
+
 namespace {
 constexpr std::size_t kMaxMessage = 1 << 20;
 

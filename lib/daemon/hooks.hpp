@@ -45,6 +45,9 @@ std::optional<nlohmann::json> hook_event(const Event& e);
 std::optional<nlohmann::json> hook_association_event(const IpAddress& shared, const cluster::Association& a,
                                                      bool present);
 
+// The JSON of a bound-socket event of the registry: bind, unbind, listen, unlisten.
+nlohmann::json hook_socket_event(cluster::SocketEvent ev, const cluster::BoundSocket& s);
+
 struct HookLimits {
   std::size_t queue = 1024;                       // events waiting per hook
   Duration first_backoff = milliseconds(200);     // after the first failure; doubles

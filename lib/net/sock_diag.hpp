@@ -41,6 +41,9 @@ inline constexpr std::uint8_t kTcpTimeWait = 6;
 inline constexpr std::uint8_t kTcpClose = 7;
 inline constexpr std::uint8_t kTcpListen = 10;
 inline constexpr std::uint8_t kTcpMaxState = 12;  // TCP_NEW_SYN_RECV
+// The state bit a dump request sets to get TCP sockets bound but neither listening nor
+// connected (Linux 6.5+); they are reported in state CLOSE.
+inline constexpr std::uint8_t kTcpBoundInactive = 13;
 
 // The bitmask of every TCP state, for `states` below.
 inline constexpr std::uint32_t kAllStates = 0xffffffffU;

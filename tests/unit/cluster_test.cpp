@@ -1,5 +1,5 @@
 // The pure parts of lib/cluster and its lib/net helpers: the association JSON codec, the
-// walk → associations classification, import validation, the tickle frame and the
+// walk → associations classification, the walk → bound sockets diff, import validation, the tickle frame and the
 // sock_diag filter bytecode. No kernel, no root.
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
@@ -126,6 +126,56 @@ TEST(ClusterWalk, ClassifiesDirectionFromListenerPortsAndSkipsNonConnections) {
   // A listener opened later on 45000 does not flip a known connection.
   auto again = detail::associations_from_walk(kShared, walk, {22, 80, 45000}, got);
   EXPECT_TRUE(again.at({Proto::tcp, 45000, kClient, 5432}).outgoing);
+}
+
+TEST(ClusterWalk, BoundSocketsAreListenersBoundOnlyTcpAndUnconnectedUdpOfTheAddress) {
+  const IpAddress any4 = ip("0.0.0.0");
+  auto with_cookie = [](net::DiagSocket s, std::uint64_t c) {
+    s.cookie = c;
+    return s;
+  };
+  const std::vector<net::DiagSocket> walk{
+      with_cookie(sock(net::L4::tcp, kShared, 80, any4, 0, net::kTcpListen), 1),
+      with_cookie(sock(net::L4::tcp, kShared, 81, any4, 0, net::kTcpClose), 2),      // bound only
+      with_cookie(sock(net::L4::tcp, kShared, 82, kClient, 40001, net::kTcpClose), 8),  // a closed connection
+      with_cookie(sock(net::L4::udp, kShared, 53, any4, 0, net::kTcpClose), 3),
+      with_cookie(sock(net::L4::udp, kShared, 54, kClient, 5000, 1), 4),             // connected: association
+      with_cookie(sock(net::L4::tcp, kShared, 80, kClient, 40000, 1), 5),            // connection
+      with_cookie(sock(net::L4::tcp, any4, 22, any4, 0, net::kTcpListen), 6),        // wildcard: not reported
+      with_cookie(sock(net::L4::tcp, ip("198.18.0.101"), 80, any4, 0, net::kTcpListen), 7),  // another address
+  };
+  const auto got = detail::bound_from_walk(kShared, walk);
+  ASSERT_EQ(got.size(), 3u);
+  EXPECT_TRUE(got.at(1).listening);
+  EXPECT_EQ(got.at(1).local_port, 80);
+  EXPECT_FALSE(got.at(2).listening);
+  EXPECT_EQ(got.at(3).proto, Proto::udp);
+  EXPECT_EQ(got.at(3).local_port, 53);
+}
+
+TEST(ClusterWalk, BoundDiffReportsEachSocketInTheOrderOfItsLife) {
+  using detail::bound_diff;
+  auto b = [](std::uint64_t cookie, std::uint16_t port, bool listening) {
+    return BoundSocket{.proto = Proto::tcp, .local = kShared, .local_port = port, .listening = listening,
+                       .cookie = cookie};
+  };
+  auto kinds = [](const std::vector<std::pair<SocketEvent, BoundSocket>>& v) {
+    std::vector<std::pair<SocketEvent, std::uint64_t>> out;
+    for (const auto& [e, s] : v) out.emplace_back(e, s.cookie);
+    return out;
+  };
+  using V = std::vector<std::pair<SocketEvent, std::uint64_t>>;
+  // A listener first seen listening: bind then listen; a bound-only one: bind.
+  EXPECT_EQ(kinds(bound_diff({}, {{1, b(1, 80, true)}, {2, b(2, 81, false)}})),
+            (V{{SocketEvent::bind, 1}, {SocketEvent::listen, 1}, {SocketEvent::bind, 2}}));
+  // Gone: unlisten then unbind; still there: the change alone; unchanged: nothing.
+  EXPECT_EQ(kinds(bound_diff({{1, b(1, 80, true)}, {2, b(2, 81, false)}, {3, b(3, 82, true)}},
+                             {{2, b(2, 81, true)}, {3, b(3, 82, true)}})),
+            (V{{SocketEvent::unlisten, 1}, {SocketEvent::unbind, 1}, {SocketEvent::listen, 2}}));
+  EXPECT_EQ(kinds(bound_diff({{2, b(2, 81, true)}}, {{2, b(2, 81, false)}})), (V{{SocketEvent::unlisten, 2}}));
+  // A closed socket whose port was reused by a new one (another cookie): both reported.
+  EXPECT_EQ(kinds(bound_diff({{1, b(1, 80, true)}}, {{9, b(9, 80, true)}})),
+            (V{{SocketEvent::unlisten, 1}, {SocketEvent::unbind, 1}, {SocketEvent::bind, 9}, {SocketEvent::listen, 9}}));
 }
 
 TEST(ClusterImport, RefusesTheWholeBatchNamingTheEntry) {

@@ -79,6 +79,20 @@ TEST(HookEvents, EngineEventsAsHooksSeeThem) {
   EXPECT_FALSE(hook_event_type(""));
 }
 
+TEST(HookEvents, BoundSocketEventsCarryProtocolAddressAndPort) {
+  const cluster::BoundSocket s{.proto = cluster::Proto::udp, .local = *IpAddress::parse("2001:db8::50"),
+                               .local_port = 5353, .cookie = 7};
+  EXPECT_EQ(hook_socket_event(cluster::SocketEvent::bind, s),
+            (nlohmann::json{{"type", "bind"}, {"protocol", "udp"}, {"address", "2001:db8::50"}, {"local_port", 5353}}));
+  const char* names[] = {"bind", "unbind", "listen", "unlisten"};
+  for (auto ev : {cluster::SocketEvent::bind, cluster::SocketEvent::unbind, cluster::SocketEvent::listen,
+                  cluster::SocketEvent::unlisten}) {
+    const auto name = hook_socket_event(ev, s)["type"].get<std::string>();
+    EXPECT_EQ(name, names[static_cast<int>(ev)]);
+    EXPECT_TRUE(hook_event_type(name));  // a name mpathd.conf's `events` accepts
+  }
+}
+
 }  // namespace
 }  // namespace mpathd
 

@@ -1,6 +1,8 @@
 /* The eBPF level of the association registry (issue 10, kernel-hooks-lab §1): sockops and
  * cgroup sock_addr programs, attached through bpf_links to one cgroup, that report the TCP
- * connections and UDP clients of tracked shared addresses through a ring buffer. Built
+ * connections and UDP clients of tracked shared addresses, and the sockets bound and
+ * listening on them (post_bind, LISTEN_CB, LISTEN -> CLOSE, sock_release), through a ring
+ * buffer. Built
  * against the UAPI headers only (no vmlinux.h, no CO-RE reads, no comm/pid), so it needs
  * neither kernel BTF nor CAP_PERFMON: CAP_BPF + CAP_NET_ADMIN load and attach it.
  * Filtered in the kernel: only sockets whose local address is in `tracked` for their
@@ -19,6 +21,7 @@
 #define TCP_ESTABLISHED 1
 #define TCP_SYN_SENT 2
 #define TCP_CLOSE 7
+#define TCP_LISTEN 10
 
 char LICENSE[] SEC("license") = "GPL";
 
@@ -44,6 +47,15 @@ struct {
   __type(key, __u64);
   __type(value, __u8);
 } tcp_cookies SEC(".maps");
+
+/* Cookies of sockets bound or listening on a tracked address (post_bind, TCP_LISTEN_CB,
+ * and those user space found in a walk), so that sock_release reports their close. */
+struct {
+  __uint(type, BPF_MAP_TYPE_LRU_HASH);
+  __uint(max_entries, 65536);
+  __type(key, __u64);
+  __type(value, __u8);
+} bound_cookies SEC(".maps");
 
 struct {
   __uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -98,6 +110,7 @@ int mp_sockops(struct bpf_sock_ops *ctx) {
   rip6[3] = ctx->remote_ip6[3];
   const __u32 lport = ctx->local_port;
   const __u32 rport = bpf_ntohl(ctx->remote_port);
+  const __u32 arg0 = ctx->args[0];
   const __u32 arg1 = ctx->args[1];
 
   if (family != AF_INET && family != AF_INET6) return 1;
@@ -105,9 +118,12 @@ int mp_sockops(struct bpf_sock_ops *ctx) {
   __u8 state = 0, direction = MP_DIR_UNKNOWN;
   switch (op) {
     case BPF_SOCK_OPS_TCP_LISTEN_CB:
-      /* accepted children inherit the flag */
+      /* accepted children inherit the flag; the listener's own LISTEN -> CLOSE is the
+       * unlisten */
       bpf_sock_ops_cb_flags_set(ctx, BPF_SOCK_OPS_STATE_CB_FLAG);
-      return 1;
+      type = MP_EV_LISTEN;
+      state = TCP_LISTEN;
+      break;
     case BPF_SOCK_OPS_TCP_CONNECT_CB:
       bpf_sock_ops_cb_flags_set(ctx, BPF_SOCK_OPS_STATE_CB_FLAG);
       state = TCP_SYN_SENT;
@@ -125,12 +141,17 @@ int mp_sockops(struct bpf_sock_ops *ctx) {
       break;
     case BPF_SOCK_OPS_STATE_CB:
       state = (__u8)arg1;
-      if (state == TCP_CLOSE) type = MP_EV_TCP_GONE;
+      if (arg0 == TCP_LISTEN)
+        type = MP_EV_UNLISTEN;
+      else if (state == TCP_CLOSE)
+        type = MP_EV_TCP_GONE;
       break;
     default:
       return 1;
   }
-  if (rport == 0) return 1; /* a listener's transitions (LISTEN -> CLOSE): not an association */
+  /* Other transitions without a peer (SYN_SENT before the connect's route, ...) are not
+   * associations. */
+  if (rport == 0 && type != MP_EV_LISTEN && type != MP_EV_UNLISTEN) return 1;
 
   const __u64 netns = bpf_get_netns_cookie(ctx);
   struct mp_addr_key k;
@@ -146,14 +167,19 @@ int mp_sockops(struct bpf_sock_ops *ctx) {
   e->family = (__u8)k.family;
   e->state = state;
   e->direction = direction;
+  e->protocol = IPPROTO_TCP;
   e->lport = (__u16)lport;
   e->rport = (__u16)rport;
   __builtin_memcpy(e->laddr, k.addr, 16);
   put_addr(e->raddr, family, rip4, rip6);
-  if (type == MP_EV_TCP_GONE) {
+  __u8 one = 1;
+  if (type == MP_EV_LISTEN) {
+    bpf_map_update_elem(&bound_cookies, &e->cookie, &one, BPF_ANY);
+  } else if (type == MP_EV_UNLISTEN) {
+    /* still bound: sock_release reports the close */
+  } else if (type == MP_EV_TCP_GONE) {
     bpf_map_delete_elem(&tcp_cookies, &e->cookie);
   } else {
-    __u8 one = 1;
     bpf_map_update_elem(&tcp_cookies, &e->cookie, &one, BPF_ANY);
   }
   bpf_ringbuf_submit(e, 0);
@@ -242,19 +268,65 @@ int mp_sendmsg4(struct bpf_sock_addr *ctx) { return udp4(ctx, 1); }
 SEC("cgroup/sendmsg6")
 int mp_sendmsg6(struct bpf_sock_addr *ctx) { return udp6(ctx, 1); }
 
-/* The last close of a TCP socket that produced events (cookie only). */
+/* bind: after a successful explicit bind() (TCP or UDP) to a tracked address, with the
+ * port the kernel chose. The implicit bind of connect()/sendto() does not run this (the
+ * socket is then an association, not a bound socket). */
+static __always_inline int post_bind(struct bpf_sock *sk, __u32 family) {
+  const __u32 protocol = sk->protocol;
+  const __u32 lport = sk->src_port;
+  const __u32 lip4 = sk->src_ip4;
+  __u32 lip6[4];
+  lip6[0] = sk->src_ip6[0];
+  lip6[1] = sk->src_ip6[1];
+  lip6[2] = sk->src_ip6[2];
+  lip6[3] = sk->src_ip6[3];
+  if (protocol != IPPROTO_TCP && protocol != IPPROTO_UDP) return 1;
+  const __u64 netns = bpf_get_netns_cookie(sk);
+  struct mp_addr_key k;
+  make_key(&k, netns, family, lip4, lip6);
+  if (!bpf_map_lookup_elem(&tracked, &k)) return 1;
+  struct mp_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+  if (!e) return 1;
+  __builtin_memset(e, 0, sizeof(*e));
+  e->netns = netns;
+  e->cookie = bpf_get_socket_cookie(sk);
+  e->type = MP_EV_BIND;
+  e->family = (__u8)k.family;
+  e->protocol = (__u8)protocol;
+  e->lport = (__u16)lport;
+  __builtin_memcpy(e->laddr, k.addr, 16);
+  __u8 one = 1;
+  bpf_map_update_elem(&bound_cookies, &e->cookie, &one, BPF_ANY);
+  bpf_ringbuf_submit(e, 0);
+  return 1;
+}
+
+SEC("cgroup/post_bind4")
+int mp_post_bind4(struct bpf_sock *sk) { return post_bind(sk, AF_INET); }
+SEC("cgroup/post_bind6")
+int mp_post_bind6(struct bpf_sock *sk) { return post_bind(sk, AF_INET6); }
+
+/* The last close of a socket that produced events: a TCP association, or a socket bound
+ * or listening on a tracked address (cookie only). It runs before the protocol's close,
+ * so a listener's release comes before its LISTEN -> CLOSE: user space reports unlisten
+ * then unbind from it. */
 SEC("cgroup/sock_release")
 int mp_sock_release(struct bpf_sock *sk) {
-  if (sk->protocol != IPPROTO_TCP) return 1;
+  const __u32 protocol = sk->protocol;
+  if (protocol != IPPROTO_TCP && protocol != IPPROTO_UDP) return 1;
   __u64 cookie = bpf_get_socket_cookie(sk);
-  if (!bpf_map_lookup_elem(&tcp_cookies, &cookie)) return 1;
-  bpf_map_delete_elem(&tcp_cookies, &cookie);
+  /* A delete that succeeds says the cookie was there (scalars only: the verifier refuses
+   * arithmetic on two lookup results). */
+  const long assoc = protocol == IPPROTO_TCP ? bpf_map_delete_elem(&tcp_cookies, &cookie) : -1;
+  const long bound = bpf_map_delete_elem(&bound_cookies, &cookie);
+  if (assoc != 0 && bound != 0) return 1;
   struct mp_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
   if (!e) return 1;
   __builtin_memset(e, 0, sizeof(*e));
   e->netns = bpf_get_netns_cookie(sk);
   e->cookie = cookie;
   e->type = MP_EV_RELEASE;
+  e->protocol = (__u8)protocol;
   bpf_ringbuf_submit(e, 0);
   return 1;
 }

@@ -10,7 +10,11 @@ enum mp_event_type {
   MP_EV_TCP = 1,       /* a TCP connection on a tracked address: established or a new state */
   MP_EV_TCP_GONE = 2,  /* ... reached CLOSE */
   MP_EV_UDP_NEW = 3,   /* the first datagram/connect between a tracked address and this client */
-  MP_EV_RELEASE = 4,   /* a TCP socket's last close (cookie only: addresses are not readable) */
+  MP_EV_RELEASE = 4,   /* the last close of a socket that produced events (cookie only:
+                          addresses are not readable in sock_release) */
+  MP_EV_BIND = 5,      /* an explicit bind() to a tracked address succeeded (post_bind) */
+  MP_EV_LISTEN = 6,    /* listen() on a tracked address (sockops TCP_LISTEN_CB) */
+  MP_EV_UNLISTEN = 7,  /* a listener on a tracked address left LISTEN (sockops STATE_CB) */
 };
 
 enum mp_direction { MP_DIR_UNKNOWN = 0, MP_DIR_IN = 1, MP_DIR_OUT = 2 };
@@ -38,7 +42,7 @@ struct mp_event {
   __u8 family;
   __u8 state; /* linux TCP_* numbering */
   __u8 direction;
-  __u8 pad;
+  __u8 protocol; /* IPPROTO_TCP or IPPROTO_UDP (bind, listen, unlisten) */
   __u16 lport; /* host order */
   __u16 rport; /* host order */
   __u8 laddr[16];
