@@ -161,8 +161,10 @@ struct mpathd_hook_plugin {
   void (*group_changed)(mpathd_netns_id ns, const struct mpathd_hook_group_event *ev, void *args);
   void (*address_moved)(mpathd_netns_id ns, const struct mpathd_hook_address_event *ev, void *args);
   void (*shared_address)(mpathd_netns_id ns, const struct mpathd_hook_shared_event *ev, void *args);
-  /* Seed 000's socket-level hooks, for sockets on shared addresses. protocol is
-   * IPPROTO_TCP or IPPROTO_UDP, family AF_INET or AF_INET6. */
+  /* Seed 000's socket-level hooks, for sockets on shared addresses (not the wildcard:
+   * mpathd-hooks(7), WHAT IS FED). protocol is IPPROTO_TCP or IPPROTO_UDP, family
+   * AF_INET or AF_INET6. A socket's events come in the order of its life: bind, listen,
+   * unlisten, unbind. */
   void (*bind)(mpathd_netns_id ns, uint8_t protocol, uint16_t family, const uint8_t *laddr, uint16_t lport,
                void *args);
   void (*unbind)(mpathd_netns_id ns, uint8_t protocol, uint16_t family, const uint8_t *laddr, uint16_t lport,
