@@ -99,6 +99,7 @@ struct Daemon::Impl {
   std::unique_ptr<SharedAddresses> shared;  // the kernel side of shared addresses (lib/cluster)
   std::unique_ptr<Probing> probing;
   std::unique_ptr<Hooks> hook_hosts;   // plugin hosts (mpathd-hookhost), off this loop
+  AssociationFeed association_feed;     // registry reports -> one connect/disconnect per connection
   std::unique_ptr<dbus::Service> bus;  // after applier: destroyed first
   bool ready = false;                  // start-up over: READY=1 sent, status.json "started"
   MemberSysctls sysctls;
@@ -495,8 +496,8 @@ struct Daemon::Impl {
                                       spdlog::debug("{}: association {} {}:{} {}", a.str(), present ? "seen" : "gone",
                                                     x.remote.str(), x.remote_port,
                                                     x.proto == cluster::Proto::tcp ? "tcp" : "udp");
-                                      if (hook_hosts)
-                                        if (auto j = hook_association_event(a, x, present)) hook_hosts->publish(std::move(*j));
+                                      if (auto j = association_feed(a, x, present); j && hook_hosts)
+                                        hook_hosts->publish(std::move(*j));
                                     },
                                     [this](cluster::SocketEvent ev, const cluster::BoundSocket& s) {
                                       if (hook_hosts) hook_hosts->publish(hook_socket_event(ev, s));

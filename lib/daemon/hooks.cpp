@@ -60,6 +60,15 @@ std::optional<nlohmann::json> hook_association_event(const IpAddress& shared, co
                         {"outgoing", a.outgoing}};
 }
 
+std::optional<nlohmann::json> AssociationFeed::operator()(const IpAddress& shared, const cluster::Association& a,
+                                                          bool present) {
+  if (a.proto == cluster::Proto::tcp && !a.imported) {
+    const auto k = std::tuple{shared, a.local_port, a.remote, a.remote_port};
+    if (present ? !connected_.insert(k).second : connected_.erase(k) == 0) return std::nullopt;
+  }
+  return hook_association_event(shared, a, present);
+}
+
 nlohmann::json hook_socket_event(cluster::SocketEvent ev, const cluster::BoundSocket& s) {
   static constexpr std::array<const char*, 4> kNames = {"bind", "unbind", "listen", "unlisten"};
   return nlohmann::json{{"type", kNames[static_cast<std::size_t>(ev)]},

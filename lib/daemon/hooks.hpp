@@ -23,6 +23,8 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <set>
+#include <tuple>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -44,6 +46,17 @@ std::optional<nlohmann::json> hook_event(const Event& e);
 // for TCP, udp-association for a new UDP client; nullopt for what hooks do not get.
 std::optional<nlohmann::json> hook_association_event(const IpAddress& shared, const cluster::Association& a,
                                                      bool present);
+
+// The registry reports a TCP association again at each state change (ESTABLISHED ->
+// CLOSE_WAIT, ...); hooks get one connect per connection and one disconnect when it
+// goes. This keeps the connections reported and filters hook_association_event.
+class AssociationFeed {
+ public:
+  std::optional<nlohmann::json> operator()(const IpAddress& shared, const cluster::Association& a, bool present);
+
+ private:
+  std::set<std::tuple<IpAddress, std::uint16_t, IpAddress, std::uint16_t>> connected_;
+};
 
 // The JSON of a bound-socket event of the registry: bind, unbind, listen, unlisten.
 nlohmann::json hook_socket_event(cluster::SocketEvent ev, const cluster::BoundSocket& s);

@@ -79,6 +79,26 @@ TEST(HookEvents, EngineEventsAsHooksSeeThem) {
   EXPECT_FALSE(hook_event_type(""));
 }
 
+TEST(HookEvents, OneConnectAndOneDisconnectPerConnectionWhateverItsStateChanges) {
+  AssociationFeed feed;
+  const auto shared = *IpAddress::parse("198.18.1.50");
+  cluster::Association a{.proto = cluster::Proto::tcp, .local = shared, .local_port = 80,
+                         .remote = *IpAddress::parse("198.18.1.2"), .remote_port = 40000, .tcp_state = 1};
+  auto type = [](const std::optional<nlohmann::json>& j) { return j ? (*j)["type"].get<std::string>() : "-"; };
+  EXPECT_EQ(type(feed(shared, a, true)), "connect");
+  a.tcp_state = 8;  // CLOSE_WAIT: the same connection
+  EXPECT_EQ(type(feed(shared, a, true)), "-");
+  EXPECT_EQ(type(feed(shared, a, false)), "disconnect");
+  EXPECT_EQ(type(feed(shared, a, false)), "-");
+  EXPECT_EQ(type(feed(shared, a, true)), "connect");  // the same 4-tuple again: a new connection
+  cluster::Association u{.proto = cluster::Proto::udp, .local = shared, .remote = *IpAddress::parse("198.18.1.3")};
+  EXPECT_EQ(type(feed(shared, u, true)), "udp-association");
+  EXPECT_EQ(type(feed(shared, u, false)), "-");  // UDP clients are registered, never ended
+  a.imported = true;
+  a.remote_port = 40001;
+  EXPECT_EQ(type(feed(shared, a, true)), "-");  // learned from another node
+}
+
 TEST(HookEvents, BoundSocketEventsCarryProtocolAddressAndPort) {
   const cluster::BoundSocket s{.proto = cluster::Proto::udp, .local = *IpAddress::parse("2001:db8::50"),
                                .local_port = 5353, .cookie = 7};
