@@ -628,8 +628,18 @@ int bound_case(Lab& lab, sd_event* e, Registry& reg, SocketLog& log, const Fam& 
   CHECK((events_of(log, u_c) == std::vector<std::string>{"bind udp 5103", "unbind udp 5103"}));
   CHECK((events_of(log, pre_c) ==
          std::vector<std::string>{"bind tcp 5100", "listen tcp 5100", "unlisten tcp 5100", "unbind tcp 5100"}));
+  // A listener shut down stays bound (its port was explicit): unlisten, then unbind at close.
+  const int sd = listener(f.shared, 5105);
+  const std::uint64_t sd_c = cookie_of(sd);
+  CHECK(run_until(e, [&] { return events_of(log, sd_c).size() == 2; }, Ms(3000)));
+  CHECK(shutdown(sd, SHUT_RDWR) == 0);
+  CHECK(run_until(e, [&] { return events_of(log, sd_c).size() == 3; }, Ms(3000)));
+  close(sd);
+  CHECK(run_until(e, [&] { return events_of(log, sd_c).size() == 4; }, Ms(3000)));
+  CHECK((events_of(log, sd_c) ==
+         std::vector<std::string>{"bind tcp 5105", "listen tcp 5105", "unlisten tcp 5105", "unbind tcp 5105"}));
   // Nothing else: not the other address, not the wildcard; every event names the address.
-  CHECK(log.size() == 10);
+  CHECK(log.size() == 14);
   CHECK(std::all_of(log.begin(), log.end(), [&](const auto& x) { return x.second.local == f.shared; }));
 
   // An address no longer tracked reports its sockets gone (as associations are).
