@@ -83,7 +83,10 @@ void DiagRegistry::walk(const IpAddress& shared) {
     for (const auto& [k, v] : *prev)
       if (k.proto == Proto::udp) now.try_emplace(k, v);
   store_.replace_local(shared, std::move(now));
-  replace_bound(shared, bound_from_walk(shared, all));
+  std::map<std::uint64_t, BoundSocket> known;
+  for (const auto& [c, b] : bound_)
+    if (b.local == shared) known.emplace(c, b);
+  replace_bound(shared, bound_from_walk(shared, all, known));
 }
 
 void DiagRegistry::replace_bound(const IpAddress& shared, const std::map<std::uint64_t, BoundSocket>& now) {

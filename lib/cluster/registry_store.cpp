@@ -55,12 +55,19 @@ std::map<Key, Association> associations_from_walk(const IpAddress& shared,
 }
 
 std::map<std::uint64_t, BoundSocket> bound_from_walk(const IpAddress& shared,
-                                                     const std::vector<net::DiagSocket>& sockets) {
+                                                     const std::vector<net::DiagSocket>& sockets,
+                                                     const std::map<std::uint64_t, BoundSocket>& previous) {
   std::map<std::uint64_t, BoundSocket> out;
   for (const auto& s : sockets) {
     if (s.local != shared || s.local_port == 0) continue;
     BoundSocket b{.proto = s.proto == net::L4::tcp ? Proto::tcp : Proto::udp,
                   .local = shared, .local_port = s.local_port, .cookie = s.cookie};
+    if (auto p = previous.find(s.cookie); p != previous.end() && !s.remote.is_unspecified()) {
+      // Known bound and connected since: still bound (a TIME_WAIT entry is the socket's
+      // remains after its close, with the same cookie).
+      if (s.proto == net::L4::udp || s.state != net::kTcpTimeWait) out[s.cookie] = b;
+      continue;
+    }
     if (s.proto == net::L4::tcp) {
       // Bound-only sockets come in the dump of TCP_BOUND_INACTIVE with the state they
       // have, CLOSE (6.18 measured); a closed connection keeps its peer and is not one.

@@ -44,9 +44,12 @@ std::set<std::uint16_t> listener_ports_for(const IpAddress& shared,
                                            const std::vector<net::DiagSocket>& listeners);
 
 // The sockets bound to `shared` in a walk, by cookie (pure, for tests): TCP listeners
-// and bound-only sockets, UDP sockets without a peer (a connected one is an association).
+// and bound-only sockets, UDP sockets without a peer (a connected one is an association
+// when first seen). A socket of `previous` (known bound) that connected since stays
+// bound, not listening, until it is gone (TIME_WAIT counts as gone): its bind holds.
 std::map<std::uint64_t, BoundSocket> bound_from_walk(const IpAddress& shared,
-                                                     const std::vector<net::DiagSocket>& sockets);
+                                                     const std::vector<net::DiagSocket>& sockets,
+                                                     const std::map<std::uint64_t, BoundSocket>& previous = {});
 
 // The socket events that turn `before` into `now` (pure), each socket in the order of its
 // life: a socket gone reports unlisten (if it listened) then unbind; a new one bind then

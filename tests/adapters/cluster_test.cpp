@@ -638,8 +638,26 @@ int bound_case(Lab& lab, sd_event* e, Registry& reg, SocketLog& log, const Fam& 
   CHECK(run_until(e, [&] { return events_of(log, sd_c).size() == 4; }, Ms(3000)));
   CHECK((events_of(log, sd_c) ==
          std::vector<std::string>{"bind tcp 5105", "listen tcp 5105", "unlisten tcp 5105", "unbind tcp 5105"}));
+  // A socket bound explicitly and then connected holds its bind until it closes (a walk
+  // in between sees a connection, not a bound-only socket, and must not unbind it).
+  CHECK(lab.in_b());
+  const int peer = listener(f.client, 6100);
+  CHECK(lab.in_a());
+  const int cb = bound(f.shared, 5106, SOCK_STREAM);
+  const std::uint64_t cb_c = cookie_of(cb);
+  CHECK(run_until(e, [&] { return events_of(log, cb_c).size() == 1; }, Ms(3000)));
+  socklen_t dlen = 0;
+  auto dst = sa(f.client, 6100, dlen);
+  CHECK(connect(cb, reinterpret_cast<sockaddr*>(&dst), dlen) == 0);
+  run_until(e, [] { return false; }, Ms(600));  // three walks at the sock_diag level
+  CHECK((events_of(log, cb_c) == std::vector<std::string>{"bind tcp 5106"}));
+  linger lg{1, 0};
+  setsockopt(cb, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+  close(cb);
+  CHECK(run_until(e, [&] { return events_of(log, cb_c).size() == 2; }, Ms(3000)));
+  CHECK((events_of(log, cb_c) == std::vector<std::string>{"bind tcp 5106", "unbind tcp 5106"}));
   // Nothing else: not the other address, not the wildcard; every event names the address.
-  CHECK(log.size() == 14);
+  CHECK(log.size() == 16);
   CHECK(std::all_of(log.begin(), log.end(), [&](const auto& x) { return x.second.local == f.shared; }));
 
   // An address no longer tracked reports its sockets gone (as associations are).
@@ -650,6 +668,9 @@ int bound_case(Lab& lab, sd_event* e, Registry& reg, SocketLog& log, const Fam& 
   CHECK((events_of(log, last_c) == std::vector<std::string>{"bind tcp 5104", "listen tcp 5104", "unlisten tcp 5104",
                                                              "unbind tcp 5104"}));
   for (int fd : {other, wild, last}) close(fd);
+  CHECK(lab.in_b());
+  close(peer);
+  CHECK(lab.in_a());
   return 0;
 }
 

@@ -151,6 +151,18 @@ TEST(ClusterWalk, BoundSocketsAreListenersBoundOnlyTcpAndUnconnectedUdpOfTheAddr
   EXPECT_FALSE(got.at(2).listening);
   EXPECT_EQ(got.at(3).proto, Proto::udp);
   EXPECT_EQ(got.at(3).local_port, 53);
+  // Known bound, connected since (TCP and UDP): still bound; in TIME_WAIT: gone.
+  const std::map<std::uint64_t, BoundSocket> known{{5, {.local = kShared, .local_port = 80, .cookie = 5}},
+                                                   {4, {.proto = Proto::udp, .local = kShared, .local_port = 54,
+                                                        .cookie = 4}},
+                                                   {9, {.local = kShared, .local_port = 83, .cookie = 9}}};
+  auto later = walk;
+  later.push_back(with_cookie(sock(net::L4::tcp, kShared, 83, kClient, 40002, net::kTcpTimeWait), 9));
+  const auto again = detail::bound_from_walk(kShared, later, known);
+  EXPECT_EQ(again.size(), 5u);
+  EXPECT_TRUE(again.contains(5) && !again.at(5).listening);
+  EXPECT_TRUE(again.contains(4));
+  EXPECT_FALSE(again.contains(9));
 }
 
 TEST(ClusterWalk, BoundDiffReportsEachSocketInTheOrderOfItsLife) {
