@@ -345,8 +345,15 @@ def test_shared_address_sockets_in_order(lab, need_mpathd, level):
         with Bus() as bus:
             env = {"DBUS_SYSTEM_BUS_ADDRESS": bus.address}
             registry = f'association-cgroup = "{cg_in_ns}"\n' if ebpf else "association-ebpf = false\n"
+            sock_out = lab.tmp / f"exec-sockets-{level}.txt"
+            script = lab.tmp / f"sock-{level}.sh"
+            script.write_text("#!/bin/sh\necho \"$MPATHD_EVENT $MPATHD_PROTOCOL $MPATHD_ADDRESS $MPATHD_LOCAL_PORT\" >> "
+                              f"{sock_out}\n")
+            script.chmod(0o755)
             hooks = (hook_toml("log", type="plugin", path=str(EXAMPLES / "log_events.so"), args=[str(out)]) +
-                     hook_toml("udp", type="plugin", path=str(EXAMPLES / "udp_table.so")))
+                     hook_toml("udp", type="plugin", path=str(EXAMPLES / "udp_table.so")) +
+                     hook_toml("sock", type="exec", command=[str(script)],
+                               events=["bind", "unbind", "listen", "unlisten"]))
             d = lab.start_mpathd(
                 group_config(MEMBERS, data_addresses=[f"{ADDR}/24"], extra_group=f'shared-addresses = ["{SHARED}/24"]',
                              extra_global=registry + hooks),
@@ -355,14 +362,15 @@ def test_shared_address_sockets_in_order(lab, need_mpathd, level):
             procs.append(d)
             wait_hook(d, "log", lambda h: h["state"] == "running", "running")
             wait_hook(d, "udp", lambda h: h["state"] == "running", "running")
+            wait_hook(d, "sock", lambda h: h["state"] == "running", "running")
             reg = d.status()["registry"]
             assert reg["level"] == level, reg  # eBPF really in force (or the fallback asked for)
             # The hooks' state on D-Bus too (Manager.Hooks).
             prop = subprocess.run(["busctl", f"--address={bus.address}", "get-property", "org.ipmp.Mpathd1",
                                    "/org/ipmp/Mpathd1", "org.ipmp.Mpathd1.Manager", "Hooks"],
                                   capture_output=True, text=True, timeout=30)
-            assert prop.stdout.strip() == ('a(ssstts) 2 "log" "plugin" "running" 0 0 "" '
-                                           '"udp" "plugin" "running" 0 0 ""'), prop
+            assert prop.stdout.strip() == ('a(ssstts) 3 "log" "plugin" "running" 0 0 "" '
+                                           '"udp" "plugin" "running" 0 0 "" "sock" "exec" "running" 0 0 ""'), prop
 
             def ctl(*args):
                 cp = subprocess.run([ipmpctl, *args], capture_output=True, text=True, timeout=30,
@@ -405,6 +413,7 @@ def test_shared_address_sockets_in_order(lab, need_mpathd, level):
             seen("release-after")
             wait_hook(d, "log", lambda h: h["queued"] == 0, "queue drained")
             wait_hook(d, "udp", lambda h: h["queued"] == 0, "queue drained")
+            wait_hook(d, "sock", lambda h: h["queued"] == 0, "queue drained")
 
             events = [strip(l) for l in lines(out) if strip(l).split()[0] in SOCKET_KINDS]
             tcp = rf"{re.escape(SHARED)}:{TCP_PORT}"
@@ -431,7 +440,11 @@ def test_shared_address_sockets_in_order(lab, need_mpathd, level):
             # The UDP table plugin: the client is in its table, once.
             table = re.findall(r"hook udp: udp association (\S+) <- (\S+) \((\d+) entries\)", d.log())
             assert table == ([(f"{SHARED}:0", f"{CLIENT4}:0", "1")] if ebpf else []), d.log()[-3000:]
-            for name in ("log", "udp"):
+            # An exec hook for the socket events: the same order, from its environment.
+            assert lines(sock_out) == [f"bind tcp {SHARED} {TCP_PORT}", f"listen tcp {SHARED} {TCP_PORT}",
+                                       f"unlisten tcp {SHARED} {TCP_PORT}", f"unbind tcp {SHARED} {TCP_PORT}",
+                                       f"bind udp {SHARED} {UDP_PORT}", f"unbind udp {SHARED} {UDP_PORT}"]
+            for name in ("log", "udp", "sock"):
                 st = hook_status(d, name)
                 assert st["dropped"] == 0 and st["lost"] == 0 and st["restarts"] == 0, st
     finally:
