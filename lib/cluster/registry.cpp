@@ -3,8 +3,8 @@
 // diffed against the previous walk, and the kernel's socket-destroy notifications in
 // between (a closed TCP connection leaves at once). The same walks give the sockets bound
 // and listening on the address (bind/listen/unlisten/unbind by diff, keyed by the socket
-// cookie; a close is reported at once from the destroy notification). The eBPF level (registry_ebpf.cpp)
-// builds on it.
+// cookie; a close is reported at once from the destroy notification). The eBPF level
+// (registry_ebpf.cpp) builds on it.
 #include "cluster/registry_impl.hpp"
 
 #include "cluster/monotonic.hpp"

@@ -347,8 +347,8 @@ def test_shared_address_sockets_in_order(lab, need_mpathd, level):
             registry = f'association-cgroup = "{cg_in_ns}"\n' if ebpf else "association-ebpf = false\n"
             sock_out = lab.tmp / f"exec-sockets-{level}.txt"
             script = lab.tmp / f"sock-{level}.sh"
-            script.write_text("#!/bin/sh\necho \"$MPATHD_EVENT $MPATHD_PROTOCOL $MPATHD_ADDRESS $MPATHD_LOCAL_PORT\" >> "
-                              f"{sock_out}\n")
+            script.write_text("#!/bin/sh\necho \"$MPATHD_EVENT $MPATHD_PROTOCOL $MPATHD_ADDRESS "
+                              f"$MPATHD_LOCAL_PORT\" >> {sock_out}\n")
             script.chmod(0o755)
             hooks = (hook_toml("log", type="plugin", path=str(EXAMPLES / "log_events.so"), args=[str(out)]) +
                      hook_toml("udp", type="plugin", path=str(EXAMPLES / "udp_table.so")) +

@@ -187,7 +187,8 @@ TEST(ClusterWalk, BoundDiffReportsEachSocketInTheOrderOfItsLife) {
   EXPECT_EQ(kinds(bound_diff({{2, b(2, 81, true)}}, {{2, b(2, 81, false)}})), (V{{SocketEvent::unlisten, 2}}));
   // A closed socket whose port was reused by a new one (another cookie): both reported.
   EXPECT_EQ(kinds(bound_diff({{1, b(1, 80, true)}}, {{9, b(9, 80, true)}})),
-            (V{{SocketEvent::unlisten, 1}, {SocketEvent::unbind, 1}, {SocketEvent::bind, 9}, {SocketEvent::listen, 9}}));
+            (V{{SocketEvent::unlisten, 1}, {SocketEvent::unbind, 1}, {SocketEvent::bind, 9},
+               {SocketEvent::listen, 9}}));
 }
 
 TEST(ClusterImport, RefusesTheWholeBatchNamingTheEntry) {
