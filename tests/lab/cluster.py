@@ -46,8 +46,15 @@ Cluster API (one object per module; everything ends by pid, namespaces by name):
     .add_shared_address(rsc, address, group_if="ipmp0", attribute="mpathd-g0")
     .move(rsc, node) / .clear(rsc)   crm_resource --move / --clear
     .holders(addr)              {node name: [devices]} where addr is in the kernel
+hold(predicate, seconds, what)  a condition that must stay true (bounded samples)
     .reset()                    heal every link, CIB configuration back to the seed,
                                 history cleaned, every mpathd running and group ok
+Service and client (JSON-lines events with times, lab.cluster.Events):
+    start_server(node, addr, port) -> (proc, events)   TCP echo server on the shared
+                                address in the node (IP_FREEBIND), greets with its name
+    Client(cluster, addr, port) in the client namespace: .ping(), .ended() (first reset
+                                or EOF), .connections() ({node, t, attempts}); it
+                                reconnects by itself after a reset
 Node API:
     .name .index .ns .ports .dir .init_pid .bus .daemon (lab.lab.Daemon) .data (its address)
     .exec(*cmd, check=True)     nsenter into the node
@@ -71,11 +78,14 @@ process in its namespaces, the namespaces and its directory; the buses are stopp
 from __future__ import annotations
 
 import atexit
+import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -203,6 +213,24 @@ def _child_of(pid: int) -> int | None:
     return int(kids[0]) if kids else None
 
 
+def hold(predicate, seconds: float, what: str, step: float = 0.2) -> int:
+    """The opposite of wait_until: predicate() must be truthy in every sample, taken
+    every `step` seconds for `seconds`; fails (AssertionError naming `what` and the
+    value) at the first sample where it is not. Returns the number of samples."""
+    end = time.monotonic() + seconds
+    samples = 0
+
+    def check():
+        nonlocal samples
+        value = predicate()
+        samples += 1
+        if not value:
+            raise AssertionError(f"{what} stopped holding at sample {samples} ({value!r})")
+        return time.monotonic() >= end
+    wait_until(check, seconds + 30, f"{what} for {seconds:.1f}s", step=step)
+    return samples
+
+
 class Node:
     """One cluster node; see the module doc. Made by Cluster."""
 
@@ -311,10 +339,14 @@ class Node:
 
     def attribute(self, name: str) -> str | None:
         """A transient node attribute of this node (attrd), None when not set."""
-        cp = self.exec("attrd_updater", "-Q", "-n", name, check=False)
-        if cp.returncode != 0 or 'value="' not in cp.stdout:
+        cp = self.exec("attrd_updater", "-Q", "-N", self.name, "-n", name, check=False)
+        if cp.returncode != 0:
             return None
-        return cp.stdout.split('value="', 1)[1].split('"', 1)[0]
+        # One line per node ('name="N" host="H" value="V"'): attrd answers for every node.
+        for line in cp.stdout.splitlines():
+            if f'host="{self.name}"' in line and 'value="' in line:
+                return line.split('value="', 1)[1].split('"', 1)[0]
+        return None
 
     # -- mpathd
     def config(self, shared: tuple[str, ...] = (f"{SHARED4}/24",), extra_global: str = "node-attributes = true",
@@ -602,8 +634,10 @@ class Cluster:
         return list(self.mon().iter("failure"))
 
     def ops(self, rsc: str) -> list[tuple[str, str, str, int]]:
-        """rsc's operation history: (node, task, rc, call id), by call id; task is
-        "probe" for a monitor of interval 0, a pending operation has rc 193."""
+        """rsc's operation history as the CIB keeps it: per node the last operation of
+        each kind (a stop replaces the start), as (node, task, rc, call id); task is
+        "probe" for a monitor of interval 0, a pending operation has rc 193. Call ids
+        count per node."""
         out = []
         for node in self.mon().iter("node"):
             for r in node.findall("resource_history"):
@@ -614,7 +648,7 @@ class Cluster:
                     if task == "monitor" and op.get("interval", "0ms") in ("0", "0ms"):
                         task = "probe"
                     out.append((node.get("name"), task, op.get("rc"), int(op.get("call", "0"))))
-        return sorted(out, key=lambda o: o[3])
+        return out
 
     def holders(self, addr: str = SHARED4) -> dict[str, list[str]]:
         """{node name: devices} of every node whose kernel has addr."""
@@ -687,3 +721,163 @@ class Cluster:
                         node.ipmpctl("shared", "release", s["address"].split("/")[0], check=False)
                 node.daemon.wait_status(lambda st: all(s["state"] == "released" for s in st["groups"][0]["shared"]),
                                         10, f"{node.name}: every shared address released")
+
+
+# ---------------------------------------------------------------- a service and its client
+
+# A TCP echo server on a shared address (IP_FREEBIND: it may listen before the address
+# is here), in a node's namespace. It greets every connection with the node's name.
+# Every outcome is a JSON line in its event file; it keeps its sockets until ended.
+SERVER = r'''
+import json, signal, socket, sys, threading, time
+name, addr, port, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+lock = threading.Lock()
+def note(**kw):
+    kw["t"] = time.time()
+    with lock, open(out, "a") as f:
+        f.write(json.dumps(kw) + "\n")
+def serve(c):
+    try:
+        c.sendall(name.encode() + b"\n")
+        while True:
+            d = c.recv(100)
+            if not d:
+                note(event="tcp_eof"); return
+            c.sendall(d)
+    except OSError as e:
+        note(event="tcp_error", errno=e.errno)
+try:
+    s = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET)
+    s.setsockopt(socket.SOL_IP, 15, 1)  # IP_FREEBIND
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((addr, port)); s.listen(64)
+    note(event="listening")
+    while True:
+        c, peer = s.accept()
+        note(event="accepted", port=peer[1])
+        threading.Thread(target=serve, args=(c,), daemon=True).start()
+except OSError as e:
+    note(event="listen_error", errno=e.errno)
+signal.pause()
+'''
+
+# The client: one TCP connection, idle in select() so that a reset is seen at once.
+# stdin: "ping" sends a line (the echo is an event). After the connection ends it
+# reconnects (one attempt at a time, 1 s connect timeout, 50 ms apart, waiting on
+# stdin) until it is connected again; "" (EOF) ends it. Events (JSON lines, with the
+# time): connected {node, port, attempts}, pong, tcp_error {errno}, tcp_eof.
+CLIENT = r'''
+import json, select, socket, sys, time
+addr, port, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+def note(**kw):
+    kw["t"] = time.time()
+    with open(out, "a") as f:
+        f.write(json.dumps(kw) + "\n")
+def connect():
+    attempts = 0
+    while True:
+        attempts += 1
+        try:
+            s = socket.create_connection((addr, port), timeout=1)
+            f = s.makefile("rb")
+            node = f.readline().decode().strip()
+            if node:
+                s.settimeout(None)
+                note(event="connected", node=node, port=s.getsockname()[1], attempts=attempts)
+                return s
+            s.close()
+        except OSError:
+            pass
+        r, _, _ = select.select([sys.stdin], [], [], 0.05)
+        if r and not sys.stdin.readline():
+            sys.exit(0)
+s = connect()
+while True:
+    r, _, _ = select.select([sys.stdin, s], [], [])
+    if sys.stdin in r:
+        cmd = sys.stdin.readline().strip()
+        if cmd == "ping":
+            s.sendall(b"ping\n")
+        elif cmd == "":
+            break
+    if s in r:
+        try:
+            d = s.recv(100)
+        except OSError as e:
+            note(event="tcp_error", errno=e.errno); s.close(); s = connect(); continue
+        if not d:
+            note(event="tcp_eof"); s.close(); s = connect(); continue
+        note(event="pong")
+'''
+
+
+class Events:
+    """A JSON-lines event file written by SERVER or CLIENT."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def all(self) -> list[dict[str, Any]]:
+        try:
+            return [json.loads(l) for l in self.path.read_text().splitlines() if l.strip()]
+        except (OSError, ValueError):
+            return []
+
+    def of(self, event: str) -> list[dict[str, Any]]:
+        return [e for e in self.all() if e["event"] == event]
+
+
+def start_server(node: Node, addr: str = SHARED4, port: int = 5080) -> tuple[Proc, Events]:
+    """SERVER in node's network namespace on addr:port; returns (proc, events) once it
+    listens. Stopped by its pid with the lab (or proc.stop())."""
+    lab = node.cluster.lab
+    script = lab.tmp / "cluster-server.py"
+    script.write_text(SERVER)
+    events = Events(lab.tmp / f"server-{node.name}-{secrets.token_hex(3)}.jsonl")
+    proc = lab.spawn(node.ns, sys.executable, str(script), node.name, addr, str(port), str(events.path),
+                     name=f"server-{node.name}")
+    wait_until(lambda: events.of("listening") or events.of("listen_error"), 10, f"{node.name}: server on {addr}")
+    if not events.of("listening"):
+        raise LabError(f"{node.name}: the server could not listen: {events.all()}")
+    return proc, events
+
+
+class Client(Proc):
+    """CLIENT in the lab's client namespace (behind the router) to addr:port."""
+
+    def __init__(self, cluster: "Cluster", addr: str = SHARED4, port: int = 5080, timeout: float = 10):
+        lab = cluster.lab
+        script = lab.tmp / "cluster-client.py"
+        script.write_text(CLIENT)
+        self.events = Events(lab.tmp / f"client-{secrets.token_hex(3)}.jsonl")
+        popen = subprocess.Popen(["ip", "netns", "exec", lab.cl, sys.executable, str(script), addr, str(port),
+                                  str(self.events.path)], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL, text=True)
+        super().__init__(popen, "client")
+        lab.procs.append(self)
+        self.info = wait_until(lambda: (self.events.of("connected") or [None])[0], timeout, f"client connected to {addr}")
+
+    def send(self, cmd: str) -> None:
+        self.popen.stdin.write(cmd + "\n")
+        self.popen.stdin.flush()
+
+    def ping(self, timeout: float = 5.0) -> None:
+        """A line to the server and its echo back over the current connection."""
+        n = len(self.events.of("pong"))
+        self.send("ping")
+        wait_until(lambda: len(self.events.of("pong")) > n, timeout, "the TCP echo")
+
+    def ended(self) -> dict[str, Any] | None:
+        """The first end (tcp_error or tcp_eof) of the first connection, or None."""
+        return (self.events.of("tcp_error") + self.events.of("tcp_eof") or [None])[0]
+
+    def connections(self) -> list[dict[str, Any]]:
+        return self.events.of("connected")
+
+    def stop(self, timeout: float = 5.0, sig: int = signal.SIGTERM) -> int:
+        if self.running():
+            try:
+                self.popen.stdin.close()
+            except OSError:
+                pass
+        return super().stop(timeout, sig)
