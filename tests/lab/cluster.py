@@ -37,6 +37,7 @@ Cluster API (one object per module; everything ends by pid, namespaces by name):
     .lab (the Lab: .sw .rt .cl .tmp, client_reaches, switch_drop, spawn ...)
     .nodes, .node("n2") / .node(2), .cs (Corosync switch netns)
     .wait_online(timeout)       every node online, a DC, quorum (or corosync members)
+    .corosync_members(via)      Corosync's member count as node `via` sees it
     .crm(*cmd)                  a Pacemaker CLI on any node that answers
     .mon()                      crm_mon XML (ElementTree) with the operation history
     .running_on(rsc)            node names where rsc is Started (and not failed)
@@ -563,7 +564,7 @@ class Cluster:
     def logs(self, lines: int = 60) -> str:
         return "\n".join(n.logs(lines) for n in self.nodes)
 
-    def members(self, via: Node | None = None) -> int:
+    def corosync_members(self, via: Node | None = None) -> int:
         """Corosync's member count as `via` (default n1) sees it."""
         out = (via or self.nodes[0]).exec("corosync-quorumtool", "-s", check=False).stdout
         for line in out.splitlines():
@@ -592,7 +593,7 @@ class Cluster:
         member (pacemaker=False), seen from every node."""
         for node in self.nodes:
             if not self.pacemaker:
-                if self.members(node) != self.n:
+                if self.corosync_members(node) != self.n:
                     return False
                 continue
             try:
