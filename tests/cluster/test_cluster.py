@@ -19,8 +19,9 @@ started afresh (resource-stickiness 100 keeps it where it starts).
     Corosync link of the holder cut -> Pacemaker's quorum rules: the address on exactly
                                        one node once membership settles
     a client's idle TCP connection after a silent whole-group failure is reset at once
-    by the new holder: from replicated associations (Corosync CPG; skipped until this
-    build has it) and from associations handed over by ipmpctl shared import.
+    by the new holder, which knows the client's UDP socket too: from replicated
+    associations (Corosync CPG; skipped until this build has it) and from associations
+    handed over by ipmpctl shared import.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import time
 import pytest
 
 from lab.cluster import (MEMBERS, SHARED4, Client, Cluster, hold, ipmpctl_bin, missing_tools, start_server)
-from lab.lab import mpathd_bin, wait_until
+from lab.lab import CLIENT4, mpathd_bin, wait_until
 
 FDT = 1.0              # s, the groups' failure-detection-time
 FAILOVER_BOUND = 10.0  # s, whole-group failure -> serving elsewhere (issue: FDT + 1 s; generous)
@@ -241,6 +242,8 @@ def test_corosync_link_loss_is_pacemakers_and_the_address_ends_on_one_node(clust
 def _silent_failure_resets_the_client(cluster, holder, before_failure=lambda client: None) -> None:
     client = Client(cluster)
     client.ping()
+    client.udp()
+    wait_until(lambda: knows_client(holder, client), 5, f"{holder.name}'s registry lists the client (TCP, UDP)")
     before_failure(client)
     t0 = time.time()
     holder.drop_group()  # the old holder can tell nobody anything
@@ -251,13 +254,21 @@ def _silent_failure_resets_the_client(cluster, holder, before_failure=lambda cli
     assert again[0]["node"] == new, again
     client.ping()
     assert "TCP client(s) tickled" in cluster.node(new).daemon.log()
+    assert knows_client(cluster.node(new), client, tcp=False), "the UDP client is known on the new node"
+    client.udp()
     print(f"silent failure of {holder.name}'s group -> client reset after {ended['t'] - t0:.2f} s, "
           f"reconnected to {new} after {again[0]['t'] - t0:.2f} s")
 
 
-def knows_client(node, client) -> bool:
+def knows_client(node, client, tcp: bool = True, udp: bool = True) -> bool:
+    """node's association registry of the shared address lists the client's TCP
+    connection and the client as a UDP client (one entry per client address), as far as
+    asked."""
     entries = json.loads(node.ipmpctl("-o", "json", "show", "associations", SHARED4).stdout)
-    return any(e["proto"] == "tcp" and e["remote_port"] == client.info["port"] for e in entries)
+    has_tcp = any(e["proto"] == "tcp" and e["remote"] == CLIENT4 and e["remote_port"] == client.info["port"]
+                  for e in entries)
+    has_udp = any(e["proto"] == "udp" and e["remote"] == CLIENT4 for e in entries)
+    return (has_tcp or not tcp) and (has_udp or not udp)
 
 
 def test_client_reset_at_once_from_replicated_associations(cluster, vip):
@@ -284,9 +295,9 @@ def test_client_reset_at_once_after_a_handover_by_import(cluster, vip):
     holder = vip
 
     def hand_over(client):
-        wait_until(lambda: knows_client(holder, client), 5, f"{holder.name}'s registry lists the client")
         path = cluster.lab.tmp / "exported.json"
         path.write_text(holder.ipmpctl("-o", "json", "show", "associations", SHARED4).stdout)
         for n in others(cluster, holder):
             assert "association(s) held" in n.ipmpctl("shared", "import", SHARED4, str(path)).stdout
+            assert knows_client(n, client)
     _silent_failure_resets_the_client(cluster, holder, hand_over)

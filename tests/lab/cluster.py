@@ -51,9 +51,9 @@ hold(predicate, seconds, what)  a condition that must stay true (bounded samples
     .reset()                    heal every link, CIB configuration back to the seed,
                                 history cleaned, every mpathd running and group ok
 Service and client (JSON-lines events with times, lab.cluster.Events):
-    start_server(node, addr, port) -> (proc, events)   TCP echo server on the shared
+    start_server(node, addr, port) -> (proc, events)   TCP+UDP echo server on the shared
                                 address in the node (IP_FREEBIND), greets with its name
-    Client(cluster, addr, port) in the client namespace: .ping(), .ended() (first reset
+    Client(cluster, addr, port) in the client namespace: .ping(), .udp(), .ended() (first reset
                                 or EOF), .connections() ({node, t, attempts}); it
                                 reconnects by itself after a reset
 Node API:
@@ -726,12 +726,15 @@ class Cluster:
 
 # ---------------------------------------------------------------- a service and its client
 
-# A TCP echo server on a shared address (IP_FREEBIND: it may listen before the address
-# is here), in a node's namespace. It greets every connection with the node's name.
+# A TCP and UDP echo server on a shared address (IP_FREEBIND: it may listen before the
+# address is here), in a node's namespace. It greets every TCP connection with the
+# node's name and answers each UDP client from a socket connected to it (as servers with
+# a socket per client do, so that the sock_diag level of the registry sees the client).
 # Every outcome is a JSON line in its event file; it keeps its sockets until ended.
 SERVER = r'''
-import json, signal, socket, sys, threading, time
+import json, select, signal, socket, sys, threading, time
 name, addr, port, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
 lock = threading.Lock()
 def note(**kw):
     kw["t"] = time.time()
@@ -747,11 +750,30 @@ def serve(c):
             c.sendall(d)
     except OSError as e:
         note(event="tcp_error", errno=e.errno)
-try:
-    s = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET)
+def fb(s):
     s.setsockopt(socket.SOL_IP, 15, 1)  # IP_FREEBIND
     s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+def udp(u):
+    peers = {}
+    while True:
+        for r in select.select([u] + list(peers.values()), [], [])[0]:
+            try:
+                d, peer = r.recvfrom(100)
+                c = peers.get(peer)
+                if c is None:
+                    c = socket.socket(fam, socket.SOCK_DGRAM); fb(c); c.bind((addr, port)); c.connect(peer)
+                    peers[peer] = c
+                c.send(d)
+            except OSError as e:
+                note(event="udp_error", errno=e.errno)
+                peers = {p: c for p, c in peers.items() if c is not r}
+                if r is u:
+                    return
+try:
+    s = socket.socket(fam); fb(s)
     s.bind((addr, port)); s.listen(64)
+    u = socket.socket(fam, socket.SOCK_DGRAM); fb(u); u.bind((addr, port))
+    threading.Thread(target=udp, args=(u,), daemon=True).start()
     note(event="listening")
     while True:
         c, peer = s.accept()
@@ -762,14 +784,18 @@ except OSError as e:
 signal.pause()
 '''
 
-# The client: one TCP connection, idle in select() so that a reset is seen at once.
-# stdin: "ping" sends a line (the echo is an event). After the connection ends it
+# The client: one TCP connection, idle in select() so that a reset is seen at once, and
+# one UDP socket connected to the same address and port. stdin: "ping" sends a line
+# over TCP, "udp" a datagram (each echo is an event). After the TCP connection ends it
 # reconnects (one attempt at a time, 1 s connect timeout, 50 ms apart, waiting on
 # stdin) until it is connected again; "" (EOF) ends it. Events (JSON lines, with the
-# time): connected {node, port, attempts}, pong, tcp_error {errno}, tcp_eof.
+# time): connected {node, port, udp_port, attempts}, pong, udp_echo, tcp_error {errno},
+# tcp_eof.
 CLIENT = r'''
 import json, select, socket, sys, time
 addr, port, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+u = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET, socket.SOCK_DGRAM)
+u.connect((addr, port))
 def note(**kw):
     kw["t"] = time.time()
     with open(out, "a") as f:
@@ -784,7 +810,8 @@ def connect():
             node = f.readline().decode().strip()
             if node:
                 s.settimeout(None)
-                note(event="connected", node=node, port=s.getsockname()[1], attempts=attempts)
+                note(event="connected", node=node, port=s.getsockname()[1], udp_port=u.getsockname()[1],
+                     attempts=attempts)
                 return s
             s.close()
         except OSError:
@@ -794,13 +821,20 @@ def connect():
             sys.exit(0)
 s = connect()
 while True:
-    r, _, _ = select.select([sys.stdin, s], [], [])
+    r, _, _ = select.select([sys.stdin, s, u], [], [])
     if sys.stdin in r:
         cmd = sys.stdin.readline().strip()
         if cmd == "ping":
             s.sendall(b"ping\n")
+        elif cmd == "udp":
+            u.send(b"u")
         elif cmd == "":
             break
+    if u in r:
+        try:
+            u.recv(100); note(event="udp_echo")
+        except OSError as e:
+            note(event="udp_error", errno=e.errno)
     if s in r:
         try:
             d = s.recv(100)
@@ -867,6 +901,12 @@ class Client(Proc):
         n = len(self.events.of("pong"))
         self.send("ping")
         wait_until(lambda: len(self.events.of("pong")) > n, timeout, "the TCP echo")
+
+    def udp(self, timeout: float = 5.0) -> None:
+        """A datagram to the server and its echo back."""
+        n = len(self.events.of("udp_echo"))
+        self.send("udp")
+        wait_until(lambda: len(self.events.of("udp_echo")) > n, timeout, "the UDP echo")
 
     def ended(self) -> dict[str, Any] | None:
         """The first end (tcp_error or tcp_eof) of the first connection, or None."""
