@@ -103,23 +103,23 @@ def main() -> int:
         seen: dict[str, float] = {}
 
         def watch():
-            now = time.time()
+            # Each time is taken when the look that saw it returned (an upper bound).
             if "released" not in seen and not n1.holders():
-                seen["released"] = now
+                seen["released"] = time.time()
             h = c.holders()
             if "serving" not in seen and len(h) == 1 and "n1" not in h:
-                seen["serving"] = now
+                seen["serving"] = time.time()
                 seen["where"] = next(iter(h))
             ended = client.ended()
             if ended and "reset" not in seen:
-                seen["reset"] = ended["t"]
+                seen["reset"] = ended["t"]  # the client's own clock reading
                 seen["reset_errno"] = ended.get("errno", 0)
             again = client.connections()[1:]
             if again and "reconnect" not in seen:
                 seen["reconnect"] = again[0]["t"]
                 seen["reconnect_node"] = again[0]["node"]
             if "attribute" not in seen and n1.attribute("mpathd-g0") == "0":  # the slowest look last
-                seen["attribute"] = now
+                seen["attribute"] = time.time()
             return all(k in seen for k in ("attribute", "released", "serving", "reset", "reconnect"))
         try:
             wait_until(watch, 30, "the failover to complete", step=0.01)
@@ -136,6 +136,8 @@ def main() -> int:
                 (f"client reconnected to {seen.get('reconnect_node', '?')}", "reconnect")]
         for label, key in rows:
             print(f"  {label:<52} " + (f"{seen[key] - start:6.3f} s" if key in seen else "   not seen"))
+        print("  (the client's times are its own; the others are when a poll every ~10-50 ms saw them;\n"
+              "   bench/cluster measures them properly)")
         show(c.node(where), "crm_mon", "-1")
         show(c.node(where), ipmpctl_bin(), "show", "shared")
         for proc, _ in servers:
