@@ -14,7 +14,9 @@ started afresh (resource-stickiness 100 keeps it where it starts).
                                     -> serving from another node within FDT + 1 s
                                        (bound here FAILOVER_BOUND; figures: bench/cluster)
     crm_resource --move             -> released on the old node (its sockets destroyed,
-                                       the client reset), held on the new one
+                                       the client reset, its service hook run: an exec
+                                       [[hook]] for the shared address events), held and
+                                       the hook run on the new one
     mpathd kill -9 + restart        -> Pacemaker sees nothing, nothing moves or is lost
     Corosync link of the holder cut -> Pacemaker's quorum rules: the address on exactly
                                        one node once membership settles
@@ -42,6 +44,24 @@ RESET_BOUND = 10.0     # s, whole-group failure -> the client's ECONNRESET
 HOLD = 4.0             # s, how long "nothing happens" is watched (4 monitors at 1 s)
 
 
+# An exec [[hook]] standing for a data service's restarter: it records each shared
+# address event (a restarter stops the service before the release and starts it after
+# the takeover).
+SERVICE_HOOK = """#!/bin/sh
+echo "$(date +%s.%N) $MPATHD_EVENT $MPATHD_ADDRESS $MPATHD_REASON" >> "$1"
+"""
+
+
+def hook_events(node, since: float) -> list[str]:
+    """The shared address events node's exec hook saw after `since` (time.time())."""
+    try:
+        lines = (node.dir / "service-hook.log").read_text().splitlines()
+    except OSError:
+        return []
+    return [l.split()[1] for l in lines if len(l.split()) >= 3 and float(l.split()[0]) >= since
+            and l.split()[2].split("/")[0] == SHARED4]
+
+
 @pytest.fixture(scope="module")
 def cluster():
     if os.geteuid() != 0:
@@ -53,8 +73,14 @@ def cluster():
             pytest.fail(f"{what} not found at {path}; build it or set MPATHD_BIN/IPMPCTL_BIN")
     t0 = time.monotonic()
     with Cluster() as c:
+        script = c.lab.tmp / "service-hook.sh"
+        script.write_text(SERVICE_HOOK)
+        os.chmod(script, 0o755)
         for n in c.nodes:
-            n.start_mpathd(wait=False)
+            hook = (f'node-attributes = true\n\n[[hook]]\nname = "service"\ntype = "exec"\n'
+                    f'command = ["{script}", "{n.dir / "service-hook.log"}"]\n'
+                    'events = ["takeover-before", "takeover-after", "release-before", "release-after"]\n')
+            n.start_mpathd(n.config(extra_global=hook), wait=False)
         for n in c.nodes:
             n.daemon.wait_status(lambda s: s.get("started") is True, 30, f"{n.name}: mpathd started")
             n.wait_group_ok(30)
@@ -188,6 +214,14 @@ def test_planned_move_releases_on_the_old_node_and_takes_over_on_the_new(cluster
     print(f"crm_resource --move {holder.name} -> {target.name}: client reset after {ended['t'] - t0:.2f} s, "
           f"reconnected to {again[0]['node']} after {again[0]['t'] - t0:.2f} s")
     assert starts_and_stops(cluster) == sorted([(holder.name, "stop"), (target.name, "start")]), cluster.ops("vip")
+    # The service hook: stopped on the old node around the release, started on the new
+    # one around the takeover, in that order on each.
+    wait_until(lambda: hook_events(holder, t0) == ["release-before", "release-after"], 5,
+               f"{holder.name}'s hook: release-before, release-after (saw {hook_events(holder, t0)})")
+    wait_until(lambda: hook_events(target, t0) == ["takeover-before", "takeover-after"], 5,
+               f"{target.name}'s hook: takeover-before, takeover-after (saw {hook_events(target, t0)})")
+    third = next(n for n in cluster.nodes if n not in (holder, target))
+    assert hook_events(third, t0) == []
     assert cluster.failures() == []
     cluster.clear("vip")
     hold(lambda: cluster.running_on("vip") == [target.name], 2, "vip stays on the new node after --clear")

@@ -59,7 +59,9 @@ Service and client (JSON-lines events with times, lab.cluster.Events):
 Node API:
     .name .index .ns .ports .dir .init_pid .bus .daemon (lab.lab.Daemon) .data (its address)
     .exec(*cmd, check=True)     nsenter into the node
+    .config(extra_global=..., extra_group=...) -> the node's mpathd.conf text
     .start_mpathd(config=None) / .stop_mpathd() / .kill_mpathd(sig=SIGKILL)
+                                (with --hook-host $MPATHD_HOOKHOST or the build's)
     .mpathd_pid()               host pid of the node's mpathd
     .ipmpctl(*args)             ipmpctl inside the node (its bus)
     .shared(addr) -> status.json entry; .attribute(name) -> str | None
@@ -105,6 +107,10 @@ CLUSTER_TOOLS = ("corosync", "pacemakerd", "attrd_updater", "crm_mon", "crm_reso
 
 def ipmpctl_bin() -> str:
     return binary("IPMPCTL_BIN", "build/ipmpctl/ipmpctl")
+
+
+def hookhost_bin() -> str:
+    return binary("MPATHD_HOOKHOST", "build/hookhost/mpathd-hookhost")
 
 
 def missing_tools() -> list[str]:
@@ -353,7 +359,9 @@ class Node:
     def config(self, shared: tuple[str, ...] = (f"{SHARED4}/24",), extra_global: str = "node-attributes = true",
                extra_group: str = "") -> str:
         """The node's mpathd.conf: group g0 (ipmp0) of m0, m1, its data address, the
-        shared addresses, probing ARP to the router at FDT 1 s, node attributes on."""
+        shared addresses, probing ARP to the router at FDT 1 s, node attributes on.
+        extra_global goes before the group ([[hook]] tables, say: keep
+        node-attributes = true in it if wanted)."""
         group_extra = "shared-addresses = [" + ", ".join(f'"{a}"' for a in shared) + "]"
         if extra_group:
             group_extra += "\n" + extra_group
@@ -372,13 +380,15 @@ class Node:
         if not os.access(exe, os.X_OK):
             raise LabError(f"mpathd binary not found at {exe} (set MPATHD_BIN)")
         (work / "run" / "status.json").unlink(missing_ok=True)
+        # [[hook]]s run in mpathd-hookhost: the build's, when there is one.
+        hook_host = ["--hook-host", hookhost_bin()] if os.access(hookhost_bin(), os.X_OK) else []
         n = len(list(work.glob("mpathd-*.log")))
         log_path = work / f"mpathd-{n}.log"
         with open(log_path, "w") as log:
             popen = subprocess.Popen(["nsenter", "-t", str(self.init_pid), "-a", exe,
                                       "--config", str(work / "mpathd.conf"), "--runtime-dir", str(work / "run"),
                                       "--state-dir", str(work / "state"), "--lock-dir", str(work / "lock"),
-                                      "--log-level", "debug"],
+                                      "--log-level", "debug", *hook_host],
                                      stdout=log, stderr=log, stdin=subprocess.DEVNULL,
                                      env={**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": self.bus.address})
         d = Daemon(popen, work, log_path)
