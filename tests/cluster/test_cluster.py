@@ -240,6 +240,8 @@ def test_mpathd_kill_and_restart_on_the_holder_changes_nothing(cluster, vip):
     holder.start_mpathd()  # the same state directory
     holder.daemon.wait_status(lambda s: holder.shared()["state"] == "held", 10, "the address adopted as held")
     assert holder.shared()["holder"] == dev
+    # Nothing lost: the new mpathd's registry knows the client again (its start walk).
+    wait_until(lambda: knows_client(holder, client, udp=False), 5, "the restarted mpathd knows the client")
     hold(lambda: cluster.running_on("vip") == [holder.name] and not cluster.failures()
          and cluster.holders() == {holder.name: [dev]}, 2, "nothing changes after the restart")
     assert starts_and_stops(cluster) == [(holder.name, "start")], cluster.ops("vip")
