@@ -72,7 +72,8 @@ Node API:
     .cut_corosync() / .heal_corosync() the node's Corosync switch port down / up
     .stop() (graceful) / .kill() (SIGKILL the whole node)
 
-Teardown (close(), also on failure, SIGTERM/SIGHUP and at exit): mpathd SIGTERM, each
+Teardown (close(), also on failure, SIGTERM/SIGHUP and at exit; a SIGKILLed runner
+still takes every node with it by PR_SET_PDEATHSIG on unshare): mpathd SIGTERM, each
 node's init SIGTERM (stops pacemakerd, then corosync), SIGKILL of the unshare after 30 s
 (--kill-child takes the pid namespace with it), then the Lab removes any leftover
 process in its namespaces, the namespaces and its directory; the buses are stopped.
@@ -107,6 +108,14 @@ CLUSTER_TOOLS = ("corosync", "pacemakerd", "attrd_updater", "crm_mon", "crm_reso
 
 def ipmpctl_bin() -> str:
     return binary("IPMPCTL_BIN", "build/ipmpctl/ipmpctl")
+
+
+def _die_with_parent() -> None:
+    """preexec_fn: SIGKILL when the process that started us dies (PR_SET_PDEATHSIG; it
+    survives the exec). A test runner killed without a chance to clean up (a CTest
+    timeout) still takes the nodes with it: unshare --kill-child ends each node."""
+    import ctypes
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
 def hookhost_bin() -> str:
@@ -293,7 +302,8 @@ class Node:
                                   "bash", str(self.dir / "node-init.sh"), self.name, str(self.dir),
                                   "1" if self.cluster.pacemaker else "0"],
                                  stdout=log, stderr=log, stdin=subprocess.DEVNULL,
-                                 env={**os.environ, "BUS_SOCKET": str(self.bus.socket)})
+                                 env={**os.environ, "BUS_SOCKET": str(self.bus.socket)},
+                                 preexec_fn=_die_with_parent)
         log.close()
         self.proc = Proc(popen, f"cluster-node-{self.name}", self.dir / "init.log")
         self.cluster.lab.procs.append(self.proc)
