@@ -57,7 +57,8 @@ _live_buses: list["Bus"] = []
 
 def _die_with_parent() -> None:
     """preexec_fn: SIGKILL when the process that started the bus dies (PR_SET_PDEATHSIG),
-    so that a test runner killed without cleaning up (a CTest timeout) leaves no bus."""
+    so that a test runner killed without cleaning up (a CTest timeout) leaves no bus.
+    It is the starting *thread* that counts: start a bus from a thread that outlives it."""
     import ctypes
     ctypes.CDLL(None, use_errno=True).prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
 

@@ -113,7 +113,8 @@ def ipmpctl_bin() -> str:
 def _die_with_parent() -> None:
     """preexec_fn: SIGKILL when the process that started us dies (PR_SET_PDEATHSIG; it
     survives the exec). A test runner killed without a chance to clean up (a CTest
-    timeout) still takes the nodes with it: unshare --kill-child ends each node."""
+    timeout) still takes the nodes with it: unshare --kill-child ends each node. It is
+    the starting *thread* that counts: build a Cluster in a thread that outlives it."""
     import ctypes
     ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
