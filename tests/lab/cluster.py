@@ -34,6 +34,7 @@ that the agent's ipmpctl (run by pacemaker-execd) reaches that node's mpathd.
 Cluster API (one object per module; everything ends by pid, namespaces by name):
     Cluster(nodes=3, members=2, pacemaker=True, prefix=None, keep_logs=False,
             token_ms=1000, consensus_ms=1200)           context manager; close()
+                                (nodes 1..9; pacemaker=False: corosync only, e.g. CPG)
     .lab (the Lab: .sw .rt .cl .tmp, client_reaches, switch_drop, spawn ...)
     .nodes, .node("n2") / .node(2), .cs (Corosync switch netns)
     .wait_online(timeout)       every node online, a DC, quorum (or corosync members)
@@ -47,15 +48,16 @@ Cluster API (one object per module; everything ends by pid, namespaces by name):
     .add_shared_address(rsc, address, group_if="ipmp0", attribute="mpathd-g0")
     .move(rsc, node) / .clear(rsc)   crm_resource --move / --clear
     .holders(addr)              {node name: [devices]} where addr is in the kernel
-hold(predicate, seconds, what)  a condition that must stay true (bounded samples)
+    .settle()                   crm_resource --wait
     .reset()                    heal every link, CIB configuration back to the seed,
                                 history cleaned, every mpathd running and group ok
+    .logs(lines)                the tails of every node's pacemaker, corosync, mpathd log
 Service and client (JSON-lines events with times, lab.cluster.Events):
     start_server(node, addr, port) -> (proc, events)   TCP+UDP echo server on the shared
                                 address in the node (IP_FREEBIND), greets with its name
-    Client(cluster, addr, port) in the client namespace: .ping(), .udp(), .ended() (first reset
-                                or EOF), .connections() ({node, t, attempts}); it
-                                reconnects by itself after a reset
+    Client(cluster, addr, port) in the client namespace: .ping(), .udp(), .ended()
+                                (first reset or EOF), .connections() ({node, t, port,
+                                udp_port, attempts}); it reconnects after a reset
 Node API:
     .name .index .ns .ports .dir .init_pid .bus .daemon (lab.lab.Daemon) .data (its address)
     .exec(*cmd, check=True)     nsenter into the node
@@ -64,13 +66,17 @@ Node API:
                                 (with --hook-host $MPATHD_HOOKHOST or the build's)
     .mpathd_pid()               host pid of the node's mpathd
     .ipmpctl(*args)             ipmpctl inside the node (its bus)
+    .wait_group_ok(timeout)     every member of the node's group ok (status.json)
     .shared(addr) -> status.json entry; .attribute(name) -> str | None
+    .holders(addr)              the node's devices with addr in the kernel
     .cut_member(i) / .heal_member(i)  the member's switch port down / up
     .cut_group() / .heal_group()       every member's port
     .drop_group() / .undrop_group()    silent: the switch drops every frame from and to
                                        the node's ports (nftables), carrier stays up
     .cut_corosync() / .heal_corosync() the node's Corosync switch port down / up
-    .stop() (graceful) / .kill() (SIGKILL the whole node)
+    .heal()                            all of the above undone
+    .stop() + .wait_stopped() (graceful, SIGKILL after 30 s) / .kill() (the whole node)
+hold(predicate, seconds, what)  a condition that must stay true (bounded samples)
 
 Teardown (close(), also on failure, SIGTERM/SIGHUP and at exit; a SIGKILLed runner
 still takes every node with it by PR_SET_PDEATHSIG on unshare): mpathd SIGTERM, each
