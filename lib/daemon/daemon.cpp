@@ -5,6 +5,7 @@
 #include <systemd/sd-daemon.h>
 
 #include <cstring>
+#include <ctime>
 #include <fstream>
 #include <map>
 #include <utility>
@@ -36,6 +37,12 @@
 namespace mpathd {
 
 namespace {
+std::chrono::nanoseconds thread_cpu_time() {
+  timespec t{};
+  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return std::chrono::seconds(t.tv_sec) + std::chrono::nanoseconds(t.tv_nsec);
+}
+
 std::unexpected<Error> sd_fail(const char* what, int r) {
   return fail(Errc::system, std::string(what) + ": " + std::strerror(-r));
 }
@@ -114,9 +121,13 @@ struct Daemon::Impl {
   std::map<unsigned, std::string> link_names;  // ifindex -> name, to see renames
   std::string digest;      // of the configuration file the groups came from
   PersistedState saved;    // what state.json holds now
+  std::string groups_json;  // serialize_groups(groups_json_of)
+  std::vector<GroupConfig> groups_json_of;
   Result<void> persisted;  // the last attempt to write state.json's runtime copy
   FailoverLatency latency;  // netlink link event -> first GARP/NA (status.json)
   std::optional<TimePoint> link_event_at;  // the first link event of the input being handled
+  std::chrono::nanoseconds link_event_cpu{};   // the loop thread's CPU time then
+  std::optional<TimePoint> state_written_at;  // of that input
   std::map<std::string, std::string> unsuitable;  // member name -> why its link cannot be one
 
   Impl(DaemonOptions o, Config c, sd_event* e, net::Kernel k, net::PacketSender p, std::unique_ptr<StateStore> st)
@@ -192,7 +203,10 @@ struct Daemon::Impl {
   }
 
   void on_link(const net::LinkInfo& l, bool exists) {
-    if (!link_event_at && engine.started()) link_event_at = Clock::now();  // (start-up is not a failover)
+    if (!link_event_at && engine.started()) {  // (start-up is not a failover)
+      link_event_at = Clock::now();
+      link_event_cpu = thread_cpu_time();
+    }
     note_rename(l, exists);
     const LinkObservation obs{l.name, l.ifindex, exists, l.admin_up && l.lower_up, l.mac, l.loopback, l.flags};
     if (exists && is_member(l.name)) {
@@ -239,11 +253,22 @@ struct Daemon::Impl {
   // hung, can delay or stop a failover. Problems are reported by the store, once per
   // cause; a state whose runtime copy could not be written is tried again after every
   // input.
+  // The groups' part of the text is kept until they change (runtime changes, reload):
+  // only the state is written out on this path (state_file.hpp).
   void persist() {
-    PersistedState now{engine.config().groups, digest, engine.export_state()};
-    if (now == saved && persisted) return;
-    persisted = store->save(kStateName, serialize_state(now));
-    if (persisted) saved = std::move(now);
+    const auto& groups = engine.config().groups;
+    auto state = engine.export_state();
+    const bool same_groups = groups == saved.groups;
+    if (same_groups && digest == saved.config_digest && state == saved.state && persisted) return;
+    if (groups_json.empty() || groups != groups_json_of) {
+      groups_json = serialize_groups(groups);
+      groups_json_of = groups;
+    }
+    persisted = store->save(kStateName, serialize_state(digest, groups_json, state));
+    if (!persisted) return;
+    if (!same_groups) saved.groups = groups;
+    saved.config_digest = digest;
+    saved.state = std::move(state);
   }
 
   // After a D-Bus change: as after any input; `reply` gets the outcome once the state
@@ -271,6 +296,7 @@ struct Daemon::Impl {
     sysctls.retry_renamed();
     sysctls.flush();
     persist();
+    if (link_event_at) state_written_at = Clock::now();
     applier.reconcile(engine);
     note_latency();
     if (shared) shared->after_reconcile(engine);  // lifts drops, tracks, tickles
@@ -297,14 +323,23 @@ struct Daemon::Impl {
     if (status_dirty) write_status();
   }
 
-  // From the first link event of this input to the first GARP/NA it caused.
+  // From the first link event of this input to the first GARP/NA it caused; at debug,
+  // where the time went: state.json's runtime copy written, the first notification
+  // handed to the kernel, its send returned, and the loop's CPU time for the input up
+  // to here (the kernel requests after the notification included), which the load of
+  // the machine does not change.
   void note_latency() {
     const auto event_at = std::exchange(link_event_at, std::nullopt);
+    const auto written_at = std::exchange(state_written_at, std::nullopt);
     const auto sent = applier.take_first_announcement();
     if (!event_at || !sent) return;
-    const auto us = std::chrono::duration_cast<std::chrono::microseconds>(*sent - *event_at);
-    latency.add(us);
-    spdlog::debug("failover latency: link event to first announcement {} us", us.count());
+    auto us = [&](TimePoint t) { return std::chrono::duration_cast<std::chrono::microseconds>(t - *event_at); };
+    latency.add(us(sent->sent));
+    spdlog::debug("failover latency: link event to first announcement {} us (state written {} us, announcement "
+                  "issued {} us, sent {} us; CPU {} us)",
+                  us(sent->sent).count(), written_at ? us(*written_at).count() : -1, us(sent->issued).count(),
+                  us(sent->sent).count(),
+                  std::chrono::duration_cast<std::chrono::microseconds>(thread_cpu_time() - link_event_cpu).count());
   }
 
   static int on_engine_timer(sd_event_source*, uint64_t, void* self) {

@@ -51,9 +51,9 @@ void Notifier::send(const NotificationSchedule::Send& s) {
 }
 
 void Notifier::announce(unsigned ifindex, const Mac& mac, const IpAddress& address) {
-  send(schedule_.announce(ifindex, mac, address, config_.notification_count, Clock::now(),
-                          config_.notification_interval));
-  if (!first_sent_) first_sent_ = Clock::now();
+  const TimePoint issued = Clock::now();
+  send(schedule_.announce(ifindex, mac, address, config_.notification_count, issued, config_.notification_interval));
+  if (!first_sent_) first_sent_ = FirstSent{issued, Clock::now()};
   spdlog::debug("announced {} on ifindex {}", address.str(), ifindex);
   rearm();
 }

@@ -58,8 +58,14 @@ class Notifier {
   void announce(unsigned ifindex, const Mac& mac, const IpAddress& address);
   // Stops the repeats for an address that is no longer ours.
   void cancel(const IpAddress& address);
-  // When the first notification announce()d since the last call was sent.
-  std::optional<TimePoint> take_first_sent() { return std::exchange(first_sent_, std::nullopt); }
+  // When the first notification announce()d since the last call was handed to the
+  // kernel (issued) and when its send returned (sent: on a veth into a bridge, the
+  // send also delivers the broadcast to every port).
+  struct FirstSent {
+    TimePoint issued;
+    TimePoint sent;
+  };
+  std::optional<FirstSent> take_first_sent() { return std::exchange(first_sent_, std::nullopt); }
 
  private:
   void send(const NotificationSchedule::Send& s);
@@ -71,7 +77,7 @@ class Notifier {
   const Config& config_;
   NotificationSchedule schedule_;
   sd_event_source* timer_ = nullptr;
-  std::optional<TimePoint> first_sent_;
+  std::optional<FirstSent> first_sent_;
 };
 
 }  // namespace mpathd
