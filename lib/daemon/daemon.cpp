@@ -489,6 +489,16 @@ struct Daemon::Impl {
   }
 
   Result<void> start() {
+    // Where start-up time goes, at debug (bench/restart.py's cold start).
+    const TimePoint t0 = Clock::now();
+    std::string phases;
+    TimePoint last = t0;
+    auto phase = [&](const char* what) {
+      const TimePoint now = Clock::now();
+      phases += fmt::format("{}{} {:.1f} ms", phases.empty() ? "" : ", ", what,
+                            std::chrono::duration<double, std::milli>(now - last).count());
+      last = now;
+    };
     engine.subscribe([this](const Event& e) { on_event(e); });
     configure_hooks();  // first: hooks see the events of the start-up too
     net::Monitor::Handlers h;
@@ -511,7 +521,11 @@ struct Daemon::Impl {
     auto m = net::Monitor::open(event, std::move(h));
     if (!m) return std::unexpected(m.error());
     monitor = std::move(*m);
-    if (auto r = monitor->dump(); !r) return r;
+    sysctls.hold();  // the members' originals saved once for the whole dump
+    auto dumped = monitor->dump();
+    sysctls.release();
+    if (!dumped) return dumped;
+    phase("links and addresses dumped, member sysctls");
     // Members the kernel has but that cannot be members (the loopback, a tunnel).
     if (auto r = engine.check_links(engine.config()); !r)
       return fail(Errc::config, options.config_path + ": " + r.error().message);
@@ -539,13 +553,18 @@ struct Daemon::Impl {
       else
         spdlog::warn("association registry: level {} ({})", shared->level(), shared->level_reason());
     }
+    phase("association registry");
     engine.start();
     applier.start(engine);
+    phase("placement, rules and routes read");
+    applier.hold_announcements();  // sent after READY=1
     after_input();
+    phase("data plane applied");
     probing = std::make_unique<Probing>(event, engine, kernel, [this] { after_input(); });
     for (const auto& [a, present] : early_addresses) probing->on_address(a.ifindex, a.prefix, present);
     early_addresses.clear();
     probing->sync();
+    phase("probing started");
     after_input();
     // The data plane works without a bus; the D-Bus API is optional.
     dbus::ServiceHooks hooks{
@@ -561,13 +580,19 @@ struct Daemon::Impl {
       bus = std::move(*b);
     else
       spdlog::warn("D-Bus API unavailable: {}; running without it", b.error().message);
+    phase("D-Bus");
     ready = true;
     write_status();
     metrics_file->set_path(engine.config().metrics_file);
     node_attributes.set_enabled(engine.config().node_attributes);
     node_attributes.update(engine);
     sd_notify(0, ("READY=1\n" + status_line()).c_str());
+    phase("status and READY=1");
+    applier.release_announcements();
+    phase("announcements");
     spdlog::info("mpathd started: {} group(s)", engine.groups().size());
+    spdlog::debug("start-up: {:.1f} ms ({})",
+                  std::chrono::duration<double, std::milli>(Clock::now() - t0).count(), phases);
     return {};
   }
 

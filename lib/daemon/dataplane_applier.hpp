@@ -61,6 +61,9 @@ class DataPlaneApplier {
   const std::map<IpAddress, std::string>& refused() const { return refused_; }
   // When the first notification since the last call went out (failover latency).
   std::optional<Notifier::FirstSent> take_first_announcement();
+  // Start-up: the first notifications wait until release (Notifier::hold).
+  void hold_announcements() { notifier_->hold(); }
+  void release_announcements() { notifier_->release(); }
 
  private:
   // IPv6 addresses just moved: a neighbour solicitation for each IPv6 gateway of the new

@@ -52,13 +52,31 @@ void Notifier::send(const NotificationSchedule::Send& s) {
 
 void Notifier::announce(unsigned ifindex, const Mac& mac, const IpAddress& address) {
   const TimePoint issued = Clock::now();
-  send(schedule_.announce(ifindex, mac, address, config_.notification_count, issued, config_.notification_interval));
+  auto first = schedule_.announce(ifindex, mac, address, config_.notification_count, issued, config_.notification_interval);
+  if (holding_) {
+    std::erase_if(held_, [&](const NotificationSchedule::Send& s) { return s.address == address; });
+    held_.push_back(first);
+    rearm();
+    return;
+  }
+  send(first);
   if (!first_sent_) first_sent_ = FirstSent{issued, Clock::now()};
   spdlog::debug("announced {} on ifindex {}", address.str(), ifindex);
   rearm();
 }
 
-void Notifier::cancel(const IpAddress& address) { schedule_.cancel(address); }
+void Notifier::cancel(const IpAddress& address) {
+  schedule_.cancel(address);
+  std::erase_if(held_, [&](const NotificationSchedule::Send& s) { return s.address == address; });
+}
+
+void Notifier::release() {
+  holding_ = false;
+  for (const auto& s : std::exchange(held_, {})) {
+    send(s);
+    spdlog::debug("announced {} on ifindex {}", s.address.str(), s.ifindex);
+  }
+}
 
 void Notifier::rearm() {
   if (auto next = schedule_.next()) arm_timer(event_, &timer_, *next, milliseconds(1), &Notifier::on_timer, this);
