@@ -588,11 +588,14 @@ struct Daemon::Impl {
     node_attributes.update(engine);
     sd_notify(0, ("READY=1\n" + status_line()).c_str());
     phase("status and READY=1");
+    timespec cpu{};
+    ::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu);  // since exec: what the load does not change
     applier.release_announcements();
     phase("announcements");
     spdlog::info("mpathd started: {} group(s)", engine.groups().size());
-    spdlog::debug("start-up: {:.1f} ms ({})",
-                  std::chrono::duration<double, std::milli>(Clock::now() - t0).count(), phases);
+    spdlog::debug("start-up: {:.1f} ms ({}); CPU until READY=1 {:.1f} ms",
+                  std::chrono::duration<double, std::milli>(Clock::now() - t0).count(), phases,
+                  static_cast<double>(cpu.tv_sec) * 1e3 + static_cast<double>(cpu.tv_nsec) / 1e6);
     return {};
   }
 
