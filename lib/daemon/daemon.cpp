@@ -336,10 +336,11 @@ struct Daemon::Impl {
     auto us = [&](TimePoint t) { return std::chrono::duration_cast<std::chrono::microseconds>(t - *event_at); };
     latency.add(us(sent->sent));
     spdlog::debug("failover latency: link event to first announcement {} us (state written {} us, announcement "
-                  "issued {} us, sent {} us; CPU {} us)",
+                  "issued {} us, sent {} us; CPU {} us, {} us of it before the announcement)",
                   us(sent->sent).count(), written_at ? us(*written_at).count() : -1, us(sent->issued).count(),
                   us(sent->sent).count(),
-                  std::chrono::duration_cast<std::chrono::microseconds>(thread_cpu_time() - link_event_cpu).count());
+                  std::chrono::duration_cast<std::chrono::microseconds>(thread_cpu_time() - link_event_cpu).count(),
+                  std::chrono::duration_cast<std::chrono::microseconds>(sent->cpu_at_issue - link_event_cpu).count());
   }
 
   static int on_engine_timer(sd_event_source*, uint64_t, void* self) {

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <ctime>
 
 #include "daemon/event_loop.hpp"
 
@@ -52,6 +53,8 @@ void Notifier::send(const NotificationSchedule::Send& s) {
 
 void Notifier::announce(unsigned ifindex, const Mac& mac, const IpAddress& address) {
   const TimePoint issued = Clock::now();
+  timespec cpu{};
+  if (!first_sent_) ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu);
   auto first = schedule_.announce(ifindex, mac, address, config_.notification_count, issued, config_.notification_interval);
   if (holding_) {
     std::erase_if(held_, [&](const NotificationSchedule::Send& s) { return s.address == address; });
@@ -60,7 +63,8 @@ void Notifier::announce(unsigned ifindex, const Mac& mac, const IpAddress& addre
     return;
   }
   send(first);
-  if (!first_sent_) first_sent_ = FirstSent{issued, Clock::now()};
+  if (!first_sent_)
+    first_sent_ = FirstSent{issued, Clock::now(), std::chrono::seconds(cpu.tv_sec) + std::chrono::nanoseconds(cpu.tv_nsec)};
   spdlog::debug("announced {} on ifindex {}", address.str(), ifindex);
   rearm();
 }

@@ -70,6 +70,7 @@ class Notifier {
   struct FirstSent {
     TimePoint issued;
     TimePoint sent;
+    std::chrono::nanoseconds cpu_at_issue;  // the loop thread's CPU time when it was issued
   };
   std::optional<FirstSent> take_first_sent() { return std::exchange(first_sent_, std::nullopt); }
 
