@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -63,6 +64,17 @@ def spread(groups: int, members: int, cuts: int) -> list[int]:
             out.append(i)
         k += 1
     return out
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU time of a process, in seconds (/proc/PID/stat)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def children_cpu_s() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
 
 
 def ip_link(lab: Lab, port: str, state: str) -> tuple[int, int]:
@@ -140,8 +152,16 @@ def main() -> int:
         wait_until(full, 60, "every group ok and every data address placed")
         print(f"lab and mpathd ready after {time.monotonic() - t_start:.1f} s", file=sys.stderr)
 
-        # (1) full state query, by GetState and by GetManagedObjects
+        # (1) full state query, by GetState and by GetManagedObjects; with the CPU time
+        # (user + system) each process spent per query, which the load does not change:
+        # mpathd's and dbus-daemon's from /proc (less what mpathd spends idle, probing,
+        # measured over as long before), the client's as this process's child.
         def query(*extra: str) -> dict:
+            t = time.monotonic()
+            c0 = cpu_s(d.pid)
+            time.sleep(1.0)  # a bench's own idle baseline, not a test wait
+            idle_rate = (cpu_s(d.pid) - c0) / (time.monotonic() - t)
+            before = (cpu_s(d.pid), cpu_s(bus.proc.pid), children_cpu_s(), time.monotonic())
             cp = subprocess.run([dbus_bench_bin(), "query", "--runs", str(args.runs), "--wait", "10",
                                  *extra], capture_output=True, text=True, timeout=300, env=env)
             if cp.returncode != 0:
@@ -150,6 +170,11 @@ def main() -> int:
             if (q["groups"], q["interfaces"], q["data_addresses"]) != (args.groups, n, args.groups):
                 raise LabError(f"the snapshot is not the full state: {q['groups']} groups, "
                                f"{q['interfaces']} interfaces, {q['data_addresses']} addresses")
+            after = (cpu_s(d.pid), cpu_s(bus.proc.pid), children_cpu_s(), time.monotonic())
+            per = 1000.0 / args.runs
+            q["cpu_ms"] = {"mpathd": max(0.0, after[0] - before[0] - idle_rate * (after[3] - before[3])) * per,
+                           "dbus-daemon": (after[1] - before[1]) * per,
+                           "client": (after[2] - before[2]) * per}
             return q
         q = query()
         q_objects = query("--objects")
@@ -181,8 +206,9 @@ def main() -> int:
         ("link failure -> StateChanged received", latency, "(see below)"),
         ("  of which: the ip command itself", ip_cmd, "-"),
     ]
+    cpu = {"GetState": q["cpu_ms"], "GetManagedObjects": q_objects["cpu_ms"]}
     if args.json:
-        print(json.dumps({"groups": args.groups, "members": args.members, "cut": cut,
+        print(json.dumps({"groups": args.groups, "members": args.members, "cut": cut, "cpu_ms_per_query": cpu,
                           "total_s": total, **{name.strip(): v for name, v, _ in rows}}))
         return 0
     print(f"\nmpathd D-Bus, {args.groups} groups x {args.members} members, private dbus-daemon, "
@@ -191,6 +217,10 @@ def main() -> int:
     for name, values, target in rows:
         print(f"{name:46} {len(values):>4} {statistics.median(values):>8.2f} "
               f"{percentile(values, 99):>8.2f} {max(values):>8.2f}   {target}")
+    for name, c in cpu.items():
+        print(f"CPU per query by {name} (ms, user + system, load-independent): mpathd {c['mpathd']:.2f}, "
+              f"dbus-daemon {c['dbus-daemon']:.2f}, client {c['client']:.2f} (includes its start, "
+              f"amortised over {args.runs})")
     print("the event latency is from just before `ip link set pN down` is issued (in the "
           "switch\nnamespace) to the signal's receipt by a subscriber: it includes the ip "
           "command's own\nexecution and the kernel's netlink delivery to mpathd (the target, "

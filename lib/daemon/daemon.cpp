@@ -5,6 +5,7 @@
 #include <systemd/sd-daemon.h>
 
 #include <cstring>
+#include <ctime>
 #include <fstream>
 #include <map>
 #include <utility>
@@ -36,6 +37,12 @@
 namespace mpathd {
 
 namespace {
+std::chrono::nanoseconds thread_cpu_time() {
+  timespec t{};
+  ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+  return std::chrono::seconds(t.tv_sec) + std::chrono::nanoseconds(t.tv_nsec);
+}
+
 std::unexpected<Error> sd_fail(const char* what, int r) {
   return fail(Errc::system, std::string(what) + ": " + std::strerror(-r));
 }
@@ -108,6 +115,7 @@ struct Daemon::Impl {
   NodeAttributes node_attributes{event, clock};  // group health for Pacemaker
   sd_event_source* engine_timer = nullptr;
   sd_event_source* audit_source = nullptr;  // deferred: compare the data plane with the kernel
+  sd_event_source* status_source = nullptr;  // deferred: write status.json
   sd_event_source* restore_timer = nullptr;  // an object held back by the restore back-off
   sd_event_source* log_timer = nullptr;      // writes the limiter's summaries
   bool status_dirty = true;
@@ -115,9 +123,13 @@ struct Daemon::Impl {
   std::map<unsigned, std::string> link_names;  // ifindex -> name, to see renames
   std::string digest;      // of the configuration file the groups came from
   PersistedState saved;    // what state.json holds now
+  std::string groups_json;  // serialize_groups(groups_json_of)
+  std::vector<GroupConfig> groups_json_of;
   Result<void> persisted;  // the last attempt to write state.json's runtime copy
   FailoverLatency latency;  // netlink link event -> first GARP/NA (status.json)
   std::optional<TimePoint> link_event_at;  // the first link event of the input being handled
+  std::chrono::nanoseconds link_event_cpu{};   // the loop thread's CPU time then
+  std::optional<TimePoint> state_written_at;  // of that input
   std::map<std::string, std::string> unsuitable;  // member name -> why its link cannot be one
 
   Impl(DaemonOptions o, Config c, sd_event* e, net::Kernel k, net::PacketSender p, std::unique_ptr<StateStore> st)
@@ -149,6 +161,7 @@ struct Daemon::Impl {
   ~Impl() {
     sd_event_source_disable_unref(engine_timer);
     sd_event_source_disable_unref(audit_source);
+    sd_event_source_disable_unref(status_source);
     sd_event_source_disable_unref(restore_timer);
     sd_event_source_disable_unref(log_timer);
     metrics_file.reset();
@@ -193,7 +206,10 @@ struct Daemon::Impl {
   }
 
   void on_link(const net::LinkInfo& l, bool exists) {
-    if (!link_event_at && engine.started()) link_event_at = Clock::now();  // (start-up is not a failover)
+    if (!link_event_at && engine.started()) {  // (start-up is not a failover)
+      link_event_at = Clock::now();
+      link_event_cpu = thread_cpu_time();
+    }
     note_rename(l, exists);
     const LinkObservation obs{l.name, l.ifindex, exists, l.admin_up && l.lower_up, l.mac, l.loopback, l.flags};
     if (exists && is_member(l.name)) {
@@ -240,11 +256,22 @@ struct Daemon::Impl {
   // hung, can delay or stop a failover. Problems are reported by the store, once per
   // cause; a state whose runtime copy could not be written is tried again after every
   // input.
+  // The groups' part of the text is kept until they change (runtime changes, reload):
+  // only the state is written out on this path (state_file.hpp).
   void persist() {
-    PersistedState now{engine.config().groups, digest, engine.export_state()};
-    if (now == saved && persisted) return;
-    persisted = store->save(kStateName, serialize_state(now));
-    if (persisted) saved = std::move(now);
+    const auto& groups = engine.config().groups;
+    auto state = engine.export_state();
+    const bool same_groups = groups == saved.groups;
+    if (same_groups && digest == saved.config_digest && state == saved.state && persisted) return;
+    if (groups_json.empty() || groups != groups_json_of) {
+      groups_json = serialize_groups(groups);
+      groups_json_of = groups;
+    }
+    persisted = store->save(kStateName, serialize_state(digest, groups_json, state));
+    if (!persisted) return;
+    if (!same_groups) saved.groups = groups;
+    saved.config_digest = digest;
+    saved.state = std::move(state);
   }
 
   // After a D-Bus change: as after any input; `reply` gets the outcome once the state
@@ -272,6 +299,7 @@ struct Daemon::Impl {
     sysctls.retry_renamed();
     sysctls.flush();
     persist();
+    if (link_event_at) state_written_at = Clock::now();
     applier.reconcile(engine);
     note_latency();
     if (shared) shared->after_reconcile(engine);  // lifts drops, tracks, tickles
@@ -295,17 +323,47 @@ struct Daemon::Impl {
       int r = arm_timer(event, &engine_timer, *when, milliseconds(1), &Impl::on_engine_timer, this);
       if (r < 0) spdlog::error("engine timer: {}", std::strerror(-r));
     }
-    if (status_dirty) write_status();
+    if (status_dirty) request_status();
   }
 
-  // From the first link event of this input to the first GARP/NA it caused.
+  // status.json is rewritten whole (~100 KB at 64 x 4): once after a burst of inputs,
+  // from a deferred source that runs after the netlink events already queued (the
+  // monitor's priority is higher), so that when many links fail at once each failover
+  // does not wait for the status writes of the ones before it.
+  void request_status() {
+    if (!status_source)
+      if (int r = sd_event_add_defer(event, &status_source, &Impl::on_status, this); r < 0) {
+        spdlog::error("status.json: {}", std::strerror(-r));
+        return write_status();
+      }
+    sd_event_source_set_enabled(status_source, SD_EVENT_ONESHOT);
+  }
+
+  static int on_status(sd_event_source*, void* self) {
+    return guarded("status.json", [&] {
+      auto* d = static_cast<Impl*>(self);
+      if (d->status_dirty) d->write_status();
+    });
+  }
+
+  // From the first link event of this input to the first GARP/NA it caused; at debug,
+  // where the time went: state.json's runtime copy written, the first notification
+  // handed to the kernel, its send returned, and the loop's CPU time for the input up
+  // to here (the kernel requests after the notification included), which the load of
+  // the machine does not change.
   void note_latency() {
     const auto event_at = std::exchange(link_event_at, std::nullopt);
+    const auto written_at = std::exchange(state_written_at, std::nullopt);
     const auto sent = applier.take_first_announcement();
     if (!event_at || !sent) return;
-    const auto us = std::chrono::duration_cast<std::chrono::microseconds>(*sent - *event_at);
-    latency.add(us);
-    spdlog::debug("failover latency: link event to first announcement {} us", us.count());
+    auto us = [&](TimePoint t) { return std::chrono::duration_cast<std::chrono::microseconds>(t - *event_at); };
+    latency.add(us(sent->sent));
+    spdlog::debug("failover latency: link event to first announcement {} us (state written {} us, announcement "
+                  "issued {} us, sent {} us; CPU {} us, {} us of it before the announcement)",
+                  us(sent->sent).count(), written_at ? us(*written_at).count() : -1, us(sent->issued).count(),
+                  us(sent->sent).count(),
+                  std::chrono::duration_cast<std::chrono::microseconds>(thread_cpu_time() - link_event_cpu).count(),
+                  std::chrono::duration_cast<std::chrono::microseconds>(sent->cpu_at_issue - link_event_cpu).count());
   }
 
   static int on_engine_timer(sd_event_source*, uint64_t, void* self) {
@@ -455,6 +513,16 @@ struct Daemon::Impl {
   }
 
   Result<void> start() {
+    // Where start-up time goes, at debug (bench/restart.py's cold start).
+    const TimePoint t0 = Clock::now();
+    std::string phases;
+    TimePoint last = t0;
+    auto phase = [&](const char* what) {
+      const TimePoint now = Clock::now();
+      phases += fmt::format("{}{} {:.1f} ms", phases.empty() ? "" : ", ", what,
+                            std::chrono::duration<double, std::milli>(now - last).count());
+      last = now;
+    };
     engine.subscribe([this](const Event& e) { on_event(e); });
     configure_hooks();  // first: hooks see the events of the start-up too
     net::Monitor::Handlers h;
@@ -477,7 +545,11 @@ struct Daemon::Impl {
     auto m = net::Monitor::open(event, std::move(h));
     if (!m) return std::unexpected(m.error());
     monitor = std::move(*m);
-    if (auto r = monitor->dump(); !r) return r;
+    sysctls.hold();  // the members' originals saved once for the whole dump
+    auto dumped = monitor->dump();
+    sysctls.release();
+    if (!dumped) return dumped;
+    phase("links and addresses dumped, member sysctls");
     // Members the kernel has but that cannot be members (the loopback, a tunnel).
     if (auto r = engine.check_links(engine.config()); !r)
       return fail(Errc::config, options.config_path + ": " + r.error().message);
@@ -508,13 +580,18 @@ struct Daemon::Impl {
       else
         spdlog::warn("association registry: level {} ({})", shared->level(), shared->level_reason());
     }
+    phase("association registry");
     engine.start();
     applier.start(engine);
+    phase("placement, rules and routes read");
+    applier.hold_announcements();  // sent after READY=1
     after_input();
+    phase("data plane applied");
     probing = std::make_unique<Probing>(event, engine, kernel, [this] { after_input(); });
     for (const auto& [a, present] : early_addresses) probing->on_address(a.ifindex, a.prefix, present);
     early_addresses.clear();
     probing->sync();
+    phase("probing started");
     after_input();
     // The data plane works without a bus; the D-Bus API is optional.
     dbus::ServiceHooks hooks{
@@ -530,13 +607,22 @@ struct Daemon::Impl {
       bus = std::move(*b);
     else
       spdlog::warn("D-Bus API unavailable: {}; running without it", b.error().message);
+    phase("D-Bus");
     ready = true;
     write_status();
     metrics_file->set_path(engine.config().metrics_file);
     node_attributes.set_enabled(engine.config().node_attributes);
     node_attributes.update(engine);
     sd_notify(0, ("READY=1\n" + status_line()).c_str());
+    phase("status and READY=1");
+    timespec cpu{};
+    ::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu);  // since exec: what the load does not change
+    applier.release_announcements();
+    phase("announcements");
     spdlog::info("mpathd started: {} group(s)", engine.groups().size());
+    spdlog::debug("start-up: {:.1f} ms ({}); CPU until READY=1 {:.1f} ms",
+                  std::chrono::duration<double, std::milli>(Clock::now() - t0).count(), phases,
+                  static_cast<double>(cpu.tv_sec) * 1e3 + static_cast<double>(cpu.tv_nsec) / 1e6);
     return {};
   }
 

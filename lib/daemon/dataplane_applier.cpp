@@ -203,19 +203,14 @@ std::size_t DataPlaneApplier::reconcile(const Engine& engine) {
   std::size_t changes = 0;
   std::vector<PlacedAddress> moved;
 
-  // Addresses: exactly one instance, on the holder. Delete elsewhere first, then add.
+  // Addresses: exactly one instance, on the holder. The new instance first and its
+  // first notification right after it; the old one (on the failed member, mostly) is
+  // deleted after that, with the instances no longer wanted at all: one netlink round
+  // trip (and one hold of the kernel's RTNL lock) less before the GARP. The kernel
+  // takes one address on two interfaces, and both instances exist only between two
+  // requests of this loop (a restart in between deletes the stale one the same way).
   for (const auto& d : want.addresses) {
     if (contains(applied_.addresses, d)) continue;
-    for (auto it = applied_.addresses.begin(); it != applied_.addresses.end();) {
-      if (it->prefix.addr != d.prefix.addr) {
-        ++it;
-        continue;
-      }
-      if (auto r = kernel_.del_address(it->ifindex, it->prefix); !r)
-        log::write(spdlog::level::err, address_fields(*it), "{}", r.error().message);
-      ++changes;
-      it = applied_.addresses.erase(it);
-    }
     if (!may_restore(d)) continue;  // it keeps disappearing: wait (next_retry())
     auto r = kernel_.add_address(d.ifindex, d.prefix, true);
     if (!r && r.error().code != Errc::exists) {
@@ -229,10 +224,11 @@ std::size_t DataPlaneApplier::reconcile(const Engine& engine) {
       }
       continue;
     }
-    if (refused_.erase(d.prefix.addr) > 0) spdlog::info("{} is now on {}", d.prefix.str(), d.ifname);
     ++changes;
     applied_.addresses.push_back(d);
     moved.push_back(d);
+    if (const Member* m = engine.find_member(d.ifname)) notifier_->announce(d.ifindex, m->mac, d.prefix.addr);
+    if (refused_.erase(d.prefix.addr) > 0) spdlog::info("{} is now on {}", d.prefix.str(), d.ifname);
   }
   std::erase_if(refused_, [&](const auto& e) {  // no longer wanted anywhere
     return std::none_of(want.addresses.begin(), want.addresses.end(),
@@ -245,14 +241,14 @@ std::size_t DataPlaneApplier::reconcile(const Engine& engine) {
     }
     if (auto r = kernel_.del_address(it->ifindex, it->prefix); !r)
       log::write(spdlog::level::err, address_fields(*it), "{}", r.error().message);
-    notifier_->cancel(it->prefix.addr);  // it is no longer ours to announce
+    // No longer ours to announce, unless it moved (its notifications are the new ones).
+    const IpAddress addr = it->prefix.addr;
+    if (std::none_of(want.addresses.begin(), want.addresses.end(),
+                     [&](const PlacedAddress& d) { return d.prefix.addr == addr; }))
+      notifier_->cancel(addr);
     ++changes;
     it = applied_.addresses.erase(it);
   }
-
-  // Neighbours first: the first notification goes out right after the address moved.
-  for (const auto& d : moved)
-    if (const Member* m = engine.find_member(d.ifname)) notifier_->announce(d.ifindex, m->mac, d.prefix.addr);
 
   // Rules and routes: add what is missing, then remove what is stale (a replaced
   // route with the same key is already gone; deleting it again is harmless). Only
@@ -334,5 +330,5 @@ void DataPlaneApplier::send_solicitations(const Solicit& p) {
 }  // namespace mpathd
 
 namespace mpathd {
-std::optional<TimePoint> DataPlaneApplier::take_first_announcement() { return notifier_->take_first_sent(); }
+std::optional<Notifier::FirstSent> DataPlaneApplier::take_first_announcement() { return notifier_->take_first_sent(); }
 }  // namespace mpathd

@@ -15,12 +15,12 @@
 
 #include "core/dataplane.hpp"
 #include "core/engine.hpp"
+#include "daemon/notifier.hpp"
 #include "net/kernel.hpp"
 #include "net/packet.hpp"
 
 namespace mpathd {
 
-class Notifier;
 
 class DataPlaneApplier {
  public:
@@ -60,7 +60,10 @@ class DataPlaneApplier {
   // (with the restore back-off); the error is logged once, when it first happens or changes.
   const std::map<IpAddress, std::string>& refused() const { return refused_; }
   // When the first notification since the last call went out (failover latency).
-  std::optional<TimePoint> take_first_announcement();
+  std::optional<Notifier::FirstSent> take_first_announcement();
+  // Start-up: the first notifications wait until release (Notifier::hold).
+  void hold_announcements() { notifier_->hold(); }
+  void release_announcements() { notifier_->release(); }
 
  private:
   // IPv6 addresses just moved: a neighbour solicitation for each IPv6 gateway of the new

@@ -4,6 +4,9 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
+#include <utility>
+
 namespace mpathd {
 
 MemberSysctls::MemberSysctls(net::Sysctl sysctl, const std::string& saved, std::string source, Save save)
@@ -62,11 +65,26 @@ void MemberSysctls::apply(const std::string& ifname, unsigned ifindex) {
     originals[key] = *cur;
     recorded = true;
   }
+  applied_[ifname] = ifindex;
+  if (holding_) {
+    held_save_ = held_save_ || recorded;
+    if (std::find(held_.begin(), held_.end(), ifname) == held_.end()) held_.push_back(ifname);
+    return;
+  }
   if (recorded) save();
+  write_values(ifname);
+}
+
+void MemberSysctls::write_values(const std::string& ifname) {
   for (const auto& [key, value] : kSettings)
     if (auto r = sysctl_.write(net::Sysctl::ipv4_conf_key(ifname, key), value); !r) spdlog::warn("{}", r.error().message);
-  applied_[ifname] = ifindex;
   spdlog::debug("{}: arp_ignore=1 arp_announce=2 rp_filter=2 promote_secondaries=1", ifname);
+}
+
+void MemberSysctls::release() {
+  holding_ = false;
+  if (std::exchange(held_save_, false)) save();
+  for (const auto& ifname : std::exchange(held_, {})) write_values(ifname);
 }
 
 void MemberSysctls::restore(const std::string& ifname, const std::string& now_named) {
@@ -93,6 +111,7 @@ void MemberSysctls::restore(const std::string& ifname, const std::string& now_na
     spdlog::info("{}: renamed to {}, which is not that member; member sysctls restored on {}", ifname, on, on);
   }
   renamed_.erase(ifname);
+  std::erase(held_, ifname);  // restored: its values are not to be written
   saved_.erase(it);
   applied_.erase(ifname);
   dirty_ = true;

@@ -34,6 +34,12 @@ class MemberSysctls {
   void retry_renamed();
   // Writes the saved originals if they changed (once per batch of changes).
   void flush();
+  // Start-up: between hold() and release(), apply() reads and records the originals
+  // but defers the writes; release() saves the originals once (not once per member:
+  // at 256 members that was most of a cold start) and then writes the values, so the
+  // originals are still saved before the first value changes.
+  void hold() { holding_ = true; }
+  void release();
   // Restores every saved interface for which keep(ifname) is false.
   template <typename Keep>
   void restore_all_except(Keep keep) {
@@ -56,6 +62,10 @@ class MemberSysctls {
   std::map<std::string, std::map<std::string, std::string>> saved_;  // ifname -> key -> original
   std::map<std::string, unsigned> applied_;                          // ifname -> ifindex applied to
   bool dirty_ = false;
+  bool holding_ = false;
+  bool held_save_ = false;          // originals recorded while holding
+  std::vector<std::string> held_;   // members whose values are still to be written
+  void write_values(const std::string& ifname);
   struct Renamed {
     std::string now_named;
     unsigned tries = 0;

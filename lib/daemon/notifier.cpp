@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <ctime>
 
 #include "daemon/event_loop.hpp"
 
@@ -51,14 +52,35 @@ void Notifier::send(const NotificationSchedule::Send& s) {
 }
 
 void Notifier::announce(unsigned ifindex, const Mac& mac, const IpAddress& address) {
-  send(schedule_.announce(ifindex, mac, address, config_.notification_count, Clock::now(),
-                          config_.notification_interval));
-  if (!first_sent_) first_sent_ = Clock::now();
+  const TimePoint issued = Clock::now();
+  timespec cpu{};
+  if (!first_sent_) ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &cpu);
+  auto first = schedule_.announce(ifindex, mac, address, config_.notification_count, issued, config_.notification_interval);
+  if (holding_) {
+    std::erase_if(held_, [&](const NotificationSchedule::Send& s) { return s.address == address; });
+    held_.push_back(first);
+    rearm();
+    return;
+  }
+  send(first);
+  if (!first_sent_)
+    first_sent_ = FirstSent{issued, Clock::now(), std::chrono::seconds(cpu.tv_sec) + std::chrono::nanoseconds(cpu.tv_nsec)};
   spdlog::debug("announced {} on ifindex {}", address.str(), ifindex);
   rearm();
 }
 
-void Notifier::cancel(const IpAddress& address) { schedule_.cancel(address); }
+void Notifier::cancel(const IpAddress& address) {
+  schedule_.cancel(address);
+  std::erase_if(held_, [&](const NotificationSchedule::Send& s) { return s.address == address; });
+}
+
+void Notifier::release() {
+  holding_ = false;
+  for (const auto& s : std::exchange(held_, {})) {
+    send(s);
+    spdlog::debug("announced {} on ifindex {}", s.address.str(), s.ifindex);
+  }
+}
 
 void Notifier::rearm() {
   if (auto next = schedule_.next()) arm_timer(event_, &timer_, *next, milliseconds(1), &Notifier::on_timer, this);

@@ -58,8 +58,21 @@ class Notifier {
   void announce(unsigned ifindex, const Mac& mac, const IpAddress& address);
   // Stops the repeats for an address that is no longer ours.
   void cancel(const IpAddress& address);
-  // When the first notification announce()d since the last call was sent.
-  std::optional<TimePoint> take_first_sent() { return std::exchange(first_sent_, std::nullopt); }
+  // Start-up: between hold() and release() the first notifications are kept and sent
+  // by release() (after READY=1: on a bridge each broadcast costs the sender the
+  // delivery to every port, about 1 ms at 256 ports, which the addresses do not need
+  // to be placed and served).
+  void hold() { holding_ = true; }
+  void release();
+  // When the first notification announce()d since the last call was handed to the
+  // kernel (issued) and when its send returned (sent: on a veth into a bridge, the
+  // send also delivers the broadcast to every port).
+  struct FirstSent {
+    TimePoint issued;
+    TimePoint sent;
+    std::chrono::nanoseconds cpu_at_issue;  // the loop thread's CPU time when it was issued
+  };
+  std::optional<FirstSent> take_first_sent() { return std::exchange(first_sent_, std::nullopt); }
 
  private:
   void send(const NotificationSchedule::Send& s);
@@ -71,7 +84,9 @@ class Notifier {
   const Config& config_;
   NotificationSchedule schedule_;
   sd_event_source* timer_ = nullptr;
-  std::optional<TimePoint> first_sent_;
+  std::optional<FirstSent> first_sent_;
+  bool holding_ = false;
+  std::vector<NotificationSchedule::Send> held_;
 };
 
 }  // namespace mpathd

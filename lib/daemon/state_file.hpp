@@ -9,6 +9,11 @@
 namespace mpathd {
 
 std::string serialize_state(const PersistedState& state);
+// The same in two parts, for the writer before every move: the groups' JSON (the value
+// of "groups", as serialize_state writes it) changes rarely and is kept by the caller.
+std::string serialize_groups(const std::vector<GroupConfig>& groups);
+std::string serialize_state(std::string_view config_digest, std::string_view groups_json,
+                            const std::vector<PersistedGroup>& state);
 // Errc::config with a message naming the file and what is wrong (not JSON, unknown
 // version, a field of the wrong type); the caller sets the file aside.
 Result<PersistedState> parse_state(std::string_view text, std::string_view source);

@@ -28,6 +28,10 @@ def saved_holder(d, addr: str, where=None) -> str | None:
 
 def test_state_follows_failover(lab, need_mpathd):
     d = start_group(lab)
+    # The runtime copy is there before the addresses are placed; the durable copy comes
+    # from the writer thread once the loop runs, which may be after status.json says so.
+    assert saved(d, d.runtime_dir)["version"] == 1
+    wait_until(lambda: (d.state_dir / "state.json").exists(), MOVE_TIMEOUT, "the durable copy")
     s = saved(d)
     assert s["version"] == 1
     assert [g["name"] for g in s["groups"]] == ["g0"]

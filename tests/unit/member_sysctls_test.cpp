@@ -82,3 +82,29 @@ TEST_F(FakeProcSys, RenamedInterfaceGetsItsSettingsBackUnderItsNewName) {
 }
 
 }  // namespace
+
+// Start-up (hold/release): one save of the originals for every member, and it comes
+// before the first value is written.
+TEST_F(FakeProcSys, HeldAppliesSaveTheOriginalsOnceBeforeAnyValue) {
+  for (const char* n : {"m1", "m2", "m3"}) make_interface(n);
+  int saves = 0;
+  bool value_before_save = false;
+  MemberSysctls s(net::Sysctl(root_.string()), "", "sysctl.json", [&](std::string json) {
+    ++saves;
+    for (const char* n : {"m1", "m2", "m3"}) value_before_save = value_before_save || value(n, "arp_ignore") != "0";
+    for (const char* n : {"m1", "m2"}) EXPECT_NE(json.find(n), std::string::npos) << json;
+  });
+  s.hold();
+  s.apply("m1", 3);
+  s.apply("m2", 4);
+  s.apply("m3", 5);
+  s.restore("m3");  // left before the release: it keeps its values
+  EXPECT_EQ(saves, 0);
+  EXPECT_EQ(value("m1", "arp_ignore"), "0");
+  s.release();
+  EXPECT_EQ(saves, 1);
+  EXPECT_FALSE(value_before_save);
+  EXPECT_EQ(value("m1", "arp_ignore"), "1");
+  EXPECT_EQ(value("m2", "rp_filter"), "2");
+  EXPECT_EQ(value("m3", "arp_ignore"), "0");
+}
