@@ -591,6 +591,31 @@ ProbeVerdict ProbeSession::verdict() const {
   return v;
 }
 
+ProbeVerdict combine_family_verdicts(const std::vector<FamilyVerdict>& families) {
+  ProbeVerdict v;
+  v.state = ProbeState::disabled;
+  bool any_told = false;
+  bool all_failed = true;
+  for (const auto& [family, f] : families) {
+    (family == Family::v4 ? v.v4 : v.v6) = f.state;
+    v.last_success = std::max(v.last_success, f.last_success);
+    if (f.fdt_unachievable) {
+      v.fdt_unachievable = true;
+      v.needed_fdt = std::max(v.needed_fdt, f.needed_fdt);
+    }
+    if (f.state == ProbeState::ok || f.state == ProbeState::failed) {
+      any_told = true;
+      if (f.state == ProbeState::failed) v.first_failure = std::max(v.first_failure, f.first_failure);
+      else all_failed = false;
+    } else if (f.state == ProbeState::unknown) {
+      if (v.state == ProbeState::disabled) v.state = ProbeState::unknown;
+    }
+  }
+  if (any_told) v.state = all_failed ? ProbeState::failed : ProbeState::ok;
+  if (v.state != ProbeState::failed) v.first_failure = {};
+  return v;
+}
+
 std::optional<ProbeVerdict> ProbeSession::take_verdict_change() {
   ProbeVerdict v = verdict();
   if (last_verdict_ && last_verdict_->same_as(v)) return std::nullopt;
