@@ -309,16 +309,33 @@ void Probing::sync() {
         }
         continue;
       }
-      detectors_.erase(m.name);  // its paths' verdicts must not reach the new one
+      // A path that stays (same kind and source, same interface and group) is kept with
+      // its history: a dual-stack member whose link-local comes later (DAD) gains its
+      // IPv6 path without its IPv4 one starting over.
       Detector d{g.name, m.ifindex, fdt, {}};
-      for (const auto& [kind, source] : want)
-        if (auto base = open_path(g, m, kind, source, fdt)) d.paths.push_back({kind, source, std::move(base)});
+      Detector* old = it != detectors_.end() && it->second.ifindex == m.ifindex && it->second.group == g.name
+                          ? &it->second
+                          : nullptr;
+      for (const auto& [kind, source] : want) {
+        auto same = old ? std::find_if(old->paths.begin(), old->paths.end(),
+                                       [&](const Path& p) { return p.kind == kind && p.source == source; })
+                        : std::vector<Path>::iterator{};
+        if (old && same != old->paths.end()) {
+          if (old->fdt != fdt) same->base->set_fdt(fdt);
+          d.paths.push_back(std::move(*same));
+          old->paths.erase(same);
+          continue;
+        }
+        if (auto base = open_path(g, m, kind, source, fdt)) {
+          if (m.restored_failed) base->reset(true);  // failed before a restart: earn the repair
+          d.paths.push_back({kind, source, std::move(base)});
+        }
+      }
+      detectors_.erase(m.name);  // the paths not kept
       if (d.paths.empty()) continue;
-      if (d.paths.size() < want.size())  // one family could not be opened: try again at the next sync
+      if (d.paths.size() < want.size())  // one family could not be opened (yet): again at the next sync
         log::write(spdlog::level::warn, log::member_fields(g.name, m.name),
-                   "{}: probed on one family only", m.name);
-      if (m.restored_failed)  // failed before a restart: earn the repair
-        for (auto& p : d.paths) p.base->reset(true);
+                   "{}: probed on one family only for now", m.name);
       detectors_[m.name] = std::move(d);
     }
   }
