@@ -62,8 +62,13 @@ DetectorSpec detector_spec(const Config& config, const Group& g, const Member& m
 
 bool detector_runs(const Member& m) { return m.link == LinkState::up && !m.admin_offline && !m.hwaddr_dup; }
 
-Probing::Probing(sd_event* event, Engine& engine, net::Kernel& kernel, std::function<void()> after_change)
-    : event_(event), engine_(engine), kernel_(kernel), after_change_(std::move(after_change)) {}
+Probing::Probing(sd_event* event, Engine& engine, net::Kernel& kernel, std::function<void()> after_change,
+                 std::function<void()> status_changed)
+    : event_(event),
+      engine_(engine),
+      kernel_(kernel),
+      after_change_(std::move(after_change)),
+      status_changed_(std::move(status_changed)) {}
 
 Probing::~Probing() { sd_event_source_disable_unref(defer_); }
 
@@ -227,6 +232,7 @@ void Probing::on_path_verdict(const std::string& member) {
                member_fields(engine_, member), "{}: probes IPv4 {}, IPv6 {}{}", member, str(v.v4), str(v.v6),
                one_failed && v.state == ProbeState::ok ? "; one family still answers, so the member stays in service"
                                                        : "");
+    if (status_changed_) status_changed_();
   }
   engine_.observe_probe(member, v);
   if (after_change_) after_change_();

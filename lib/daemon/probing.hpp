@@ -43,8 +43,11 @@ bool detector_runs(const Member& m);
 
 class Probing {
  public:
-  // after_change runs after a verdict changed the Engine (the daemon reconciles).
-  Probing(sd_event* event, Engine& engine, net::Kernel& kernel, std::function<void()> after_change);
+  // after_change runs after a verdict changed the Engine (the daemon reconciles);
+  // status_changed before it when only what status.json shows changed (a dual-stack
+  // member's per-family probe state, which makes no Engine event).
+  Probing(sd_event* event, Engine& engine, net::Kernel& kernel, std::function<void()> after_change,
+          std::function<void()> status_changed = {});
   ~Probing();
   Probing(const Probing&) = delete;
   Probing& operator=(const Probing&) = delete;
@@ -104,6 +107,7 @@ class Probing {
   std::map<std::string, TargetSelector> selectors_;     // by group name
   std::vector<std::pair<unsigned, IpPrefix>> addresses_;  // the host's addresses
   std::function<void()> after_change_;
+  std::function<void()> status_changed_;
   sd_event_source* defer_ = nullptr;
   bool sync_pending_ = false;
   bool targets_pending_ = false;
