@@ -225,7 +225,8 @@ void Probing::on_path_verdict(const std::string& member) {
                format_duration(v.needed_fdt));
   // A dual-stack member whose one family fails while the other is answered stays in
   // service; say so (once per change of the per-family states).
-  if (const Member* m = engine_.find_member(member); m && (v.v4 || v.v6) && (m->probe_v4 != v.v4 || m->probe_v6 != v.v6)) {
+  const Member* m = engine_.find_member(member);
+  if (m && (v.v4 || v.v6) && (m->probe_v4 != v.v4 || m->probe_v6 != v.v6)) {
     auto str = [](const std::optional<ProbeState>& st) { return st ? to_string(*st) : std::string_view("-"); };
     const bool one_failed = (v.v4 == ProbeState::failed) != (v.v6 == ProbeState::failed);
     log::write(one_failed && v.state == ProbeState::ok ? spdlog::level::warn : spdlog::level::info,
@@ -362,7 +363,8 @@ void Probing::sync() {
   refresh_targets();
   for (const auto& g : engine_.groups()) {
     for (const auto& m : g.members)
-      if (auto it = detectors_.find(m.name); it != detectors_.end()) engine_.observe_probe(m.name, verdict_of(it->second));
+      if (auto it = detectors_.find(m.name); it != detectors_.end())
+        engine_.observe_probe(m.name, verdict_of(it->second));
   }
 }
 

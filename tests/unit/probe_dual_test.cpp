@@ -104,7 +104,8 @@ class DualNet {
       for (int i = 0; i < 2; ++i) {
         auto& p = paths_[i];
         if (auto d = p.s->next_deadline(); d && *d < next) next = *d, which = i, reply = false;
-        if (!p.inflight.empty() && p.inflight.begin()->first <= next) next = p.inflight.begin()->first, which = i, reply = true;
+        if (!p.inflight.empty() && p.inflight.begin()->first <= next)
+          next = p.inflight.begin()->first, which = i, reply = true;
       }
       if (next > end) return std::nullopt;
       now_ = next;
