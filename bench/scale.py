@@ -22,8 +22,13 @@ ARP probes create no neighbour entries), or by ICMP echo from a test address of 
     (socket, ioctl, getrandom: target 0) and of all syscalls per probe. strace slows
     mpathd down, so it runs after the CPU window, never during it.
 
+  - with --minutes M, a soak: the window is M minutes long, and every 10 s the
+    false failures so far, the RSS and the CPU since the window began are printed (to
+    stderr), so that a failure is seen when it happens; the peak RSS is the window's.
+
     sudo MPATHD_BIN=build/mpathd/mpathd /usr/bin/python3 bench/scale.py
     ... --groups 64 --members 4 --window 10      # a quicker, smaller run
+    ... --minutes 5 --strace 0                   # the 5-minute zero-false-failure soak
 """
 
 from __future__ import annotations
@@ -116,6 +121,28 @@ def strace_counts(pid: int, seconds: float) -> dict[str, int]:
         return counts
 
 
+def soak_progress(d, w0: float, window: float, u0: int, s0: int, every: float = 10.0) -> None:
+    """Until `window` seconds after w0: every `every` seconds, prints the false failures
+    so far, the RSS and the CPU since w0 (stderr). Stops early if mpathd exits."""
+    mark = [w0]
+
+    def tick():
+        now = time.monotonic()
+        if not d.running():
+            raise AssertionError("mpathd exited during the soak")
+        if now - mark[0] >= every or now - w0 >= window:
+            mark[0] = now
+            s = d.status() or {}
+            fails = sum(m["counters"]["failures"] for m in members_of(s)) if s else -1
+            u, st = cpu_ticks(d.pid)
+            el = now - w0
+            print(f"soak {el:6.0f} s: false failures {fails}, RSS {vm_kib(d.pid, 'VmRSS') / 1024:.1f} MiB, "
+                  f"CPU user {100 * (u - u0) / CLK_TCK / el:.1f} % sys {100 * (st - s0) / CLK_TCK / el:.1f} %",
+                  file=sys.stderr, flush=True)
+        return now - w0 >= window
+    wait_until(tick, window + 30, "the soak window", step=1.0)
+
+
 class ProbeCounter:
     """An nft counter of the probes the router receives: ARP requests, or ICMP echo
     requests."""
@@ -152,9 +179,20 @@ def main() -> int:
                          "target selection, from a default route via the router")
     ap.add_argument("--settle", type=float, default=5.0, help="seconds after all are ok, before the window")
     ap.add_argument("--window", type=float, default=20.0, help="steady-state seconds measured")
+    ap.add_argument("--minutes", type=float, default=None,
+                    help="soak: a window of this many minutes (overrides --window), "
+                         "with progress every 10 s")
     ap.add_argument("--strace", type=float, default=5.0, help="seconds of strace -c after the window (0: none)")
+    ap.add_argument("--start-timeout", type=float, default=None,
+                    help="seconds to wait for every member probed ok (default 60 + members/2: "
+                         "a cold start writes the sysctl originals once per member, ~0.2 s each "
+                         "on a loaded machine)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
+    if args.minutes is not None:
+        if args.minutes <= 0:
+            ap.error("--minutes must be positive")
+        args.window = 60 * args.minutes
     n = args.groups * args.members
     t_begin = time.monotonic()
     print(f"building a lab with {n} members ...", file=sys.stderr)
@@ -169,7 +207,8 @@ def main() -> int:
             s = d.status()
             return (s and s.get("pid") == d.pid and len(members_of(s)) == n and
                     all(m["probe"] == "ok" for m in members_of(s)))
-        wait_until(all_probed_ok, 60 + n / 10, "every member probed ok")
+        start_timeout = args.start_timeout if args.start_timeout is not None else 60 + n / 2
+        wait_until(all_probed_ok, start_timeout, "every member probed ok")
         probed_ok_ms = (time.monotonic() - t0) * 1000
         print(f"every member probed ok after {probed_ok_ms:.0f} ms", file=sys.stderr)
 
@@ -178,7 +217,10 @@ def main() -> int:
                    args.settle + 5, "the settle time")
         u0, s0 = cpu_ticks(d.pid)
         p0, w0 = arp.packets(), time.monotonic()
-        wait_until(lambda: time.monotonic() - w0 >= args.window, args.window + 5, "the window")
+        if args.minutes is None:
+            wait_until(lambda: time.monotonic() - w0 >= args.window, args.window + 5, "the window")
+        else:
+            soak_progress(d, w0, args.window, u0, s0)
         u1, s1 = cpu_ticks(d.pid)
         p1, w1 = arp.packets(), time.monotonic()
         rss, hwm = vm_kib(d.pid, "VmRSS"), vm_kib(d.pid, "VmHWM")

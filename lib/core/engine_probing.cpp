@@ -46,6 +46,8 @@ void Engine::observe_probe(std::string_view ifname, const ProbeVerdict& v) {
   m->probe_first_failure = v.first_failure;
   m->probe_last_success = v.last_success;
   m->needed_fdt = v.fdt_unachievable ? v.needed_fdt : Duration{};
+  m->probe_v4 = v.v4;
+  m->probe_v6 = v.v6;
   refresh_fdt(*g);
   if (!started_) {
     set_probe(*m, v.state);

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -51,6 +52,10 @@ struct Member {
   TimePoint probe_first_failure{};  // TFF of the current run of lost probes
   TimePoint probe_last_success{};   // TLS
   Duration needed_fdt{};            // non-zero when the RTTs make the FDT impossible
+  // A dual-stack member's probe state per family (ProbeVerdict::v4/v6); `probe` is
+  // their combination. nullopt when the member is probed on one family only.
+  std::optional<ProbeState> probe_v4;
+  std::optional<ProbeState> probe_v6;
   TargetMode target_mode = TargetMode::disabled;
   std::vector<ProbeTargetInfo> targets;  // in firing order
   bool admin_offline = false;

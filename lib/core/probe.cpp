@@ -421,7 +421,10 @@ ProbeResult ProbeSession::result_for(const ProbeRecord& r, bool acked) const {
 void ProbeSession::on_lost(const ProbeRecord& r, Tick& tick) {
   tick.results.push_back(result_for(r, false));
   // One target alone stopping to answer: the target is at fault, not the member.
-  if (history_.consecutive_losses() < history_.fail_threshold() &&
+  // Alone: other targets of this session answer. With one target there are no others
+  // (with k probes per interval its five lost probes can fall in fewer than five
+  // intervals, which is no sign of a dead target but of a path that may be dying).
+  if (targets_.size() > 1 && history_.consecutive_losses() < history_.fail_threshold() &&
       history_.consecutive_losses(r.target) == history_.fail_threshold() &&
       std::find(targets_.begin(), targets_.end(), r.target) != targets_.end())
     tick.dead_targets.push_back(r.target);
@@ -591,6 +594,31 @@ ProbeVerdict ProbeSession::verdict() const {
   return v;
 }
 
+ProbeVerdict combine_family_verdicts(const std::vector<FamilyVerdict>& families) {
+  ProbeVerdict v;
+  v.state = ProbeState::disabled;
+  bool any_told = false;
+  bool all_failed = true;
+  for (const auto& [family, f] : families) {
+    (family == Family::v4 ? v.v4 : v.v6) = f.state;
+    v.last_success = std::max(v.last_success, f.last_success);
+    if (f.fdt_unachievable) {
+      v.fdt_unachievable = true;
+      v.needed_fdt = std::max(v.needed_fdt, f.needed_fdt);
+    }
+    if (f.state == ProbeState::ok || f.state == ProbeState::failed) {
+      any_told = true;
+      if (f.state == ProbeState::failed) v.first_failure = std::max(v.first_failure, f.first_failure);
+      else all_failed = false;
+    } else if (f.state == ProbeState::unknown) {
+      if (v.state == ProbeState::disabled) v.state = ProbeState::unknown;
+    }
+  }
+  if (any_told) v.state = all_failed ? ProbeState::failed : ProbeState::ok;
+  if (v.state != ProbeState::failed) v.first_failure = {};
+  return v;
+}
+
 std::optional<ProbeVerdict> ProbeSession::take_verdict_change() {
   ProbeVerdict v = verdict();
   if (last_verdict_ && last_verdict_->same_as(v)) return std::nullopt;
@@ -672,15 +700,21 @@ std::vector<IpAddress> TargetSelector::active(TimePoint now) const {
     case TargetMode::multicast: pool = &discovered_; break;
     default: return {};
   }
-  std::vector<IpAddress> alive, dead;
-  for (const auto& a : *pool) {
-    if (is_local(a)) continue;
-    auto it = dead_until_.find(a);
-    (it != dead_until_.end() && now < it->second ? dead : alive).push_back(a);
+  // Per family: a dual-stack member probes each family's targets on its own path, so
+  // one family's targets all dead must not leave it with none while the other lives.
+  std::vector<IpAddress> out;
+  for (const Family f : {Family::v4, Family::v6}) {
+    std::vector<IpAddress> alive, dead;
+    for (const auto& a : *pool) {
+      if (a.family != f || is_local(a)) continue;
+      auto it = dead_until_.find(a);
+      (it != dead_until_.end() && now < it->second ? dead : alive).push_back(a);
+    }
+    if (alive.empty()) alive = std::move(dead);
+    if (alive.size() > probe::kMaxTargets) alive.resize(probe::kMaxTargets);
+    out.insert(out.end(), alive.begin(), alive.end());
   }
-  if (alive.empty()) alive = std::move(dead);
-  if (alive.size() > probe::kMaxTargets) alive.resize(probe::kMaxTargets);
-  return alive;
+  return out;
 }
 
 bool TargetSelector::wants_discovery() const {

@@ -288,13 +288,40 @@ struct ProbeVerdict {
   TimePoint last_success{};   // TLS: latest ack; epoch when none yet
   bool fdt_unachievable = false;
   Duration needed_fdt{};  // the FDT in force when unachievable (7 x 2 x max crtt)
+  // A dual-stack member's (combine_family_verdicts()): each family's own state, which
+  // the combined `state` is made of. nullopt for a member probed on one family.
+  std::optional<ProbeState> v4;
+  std::optional<ProbeState> v6;
 
   // Verdicts differ when what they say differs; the TFF/TLS times are details.
   bool same_as(const ProbeVerdict& o) const {
-    return state == o.state && fdt_unachievable == o.fdt_unachievable && needed_fdt == o.needed_fdt;
+    return state == o.state && fdt_unachievable == o.fdt_unachievable && needed_fdt == o.needed_fdt &&
+           v4 == o.v4 && v6 == o.v6;
   }
-  static ProbeVerdict disabled() { return {ProbeState::disabled, {}, {}, false, {}}; }
+  static ProbeVerdict disabled() {
+    ProbeVerdict v;
+    v.state = ProbeState::disabled;
+    return v;
+  }
 };
+
+// A dual-stack member is probed on both families, each by a session of its own (ICMP
+// from its IPv4 test address, ICMPv6 from its link-local). As in in.mpathd (its
+// failure_state(): the other family "must also" have failed; phyint_check_for_repair():
+// repaired when v4 or v6 has its acks), the member's verdict is:
+// - failed when every family that can tell (ok or failed: it has targets) has failed;
+//   TFF the latest of theirs (from then on nothing of the member worked);
+// - ok when one of them is ok: a family that failed alone keeps the member in service
+//   (and shows as failed in v4/v6), and a failed member is repaired as soon as one
+//   family has earned its repair (ten intervals answered in time);
+// - otherwise unknown (no family has targets), or disabled (none is probed).
+// TLS is the latest of all; the FDT is unachievable when it is for any family (the
+// larger FDT in force). The result carries each family's state in v4/v6.
+struct FamilyVerdict {
+  Family family = Family::v4;
+  ProbeVerdict verdict;
+};
+ProbeVerdict combine_family_verdicts(const std::vector<FamilyVerdict>& families);
 
 // One line of ipmpstat -p: an acked or lost probe.
 struct ProbeResult {

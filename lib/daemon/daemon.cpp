@@ -587,7 +587,10 @@ struct Daemon::Impl {
     applier.hold_announcements();  // sent after READY=1
     after_input();
     phase("data plane applied");
-    probing = std::make_unique<Probing>(event, engine, kernel, [this] { after_input(); });
+    // A dual-stack member's per-family probe state changes without an Engine event;
+    // status.json shows it.
+    probing = std::make_unique<Probing>(
+        event, engine, kernel, [this] { after_input(); }, [this] { status_dirty = true; });
     for (const auto& [a, present] : early_addresses) probing->on_address(a.ifindex, a.prefix, present);
     early_addresses.clear();
     probing->sync();

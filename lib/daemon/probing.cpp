@@ -54,13 +54,21 @@ DetectorSpec detector_spec(const Config& config, const Group& g, const Member& m
   if (spec.kind == ProbeKind::none) return spec;
   spec.source = spec.kind == ProbeKind::icmp ? test_v4 : spec.kind == ProbeKind::icmp6 ? link_local : std::nullopt;
   spec.fdt = config.failure_detection_time_of(g.config);
+  const bool test_v6 = std::any_of(m.test_addresses.begin(), m.test_addresses.end(),
+                                   [](const IpPrefix& p) { return !p.addr.is_v4(); });
+  if (spec.kind == ProbeKind::icmp && test_v6 && link_local) spec.source6 = link_local;
   return spec;
 }
 
 bool detector_runs(const Member& m) { return m.link == LinkState::up && !m.admin_offline && !m.hwaddr_dup; }
 
-Probing::Probing(sd_event* event, Engine& engine, net::Kernel& kernel, std::function<void()> after_change)
-    : event_(event), engine_(engine), kernel_(kernel), after_change_(std::move(after_change)) {}
+Probing::Probing(sd_event* event, Engine& engine, net::Kernel& kernel, std::function<void()> after_change,
+                 std::function<void()> status_changed)
+    : event_(event),
+      engine_(engine),
+      kernel_(kernel),
+      after_change_(std::move(after_change)),
+      status_changed_(std::move(status_changed)) {}
 
 Probing::~Probing() { sd_event_source_disable_unref(defer_); }
 
@@ -89,7 +97,8 @@ void Probing::run_deferred() {
     sync();
   }
   for (const auto& name : std::exchange(resets_pending_, {}))
-    if (auto it = detectors_.find(name); it != detectors_.end()) it->second.base->reset(true);
+    if (auto it = detectors_.find(name); it != detectors_.end())
+      for (auto& p : it->second.paths) p.base->reset(true);
   for (const auto& name : std::exchange(members_pending_, {})) {
     auto it = detectors_.find(name);
     const Member* m = engine_.find_member(name);
@@ -98,14 +107,18 @@ void Probing::run_deferred() {
   for (const auto& group : std::exchange(group_failures_pending_, {})) {
     selectors_[group].flush_discovered();
     for (auto& [name, d] : detectors_)
-      if (d.group == group && d.base) d.base->reset(true);
+      if (d.group == group)
+        for (auto& p : d.paths) p.base->reset(true);
     targets_pending_ = true;
   }
   if (targets_pending_) refresh_targets();
   if (after_change_) after_change_();  // status and state follow what changed here
 }
 
-std::optional<IpAddress> Probing::link_local(unsigned ifindex) const {
+std::optional<IpAddress> Probing::link_local(unsigned ifindex, const std::optional<IpAddress>& prefer) const {
+  if (prefer)
+    for (const auto& [idx, p] : addresses_)
+      if (idx == ifindex && p.addr == *prefer) return p.addr;
   for (const auto& [idx, p] : addresses_)
     if (idx == ifindex && !p.addr.is_v4() && p.addr.is_link_local()) return p.addr;
   return std::nullopt;
@@ -141,18 +154,24 @@ void Probing::set_group_targets(const Group& g, const std::vector<net::Route>& r
   const auto now = Clock::now();
   auto active = sel.active(now);
   for (auto& [name, d] : detectors_) {
-    if (d.group != g.name || !d.base) continue;
-    // A detector probes targets of its own family.
-    std::vector<IpAddress> mine;
-    for (const auto& t : active)
-      if (t.is_v4() == (d.kind != ProbeKind::icmp6)) mine.push_back(t);
+    if (d.group != g.name || d.paths.empty()) continue;
+    // A path probes targets of its own family.
+    std::vector<std::vector<IpAddress>> mine(d.paths.size());
+    std::vector<ProbeTargetInfo> info;
+    for (std::size_t i = 0; i < d.paths.size(); ++i)
+      for (const auto& t : active)
+        if (t.is_v4() == (d.paths[i].family() == Family::v4)) {
+          mine[i].push_back(t);
+          info.push_back({t, {}, {}});
+        }
     // The Engine learns the targets first: setting them may report a verdict at once,
     // and what is published then must already show them.
-    std::vector<ProbeTargetInfo> info;
-    for (const auto& t : mine) info.push_back({t, {}, {}});
     engine_.observe_targets(name, sel.mode(), std::move(info));
-    if (mine != d.base->targets() || sel.mode() != d.base->mode()) d.base->set_targets(mine, sel.mode());
-    if (sel.wants_discovery() && d.kind != ProbeKind::arp) (void)d.base->discover();
+    for (std::size_t i = 0; i < d.paths.size(); ++i) {
+      auto& base = *d.paths[i].base;
+      if (mine[i] != base.targets() || sel.mode() != base.mode()) base.set_targets(mine[i], sel.mode());
+      if (sel.wants_discovery() && d.paths[i].kind != ProbeKind::arp) (void)base.discover();
+    }
   }
 }
 
@@ -171,14 +190,103 @@ void Probing::refresh_targets() {
 }
 
 void Probing::pause_or_resume(const Member& m, Detector& d) {
-  if (!d.base) return;
   const bool run = detector_runs(m);
-  if (run && d.base->paused()) {
-    d.base->resume();
-  } else if (!run && !d.base->paused()) {
-    d.base->pause();
-    d.base->reset(true);  // old successes must not count for the repair
+  for (auto& p : d.paths) {
+    if (run && p.base->paused()) {
+      p.base->resume();
+    } else if (!run && !p.base->paused()) {
+      p.base->pause();
+      p.base->reset(true);  // old successes must not count for the repair
+    }
   }
+}
+
+bool Probing::Detector::same_paths(const std::vector<std::pair<ProbeKind, std::optional<IpAddress>>>& want) const {
+  if (want.size() != paths.size()) return false;
+  for (std::size_t i = 0; i < want.size(); ++i)
+    if (paths[i].kind != want[i].first || paths[i].source != want[i].second) return false;
+  return true;
+}
+
+ProbeVerdict Probing::verdict_of(const Detector& d) {
+  if (d.paths.size() == 1) return d.paths.front().base->verdict();
+  std::vector<FamilyVerdict> families;
+  for (const auto& p : d.paths) families.push_back({p.family(), p.base->verdict()});
+  return combine_family_verdicts(families);
+}
+
+void Probing::on_path_verdict(const std::string& member) {
+  auto it = detectors_.find(member);
+  if (it == detectors_.end()) return;  // a path's first verdict, while its detector is being made
+  const ProbeVerdict v = verdict_of(it->second);
+  if (v.fdt_unachievable)
+    log::write(spdlog::level::warn, member_fields(engine_, member),
+               "{}: the RTTs make the failure detection time impossible; {} is in force", member,
+               format_duration(v.needed_fdt));
+  // A dual-stack member whose one family fails while the other is answered stays in
+  // service; say so (once per change of the per-family states).
+  const Member* m = engine_.find_member(member);
+  if (m && (v.v4 || v.v6) && (m->probe_v4 != v.v4 || m->probe_v6 != v.v6)) {
+    auto str = [](const std::optional<ProbeState>& st) { return st ? to_string(*st) : std::string_view("-"); };
+    const bool one_failed = (v.v4 == ProbeState::failed) != (v.v6 == ProbeState::failed);
+    log::write(one_failed && v.state == ProbeState::ok ? spdlog::level::warn : spdlog::level::info,
+               member_fields(engine_, member), "{}: probes IPv4 {}, IPv6 {}{}", member, str(v.v4), str(v.v6),
+               one_failed && v.state == ProbeState::ok ? "; one family still answers, so the member stays in service"
+                                                       : "");
+    if (status_changed_) status_changed_();
+  }
+  engine_.observe_probe(member, v);
+  if (after_change_) after_change_();
+}
+
+std::unique_ptr<detect::ProbeBase> Probing::open_path(const Group& g, const Member& m, ProbeKind kind,
+                                                      const std::optional<IpAddress>& source, Duration fdt) {
+  detect::ProbeSource src{m.ifindex, m.name, m.mac, kind == ProbeKind::icmp ? source : std::nullopt,
+                          kind == ProbeKind::icmp6 ? source : std::nullopt};
+  auto strategy = detect::open_strategy(event_, kind, src);
+  if (!strategy) {
+    log::write(spdlog::level::warn, log::member_fields(g.name, m.name), "{}: cannot probe ({}): {}", m.name,
+               to_string(kind), strategy.error().message);
+    return nullptr;
+  }
+  detect::ProbeBase::Callbacks cb;
+  cb.result = [this](const ProbeResult& r) { engine_.observe_probe_result(r); };
+  cb.verdict = [this](const std::string& member, const ProbeVerdict&) { on_path_verdict(member); };
+  // A target that alone stops answering, or answers far slower than the others,
+  // sits out (TargetSelector::mark_dead) and the next candidate takes its place.
+  auto retire = [this](const std::string& member, const IpAddress& target, const char* why) {
+    const Group* grp = engine_.group_of(member);
+    if (!grp) return;
+    log::write(spdlog::level::info, member_fields(engine_, member), "{}: target {} {}; replacing it", member,
+               target.str(), why);
+    selectors_[grp->name].mark_dead(target, Clock::now());
+    request_targets();
+  };
+  cb.target_dead = [retire](const std::string& member, const IpAddress& target) {
+    retire(member, target, "stopped answering alone");
+  };
+  cb.target_slow = [retire](const std::string& member, const IpAddress& target) {
+    retire(member, target, "answers exceptionally slowly");
+  };
+  cb.unsolicited = [](const std::string& member, std::uint64_t since_last, std::uint64_t total) {
+    spdlog::warn("{}: {} unsolicited ARP replies claiming a probe target ({} in all): someone on the link "
+                 "answers for it (forged?); the target's answers do not count while they go on",
+                 member, since_last, total);
+  };
+  cb.discovered = [this](const std::string& member, const IpAddress& host) {
+    const Group* grp = engine_.group_of(member);
+    if (grp && selectors_[grp->name].add_discovered(host)) request_targets();
+  };
+  auto base = detect::ProbeBase::create(event_, m.name, std::move(*strategy), fdt, std::move(cb),
+                                        engine_.config().probe_quiet_period);
+  if (!base) {
+    log::write(spdlog::level::warn, log::member_fields(g.name, m.name), "{}: cannot probe: {}", m.name,
+               base.error().message);
+    return nullptr;
+  }
+  log::write(spdlog::level::info, log::member_fields(g.name, m.name), "{}: probing with {} every {}", m.name,
+             to_string(kind), format_duration(fdt / 7));
+  return std::move(*base);
 }
 
 void Probing::sync() {
@@ -186,76 +294,55 @@ void Probing::sync() {
   for (const auto& g : engine_.groups()) {
     for (const auto& m : g.members) {
       if (!m.ifindex) continue;
-      const DetectorSpec spec = detector_spec(engine_.config(), g, m, link_local(m.ifindex));
-      const ProbeKind kind = spec.kind;
-      if (kind == ProbeKind::none) continue;
-      const std::optional<IpAddress>& source = spec.source;
+      std::optional<IpAddress> prefer;  // a link-local test address is the icmp6 source
+      for (const auto& t : m.test_addresses)
+        if (!t.addr.is_v4() && t.addr.is_link_local()) {
+          prefer = t.addr;
+          break;
+        }
+      const DetectorSpec spec = detector_spec(engine_.config(), g, m, link_local(m.ifindex, prefer));
+      if (spec.kind == ProbeKind::none) continue;
+      std::vector<std::pair<ProbeKind, std::optional<IpAddress>>> want{{spec.kind, spec.source}};
+      if (spec.source6) want.emplace_back(ProbeKind::icmp6, spec.source6);
       const Duration fdt = spec.fdt;
       wanted.push_back(m.name);
       auto it = detectors_.find(m.name);
-      if (it != detectors_.end() && it->second.kind == kind && it->second.ifindex == m.ifindex &&
-          it->second.source == source && it->second.group == g.name) {
+      if (it != detectors_.end() && it->second.same_paths(want) && it->second.ifindex == m.ifindex &&
+          it->second.group == g.name) {
         // Only a real change re-arms its schedule (and drops an RTT-driven FDT raise).
         if (it->second.fdt != fdt) {
-          it->second.base->set_fdt(fdt);
+          for (auto& p : it->second.paths) p.base->set_fdt(fdt);
           it->second.fdt = fdt;
         }
         continue;
       }
-      detect::ProbeSource src{m.ifindex, m.name, m.mac, kind == ProbeKind::icmp ? source : std::nullopt,
-                              kind == ProbeKind::icmp6 ? source : std::nullopt};
-      auto strategy = detect::open_strategy(event_, kind, src);
-      if (!strategy) {
-        log::write(spdlog::level::warn, log::member_fields(g.name, m.name), "{}: cannot probe ({}): {}", m.name,
-                   to_string(kind), strategy.error().message);
-        continue;
+      // A path that stays (same kind and source, same interface and group) is kept with
+      // its history: a dual-stack member whose link-local comes later (DAD) gains its
+      // IPv6 path without its IPv4 one starting over.
+      Detector d{g.name, m.ifindex, fdt, {}};
+      Detector* old = it != detectors_.end() && it->second.ifindex == m.ifindex && it->second.group == g.name
+                          ? &it->second
+                          : nullptr;
+      for (const auto& [kind, source] : want) {
+        auto same = old ? std::find_if(old->paths.begin(), old->paths.end(),
+                                       [&](const Path& p) { return p.kind == kind && p.source == source; })
+                        : std::vector<Path>::iterator{};
+        if (old && same != old->paths.end()) {
+          if (old->fdt != fdt) same->base->set_fdt(fdt);
+          d.paths.push_back(std::move(*same));
+          old->paths.erase(same);
+          continue;
+        }
+        if (auto base = open_path(g, m, kind, source, fdt)) {
+          if (m.restored_failed) base->reset(true);  // failed before a restart: earn the repair
+          d.paths.push_back({kind, source, std::move(base)});
+        }
       }
-      detect::ProbeBase::Callbacks cb;
-      cb.result = [this](const ProbeResult& r) { engine_.observe_probe_result(r); };
-      cb.verdict = [this](const std::string& member, const ProbeVerdict& v) {
-        if (v.fdt_unachievable)
-          log::write(spdlog::level::warn, member_fields(engine_, member),
-                     "{}: the RTTs make the failure detection time impossible; {} is in force", member,
-                     format_duration(v.needed_fdt));
-        engine_.observe_probe(member, v);
-        if (after_change_) after_change_();
-      };
-      // A target that alone stops answering, or answers far slower than the others,
-      // sits out (TargetSelector::mark_dead) and the next candidate takes its place.
-      auto retire = [this](const std::string& member, const IpAddress& target, const char* why) {
-        const Group* grp = engine_.group_of(member);
-        if (!grp) return;
-        log::write(spdlog::level::info, member_fields(engine_, member), "{}: target {} {}; replacing it", member,
-                   target.str(), why);
-        selectors_[grp->name].mark_dead(target, Clock::now());
-        request_targets();
-      };
-      cb.target_dead = [retire](const std::string& member, const IpAddress& target) {
-        retire(member, target, "stopped answering alone");
-      };
-      cb.target_slow = [retire](const std::string& member, const IpAddress& target) {
-        retire(member, target, "answers exceptionally slowly");
-      };
-      cb.unsolicited = [](const std::string& member, std::uint64_t since_last, std::uint64_t total) {
-        spdlog::warn("{}: {} unsolicited ARP replies claiming a probe target ({} in all): someone on the link "
-                     "answers for it (forged?); the target's answers do not count while they go on",
-                     member, since_last, total);
-      };
-      cb.discovered = [this](const std::string& member, const IpAddress& host) {
-        const Group* grp = engine_.group_of(member);
-        if (grp && selectors_[grp->name].add_discovered(host)) request_targets();
-      };
-      auto base = detect::ProbeBase::create(event_, m.name, std::move(*strategy), fdt, std::move(cb),
-                                            engine_.config().probe_quiet_period);
-      if (!base) {
-        log::write(spdlog::level::warn, log::member_fields(g.name, m.name), "{}: cannot probe: {}", m.name,
-                   base.error().message);
-        continue;
-      }
-      log::write(spdlog::level::info, log::member_fields(g.name, m.name), "{}: probing with {} every {}", m.name,
-                 to_string(kind), format_duration(fdt / 7));
-      Detector d{g.name, kind, m.ifindex, source, fdt, std::move(*base)};
-      if (m.restored_failed) d.base->reset(true);  // failed before a restart: earn the repair
+      detectors_.erase(m.name);  // the paths not kept
+      if (d.paths.empty()) continue;
+      if (d.paths.size() < want.size())  // one family could not be opened (yet): again at the next sync
+        log::write(spdlog::level::warn, log::member_fields(g.name, m.name),
+                   "{}: probed on one family only for now", m.name);
       detectors_[m.name] = std::move(d);
     }
   }
@@ -276,7 +363,8 @@ void Probing::sync() {
   refresh_targets();
   for (const auto& g : engine_.groups()) {
     for (const auto& m : g.members)
-      if (auto it = detectors_.find(m.name); it != detectors_.end()) engine_.observe_probe(m.name, it->second.base->verdict());
+      if (auto it = detectors_.find(m.name); it != detectors_.end())
+        engine_.observe_probe(m.name, verdict_of(it->second));
   }
 }
 

@@ -28,9 +28,14 @@ struct DetectorSpec {
   ProbeKind kind = ProbeKind::none;  // none: the member is not probed
   std::optional<IpAddress> source;   // icmp: its first IPv4 test address; icmp6: its link-local one
   Duration fdt{};                    // the configured FDT (the detector raises it itself)
+  // A dual-stack member (kind icmp, and an IPv6 test address besides the IPv4 one) is
+  // also probed by ICMPv6 from this link-local address, as in.mpathd probes both
+  // families; the verdicts combine by combine_family_verdicts() (both must fail).
+  std::optional<IpAddress> source6;
   bool operator==(const DetectorSpec&) const = default;
 };
-// For member `m` of `g`, given the link-local address its interface has, if any.
+// For member `m` of `g`, given the link-local address its interface has, if any (its
+// link-local test address, when it has one and the kernel has it).
 DetectorSpec detector_spec(const Config& config, const Group& g, const Member& m, std::optional<IpAddress> link_local);
 // A detector probes while its link is up, the member is not offline and its MAC is
 // unique; otherwise it is paused (and reset, so old successes do not count).
@@ -38,8 +43,11 @@ bool detector_runs(const Member& m);
 
 class Probing {
  public:
-  // after_change runs after a verdict changed the Engine (the daemon reconciles).
-  Probing(sd_event* event, Engine& engine, net::Kernel& kernel, std::function<void()> after_change);
+  // after_change runs after a verdict changed the Engine (the daemon reconciles);
+  // status_changed before it when only what status.json shows changed (a dual-stack
+  // member's per-family probe state, which makes no Engine event).
+  Probing(sd_event* event, Engine& engine, net::Kernel& kernel, std::function<void()> after_change,
+          std::function<void()> status_changed = {});
   ~Probing();
   Probing(const Probing&) = delete;
   Probing& operator=(const Probing&) = delete;
@@ -63,18 +71,31 @@ class Probing {
   void request_targets();
 
  private:
+  // One probed family of a member: its kind (icmp/arp: IPv4, icmp6: IPv6), source,
+  // detector and latest verdict.
+  struct Path {
+    ProbeKind kind = ProbeKind::none;
+    std::optional<IpAddress> source;
+    std::unique_ptr<detect::ProbeBase> base;
+    Family family() const { return kind == ProbeKind::icmp6 ? Family::v6 : Family::v4; }
+  };
+  // A member's detection: one path, or two for a dual-stack member.
   struct Detector {
     std::string group;
-    ProbeKind kind = ProbeKind::none;
     unsigned ifindex = 0;
-    std::optional<IpAddress> source;
     Duration fdt{};
-    std::unique_ptr<detect::ProbeBase> base;
+    std::vector<Path> paths;
+    bool same_paths(const std::vector<std::pair<ProbeKind, std::optional<IpAddress>>>& want) const;
   };
   void refresh_targets();
   void set_group_targets(const Group& g, const std::vector<net::Route>& routes);
-  std::optional<IpAddress> link_local(unsigned ifindex) const;
+  std::optional<IpAddress> link_local(unsigned ifindex, const std::optional<IpAddress>& prefer = std::nullopt) const;
   void pause_or_resume(const Member& m, Detector& d);
+  // The member's verdict: its path's, or both families' combined.
+  static ProbeVerdict verdict_of(const Detector& d);
+  std::unique_ptr<detect::ProbeBase> open_path(const Group& g, const Member& m, ProbeKind kind,
+                                               const std::optional<IpAddress>& source, Duration fdt);
+  void on_path_verdict(const std::string& member);
   void run_deferred();
   void arm();
   static int on_defer(sd_event_source* s, void* self);
@@ -86,6 +107,7 @@ class Probing {
   std::map<std::string, TargetSelector> selectors_;     // by group name
   std::vector<std::pair<unsigned, IpPrefix>> addresses_;  // the host's addresses
   std::function<void()> after_change_;
+  std::function<void()> status_changed_;
   sd_event_source* defer_ = nullptr;
   bool sync_pending_ = false;
   bool targets_pending_ = false;

@@ -16,6 +16,10 @@ nlohmann::json member_json(const Group& g, const Member& m) {
     targets.push_back({{"address", t.address.str()},
                        {"rtt_avg_us", std::chrono::duration_cast<std::chrono::microseconds>(t.rtt_avg).count()},
                        {"rtt_dev_us", std::chrono::duration_cast<std::chrono::microseconds>(t.rtt_dev).count()}});
+  // A dual-stack member's probe state per family ({} when probed on one family).
+  nlohmann::json probe_families = nlohmann::json::object();
+  if (m.probe_v4) probe_families["ipv4"] = to_string(*m.probe_v4);
+  if (m.probe_v6) probe_families["ipv6"] = to_string(*m.probe_v6);
   return {
       {"name", m.name},
       {"group", g.name},
@@ -28,6 +32,7 @@ nlohmann::json member_json(const Group& g, const Member& m) {
       {"hwaddr_dup", m.hwaddr_dup},
       {"link", to_string(m.link)},
       {"probe", to_string(m.probe)},
+      {"probe_families", probe_families},
       {"flags", flags},
       {"link_flags", link_flag_strings(m.link_flags)},
       {"reason", to_string(m.reason)},

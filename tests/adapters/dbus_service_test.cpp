@@ -727,7 +727,7 @@ TEST_F(DbusReload, SighupAndTheReloadMethodAnnounceTheSame) {
 // restoration. The lab cannot make RTTs that large (no netem), so the verdict of the
 // member's detector is given to the Engine here, as lib/daemon's probing does.
 TEST_F(DbusReload, RaisedFailureDetectionTimeIsAnnounced) {
-  ProbeVerdict v{ProbeState::ok, {}, clock_.now(), false, {}};
+  ProbeVerdict v{ProbeState::ok, {}, clock_.now(), false, {}, {}, {}};
   engine_->observe_probe("m0", v);  // probing works: only the FDT changes below
   properties_changed();
   v.fdt_unachievable = true;

@@ -134,7 +134,7 @@ TEST(Events, KernelRefusalIsAnEvent) {
 
 TEST(Events, RaisedFdtIsAnEventAndSoIsItsRestoration) {
   Started r;
-  ProbeVerdict v{ProbeState::ok, {}, r.clock.now(), false, {}};
+  ProbeVerdict v{ProbeState::ok, {}, r.clock.now(), false, {}, {}, {}};
   r.engine.observe_probe("m0", v);
   r.events.clear();
   v.fdt_unachievable = true;

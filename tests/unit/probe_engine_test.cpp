@@ -9,7 +9,7 @@ using namespace mpathd::test;
 using namespace std::chrono_literals;
 
 namespace {
-ProbeVerdict verdict(ProbeState s, TimePoint tff = {}, TimePoint tls = {}) { return {s, tff, tls, false, {}}; }
+ProbeVerdict verdict(ProbeState s, TimePoint tff = {}, TimePoint tls = {}) { return {s, tff, tls, false, {}, {}, {}}; }
 
 struct ProbeRig : Rig {
   using Rig::Rig;
@@ -139,7 +139,7 @@ TEST(ProbeEngine, NoTargetsIsOptimisticAndRestoredFailedNeedsProbes) {
 TEST(ProbeEngine, UnachievableFdtRaisesTheFdtInForce) {
   ProbeRig r(make_config({{"m0", false}, {"m1", false}}));
   r.start_all_up({"m0", "m1"});
-  r.report("m0", {ProbeState::ok, {}, r.clock.now(), true, 21s});
+  r.report("m0", {ProbeState::ok, {}, r.clock.now(), true, 21s, {}, {}});
   EXPECT_EQ(r.g().fdt, 21s);
   EXPECT_EQ(r.m("m0").state, MemberState::ok);
   r.report("m0", verdict(ProbeState::ok, {}, r.clock.now()));

@@ -50,6 +50,30 @@ TEST(DetectorSpec, Icmp6FromTheLinkLocalInAnIpv6OnlyGroup) {
   EXPECT_EQ(detector_spec(r.engine.config(), r.g(), r.m("m0"), std::nullopt).kind, ProbeKind::none);
 }
 
+TEST(DetectorSpec, DualStackWithAnIpv6TestAddressBesidesTheIpv4One) {
+  // m0 has IPv4 test addresses only: one family.
+  Model r;
+  EXPECT_EQ(detector_spec(r.engine.config(), r.g(), r.m("m0"), kLinkLocal).source6, std::nullopt);
+  // With an IPv6 test address too: ICMP from the IPv4 one and ICMPv6 from the link-local.
+  Config c = Model::config();
+  c.groups[0].members[0].test_addresses.push_back(*IpPrefix::parse("2001:db8:1::101/64"));
+  c.groups[0].members[1].test_addresses = {*IpPrefix::parse("2001:db8:1::102/64")};
+  Rig d(c);
+  d.start_all_up({"m0", "m1"});
+  const auto m0 = detector_spec(d.engine.config(), d.g(), d.m("m0"), kLinkLocal);
+  EXPECT_EQ(m0.kind, ProbeKind::icmp);
+  EXPECT_EQ(m0.source, IpAddress::parse("198.18.1.20"));
+  EXPECT_EQ(m0.source6, kLinkLocal);
+  // No link-local yet: IPv4 alone until it comes.
+  EXPECT_EQ(detector_spec(d.engine.config(), d.g(), d.m("m0"), std::nullopt).source6, std::nullopt);
+  // An IPv6 test address alone is no dual stack (ARP, as without test addresses).
+  EXPECT_EQ(detector_spec(d.engine.config(), d.g(), d.m("m1"), kLinkLocal).source6, std::nullopt);
+  // Nor is ARP probing, or ICMP without an IPv4 test address.
+  c.groups[0].probe_method = ProbeMethod::arp;
+  d.engine.reconfigure(c);
+  EXPECT_EQ(detector_spec(d.engine.config(), d.g(), d.m("m0"), kLinkLocal).source6, std::nullopt);
+}
+
 TEST(DetectorSpec, ProbeMethodNoneAndTheFdtRule) {
   Config c = Model::config();
   c.failure_detection_time = seconds(20);

@@ -159,7 +159,7 @@ TEST(Settings, EveryGroupSettingReloads) {
 namespace {
 // m0's detector reports that its RTTs need 25 s: the group's FDT is raised.
 void raise_fdt(Started& r) {
-  ProbeVerdict v{ProbeState::ok, {}, r.clock.now(), false, {}};
+  ProbeVerdict v{ProbeState::ok, {}, r.clock.now(), false, {}, {}, {}};
   r.engine.observe_probe("m0", v);
   v.fdt_unachievable = true;
   v.needed_fdt = seconds(25);
@@ -188,7 +188,7 @@ TEST(Settings, RaisedFdtSurvivesAReloadThatKeepsTheConfiguredOne) {
   EXPECT_EQ(r.settings_events("g0"), 1u) << ::testing::PrintToString(r.lines());
   // The raise still ends when the RTTs allow the configured FDT again.
   r.events.clear();
-  r.engine.observe_probe("m0", ProbeVerdict{ProbeState::ok, {}, r.clock.now(), false, {}});
+  r.engine.observe_probe("m0", ProbeVerdict{ProbeState::ok, {}, r.clock.now(), false, {}, {}, {}});
   EXPECT_EQ(r.g().fdt, seconds(10));
   ASSERT_EQ(r.of<FdtChanged>().size(), 1u);
 }
@@ -204,7 +204,7 @@ TEST(Settings, ReloadThatChangesTheConfiguredFdtStartsOverFromIt) {
   EXPECT_EQ(r.settings_events("g0"), 1u) << ::testing::PrintToString(r.lines());
   // The re-armed detector reports that its RTTs still need more: raised again.
   r.events.clear();
-  r.engine.observe_probe("m0", ProbeVerdict{ProbeState::ok, {}, r.clock.now(), true, seconds(25)});
+  r.engine.observe_probe("m0", ProbeVerdict{ProbeState::ok, {}, r.clock.now(), true, seconds(25), {}, {}});
   EXPECT_EQ(r.g().fdt, seconds(25));
   ASSERT_EQ(r.of<FdtChanged>().size(), 1u);
   EXPECT_TRUE(r.of<FdtChanged>()[0].raised);
