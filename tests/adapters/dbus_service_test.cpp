@@ -132,7 +132,7 @@ TEST_F(DbusService, GetStateIsWhatTheObjectsAndPropertiesSay) {
     std::vector<std::string> manager_values;
     for (const char* p : {"Version", "FailureDetectionTime", "Failback", "TrackInterfacesOnlyWithGroups",
                           "NotificationCount", "NotificationInterval", "RegistryLevel",
-                          "RegistryLevelReason", "Hooks", "StateProblem"})
+                          "RegistryLevelReason", "Replication", "ReplicationReason", "Hooks", "StateProblem"})
       manager_values.push_back(get(kRoot, kManager, p).body);
     auto object = [&](const std::string& path, const char* iface, std::initializer_list<const char*> order) {
       std::vector<std::string> values{quoted(path)};
