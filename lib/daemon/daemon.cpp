@@ -109,6 +109,7 @@ struct Daemon::Impl {
   sd_event_source* audit_source = nullptr;  // deferred: compare the data plane with the kernel
   sd_event_source* restore_timer = nullptr;  // an object held back by the restore back-off
   sd_event_source* log_timer = nullptr;      // writes the limiter's summaries
+  sd_event_source* status_timer = nullptr;   // status.json for counters only: at most once a second
   bool status_dirty = true;
   std::vector<std::pair<net::AddrInfo, bool>> early_addresses;  // seen before probing starts
   std::map<unsigned, std::string> link_names;  // ifindex -> name, to see renames
@@ -150,6 +151,7 @@ struct Daemon::Impl {
     sd_event_source_disable_unref(audit_source);
     sd_event_source_disable_unref(restore_timer);
     sd_event_source_disable_unref(log_timer);
+    sd_event_source_disable_unref(status_timer);
     metrics_file.reset();
     monitor.reset();
     sd_event_unref(event);
@@ -338,6 +340,21 @@ struct Daemon::Impl {
     });
   }
 
+  // Counters that change often (replication) reach status.json within a second.
+  void arm_status_timer() {
+    int enabled = SD_EVENT_OFF;
+    if (status_timer && sd_event_source_get_enabled(status_timer, &enabled) >= 0 && enabled != SD_EVENT_OFF) return;
+    int r = arm_timer(event, &status_timer, clock.now() + seconds(1), milliseconds(100), &Impl::on_status_timer, this);
+    if (r < 0) spdlog::error("status timer: {}", std::strerror(-r));
+  }
+
+  static int on_status_timer(sd_event_source*, uint64_t, void* self) {
+    return guarded("status timer", [&] {
+      auto* d = static_cast<Impl*>(self);
+      if (d->ready && d->status_dirty) d->write_status();
+    });
+  }
+
   void write_status() {
     status_dirty = false;
     // Interface names are bytes: never let one that is not UTF-8 stop the daemon.
@@ -519,6 +536,7 @@ struct Daemon::Impl {
                                   [this](bool now) {
                                     status_dirty = true;
                                     if (now && ready) write_status();
+                                    if (!now) arm_status_timer();
                                   });
       }
       if (shared->level_reason().empty())
