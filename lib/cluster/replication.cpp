@@ -262,10 +262,17 @@ void Replicator::local_changed(const IpAddress& address) {
   if (dirty_.insert(address).second) schedule_flush(opts_.batch);
 }
 
+// A takeover has reset (tickled) every TCP connection of the old holder; its UDP
+// clients are still the service's clients and stay known.
+void Replicator::drop_tcp(Table& t) {
+  std::erase_if(t, [](const auto& kv) { return kv.second.proto == Proto::tcp; });
+}
+
 void Replicator::taken_over(const IpAddress& address) {
   // Our own view first: the old holder's clients were just tickled.
   if (auto it = tables_.find(address); it != tables_.end()) {
-    std::erase_if(it->second, [](const auto& kv) { return kv.first != kManual; });
+    for (auto& [origin, t] : it->second)
+      if (origin != kManual) drop_tcp(t);
     publish(address);
   }
   if (!transport_ || !held_.contains(address)) return;
@@ -484,7 +491,8 @@ void Replicator::on_message(const GroupMember& from, std::span<const std::uint8_
     auto& origins = tables_[rec.address];
     if (rec.kind == wire::Kind::full_first) {
       if (rec.flags & wire::kTakeover)
-        std::erase_if(origins, [&](const auto& kv) { return kv.first != kManual && kv.first != from.nodeid; });
+        for (auto& [origin, t] : origins)
+          if (origin != kManual && origin != from.nodeid) drop_tcp(t);
       origins[from.nodeid].clear();
     }
     auto& t = origins[from.nodeid];
@@ -513,7 +521,7 @@ void Replicator::on_message(const GroupMember& from, std::span<const std::uint8_
       if (!capped_.contains(rec.address)) spdlog::warn("association replication: cap reached: {}", note);
       capped_[rec.address] = note;
     }
-    if (t.empty()) origins.erase(from.nodeid);
+    std::erase_if(origins, [](const auto& kv) { return kv.second.empty(); });
     touched.insert(rec.address);
   }
   for (const auto& a : touched) publish(a);

@@ -5,8 +5,9 @@
 // associations of the address, and a node that joins receives the full tables (every
 // holder re-sends its tables when the membership changes). When an origin leaves, its
 // tables are KEPT: they are what the node taking over must tickle. A node that takes an
-// address over announces it, and every member then drops the other origins' tables of
-// that address (their clients have just been tickled).
+// address over announces it, and every member then drops the other origins' TCP entries
+// of that address (those connections have just been reset by the tickle); their UDP
+// clients stay known.
 //
 // The seam: GroupTransport (the group messaging), so that unit tests use a fake; the
 // real one (cpg_transport.cpp) is a thin adapter over libcpg on the daemon's sd-event
@@ -139,8 +140,9 @@ class Replicator {
   void set_held(const std::vector<IpAddress>& held);
   // A local entry of a held address appeared, changed or went (sent with the next batch).
   void local_changed(const IpAddress& address);
-  // The address was taken over here and its clients tickled: the other origins' tables
-  // of it are dropped here and, by the announcement, on every member.
+  // The address was taken over here and its clients tickled: the other origins' TCP
+  // entries of it are dropped here and, by the announcement, on every member (their
+  // UDP clients stay).
   void taken_over(const IpAddress& address);
   // The hand-over API's import, kept as one more origin ("manual") of the union.
   Result<std::size_t> import_manual(const IpAddress& address, std::vector<Association> entries);
@@ -161,6 +163,7 @@ class Replicator {
   void enqueue(std::vector<wire::Message> msgs);
   void drain();
   void publish(const IpAddress& a);
+  static void drop_tcp(Table& t);
   Table capped_local(const IpAddress& a);
   static int on_timer(sd_event_source*, std::uint64_t, void* user);
   static int on_reconnect(sd_event_source*, std::uint64_t, void* user);

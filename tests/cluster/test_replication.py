@@ -180,6 +180,25 @@ def test_replication(cluster):
     server.stop()
 
 
+def test_corosync_restart_is_survived(cluster):
+    """corosync dies under a running mpathd: replication goes off (saying why), mpathd
+    keeps running, and it joins again by itself (back-off) once corosync is back, and
+    gets the holder's tables whole again."""
+    n2, n3 = cluster.node("n2"), cluster.node("n3")
+    n3.daemon.wait_status(lambda s: s.get("replication", {}).get("state") == "joined", 30, "n3 joined")
+    received = replication(n3)["messages_received"]
+    n3.exec("kill", "-9", *n3.exec("pidof", "corosync").stdout.split())
+    n3.daemon.wait_status(lambda s: s["replication"]["state"] == "off", 10, "n3: replication off")
+    assert "lost" in replication(n3)["reason"] or "corosync" in replication(n3)["reason"], replication(n3)
+    assert n3.daemon.running()
+    n3.exec("corosync")  # daemonizes inside the node
+    n3.daemon.wait_status(lambda s: s["replication"]["state"] == "joined", 60, "n3 joined again")
+    n3.daemon.wait_status(lambda s: s["replication"]["messages_received"] > received, 15,
+                          "n3 got n2's tables again")
+    assert "joined process group" in n3.daemon.log()
+    n2.daemon.wait_status(lambda s: s["replication"]["members"] == 2, 30, "n2 sees n3 back")
+
+
 def test_replication_off_says_why(cluster):
     """replication = false: mpathd runs as before and says replication is off."""
     n3 = cluster.node("n3")

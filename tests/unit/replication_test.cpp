@@ -271,9 +271,14 @@ TEST_F(ReplicationTest, TablesOfAnOriginThatLeftAreKept) {
   EXPECT_EQ(b.imported[X].size(), 5U);
 }
 
-TEST_F(ReplicationTest, ATakeoverDropsTheOldHoldersTablesEverywhere) {
+TEST_F(ReplicationTest, ATakeoverDropsTheOldHoldersTcpEntriesEverywhere) {
   Node a(ev, bus, 1), b(ev, bus, 2), c(ev, bus, 3);
-  a.local[X] = first_n("198.18.1.50", 5);
+  Association udp;
+  udp.proto = Proto::udp;
+  udp.local = X;
+  udp.remote = ip("198.19.0.2");
+  a.local[X] = first_n("198.18.1.50", 4);
+  a.local[X].push_back(udp);
   a.rep->set_held({X});
   flush({&a, &b, &c});
   ASSERT_EQ(b.imported[X].size(), 5U);
@@ -283,10 +288,12 @@ TEST_F(ReplicationTest, ATakeoverDropsTheOldHoldersTablesEverywhere) {
   b.rep->set_held({X});
   b.local[X] = {tcp("198.18.1.50", 777)};
   b.rep->taken_over(X);
-  EXPECT_TRUE(b.imported[X].empty());
+  ASSERT_EQ(b.imported[X].size(), 1U) << "the tickled TCP connections go, the UDP client stays";
+  EXPECT_EQ(b.imported[X][0].proto, Proto::udp);
   flush({&b, &c});
-  ASSERT_EQ(c.imported[X].size(), 1U);
+  ASSERT_EQ(c.imported[X].size(), 2U);  // n2's connection and n1's UDP client
   EXPECT_EQ(c.imported[X][0].remote_port, tcp("198.18.1.50", 777).remote_port);
+  EXPECT_EQ(c.imported[X][1].proto, Proto::udp);
 }
 
 TEST_F(ReplicationTest, TheCapLimitsWhatIsSentAndSaysSo) {
