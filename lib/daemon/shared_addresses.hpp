@@ -53,6 +53,10 @@ class SharedAddresses {
   // The registry's change callback passes every change here (only local ones matter).
   void association_changed(const IpAddress& address, const cluster::Association& a);
   cluster::ReplicationStatus replication_status() const;
+  // Sends what is due now instead of at the batch timer (tests).
+  void replicator_flush() {
+    if (replicator_) replicator_->flush_now();
+  }
 
   // "ebpf" or "sock-diag", and why eBPF is not in force ("" when it is).
   std::string level() const;
