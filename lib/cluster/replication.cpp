@@ -120,7 +120,7 @@ Result<Message> decode(std::span<const std::uint8_t> bytes) {
   Message m;
   m.sequence = r.u32("sequence");
   const std::uint16_t n = r.u16("record count");
-  (void)r.u16("reserved");
+  if (r.u16("reserved") != 0) return bad("reserved header bytes are not zero");
   for (std::uint16_t i = 0; i < n; ++i) {
     Record rec;
     const std::size_t at = r.pos;

@@ -181,6 +181,9 @@ TEST(ReplicationWire, RefusesBadInput) {
   auto version = bytes;
   version[3] = 2;
   EXPECT_FALSE(wire::decode(version));
+  auto reserved = bytes;
+  reserved[11] = 1;  // a later version's field: not read as version 1
+  EXPECT_FALSE(wire::decode(reserved));
   auto kind = bytes;
   kind[wire::kHeaderSize + 5] = 9;  // family(1) + address(4) -> kind
   EXPECT_FALSE(wire::decode(kind));
