@@ -16,7 +16,7 @@ cd "$(dirname "$0")/.."
 runs=${RUNS:-10000000}
 build=${FUZZ_BUILD_DIR:-build-fuzz}
 targets=("$@")
-[[ ${#targets[@]} -gt 0 ]] || targets=(config state netlink probe_reply dbus_args)
+[[ ${#targets[@]} -gt 0 ]] || targets=(config state netlink probe_reply dbus_args replication_wire)
 jobs=$(nproc 2>/dev/null || echo 2)
 
 cmake -S . -B "$build" -DCMAKE_CXX_COMPILER=clang++-16 -DCMAKE_C_COMPILER=clang-16 \

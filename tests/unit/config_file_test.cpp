@@ -741,3 +741,25 @@ TEST(ConfigFile, MetricsFileIsAnAbsolutePathAndOffByDefault) {
 }
 
 }  // namespace mpathd
+
+namespace mpathd {
+namespace {
+TEST(ConfigFile, ReplicationKeys) {
+  auto d = parse_config("", "t.conf");
+  ASSERT_TRUE(d);
+  EXPECT_TRUE(d->replication);
+  EXPECT_EQ(d->replication_group, "mpathd");
+  EXPECT_EQ(d->replication_max_associations, 65536U);
+  auto r = parse_config("replication = false\nreplication-group = \"web\"\nreplication-max-associations = 10\n", "t.conf");
+  ASSERT_TRUE(r) << r.error().message;
+  EXPECT_FALSE(r->replication);
+  EXPECT_EQ(r->replication_group, "web");
+  EXPECT_EQ(r->replication_max_associations, 10U);
+  EXPECT_EQ(errors_of("replication-group = \"\""),
+            "t.conf:1:21: replication-group: \"\" is not a process group name (1 to 127 bytes)");
+  EXPECT_NE(errors_of("replication-max-associations = 0").find("t.conf:1:32: replication-max-associations"),
+            std::string::npos);
+  EXPECT_NE(errors_of("replication = \"yes\"").find("t.conf:1:15: replication"), std::string::npos);
+}
+}  // namespace
+}  // namespace mpathd

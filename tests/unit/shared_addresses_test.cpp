@@ -83,6 +83,7 @@ struct Daemonish {
     log.push_back("reconcile");
     shared->after_reconcile(rig.engine);
   }
+  cluster::ReplicationStatus replicated_status() const { return shared->replication_status(); }
 };
 
 const IpAddress kShared = *IpAddress::parse("198.18.1.50");
@@ -146,4 +147,56 @@ TEST(SharedAddresses, BadImportChangesNothing) {
   EXPECT_EQ(r.error().code, Errc::invalid_argument);
   EXPECT_TRUE(d.log.empty());
   EXPECT_EQ(d.shared->level(), "sock-diag");
+}
+
+namespace {
+// The group as the daemon's SharedAddresses sees it: what it multicasts, decoded.
+struct RecordingGroup final : cluster::GroupTransport {
+  std::vector<cluster::wire::Message>& sent;
+  explicit RecordingGroup(std::vector<cluster::wire::Message>& s) : sent(s) {}
+  Result<cluster::GroupMember> open(const std::string&, Handlers) override { return cluster::GroupMember{1, 1}; }
+  void close() override {}
+  Result<Sent> send(std::span<const std::uint8_t> m) override {
+    sent.push_back(*cluster::wire::decode(m));
+    return Sent::sent;
+  }
+};
+}  // namespace
+
+TEST(SharedAddresses, ReplicationFollowsTheHeldAddressesAndAnnouncesATakeoverAfterTheTickle) {
+  sd_event* ev = nullptr;
+  ASSERT_GE(sd_event_new(&ev), 0);
+  {
+    Daemonish d;
+    std::vector<cluster::wire::Message> sent;
+    d.shared->start_replication(ev, {}, std::make_unique<RecordingGroup>(sent), "", {});
+    // A manual import goes through the replicator, which imports the union.
+    ASSERT_TRUE(d.shared->import_json(kShared, R"([{"proto": "tcp", "local": "198.18.1.50", "local_port": 80,
+        "remote": "198.18.2.20", "remote_port": 40001, "state": "established", "direction": "incoming"}])"));
+    EXPECT_EQ(d.replicated_status().state, "joined");
+    ASSERT_TRUE(d.rig.engine.takeover_shared(kShared));
+    d.after_input();
+    ASSERT_GE(d.log.size(), 2U);
+    EXPECT_EQ(d.log[d.log.size() - 2], "tickle 198.18.1.50 1") << "the manual import is tickled";
+    EXPECT_EQ(d.log.back(), "import 198.18.1.50 1") << "then the union again (a manual import stays)";
+    // The registry's entries are the holder's "local" ones here (the fake has no kernel):
+    // the announcement carries them, flagged as a takeover.
+    d.registry->known[kShared] = {{cluster::Proto::tcp, kShared, 80, *IpAddress::parse("198.18.2.30"), 5000, 1, false, false}};
+    d.shared->association_changed(kShared, d.registry->known[kShared][0]);
+    d.shared->replicator_flush();
+    ASSERT_FALSE(sent.empty());
+    const auto& rec = sent.back().records.at(0);
+    EXPECT_EQ(rec.address, kShared);
+    EXPECT_EQ(rec.kind, cluster::wire::Kind::full_first);
+    EXPECT_EQ(rec.flags, cluster::wire::kTakeover);
+    ASSERT_EQ(rec.add.size(), 1U);
+    EXPECT_EQ(rec.add[0].remote_port, 5000);
+    // Released: nothing is sent (the others keep the table).
+    const auto n = sent.size();
+    ASSERT_TRUE(d.rig.engine.release_shared(kShared));
+    d.after_input();
+    d.shared->replicator_flush();
+    EXPECT_EQ(sent.size(), n);
+  }
+  sd_event_unref(ev);
 }
