@@ -33,7 +33,13 @@ The machine is shared: note the load (printed) beside the figures.
 
     sudo MPATHD_BIN=build/mpathd/mpathd FLOWTOOL_BIN=build/tests/tools/flowtool \\
         IPMPCTL_BIN=build/ipmpctl/ipmpctl /usr/bin/python3 bench/cluster.py --runs 3
-    ... --systems keepalived                 # VRRP only (no Corosync/Pacemaker needed)
+    ... --systems keepalived,mpathd --runs 5   # a subset; --runs-slow N for IPaddr2's default
+
+The lab is tests/lab/cluster.py (3 Corosync + Pacemaker nodes in namespaces, Corosync on
+a link of its own); keepalived runs only inside the nodes' network namespaces, with its
+own config and pid files under the lab's directory. A run takes ~25 s (the idle client
+is watched 20 s for a reset that never comes without a tickle); IPaddr2 at its defaults
+~70 s.
 """
 
 from __future__ import annotations
@@ -53,10 +59,10 @@ from typing import Any, Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-from lab.lab import (CLIENT4, ROUTER_LAN4, Lab, LabError, Proc, WaitTimeout,  # noqa: E402
-                     flowtool_bin, wait_until)
+from lab.cluster import SHARED4, Cluster, missing_tools  # noqa: E402
+from lab.lab import ROUTER_LAN4, Lab, LabError, Proc, WaitTimeout, wait_until  # noqa: E402
 
-VIP = "198.18.1.50"
+VIP = SHARED4
 PREFIX = 24
 MEMBERS = ("m0", "m1")
 UDP_RATE = 500
@@ -65,48 +71,50 @@ IDLE_WINDOW = 20.0  # how long a client without a tickle is watched for a reset
 # The target/expectation column (issue 12 and the anchors of
 # shared/reference/linux-anchors.md §3, §6, §10; pacemaker-lab.md for Pacemaker).
 EXPECT = {
-    ("mpathd", "default"): "<= FDT + 1 s serving (issue); reset at once (tickle of replicated associations)",
-    ("ipaddr2", "default"): "ethmonitor: monitor 10 s + repeat 5 x 10 s -> up to ~50 s; no reset (no tickle)",
-    ("ipaddr2", "fastest"): "monitor 1 s, repeat_count 1, link_status_only -> ~1-1.5 s; no reset",
-    ("keepalived", "default"): "3 x advert 1 s + skew (prio 90) ~ 3.65 s; no reset (no tickle)",
-    ("keepalived", "fastest"): "VRRPv3 advert 0.01 s: 3 x 0.01 + skew ~ 37 ms; no reset",
+    ("mpathd", "default"): "serving <= FDT + 1 s (issue 12); attribute -> started elsewhere ~0.15-0.25 s "
+                           "(pacemaker-lab.md); idle client reset at once (tickle of replicated associations)",
+    ("ipaddr2", "default"): "ethmonitor: monitor 10 s, then 5 tries 10 s apart -> 40-50 s; IPaddr2's own "
+                            "monitor (10 s) may fail first; no reset (no tickle)",
+    ("ipaddr2", "fastest"): "monitor 1 s, no repeat -> ~1-1.5 s; no reset (no tickle)",
+    ("keepalived", "default"): "3 x advert 1 s + skew 0.65 s (priority 90), less the time since the last "
+                               "advert -> 2.65-3.65 s; no reset (no tickle)",
+    ("keepalived", "fastest"): "VRRPv3 advert 0.01 s (the parser's minimum): 3 x 0.01 + skew -> ~37 ms; "
+                               "no reset (no tickle)",
 }
 
 
 # ---------------------------------------------------------------- the lab's nodes
 
 class Nodes:
-    """Three cluster nodes on one switch, each with the public NICs m0, m1, and the
-    lab's client behind its router. Built from tests/lab/lab.py (the host namespace
-    is node 1, add_host() makes nodes 2 and 3); the Pacemaker systems run on the
-    cluster lab, which provides the same interface (see ClusterNodes)."""
+    """The cluster lab's three nodes (tests/lab/cluster.py) as the systems see them:
+    node i's namespace, a whole-group cut and heal, and who holds VIP in the kernel."""
 
-    def __init__(self, lab: Lab):
-        self.lab = lab
-        self.ns = [lab.host, lab.add_host("n2", len(MEMBERS), "q"), lab.add_host("n3", len(MEMBERS), "r")]
-        self.ports = [[f"p{k}" for k in range(len(MEMBERS))], [f"q{k}" for k in range(len(MEMBERS))],
-                      [f"r{k}" for k in range(len(MEMBERS))]]
-        for i, ns in enumerate(self.ns):
-            for k, m in enumerate(MEMBERS):
-                lab.sh(ns, "ip", "addr", "add", f"198.18.1.{20 + 10 * i + k}/{PREFIX}", "dev", m)
-            lab.sh(ns, "ip", "route", "add", "default", "via", ROUTER_LAN4, "dev", MEMBERS[0])
+    def __init__(self, cluster: Cluster):
+        self.cluster = cluster
+        self.lab = cluster.lab
+        self.ns = [n.ns for n in cluster.nodes]
 
     def cut(self, i: int) -> None:
-        """Both public NICs of node i lose carrier, at once (one ip -batch in the switch)."""
-        subprocess.run(["ip", "-n", self.lab.sw, "-batch", "-"], check=True, text=True,
-                       input="".join(f"link set {p} down\n" for p in self.ports[i]))
+        """Both public NICs of node i lose carrier at once (one ip -batch in the switch)."""
+        self.cluster.nodes[i].cut_group()
 
     def heal(self, i: int) -> None:
-        subprocess.run(["ip", "-n", self.lab.sw, "-batch", "-"], check=True, text=True,
-                       input="".join(f"link set {p} up\n" for p in self.ports[i]))
+        self.cluster.nodes[i].heal_group()
 
     def holders(self) -> list[int]:
-        out = []
-        for i, ns in enumerate(self.ns):
-            for a in self.lab.ip_json(ns, "-4", "addr", "show"):
-                if any(x.get("local") == VIP for x in a.get("addr_info", [])):
-                    out.append(i)
-        return out
+        return [i for i, ns in enumerate(self.ns) if self.lab.holders(VIP, ns=ns)]
+
+    def base_addresses(self, on: bool) -> None:
+        """Without mpathd nobody places the node's own address and default route (VRRP
+        needs an address on its NIC, replies to the client need the route): the bench
+        adds them for keepalived and IPaddr2 and removes them before mpathd starts."""
+        for node in self.cluster.nodes:
+            if on:
+                self.lab.sh(node.ns, "ip", "addr", "add", f"{node.data}/{PREFIX}", "dev", MEMBERS[0])
+                self.lab.sh(node.ns, "ip", "route", "add", "default", "via", ROUTER_LAN4, "dev", MEMBERS[0])
+            else:
+                self.lab.ns_exec(node.ns, "ip", "route", "del", "default")
+                self.lab.ns_exec(node.ns, "ip", "addr", "del", f"{node.data}/{PREFIX}", "dev", MEMBERS[0])
 
 
 # ---------------------------------------------------------------- measurement helpers
@@ -220,6 +228,7 @@ class System:
 
     def start(self) -> None: ...
     def stop(self) -> None: ...
+    def after_run(self, holder: int) -> None: ...
     def settled(self) -> bool:
         """The address is held by exactly one node and the system is ready for a cut."""
         return len(self.nodes.holders()) == 1
@@ -281,6 +290,93 @@ class Keepalived(System):
         wait_until(lambda: self.nodes.holders() == [], 10, "keepalived removed the address")
 
 
+class PacemakerSystem(System):
+    """A shared address run by the cluster lab's Pacemaker; subclasses add resources."""
+
+    def __init__(self, nodes: Nodes):
+        super().__init__(nodes)
+        self.c = nodes.cluster
+
+    def running(self) -> bool:
+        return len(self.c.running_on("vip")) == 1
+
+    def settled(self) -> bool:
+        return len(self.nodes.holders()) == 1 and self.running() and all(
+            n.attribute(self.attribute) == self.healthy for n in self.c.nodes)
+
+    def failed_ops(self) -> int:
+        return len(self.c.failures())
+
+    def after_run(self, holder: int) -> None:
+        # Forget failures (and fail counts) so that every node may hold the address again.
+        self.c.crm("crm_resource", "--cleanup", check=False)
+
+    def stop(self) -> None:
+        self.c.reset()
+
+
+class Mpathd(PacemakerSystem):
+    name = "mpathd"
+    setting = "default: node attribute at once, FDT 1 s (probes), SharedAddress monitor 1 s"
+    attribute = "mpathd-g0"
+    healthy = str(len(MEMBERS))
+
+    def start(self) -> None:
+        for n in self.c.nodes:
+            n.start_mpathd()
+        self.c.add_shared_address("vip", VIP)
+        self.c.wait_running("vip", timeout=60)
+
+    def after_run(self, holder: int) -> None:
+        self.c.nodes[holder].wait_group_ok(30)
+
+    def stop(self) -> None:
+        self.c.reset()
+        for n in self.c.nodes:
+            n.stop_mpathd()
+
+
+class IPaddr2(PacemakerSystem):
+    name = "ipaddr2"
+    attribute = f"ethmonitor-{MEMBERS[0]}"
+    healthy = "1"
+
+    def __init__(self, nodes: Nodes, fast: bool):
+        super().__init__(nodes)
+        self.fast = fast
+        # Default: the operations pcs creates from the agents' meta-data (monitor 10 s;
+        # timeouts 20 s and 60 s) and the agents' parameter defaults. Fastest: monitors
+        # every 1 s and ethmonitor's repeat_count 1 (its minimum: no repeat), link only.
+        self.setting = ("fastest: monitors 1 s, ethmonitor repeat_count 1, link_status_only" if fast
+                        else "default: monitors 10 s, ethmonitor repeat_count 5 x repeat_interval 10 s")
+
+    def start(self) -> None:
+        iv = "1s" if self.fast else "10s"
+        eth_params = ('<nvpair id="eth-rc" name="repeat_count" value="1"/>'
+                      '<nvpair id="eth-ri" name="repeat_interval" value="1"/>'
+                      '<nvpair id="eth-lso" name="link_status_only" value="true"/>') if self.fast else ""
+        self.c.crm("cibadmin", "--create", "-o", "resources", "--xml-text",
+                   '<clone id="eth-clone"><primitive id="eth" class="ocf" provider="heartbeat" type="ethmonitor">'
+                   f'<instance_attributes id="eth-ia"><nvpair id="eth-if" name="interface" value="{MEMBERS[0]}"/>'
+                   f'{eth_params}</instance_attributes><operations>'
+                   f'<op id="eth-monitor" name="monitor" interval="{iv}" timeout="60s"/>'
+                   '</operations></primitive></clone>')
+        self.c.crm("cibadmin", "--create", "-o", "resources", "--xml-text",
+                   '<primitive id="vip" class="ocf" provider="heartbeat" type="IPaddr2">'
+                   f'<instance_attributes id="vip-ia"><nvpair id="vip-ip" name="ip" value="{VIP}"/>'
+                   f'<nvpair id="vip-cidr" name="cidr_netmask" value="{PREFIX}"/>'
+                   f'<nvpair id="vip-nic" name="nic" value="{MEMBERS[0]}"/></instance_attributes>'
+                   f'<operations><op id="vip-monitor" name="monitor" interval="{iv}" timeout="20s"/>'
+                   '</operations></primitive>')
+        self.c.crm("cibadmin", "--create", "-o", "constraints", "--xml-text",
+                   '<rsc_location id="vip-on-healthy" rsc="vip">'
+                   '<rule id="vip-rule" score="-INFINITY" boolean-op="or">'
+                   f'<expression id="vip-undef" attribute="{self.attribute}" operation="not_defined"/>'
+                   f'<expression id="vip-zero" attribute="{self.attribute}" operation="lte" value="0" '
+                   'type="integer"/></rule></rsc_location>')
+        self.c.wait_running("vip", timeout=60)
+
+
 # ---------------------------------------------------------------- one run
 
 def one_run(nodes: Nodes, system: System, port: int, tag: str) -> dict[str, Any]:
@@ -312,7 +408,10 @@ def one_run(nodes: Nodes, system: System, port: int, tag: str) -> dict[str, Any]
         r = flow.result(stop=True)
         res["outage_s"] = r["longest_outage_ms"] / 1000
         clients.stop()
+        if hasattr(system, "failed_ops"):
+            res["failed_ops"] = system.failed_ops()
         nodes.heal(holder)
+        system.after_run(holder)
     return res
 
 
@@ -330,59 +429,78 @@ def summarize(runs: list[dict[str, Any]], key: str) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--systems", default="mpathd,ipaddr2,keepalived")
+    ap.add_argument("--runs", type=int, default=3, help="runs per system and setting (default 3)")
+    ap.add_argument("--runs-slow", type=int, default=None,
+                    help="runs for IPaddr2 at its default settings (~1 min each; default --runs)")
+    ap.add_argument("--systems", default="keepalived,ipaddr2,mpathd",
+                    help="comma-separated subset of keepalived, ipaddr2, mpathd")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("cluster bench: needs root (network namespaces)", file=sys.stderr)
         return 77
+    if missing := missing_tools() + ([] if shutil.which("keepalived") else ["keepalived"]):
+        print(f"cluster bench: not installed: {' '.join(missing)} (scripts/setup.sh)", file=sys.stderr)
+        return 77
     wanted = args.systems.split(",")
     results = []
     load0 = os.getloadavg()[0]
-    with Lab(members=len(MEMBERS)) as lab:
-        nodes = Nodes(lab)
-        serve = [lab.start_server(ns=ns)[1] for ns in nodes.ns[:1]]
-        port = serve[0]
+    t_start = time.monotonic()
+    with Cluster() as cluster:
+        nodes = Nodes(cluster)
+        lab = cluster.lab
+        port = lab.start_server(ns=nodes.ns[0])[1]
         for ns in nodes.ns[1:]:
             lab.start_server(port=port, ns=ns)
-        systems: list[System] = []
+        systems: list[tuple[System, int]] = []
         if "keepalived" in wanted:
-            systems += [Keepalived(nodes, fast=False), Keepalived(nodes, fast=True)]
-        for k, system in enumerate(systems):
+            systems += [(Keepalived(nodes, fast=False), args.runs), (Keepalived(nodes, fast=True), args.runs)]
+        if "ipaddr2" in wanted:
+            systems += [(IPaddr2(nodes, fast=False), args.runs_slow or args.runs), (IPaddr2(nodes, fast=True), args.runs)]
+        if "mpathd" in wanted:
+            systems += [(Mpathd(nodes), args.runs)]
+        base = False
+        for k, (system, n_runs) in enumerate(systems):
+            want_base = system.name != "mpathd"
+            if want_base != base:
+                nodes.base_addresses(want_base)
+                base = want_base
             system.monitor = AddMonitor(nodes)
             system.start()
             runs = []
             try:
-                for r in range(args.runs):
+                for r in range(n_runs):
                     res = one_run(nodes, system, port, f"{k}-{r}")
-                    res["load"] = os.getloadavg()[0]
+                    res["load"] = round(os.getloadavg()[0], 1)
                     runs.append(res)
-                    if not args.json:
-                        print(f"  {system.name} {system.setting} run {r + 1}: {res}", file=sys.stderr)
+                    print(f"  {system.name}, {system.setting}, run {r + 1}: {res}", file=sys.stderr, flush=True)
             finally:
                 system.stop()
                 for p in system.monitor.procs:
                     p.stop(timeout=2)
+            kind = "fastest" if system.setting.startswith("fastest") else "default"
             results.append({"system": system.name, "setting": system.setting, "runs": runs,
-                            "expect": EXPECT.get((system.name, "fastest" if "fastest" in system.setting else "default"), "")})
+                            "expect": EXPECT.get((system.name, kind), "")})
+        if base:
+            nodes.base_addresses(False)
     load1 = os.getloadavg()[0]
     if args.json:
         print(json.dumps({"load": [load0, load1], "results": results}, indent=2))
         return 0
-    print(f"\nbench/cluster: whole-group link failure of the holder, {args.runs} runs each, "
-          f"load {load0:.1f} -> {load1:.1f} (2 cores shared)\n")
+    print(f"\nbench/cluster: whole-group link failure of the holding node (3 nodes, 2 NICs each), "
+          f"{args.runs} runs per row, load {load0:.1f} -> {load1:.1f} on 2 shared cores, "
+          f"{time.monotonic() - t_start:.0f} s\n")
     head = ["system, setting", "serving elsewhere", "client outage", "idle client reset", "active client reset",
-            "target / expectation"]
-    rows = [head]
-    for res in results:
-        rows.append([f"{res['system']}, {res['setting']}", summarize(res["runs"], "serving_s"),
-                     summarize(res["runs"], "outage_s"), summarize(res["runs"], "idle_reset_s"),
-                     summarize(res["runs"], "active_reset_s"), res["expect"]])
+            "failed ops", "target / expectation"]
     print("| " + " | ".join(head) + " |")
     print("|" + "---|" * len(head))
-    for row in rows[1:]:
+    for res in results:
+        fails = [r.get("failed_ops") for r in res["runs"] if r.get("failed_ops") is not None]
+        row = [f"{res['system']}, {res['setting']}", summarize(res["runs"], "serving_s"),
+               summarize(res["runs"], "outage_s"), summarize(res["runs"], "idle_reset_s"),
+               summarize(res["runs"], "active_reset_s"), str(max(fails)) if fails else "n/a", res["expect"]]
         print("| " + " | ".join(row) + " |")
+    print("\nmedian (min-max) from the cut; failed ops: Pacemaker's failed operations after a run (max)")
     return 0
 
 
