@@ -112,6 +112,10 @@ class Nodes:
             if on:
                 self.lab.sh(node.ns, "ip", "addr", "add", f"{node.data}/{PREFIX}", "dev", MEMBERS[0])
                 self.lab.sh(node.ns, "ip", "route", "add", "default", "via", ROUTER_LAN4, "dev", MEMBERS[0])
+                # ethmonitor's probe (unless link_status_only) wants RX traffic within 5 s
+                # or an answer to arping from an address of the NIC's ARP cache: on the
+                # quiet lab the router must be in it, as it would be on a real network.
+                self.lab.ping(node.ns, ROUTER_LAN4)
             else:
                 self.lab.ns_exec(node.ns, "ip", "route", "del", "default")
                 self.lab.ns_exec(node.ns, "ip", "addr", "del", f"{node.data}/{PREFIX}", "dev", MEMBERS[0])
@@ -374,7 +378,13 @@ class IPaddr2(PacemakerSystem):
                    f'<expression id="vip-undef" attribute="{self.attribute}" operation="not_defined"/>'
                    f'<expression id="vip-zero" attribute="{self.attribute}" operation="lte" value="0" '
                    'type="integer"/></rule></rsc_location>')
-        self.c.wait_running("vip", timeout=60)
+        self.c.wait_running("vip", timeout=120)
+
+    def after_run(self, holder: int) -> None:
+        # The cut flushed the healed node's ARP cache: traffic as a real network has
+        # (see Nodes.base_addresses), then failures forgotten.
+        wait_until(lambda: self.lab.ping(self.nodes.ns[holder], ROUTER_LAN4), 30, "the healed node reaches the router")
+        super().after_run(holder)
 
 
 # ---------------------------------------------------------------- one run
