@@ -246,6 +246,7 @@ class Keepalived(System):
         self.fast = fast
         self.setting = ("fastest: VRRPv3, advert_int 0.01 s" if fast else "default: VRRPv2, advert_int 1 s")
         self.procs: list[Proc] = []
+        self.logs: list[Path] = []
 
     def conf(self, i: int) -> str:
         advert = "advert_int 0.01\n    version 3" if self.fast else "advert_int 1"
@@ -278,6 +279,7 @@ class Keepalived(System):
             conf = d / f"n{i + 1}.conf"
             conf.write_text(self.conf(i))
             log = d / f"n{i + 1}.log"
+            self.logs.append(log)
             # Only inside the node's namespace, with its own config and pid files; -n: no
             # daemon (the lab ends it by its pid), -P: VRRP only, -G: no syslog.
             with open(log, "w") as out:
@@ -286,6 +288,19 @@ class Keepalived(System):
                     "-p", str(d / f"n{i + 1}.pid"), "-r", str(d / f"n{i + 1}.vrrp.pid"),
                     name=f"keepalived-n{i + 1}", stdout=out, stderr=subprocess.STDOUT))
         wait_until(lambda: self.nodes.holders() == [0], 30, "keepalived: node 1 MASTER with the address")
+
+    def states(self) -> list[str]:
+        """Each node's VRRP state, the last "Entering X STATE" of its log."""
+        out = []
+        for log in self.logs:
+            lines = [l for l in log.read_text(errors="replace").splitlines() if "Entering " in l and " STATE" in l]
+            out.append(lines[-1].split("Entering ", 1)[1].split(" STATE", 1)[0] if lines else "INIT")
+        return out
+
+    def settled(self) -> bool:
+        # A healed node leaves FAULT only after its tracked NICs are up again: until
+        # then it would not take part in the next run's election.
+        return len(self.nodes.holders()) == 1 and all(st in ("MASTER", "BACKUP") for st in self.states())
 
     def stop(self) -> None:
         for p in self.procs:
@@ -437,6 +452,104 @@ def summarize(runs: list[dict[str, Any]], key: str) -> str:
     return s
 
 
+# ---------------------------------------------------------------- --cpg
+
+def cpg_bench_bin() -> str:
+    return os.environ.get("CPG_BENCH_BIN") or str(Path(__file__).resolve().parents[1] / "build/bench/cpg_bench")
+
+
+# (label, size in bytes, rate per sender (0 = as fast as Corosync takes them), senders)
+CPG_CASES = [
+    ("latency, 1 KiB at 20/s", 1024, 20, 1),
+    ("flood, 1 KiB", 1024, 0, 1),
+    ("flood, 32 KiB (mpathd's max_message)", 32 * 1024, 0, 1),
+    ("flood, 32 KiB from all 3 nodes (a storm)", 32 * 1024, 0, 3),
+    ("flood, 1 MiB", 1024 * 1024, 0, 1),
+]
+
+
+def run_cpg(seconds: float) -> list[dict[str, Any]]:
+    """Corosync CPG in the 3-node lab, with Pacemaker running idle beside (it shares the
+    ring, as it would under mpathd): bench/cpg_bench.cpp, one process per node. Then the
+    node-attribute path: attrd_updater calls one after another on n1 (as mpathd makes
+    them: one at a time) and the lag until the last value is in the CIB."""
+    exe = cpg_bench_bin()
+    if not os.access(exe, os.X_OK):
+        raise LabError(f"cpg_bench not found at {exe} (set CPG_BENCH_BIN; built where libcpg-dev is)")
+    out = []
+    with Cluster() as cluster:
+        for k, (label, size, rate, senders) in enumerate(CPG_CASES):
+            group = f"cpgbench{k}"
+            procs = []
+            for i, node in enumerate(cluster.nodes):
+                cmd = ["nsenter", "-t", str(node.init_pid), "-a", exe, "--group", group, "--members", "3",
+                       "--size", str(size), "--rate", str(rate), "--seconds", str(seconds), "--timeout",
+                       str(seconds + 60)] + (["--send"] if i < senders else [])
+                procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+            res = []
+            for pr in procs:
+                o, e = pr.communicate(timeout=seconds + 90)
+                if pr.returncode != 0 or not o.strip():
+                    raise LabError(f"cpg_bench: rc {pr.returncode}: {e.strip()}")
+                res.append(json.loads(o.strip().splitlines()[-1]))
+            sent = sum(r["sent"] for r in res)
+            send_s = max(r["send_seconds"] for r in res)
+            recv = res[-1]  # node 3, a receiver in every case but the storm
+            out.append({"case": label, "size": size, "senders": senders, "load": round(os.getloadavg()[0], 1),
+                        "sent_per_s": sent / send_s if send_s else 0, "try_again": sum(r["try_again"] for r in res),
+                        "send_error": max(r["send_error"] for r in res), "delivered_per_s": recv["msgs_per_s"],
+                        "mbytes_per_s": recv["mbytes_per_s"], "latency_ms": recv["latency_ms"],
+                        "max_atomic": recv["max_atomic"], "nodes": res})
+            print(f"  cpg {label}: {out[-1]['delivered_per_s']:.0f} msg/s, {out[-1]['mbytes_per_s']:.2f} MB/s, "
+                  f"p50 {recv['latency_ms']['p50']:.2f} ms", file=sys.stderr, flush=True)
+        out.append(run_attrd(cluster))
+    return out
+
+
+def run_attrd(cluster: Cluster, n: int = 50) -> dict[str, Any]:
+    node = cluster.nodes[0]
+    t0 = time.monotonic()
+    for i in range(1, n + 1):
+        node.exec("attrd_updater", "-n", "bench-attr", "-U", str(i))
+    t1 = time.monotonic()
+
+    def in_cib():
+        cp = cluster.crm("crm_attribute", "-t", "status", "-N", "n1", "-n", "bench-attr", "-G", "-q", check=False)
+        return cp.stdout.strip() == str(n)
+    wait_until(in_cib, 30, "the last attribute value in the CIB", step=0.02)
+    t2 = time.monotonic()
+    return {"case": "attrd", "updates": n, "updates_per_s": n / (t1 - t0), "cib_lag_s": t2 - t1,
+            "load": round(os.getloadavg()[0], 1)}
+
+
+def print_cpg(results: list[dict[str, Any]], load0: float, load1: float) -> None:
+    print(f"\nbench/cluster --cpg: Corosync {corosync_version()} CPG between 3 nodes (knet over veth, "
+          f"token 1000 ms), load {load0:.1f} -> {load1:.1f} on 2 shared cores\n")
+    head = ["case", "sent/s (all senders)", "delivered/s at a node", "MB/s at a node", "TRY_AGAIN",
+            "latency p50 / p99 / max"]
+    print("| " + " | ".join(head) + " |")
+    print("|" + "---|" * len(head))
+    attrd = [r for r in results if r["case"] == "attrd"]
+    results = [r for r in results if r["case"] != "attrd"]
+    for r in results:
+        lat = r["latency_ms"]
+        err = f" (send error {r['send_error']})" if r["send_error"] else ""
+        print(f"| {r['case']} | {r['sent_per_s']:.0f}{err} | {r['delivered_per_s']:.0f} | {r['mbytes_per_s']:.2f} | "
+              f"{r['try_again']} | {lat['p50']:.1f} / {lat['p99']:.1f} / {lat['max']:.1f} ms |")
+    if results:
+        print(f"\nmax atomic (unfragmented) message: {results[0]['max_atomic']} bytes")
+    for a in attrd:
+        print(f"attrd_updater one after another on n1: {a['updates_per_s']:.1f} updates/s (each a process, "
+              f"nsenter included); the last value in the CIB {a['cib_lag_s'] * 1000:.0f} ms after the last call "
+              f"(load {a['load']})")
+
+
+def corosync_version() -> str:
+    cp = subprocess.run(["corosync", "-v"], capture_output=True, text=True)
+    first = (cp.stdout or cp.stderr).splitlines()
+    return first[0].split("'")[1] if first and "'" in first[0] else "?"
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=3, help="runs per system and setting (default 3)")
@@ -445,6 +558,9 @@ def main() -> int:
     ap.add_argument("--systems", default="keepalived,ipaddr2,mpathd",
                     help="comma-separated subset of keepalived, ipaddr2, mpathd")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--cpg", action="store_true",
+                    help="instead: Corosync CPG throughput, flow control and latency (docs/scale.md)")
+    ap.add_argument("--cpg-seconds", type=float, default=3.0, help="sending time per --cpg case")
     args = ap.parse_args()
     if os.geteuid() != 0:
         print("cluster bench: needs root (network namespaces)", file=sys.stderr)
@@ -452,9 +568,16 @@ def main() -> int:
     if missing := missing_tools() + ([] if shutil.which("keepalived") else ["keepalived"]):
         print(f"cluster bench: not installed: {' '.join(missing)} (scripts/setup.sh)", file=sys.stderr)
         return 77
+    load0 = os.getloadavg()[0]
+    if args.cpg:
+        cres = run_cpg(args.cpg_seconds)
+        if args.json:
+            print(json.dumps({"load": [load0, os.getloadavg()[0]], "cpg": cres}, indent=2))
+        else:
+            print_cpg(cres, load0, os.getloadavg()[0])
+        return 0
     wanted = args.systems.split(",")
     results = []
-    load0 = os.getloadavg()[0]
     t_start = time.monotonic()
     with Cluster() as cluster:
         nodes = Nodes(cluster)
