@@ -27,7 +27,8 @@ bash scripts/apt-missing.sh setup "${PACKAGES[@]}"
 # daemons on this host with Debian's default corosync.conf. A policy-rc.d that exits 101 makes invoke-rc.d deny
 # every start while apt-get runs (shared/reference/pacemaker-lab.md); one that is
 # there already and denies is kept, any other is put back afterwards.
-CLUSTER_PACKAGES=(resource-agents libxml2-utils pacemaker corosync pacemaker-cli-utils iputils-arping)
+CLUSTER_PACKAGES=(resource-agents libxml2-utils pacemaker corosync pacemaker-cli-utils libcpg-dev
+                  iputils-arping)
 policy=/usr/sbin/policy-rc.d
 if ! APT_NO_INSTALL=1 bash scripts/apt-missing.sh setup-cluster "${CLUSTER_PACKAGES[@]}" >/dev/null 2>&1; then
   saved=""

@@ -111,6 +111,11 @@ struct Config : DaemonSettings {
   // Read at start only, so not DaemonSettings (which a reload applies whole).
   std::string association_cgroup;
   bool association_ebpf = true;
+  // Association replication over Corosync CPG (lib/cluster/replication.hpp): on, the
+  // process group's name, and the cap of associations per shared address. Start only.
+  bool replication = true;
+  std::string replication_group = "mpathd";
+  unsigned replication_max_associations = 65536;
   std::vector<GroupConfig> groups;
 
   DaemonSettings& settings() { return *this; }

@@ -729,6 +729,16 @@ void ConfigReader::read(const toml::table& root, Config& cfg) {
             cfg.association_cgroup = *v;
         }},
        {"association-ebpf", set_bool(cfg.association_ebpf)},
+       {"replication", set_bool(cfg.replication)},
+       {"replication-group",
+        [&](const toml::node& e, const std::string& p) {
+          auto v = read_string(e, p);
+          if (v && (v->empty() || v->size() > 127))
+            error(e, p, "\"" + *v + "\" is not a process group name (1 to 127 bytes)");
+          else if (v)
+            cfg.replication_group = *v;
+        }},
+       {"replication-max-associations", set_uint(cfg.replication_max_associations, 1, 1000000)},
        {"node-attributes", set_bool(cfg.node_attributes)},
        {"group",
         [&](const toml::node& e, const std::string& p) {

@@ -109,6 +109,7 @@ struct Daemon::Impl {
   sd_event_source* audit_source = nullptr;  // deferred: compare the data plane with the kernel
   sd_event_source* restore_timer = nullptr;  // an object held back by the restore back-off
   sd_event_source* log_timer = nullptr;      // writes the limiter's summaries
+  sd_event_source* status_timer = nullptr;   // status.json for counters only: at most once a second
   bool status_dirty = true;
   std::vector<std::pair<net::AddrInfo, bool>> early_addresses;  // seen before probing starts
   std::map<unsigned, std::string> link_names;  // ifindex -> name, to see renames
@@ -150,6 +151,7 @@ struct Daemon::Impl {
     sd_event_source_disable_unref(audit_source);
     sd_event_source_disable_unref(restore_timer);
     sd_event_source_disable_unref(log_timer);
+    sd_event_source_disable_unref(status_timer);
     metrics_file.reset();
     monitor.reset();
     sd_event_unref(event);
@@ -338,6 +340,21 @@ struct Daemon::Impl {
     });
   }
 
+  // Counters that change often (replication) reach status.json within a second.
+  void arm_status_timer() {
+    int enabled = SD_EVENT_OFF;
+    if (status_timer && sd_event_source_get_enabled(status_timer, &enabled) >= 0 && enabled != SD_EVENT_OFF) return;
+    int r = arm_timer(event, &status_timer, clock.now() + seconds(1), milliseconds(100), &Impl::on_status_timer, this);
+    if (r < 0) spdlog::error("status timer: {}", std::strerror(-r));
+  }
+
+  static int on_status_timer(sd_event_source*, uint64_t, void* self) {
+    return guarded("status timer", [&] {
+      auto* d = static_cast<Impl*>(self);
+      if (d->ready && d->status_dirty) d->write_status();
+    });
+  }
+
   void write_status() {
     status_dirty = false;
     // Interface names are bytes: never let one that is not UTF-8 stop the daemon.
@@ -347,6 +364,14 @@ struct Daemon::Impl {
     j["persistence"] = {{"ok", problem.empty()}, {"problem", problem}};
     j["failover_latency"] = latency.json();
     if (hook_hosts) j["hooks"] = hook_hosts->status();
+    if (shared) {
+      const auto r = shared->replication_status();
+      j["replication"] = {{"enabled", r.enabled}, {"state", r.state}, {"reason", r.reason}, {"group", r.group},
+                          {"node_id", r.node_id}, {"members", r.members}, {"messages_sent", r.messages_sent},
+                          {"bytes_sent", r.bytes_sent}, {"messages_received", r.messages_received},
+                          {"bytes_received", r.bytes_received}, {"try_again", r.try_again},
+                          {"imported", r.imported}, {"capped", r.capped}};
+    }
     const auto text = j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
     if (auto r = write_file_atomically(options.runtime_dir + "/status.json", text, false); !r)
       spdlog::warn("{}", r.error().message);
@@ -492,6 +517,7 @@ struct Daemon::Impl {
       shared = std::make_unique<SharedAddresses>(
           cluster::Registry::create(event, ro,
                                     [this](const IpAddress& a, const cluster::Association& x, bool present) {
+                                      if (shared) shared->association_changed(a, x);
                                       spdlog::debug("{}: association {} {}:{} {}", a.str(), present ? "seen" : "gone",
                                                     x.remote.str(), x.remote_port,
                                                     x.proto == cluster::Proto::tcp ? "tcp" : "udp");
@@ -499,6 +525,20 @@ struct Daemon::Impl {
                                         if (auto j = hook_association_event(a, x, present)) hook_hosts->publish(std::move(*j));
                                     }),
           cluster::Actions::create(event));
+      {
+        const auto& cfg = engine.config();
+        cluster::ReplicationOptions rep;
+        rep.enabled = cfg.replication;
+        rep.group = cfg.replication_group;
+        rep.max_associations = cfg.replication_max_associations;
+        shared->start_replication(event, rep, cfg.replication ? cluster::GroupTransport::create_cpg(event) : nullptr,
+                                  cfg.replication ? "" : "disabled by configuration (replication = false)",
+                                  [this](bool now) {
+                                    status_dirty = true;
+                                    if (now && ready) write_status();
+                                    if (!now) arm_status_timer();
+                                  });
+      }
       if (shared->level_reason().empty())
         spdlog::info("association registry: level {}", shared->level());
       else
@@ -520,6 +560,10 @@ struct Daemon::Impl {
         .export_associations = [this](const IpAddress& a) { return shared->export_json(a); },
         .import_associations = [this](const IpAddress& a, std::string_view text) { return shared->import_json(a, text); },
         .registry_level = [this] { return std::pair{shared->level(), shared->level_reason()}; },
+        .replication = [this] {
+          const auto r = shared->replication_status();
+          return std::pair{r.state, r.reason};
+        },
         .hook_states = [this] { return hook_hosts ? hook_hosts->states() : std::vector<dbus::HookState>{}; },
     };
     if (auto b = dbus::Service::open(event, engine, std::move(hooks), options.bus_name))

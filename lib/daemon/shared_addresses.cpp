@@ -50,6 +50,7 @@ void SharedAddresses::after_reconcile(const Engine& engine) {
   if (held != tracked_) {
     registry_->track(held);
     tracked_ = held;
+    if (replicator_) replicator_->set_held(held);
   }
   for (const auto& a : std::exchange(tickle_, {})) {
     const auto known = registry_->associations(a);
@@ -57,6 +58,8 @@ void SharedAddresses::after_reconcile(const Engine& engine) {
       spdlog::error("takeover {}: cannot tickle its clients: {}", a.str(), n.error().message);
     else
       spdlog::info("takeover {}: {} TCP client(s) tickled of {} known association(s)", a.str(), *n, known.size());
+    // The old holder's tables have served: dropped here and, announced, on every node.
+    if (replicator_) replicator_->taken_over(a);
   }
 }
 
@@ -67,9 +70,37 @@ Result<std::string> SharedAddresses::export_json(const IpAddress& address) const
 Result<std::size_t> SharedAddresses::import_json(const IpAddress& address, std::string_view text) {
   auto entries = cluster::associations_from_json_text(text);
   if (!entries) return std::unexpected(entries.error());
-  auto n = registry_->import(address, std::move(*entries));
+  auto n = replicator_ ? replicator_->import_manual(address, std::move(*entries))
+                      : registry_->import(address, std::move(*entries));
   if (n) spdlog::info("{}: {} association(s) imported", address.str(), *n);
   return n;
+}
+
+void SharedAddresses::start_replication(sd_event* event, cluster::ReplicationOptions opts,
+                                        std::unique_ptr<cluster::GroupTransport> transport, std::string off_reason,
+                                        std::function<void(bool now)> status_changed) {
+  cluster::Replicator::Hooks hooks;
+  hooks.local = [this](const IpAddress& a) { return registry_->associations(a); };
+  hooks.imported = [this](const IpAddress& a, std::vector<cluster::Association> entries) {
+    if (auto r = registry_->import(a, std::move(entries)); !r)
+      spdlog::warn("association replication: {}: {}", a.str(), r.error().message);
+  };
+  hooks.status_changed = std::move(status_changed);
+  replicator_ = std::make_unique<cluster::Replicator>(event, std::move(opts), std::move(transport), std::move(hooks),
+                                                      std::move(off_reason));
+  replicator_->set_held(tracked_);
+}
+
+void SharedAddresses::association_changed(const IpAddress& address, const cluster::Association& a) {
+  if (replicator_ && !a.imported) replicator_->local_changed(address);
+}
+
+cluster::ReplicationStatus SharedAddresses::replication_status() const {
+  if (replicator_) return replicator_->status();
+  cluster::ReplicationStatus s;
+  s.state = "off";
+  s.reason = "not started";
+  return s;
 }
 
 }  // namespace mpathd

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "cluster/cluster.hpp"
+#include "cluster/replication.hpp"
 #include "core/engine.hpp"
 
 namespace mpathd {
@@ -43,6 +44,16 @@ class SharedAddresses {
   Result<std::string> export_json(const IpAddress& address) const;
   Result<std::size_t> import_json(const IpAddress& address, std::string_view text);
 
+  // Association replication (cluster/replication.hpp): the registry's local entries of
+  // held addresses go to the group, received tables come back as imported entries.
+  // transport == nullptr: off, with `off_reason`. Without this call: off as well.
+  void start_replication(sd_event* event, cluster::ReplicationOptions opts,
+                         std::unique_ptr<cluster::GroupTransport> transport, std::string off_reason,
+                         std::function<void(bool now)> status_changed);
+  // The registry's change callback passes every change here (only local ones matter).
+  void association_changed(const IpAddress& address, const cluster::Association& a);
+  cluster::ReplicationStatus replication_status() const;
+
   // "ebpf" or "sock-diag", and why eBPF is not in force ("" when it is).
   std::string level() const;
   std::string level_reason() const { return registry_->level_reason(); }
@@ -53,6 +64,7 @@ class SharedAddresses {
   std::vector<IpAddress> unblock_;  // released: the drop is lifted once the address is gone
   std::vector<IpAddress> tickle_;   // taken over: clients are tickled once it is in place
   std::vector<IpAddress> tracked_;
+  std::unique_ptr<cluster::Replicator> replicator_;  // after registry_: destroyed first
 };
 
 }  // namespace mpathd

@@ -333,6 +333,11 @@ int manager_property(sd_bus_message* reply, const Service::Impl& impl, std::stri
         hooks.registry_level ? hooks.registry_level() : std::pair<std::string, std::string>{"none", "no registry"};
     return sd_bus_message_append(reply, "s", (p == "RegistryLevel" ? level.first : level.second).c_str());
   }
+  if (p == "Replication" || p == "ReplicationReason") {
+    const auto rep = hooks.replication ? hooks.replication()
+                                       : std::pair<std::string, std::string>{"off", "no replication"};
+    return sd_bus_message_append(reply, "s", (p == "Replication" ? rep.first : rep.second).c_str());
+  }
   if (p == "Hooks") {
     int r = sd_bus_message_open_container(reply, 'a', "(ssstts)");
     if (r < 0) return r;
@@ -357,6 +362,8 @@ const sd_bus_vtable kManagerVtable[] = {
     SD_BUS_PROPERTY("NotificationInterval", "t", get_manager, 0, kChange),
     SD_BUS_PROPERTY("RegistryLevel", "s", get_manager, 0, SD_BUS_VTABLE_PROPERTY_CONST),
     SD_BUS_PROPERTY("RegistryLevelReason", "s", get_manager, 0, SD_BUS_VTABLE_PROPERTY_CONST),
+    SD_BUS_PROPERTY("Replication", "s", get_manager, 0, 0),        // read when wanted: no signal
+    SD_BUS_PROPERTY("ReplicationReason", "s", get_manager, 0, 0),  // read when wanted: no signal
     SD_BUS_PROPERTY("Hooks", "a(ssstts)", get_manager, 0, 0),  // read when wanted: no signal
     SD_BUS_PROPERTY("Groups", "ao", get_manager, 0, kChange),
     SD_BUS_PROPERTY("Interfaces", "ao", get_manager, 0, kChange),

@@ -48,6 +48,8 @@ struct ServiceHooks {
   std::function<Result<std::size_t>(const IpAddress&, std::string_view)> import_associations;
   // The level in force ("ebpf" or "sock-diag") and why eBPF is not ("" when it is).
   std::function<std::pair<std::string, std::string>()> registry_level;
+  // Association replication: "joined" or "off", and why it is off ("" when joined).
+  std::function<std::pair<std::string, std::string>()> replication;
   // The hooks and their state (Manager.Hooks); empty = none configured.
   std::function<std::vector<HookState>()> hook_states;
 };

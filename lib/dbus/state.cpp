@@ -49,6 +49,8 @@ Layout layout_of(const sd_bus_vtable* vt, std::string_view skip_type = {}) {
   for (; vt->type != _SD_BUS_VTABLE_END; ++vt) {
     if (vt->type != _SD_BUS_VTABLE_PROPERTY && vt->type != _SD_BUS_VTABLE_WRITABLE_PROPERTY) continue;
     if (!skip_type.empty() && vt->x.property.signature == skip_type) continue;
+    // Added after GetState's signature was fixed (an API): read on their own.
+    if (std::string_view(vt->x.property.member).starts_with("Replication")) continue;
     l.names.push_back(vt->x.property.member);
     l.signature += state_type(vt->x.property.member, vt->x.property.signature);
   }

@@ -137,11 +137,12 @@ TEST_F(DbusContract, TheParserSeesEveryMemberOfTheContract) {
   const auto contract = parse(file(std::string(MPATHD_SOURCE_DIR) + "/dbus/org.ipmp.Mpathd1.xml"));
   const auto& m = contract.at(kManager);
   EXPECT_EQ(m.methods.size(), 15u);
-  EXPECT_EQ(m.properties.size(), 12u);
+  EXPECT_EQ(m.properties.size(), 14u);
   EXPECT_EQ(m.methods.at("GetState"),
             (std::vector<std::string>{"out (stbbutssa(ssstts)s) manager", "out a(osssstbaoa(ssss)a(sssss)) groups",
                                       "out a(osussbasbssstsasassa(stt)(ttttttt)) interfaces"}));
   EXPECT_EQ(m.properties.at("Hooks"), "a(ssstts) read");
+  EXPECT_EQ(m.properties.at("Replication"), "s read");  // not in GetState (its signature is API)
   EXPECT_EQ(m.methods.at("AddMember"),
             (std::vector<std::string>{"in s group", "in s interface", "in b standby", "out o member"}));
   EXPECT_TRUE(m.methods.at("Reload").empty());

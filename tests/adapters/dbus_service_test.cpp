@@ -352,6 +352,9 @@ TEST_F(DbusService, SharedAddressesAndTheirErrors) {
   }));
   EXPECT_EQ(managed_objects()[g0][kGroup]["SharedAddresses"], R"([("198.18.1.50/24", "held", "m0", "admin-takeover", "")])");
   EXPECT_EQ(get(kRoot, kManager, "RegistryLevel").body, quoted("none"));
+  // Without the daemon's replication hook: off, and why.
+  EXPECT_EQ(get(kRoot, kManager, "Replication").body, quoted("off"));
+  EXPECT_EQ(get(kRoot, kManager, "ReplicationReason").body, quoted("no replication"));
 
   const std::string e = kErr;
   struct Case {

@@ -55,6 +55,14 @@ SYSTEM_BUS_CONF = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus C
 _live_buses: list["Bus"] = []
 
 
+def _die_with_parent() -> None:
+    """preexec_fn: SIGKILL when the process that started the bus dies (PR_SET_PDEATHSIG),
+    so that a test runner killed without cleaning up (a CTest timeout) leaves no bus.
+    It is the starting *thread* that counts: start a bus from a thread that outlives it."""
+    import ctypes
+    ctypes.CDLL(None, use_errno=True).prctl(1, 9)  # PR_SET_PDEATHSIG, SIGKILL
+
+
 def _close_all() -> None:
     for b in list(_live_buses):
         b.close()
@@ -85,7 +93,8 @@ class Bus:
     def _start(self) -> None:
         self.proc = subprocess.Popen(
             ["dbus-daemon", f"--config-file={self.conf}", "--print-address", "--nofork"],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
+            preexec_fn=_die_with_parent)
         reader = Lines(self.proc.stdout)
         line = reader.next_line(10)
         if not line:

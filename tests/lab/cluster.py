@@ -34,9 +34,11 @@ that the agent's ipmpctl (run by pacemaker-execd) reaches that node's mpathd.
 Cluster API (one object per module; everything ends by pid, namespaces by name):
     Cluster(nodes=3, members=2, pacemaker=True, prefix=None, keep_logs=False,
             token_ms=1000, consensus_ms=1200)           context manager; close()
+                                (nodes 1..9; pacemaker=False: corosync only, e.g. CPG)
     .lab (the Lab: .sw .rt .cl .tmp, client_reaches, switch_drop, spawn ...)
     .nodes, .node("n2") / .node(2), .cs (Corosync switch netns)
     .wait_online(timeout)       every node online, a DC, quorum (or corosync members)
+    .corosync_members(via)      Corosync's member count as node `via` sees it
     .crm(*cmd)                  a Pacemaker CLI on any node that answers
     .mon()                      crm_mon XML (ElementTree) with the operation history
     .running_on(rsc)            node names where rsc is Started (and not failed)
@@ -46,23 +48,38 @@ Cluster API (one object per module; everything ends by pid, namespaces by name):
     .add_shared_address(rsc, address, group_if="ipmp0", attribute="mpathd-g0")
     .move(rsc, node) / .clear(rsc)   crm_resource --move / --clear
     .holders(addr)              {node name: [devices]} where addr is in the kernel
+    .settle()                   crm_resource --wait
     .reset()                    heal every link, CIB configuration back to the seed,
                                 history cleaned, every mpathd running and group ok
+    .logs(lines)                the tails of every node's pacemaker, corosync, mpathd log
+Service and client (JSON-lines events with times, lab.cluster.Events):
+    start_server(node, addr, port) -> (proc, events)   TCP+UDP echo server on the shared
+                                address in the node (IP_FREEBIND), greets with its name
+    Client(cluster, addr, port) in the client namespace: .ping(), .udp(), .ended()
+                                (first reset or EOF), .connections() ({node, t, port,
+                                udp_port, attempts}); it reconnects after a reset
 Node API:
     .name .index .ns .ports .dir .init_pid .bus .daemon (lab.lab.Daemon) .data (its address)
     .exec(*cmd, check=True)     nsenter into the node
+    .config(extra_global=..., extra_group=...) -> the node's mpathd.conf text
     .start_mpathd(config=None) / .stop_mpathd() / .kill_mpathd(sig=SIGKILL)
+                                (with --hook-host $MPATHD_HOOKHOST or the build's)
     .mpathd_pid()               host pid of the node's mpathd
     .ipmpctl(*args)             ipmpctl inside the node (its bus)
+    .wait_group_ok(timeout)     every member of the node's group ok (status.json)
     .shared(addr) -> status.json entry; .attribute(name) -> str | None
+    .holders(addr)              the node's devices with addr in the kernel
     .cut_member(i) / .heal_member(i)  the member's switch port down / up
     .cut_group() / .heal_group()       every member's port
     .drop_group() / .undrop_group()    silent: the switch drops every frame from and to
                                        the node's ports (nftables), carrier stays up
     .cut_corosync() / .heal_corosync() the node's Corosync switch port down / up
-    .stop() (graceful) / .kill() (SIGKILL the whole node)
+    .heal()                            all of the above undone
+    .stop() + .wait_stopped() (graceful, SIGKILL after 30 s) / .kill() (the whole node)
+hold(predicate, seconds, what)  a condition that must stay true (bounded samples)
 
-Teardown (close(), also on failure, SIGTERM/SIGHUP and at exit): mpathd SIGTERM, each
+Teardown (close(), also on failure, SIGTERM/SIGHUP and at exit; a SIGKILLed runner
+still takes every node with it by PR_SET_PDEATHSIG on unshare): mpathd SIGTERM, each
 node's init SIGTERM (stops pacemakerd, then corosync), SIGKILL of the unshare after 30 s
 (--kill-child takes the pid namespace with it), then the Lab removes any leftover
 process in its namespaces, the namespaces and its directory; the buses are stopped.
@@ -71,11 +88,14 @@ process in its namespaces, the namespaces and its directory; the buses are stopp
 from __future__ import annotations
 
 import atexit
+import json
 import os
+import secrets
 import shutil
 import signal
 import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -94,6 +114,19 @@ CLUSTER_TOOLS = ("corosync", "pacemakerd", "attrd_updater", "crm_mon", "crm_reso
 
 def ipmpctl_bin() -> str:
     return binary("IPMPCTL_BIN", "build/ipmpctl/ipmpctl")
+
+
+def _die_with_parent() -> None:
+    """preexec_fn: SIGKILL when the process that started us dies (PR_SET_PDEATHSIG; it
+    survives the exec). A test runner killed without a chance to clean up (a CTest
+    timeout) still takes the nodes with it: unshare --kill-child ends each node. It is
+    the starting *thread* that counts: build a Cluster in a thread that outlives it."""
+    import ctypes
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+
+def hookhost_bin() -> str:
+    return binary("MPATHD_HOOKHOST", "build/hookhost/mpathd-hookhost")
 
 
 def missing_tools() -> list[str]:
@@ -203,6 +236,24 @@ def _child_of(pid: int) -> int | None:
     return int(kids[0]) if kids else None
 
 
+def hold(predicate, seconds: float, what: str, step: float = 0.2) -> int:
+    """The opposite of wait_until: predicate() must be truthy in every sample, taken
+    every `step` seconds for `seconds`; fails (AssertionError naming `what` and the
+    value) at the first sample where it is not. Returns the number of samples."""
+    end = time.monotonic() + seconds
+    samples = 0
+
+    def check():
+        nonlocal samples
+        value = predicate()
+        samples += 1
+        if not value:
+            raise AssertionError(f"{what} stopped holding at sample {samples} ({value!r})")
+        return time.monotonic() >= end
+    wait_until(check, seconds + 30, f"{what} for {seconds:.1f}s", step=step)
+    return samples
+
+
 class Node:
     """One cluster node; see the module doc. Made by Cluster."""
 
@@ -258,7 +309,8 @@ class Node:
                                   "bash", str(self.dir / "node-init.sh"), self.name, str(self.dir),
                                   "1" if self.cluster.pacemaker else "0"],
                                  stdout=log, stderr=log, stdin=subprocess.DEVNULL,
-                                 env={**os.environ, "BUS_SOCKET": str(self.bus.socket)})
+                                 env={**os.environ, "BUS_SOCKET": str(self.bus.socket)},
+                                 preexec_fn=_die_with_parent)
         log.close()
         self.proc = Proc(popen, f"cluster-node-{self.name}", self.dir / "init.log")
         self.cluster.lab.procs.append(self.proc)
@@ -311,16 +363,22 @@ class Node:
 
     def attribute(self, name: str) -> str | None:
         """A transient node attribute of this node (attrd), None when not set."""
-        cp = self.exec("attrd_updater", "-Q", "-n", name, check=False)
-        if cp.returncode != 0 or 'value="' not in cp.stdout:
+        cp = self.exec("attrd_updater", "-Q", "-N", self.name, "-n", name, check=False)
+        if cp.returncode != 0:
             return None
-        return cp.stdout.split('value="', 1)[1].split('"', 1)[0]
+        # One line per node ('name="N" host="H" value="V"'): attrd answers for every node.
+        for line in cp.stdout.splitlines():
+            if f'host="{self.name}"' in line and 'value="' in line:
+                return line.split('value="', 1)[1].split('"', 1)[0]
+        return None
 
     # -- mpathd
     def config(self, shared: tuple[str, ...] = (f"{SHARED4}/24",), extra_global: str = "node-attributes = true",
                extra_group: str = "") -> str:
         """The node's mpathd.conf: group g0 (ipmp0) of m0, m1, its data address, the
-        shared addresses, probing ARP to the router at FDT 1 s, node attributes on."""
+        shared addresses, probing ARP to the router at FDT 1 s, node attributes on.
+        extra_global goes before the group ([[hook]] tables, say: keep
+        node-attributes = true in it if wanted)."""
         group_extra = "shared-addresses = [" + ", ".join(f'"{a}"' for a in shared) + "]"
         if extra_group:
             group_extra += "\n" + extra_group
@@ -339,13 +397,15 @@ class Node:
         if not os.access(exe, os.X_OK):
             raise LabError(f"mpathd binary not found at {exe} (set MPATHD_BIN)")
         (work / "run" / "status.json").unlink(missing_ok=True)
+        # [[hook]]s run in mpathd-hookhost: the build's, when there is one.
+        hook_host = ["--hook-host", hookhost_bin()] if os.access(hookhost_bin(), os.X_OK) else []
         n = len(list(work.glob("mpathd-*.log")))
         log_path = work / f"mpathd-{n}.log"
         with open(log_path, "w") as log:
             popen = subprocess.Popen(["nsenter", "-t", str(self.init_pid), "-a", exe,
                                       "--config", str(work / "mpathd.conf"), "--runtime-dir", str(work / "run"),
                                       "--state-dir", str(work / "state"), "--lock-dir", str(work / "lock"),
-                                      "--log-level", "debug"],
+                                      "--log-level", "debug", *hook_host],
                                      stdout=log, stderr=log, stdin=subprocess.DEVNULL,
                                      env={**os.environ, "DBUS_SYSTEM_BUS_ADDRESS": self.bus.address})
         d = Daemon(popen, work, log_path)
@@ -531,7 +591,7 @@ class Cluster:
     def logs(self, lines: int = 60) -> str:
         return "\n".join(n.logs(lines) for n in self.nodes)
 
-    def members(self, via: Node | None = None) -> int:
+    def corosync_members(self, via: Node | None = None) -> int:
         """Corosync's member count as `via` (default n1) sees it."""
         out = (via or self.nodes[0]).exec("corosync-quorumtool", "-s", check=False).stdout
         for line in out.splitlines():
@@ -560,7 +620,7 @@ class Cluster:
         member (pacemaker=False), seen from every node."""
         for node in self.nodes:
             if not self.pacemaker:
-                if self.members(node) != self.n:
+                if self.corosync_members(node) != self.n:
                     return False
                 continue
             try:
@@ -602,8 +662,10 @@ class Cluster:
         return list(self.mon().iter("failure"))
 
     def ops(self, rsc: str) -> list[tuple[str, str, str, int]]:
-        """rsc's operation history: (node, task, rc, call id), by call id; task is
-        "probe" for a monitor of interval 0, a pending operation has rc 193."""
+        """rsc's operation history as the CIB keeps it: per node the last operation of
+        each kind (a stop replaces the start), as (node, task, rc, call id); task is
+        "probe" for a monitor of interval 0, a pending operation has rc 193. Call ids
+        count per node."""
         out = []
         for node in self.mon().iter("node"):
             for r in node.findall("resource_history"):
@@ -614,7 +676,7 @@ class Cluster:
                     if task == "monitor" and op.get("interval", "0ms") in ("0", "0ms"):
                         task = "probe"
                     out.append((node.get("name"), task, op.get("rc"), int(op.get("call", "0"))))
-        return sorted(out, key=lambda o: o[3])
+        return out
 
     def holders(self, addr: str = SHARED4) -> dict[str, list[str]]:
         """{node name: devices} of every node whose kernel has addr."""
@@ -687,3 +749,203 @@ class Cluster:
                         node.ipmpctl("shared", "release", s["address"].split("/")[0], check=False)
                 node.daemon.wait_status(lambda st: all(s["state"] == "released" for s in st["groups"][0]["shared"]),
                                         10, f"{node.name}: every shared address released")
+
+
+# ---------------------------------------------------------------- a service and its client
+
+# A TCP and UDP echo server on a shared address (IP_FREEBIND: it may listen before the
+# address is here), in a node's namespace. It greets every TCP connection with the
+# node's name and answers each UDP client from a socket connected to it (as servers with
+# a socket per client do, so that the sock_diag level of the registry sees the client).
+# Every outcome is a JSON line in its event file; it keeps its sockets until ended.
+SERVER = r'''
+import json, select, signal, socket, sys, threading, time
+name, addr, port, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
+lock = threading.Lock()
+def note(**kw):
+    kw["t"] = time.time()
+    with lock, open(out, "a") as f:
+        f.write(json.dumps(kw) + "\n")
+def serve(c):
+    try:
+        c.sendall(name.encode() + b"\n")
+        while True:
+            d = c.recv(100)
+            if not d:
+                note(event="tcp_eof"); return
+            c.sendall(d)
+    except OSError as e:
+        note(event="tcp_error", errno=e.errno)
+def fb(s):
+    s.setsockopt(socket.SOL_IP, 15, 1)  # IP_FREEBIND
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+def udp(u):
+    peers = {}
+    while True:
+        for r in select.select([u] + list(peers.values()), [], [])[0]:
+            try:
+                d, peer = r.recvfrom(100)
+                c = peers.get(peer)
+                if c is None:
+                    c = socket.socket(fam, socket.SOCK_DGRAM); fb(c); c.bind((addr, port)); c.connect(peer)
+                    peers[peer] = c
+                c.send(d)
+            except OSError as e:
+                note(event="udp_error", errno=e.errno)
+                peers = {p: c for p, c in peers.items() if c is not r}
+                if r is u:
+                    return
+try:
+    s = socket.socket(fam); fb(s)
+    s.bind((addr, port)); s.listen(64)
+    u = socket.socket(fam, socket.SOCK_DGRAM); fb(u); u.bind((addr, port))
+    threading.Thread(target=udp, args=(u,), daemon=True).start()
+    note(event="listening")
+    while True:
+        c, peer = s.accept()
+        note(event="accepted", port=peer[1])
+        threading.Thread(target=serve, args=(c,), daemon=True).start()
+except OSError as e:
+    note(event="listen_error", errno=e.errno)
+signal.pause()
+'''
+
+# The client: one TCP connection, idle in select() so that a reset is seen at once, and
+# one UDP socket connected to the same address and port. stdin: "ping" sends a line
+# over TCP, "udp" a datagram (each echo is an event). After the TCP connection ends it
+# reconnects (one attempt at a time, 1 s connect timeout, 50 ms apart, waiting on
+# stdin) until it is connected again; "" (EOF) ends it. Events (JSON lines, with the
+# time): connected {node, port, udp_port, attempts}, pong, udp_echo, tcp_error {errno},
+# tcp_eof.
+CLIENT = r'''
+import json, select, socket, sys, time
+addr, port, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+u = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET, socket.SOCK_DGRAM)
+u.connect((addr, port))
+def note(**kw):
+    kw["t"] = time.time()
+    with open(out, "a") as f:
+        f.write(json.dumps(kw) + "\n")
+def connect():
+    attempts = 0
+    while True:
+        attempts += 1
+        try:
+            s = socket.create_connection((addr, port), timeout=1)
+            f = s.makefile("rb")
+            node = f.readline().decode().strip()
+            if node:
+                s.settimeout(None)
+                note(event="connected", node=node, port=s.getsockname()[1], udp_port=u.getsockname()[1],
+                     attempts=attempts)
+                return s
+            s.close()
+        except OSError:
+            pass
+        r, _, _ = select.select([sys.stdin], [], [], 0.05)
+        if r and not sys.stdin.readline():
+            sys.exit(0)
+s = connect()
+while True:
+    r, _, _ = select.select([sys.stdin, s, u], [], [])
+    if sys.stdin in r:
+        cmd = sys.stdin.readline().strip()
+        if cmd == "ping":
+            s.sendall(b"ping\n")
+        elif cmd == "udp":
+            u.send(b"u")
+        elif cmd == "":
+            break
+    if u in r:
+        try:
+            u.recv(100); note(event="udp_echo")
+        except OSError as e:
+            note(event="udp_error", errno=e.errno)
+    if s in r:
+        try:
+            d = s.recv(100)
+        except OSError as e:
+            note(event="tcp_error", errno=e.errno); s.close(); s = connect(); continue
+        if not d:
+            note(event="tcp_eof"); s.close(); s = connect(); continue
+        note(event="pong")
+'''
+
+
+class Events:
+    """A JSON-lines event file written by SERVER or CLIENT."""
+
+    def __init__(self, path: Path):
+        self.path = path
+
+    def all(self) -> list[dict[str, Any]]:
+        try:
+            return [json.loads(l) for l in self.path.read_text().splitlines() if l.strip()]
+        except (OSError, ValueError):
+            return []
+
+    def of(self, event: str) -> list[dict[str, Any]]:
+        return [e for e in self.all() if e["event"] == event]
+
+
+def start_server(node: Node, addr: str = SHARED4, port: int = 5080) -> tuple[Proc, Events]:
+    """SERVER in node's network namespace on addr:port; returns (proc, events) once it
+    listens. Stopped by its pid with the lab (or proc.stop())."""
+    lab = node.cluster.lab
+    script = lab.tmp / "cluster-server.py"
+    script.write_text(SERVER)
+    events = Events(lab.tmp / f"server-{node.name}-{secrets.token_hex(3)}.jsonl")
+    proc = lab.spawn(node.ns, sys.executable, str(script), node.name, addr, str(port), str(events.path),
+                     name=f"server-{node.name}")
+    wait_until(lambda: events.of("listening") or events.of("listen_error"), 10, f"{node.name}: server on {addr}")
+    if not events.of("listening"):
+        raise LabError(f"{node.name}: the server could not listen: {events.all()}")
+    return proc, events
+
+
+class Client(Proc):
+    """CLIENT in the lab's client namespace (behind the router) to addr:port."""
+
+    def __init__(self, cluster: "Cluster", addr: str = SHARED4, port: int = 5080, timeout: float = 10):
+        lab = cluster.lab
+        script = lab.tmp / "cluster-client.py"
+        script.write_text(CLIENT)
+        self.events = Events(lab.tmp / f"client-{secrets.token_hex(3)}.jsonl")
+        popen = subprocess.Popen(["ip", "netns", "exec", lab.cl, sys.executable, str(script), addr, str(port),
+                                  str(self.events.path)], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
+                                 stderr=subprocess.DEVNULL, text=True)
+        super().__init__(popen, "client")
+        lab.procs.append(self)
+        self.info = wait_until(lambda: (self.events.of("connected") or [None])[0], timeout, f"client connected to {addr}")
+
+    def send(self, cmd: str) -> None:
+        self.popen.stdin.write(cmd + "\n")
+        self.popen.stdin.flush()
+
+    def ping(self, timeout: float = 5.0) -> None:
+        """A line to the server and its echo back over the current connection."""
+        n = len(self.events.of("pong"))
+        self.send("ping")
+        wait_until(lambda: len(self.events.of("pong")) > n, timeout, "the TCP echo")
+
+    def udp(self, timeout: float = 5.0) -> None:
+        """A datagram to the server and its echo back."""
+        n = len(self.events.of("udp_echo"))
+        self.send("udp")
+        wait_until(lambda: len(self.events.of("udp_echo")) > n, timeout, "the UDP echo")
+
+    def ended(self) -> dict[str, Any] | None:
+        """The first end (tcp_error or tcp_eof) of the first connection, or None."""
+        return (self.events.of("tcp_error") + self.events.of("tcp_eof") or [None])[0]
+
+    def connections(self) -> list[dict[str, Any]]:
+        return self.events.of("connected")
+
+    def stop(self, timeout: float = 5.0, sig: int = signal.SIGTERM) -> int:
+        if self.running():
+            try:
+                self.popen.stdin.close()
+            except OSError:
+                pass
+        return super().stop(timeout, sig)
