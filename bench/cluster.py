@@ -4,17 +4,23 @@ address serves from another node, the outage a client sees, and how long until a
 client's TCP connection is reset, side by side on one lab for
 
   mpathd     mpathd + Pacemaker: ocf:mpathd:SharedAddress and the location rule on the
-             node attribute mpathd-<group> that mpathd sets on every group change
+             node attribute mpathd-<group> that mpathd sets on every group change;
+             association replication over CPG (a run cuts only once the client's
+             connections are listed as imported on the other nodes)
   ipaddr2    Pacemaker's stock pieces: ocf:heartbeat:IPaddr2 on the node's first NIC and
              a clone of ocf:heartbeat:ethmonitor with the same kind of location rule
+             (the nodes ping the router once a second meanwhile: ethmonitor's probe
+             calls a NIC without received traffic dead)
   keepalived 3 VRRP nodes (priorities 100/90/80), the address on the first NIC, both
-             NICs tracked (track_interface)
+             NICs tracked (track_interface); advert_int 1 s (VRRPv2), 0.1 s and 0.01 s
+             (VRRPv3; 0.01 s is the parser's minimum)
 
 each at its default settings and at the fastest its documentation allows (mpathd has
 one setting: the attribute is set at once, whatever the FDT, for a link failure).
 
 Every run cuts the whole group of the node holding the address: both of its public
-NICs lose carrier (their switch ports go down); Corosync keeps its own link, so the
+NICs lose carrier (their switch ports go down; `--kind silent`: the switch drops their
+frames, carrier stays up); Corosync keeps its own link, so the
 node stays in the cluster (the case mpathd is for: the node is fine, its network is
 not). Measured from the cut:
 
@@ -24,7 +30,7 @@ not). Measured from the cut:
                      address (flowtool), through the lab's router
   client reset       an idle TCP connection to the address (nothing to send, as most
                      keep-alive connections are) until the client's kernel reports it
-                     reset; without a tickle it is never reset (shown as "none in W s")
+                     reset; without a tickle it is never reset (shown as "none in 10 s")
   active reset       a TCP connection that sends 1 byte every 100 ms, until reset: the
                      new holder answers the client's retransmission with a RST, so
                      without a tickle this follows the client's RTO back-off
@@ -37,9 +43,10 @@ The machine is shared: note the load (printed) beside the figures.
 
 The lab is tests/lab/cluster.py (3 Corosync + Pacemaker nodes in namespaces, Corosync on
 a link of its own); keepalived runs only inside the nodes' network namespaces, with its
-own config and pid files under the lab's directory. A run takes ~25 s (the idle client
-is watched 20 s for a reset that never comes without a tickle); IPaddr2 at its defaults
-~70 s.
+own config and pid files under the lab's directory. A run takes ~15 s (the idle client
+is watched 10 s for a reset that never comes without a tickle); IPaddr2 at its defaults
+~70 s; the whole bench ~6-8 minutes. `--cpg` instead measures Corosync CPG (throughput,
+flow control, latency; bench/cpg_bench.cpp) and the attrd_updater rate (docs/scale.md).
 """
 
 from __future__ import annotations
