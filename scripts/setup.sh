@@ -22,11 +22,14 @@ bash scripts/apt-missing.sh setup "${PACKAGES[@]}"
 
 # The cluster tier (label `cluster`): ocf-tester (resource-agents; xmllint checks the
 # agent's meta-data), Pacemaker and Corosync (run only inside the tests' namespaces)
-# and their command-line tools. The postinst of pacemaker and corosync would start both
+# and their command-line tools; iputils-arping for the stock ocf:heartbeat:ethmonitor
+# that bench/cluster.py compares with (its probe refuses to run without arping).
+# The postinst of pacemaker and corosync would start both
 # daemons on this host with Debian's default corosync.conf. A policy-rc.d that exits 101 makes invoke-rc.d deny
 # every start while apt-get runs (shared/reference/pacemaker-lab.md); one that is
 # there already and denies is kept, any other is put back afterwards.
-CLUSTER_PACKAGES=(resource-agents libxml2-utils pacemaker corosync pacemaker-cli-utils libcpg-dev)
+CLUSTER_PACKAGES=(resource-agents libxml2-utils pacemaker corosync pacemaker-cli-utils libcpg-dev
+                  iputils-arping)
 policy=/usr/sbin/policy-rc.d
 if ! APT_NO_INSTALL=1 bash scripts/apt-missing.sh setup-cluster "${CLUSTER_PACKAGES[@]}" >/dev/null 2>&1; then
   saved=""
