@@ -24,6 +24,7 @@
 #include "daemon/metrics.hpp"
 #include "daemon/node_attributes.hpp"
 #include "daemon/probing.hpp"
+#include "daemon/restarter.hpp"
 #include "daemon/shared_addresses.hpp"
 #include "daemon/state_file.hpp"
 #include "daemon/state_store.hpp"
@@ -99,6 +100,7 @@ struct Daemon::Impl {
   std::unique_ptr<SharedAddresses> shared;  // the kernel side of shared addresses (lib/cluster)
   std::unique_ptr<Probing> probing;
   std::unique_ptr<Hooks> hook_hosts;   // plugin hosts (mpathd-hookhost), off this loop
+  std::unique_ptr<Restarter> restarter;  // the systemd hooks: units around releases and takeovers
   std::unique_ptr<dbus::Service> bus;  // after applier: destroyed first
   bool ready = false;                  // start-up over: READY=1 sent, status.json "started"
   MemberSysctls sysctls;
@@ -251,6 +253,14 @@ struct Daemon::Impl {
   // caller's error. The loop does not wait for it.
   void after_change(std::function<void(Result<void>)> reply) {
     after_input();
+    // A release waiting for its services to stop answers once they did (bounded by the
+    // systemd hook's timeout), so that whoever released it (the OCF agent's stop) can
+    // place the address elsewhere without finding it still here.
+    if (shared) shared->when_released([this, reply = std::move(reply)]() mutable { reply_when_durable(std::move(reply)); });
+    else reply_when_durable(std::move(reply));
+  }
+
+  void reply_when_durable(std::function<void(Result<void>)> reply) {
     if (!persisted) {
       reply(fail(Errc::system, std::string(kStateNotSaved) + " (" + persisted.error().message +
                                    "): the change is in force but is lost when mpathd restarts"));
@@ -271,10 +281,11 @@ struct Daemon::Impl {
     sysctls.retry_renamed();
     sysctls.flush();
     persist();
-    applier.reconcile(engine);
+    applier.reconcile(engine, shared ? shared->kept() : std::vector<KeptAddress>{});
     note_latency();
     if (shared) shared->after_reconcile(engine);  // lifts drops, tracks, tickles
-    if (hook_hosts) hook_hosts->after_reconcile();  // takeover-after, release-after
+    if (hook_hosts)  // takeover-after, release-after (once the address is gone)
+      hook_hosts->after_reconcile([this](const IpAddress& a) { return shared && shared->pending(a); });
     if (auto when = applier.next_retry()) {
       int r = arm_timer(event, &restore_timer, *when, milliseconds(10), &Impl::on_restore_timer, this);
       if (r < 0) spdlog::error("restore timer: {}", std::strerror(-r));
@@ -347,6 +358,8 @@ struct Daemon::Impl {
     j["persistence"] = {{"ok", problem.empty()}, {"problem", problem}};
     j["failover_latency"] = latency.json();
     if (hook_hosts) j["hooks"] = hook_hosts->status();
+    if (restarter && !restarter->empty())
+      for (auto& h : restarter->status()) j["hooks"].push_back(std::move(h));
     const auto text = j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
     if (auto r = write_file_atomically(options.runtime_dir + "/status.json", text, false); !r)
       spdlog::warn("{}", r.error().message);
@@ -444,6 +457,13 @@ struct Daemon::Impl {
   }
 
   void configure_hooks() {
+    if (!restarter && std::any_of(engine.config().hooks.begin(), engine.config().hooks.end(),
+                                  [](const HookConfig& h) { return h.type == "systemd"; }))
+      restarter = std::make_unique<Restarter>(event, [this] {
+        status_dirty = true;
+        if (ready) write_status();
+      });
+    if (restarter) restarter->configure(engine.config().hooks);
     if (!hook_hosts && engine.config().hooks.empty()) return;
     if (!hook_hosts)
       hook_hosts = std::make_unique<Hooks>(event, options.hook_host, [this] {
@@ -499,6 +519,13 @@ struct Daemon::Impl {
                                         if (auto j = hook_association_event(a, x, present)) hook_hosts->publish(std::move(*j));
                                     }),
           cluster::Actions::create(event));
+      shared->stop_hooks = [this](const std::string& group, const IpAddress& a, std::function<void()> done) {
+        return restarter && restarter->stop(group, a, std::move(done));
+      };
+      shared->start_hooks = [this](const std::string& group, const IpAddress& a) {
+        if (restarter) restarter->start(group, a);
+      };
+      shared->changed = [this] { after_input(); };  // a release whose services stopped goes on
       if (shared->level_reason().empty())
         spdlog::info("association registry: level {}", shared->level());
       else
@@ -520,7 +547,13 @@ struct Daemon::Impl {
         .export_associations = [this](const IpAddress& a) { return shared->export_json(a); },
         .import_associations = [this](const IpAddress& a, std::string_view text) { return shared->import_json(a, text); },
         .registry_level = [this] { return std::pair{shared->level(), shared->level_reason()}; },
-        .hook_states = [this] { return hook_hosts ? hook_hosts->states() : std::vector<dbus::HookState>{}; },
+        .hook_states =
+            [this] {
+              auto out = hook_hosts ? hook_hosts->states() : std::vector<dbus::HookState>{};
+              if (restarter)
+                for (auto& s : restarter->states()) out.push_back(std::move(s));
+              return out;
+            },
     };
     if (auto b = dbus::Service::open(event, engine, std::move(hooks), options.bus_name))
       bus = std::move(*b);
