@@ -12,7 +12,7 @@ signal, answering as told per unit; it starts and stops nothing — it is not sy
                 returns after that;
     a stop job that never ends holds the release for the hook's timeout (2 s), no more;
     a link failure while a release waits for its stop still moves the data address at
-    once.
+    once; a whole-group failure releases at once, the stop asked for but not waited for.
 
 Binaries: $MPATHD_BIN, $IPMPCTL_BIN, $SYSTEMD_STANDIN_BIN (defaults under build/).
 """
@@ -69,18 +69,19 @@ timeout = "{int(STUCK_TIMEOUT * 1000)}ms"
 """
 
 # A TCP server on an address (IP_FREEBIND: before the address is here) that holds every
-# connection; and a client that notes when (CLOCK_MONOTONIC, as the stand-in's lines)
+# connection and listens again after a release destroyed its listener; and a client that notes when (CLOCK_MONOTONIC, as the stand-in's lines)
 # its connection ends.
 SERVER = r'''
-import signal, socket, sys
-s = socket.socket(); s.setsockopt(socket.SOL_IP, 15, 1); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(8)
+import socket, sys
 held = []
-while True:
+while True:  # a release destroys the listener too: listen again (for the next takeover)
+    s = socket.socket(); s.setsockopt(socket.SOL_IP, 15, 1); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((sys.argv[1], int(sys.argv[2]))); s.listen(8)
     try:
-        held.append(s.accept()[0])
+        while True:
+            held.append(s.accept()[0])
     except OSError:
-        signal.pause()
+        s.close()
 '''
 CLIENT = r'''
 import json, socket, sys, time
@@ -297,3 +298,32 @@ def test_a_link_failure_during_a_slow_stop_still_moves_the_data_address(world):
     wait_until(lambda: not lab.holders(STUCK), 5, f"{STUCK} gone from the kernel")
     lab.link_up(int(holder.removeprefix("m")))
     print(f"data address moved {took * 1000:.0f} ms after the link failure, during a pending release")
+
+
+def test_a_whole_group_failure_releases_without_waiting_for_the_stop(world):
+    lab = world.lab
+    wait_until(lambda: world.daemon.group()["state"] == "ok", 15, "the group repaired")
+    world.take(SLOW)
+    world.connect(SLOW)  # a socket on the address to destroy (its reset cannot reach the client: no link)
+    before = len(world.calls("StopUnit", "web.service"))
+    mark = len(world.daemon.log())
+    for i in range(3):
+        lab.link_down(i)
+    try:
+        stop = wait_until(lambda: world.calls("StopUnit", "web.service")[before:], 5, "StopUnit web.service")[0]
+        wait_until(lambda: not lab.holders(SLOW), 5, f"{SLOW} gone from the kernel")
+        gone = time.monotonic()
+        # Gone before the stop job ended (1.5 s after its call): the release did not wait.
+        assert gone - stop["t"] < STOP_DELAY - 0.3, (gone, stop)
+        assert world.shared(SLOW)["state"] == "released"
+        assert world.shared(SLOW)["reason"] == "group-failure", world.shared(SLOW)
+        wait_until(lambda: world.removed(stop["job"]), STOP_DELAY + 5, "the stop job's JobRemoved")
+        log = world.daemon.log()[mark:]
+        destroyed = log.index(f"release {SLOW}: new packets dropped, ")
+        assert not log[destroyed:].split("\n")[0].split(", ")[1].startswith("0 "), log[destroyed:destroyed + 200]
+        assert destroyed < wait_until(lambda: (world.daemon.log()[mark:].find("hook web: StopUnit web.service: done") + 1),
+                                      5, "the stop's result logged") - 1
+    finally:
+        for i in range(3):
+            lab.link_up(i)
+    wait_until(lambda: world.daemon.group()["state"] == "ok", 15, "the group repaired")
