@@ -60,7 +60,7 @@ struct GroupConfig : GroupSettings {
 // restarter (seed 003's stop_net/start_net), which asks systemd from mpathd's loop.
 struct HookConfig {
   std::string name;
-  std::string type;                  // "plugin", "exec" or "systemd"
+  std::string type;                  // "plugin", "exec", "systemd" or "node-attributes"
   std::string path;                  // plugin: the shared object
   std::vector<std::string> args;     // plugin: handed to its init
   std::vector<std::string> command;  // exec: argv
@@ -98,8 +98,14 @@ struct DaemonSettings {
   std::string metrics_file;                 // Prometheus text file; "" = no metrics
   std::vector<HookConfig> hooks;  // a reload restarts the hosts whose [[hook]] changed
   // Group health as Pacemaker node attributes (mpathd-<group> = usable members, set
-  // with attrd_updater); off by default.
+  // with attrd_updater); off by default. The built-in hook [[hook]] type =
+  // "node-attributes" switches it on too (this key is its older spelling).
   bool node_attributes = false;
+  bool node_attributes_on() const {
+    for (const auto& h : hooks)
+      if (h.type == "node-attributes") return true;
+    return node_attributes;
+  }
 
   // The FDT a group asks for: its own, else the daemon's. The one place this rule is
   // written; what is in force may be more (Group::fdt, raised when RTTs need it).

@@ -588,6 +588,7 @@ void ConfigReader::read_hook(const toml::node& n, const std::string& path, Confi
   const toml::node* command_node = nullptr;
   const toml::node* args_node = nullptr;
   const toml::node* events_node = nullptr;
+  const toml::node* timeout_node = nullptr;
   const toml::node* target_node = nullptr;  // systemd: address or group
   std::vector<std::pair<std::string, const toml::node*>> systemd_nodes;  // only for type = "systemd"
   auto units = [&](std::vector<std::string>& dst) {
@@ -632,8 +633,8 @@ void ConfigReader::read_hook(const toml::node& n, const std::string& path, Confi
         [&](const toml::node& e, const std::string& p) {
           type_node = &e;
           auto s = read_string(e, p);
-          if (s && *s != "plugin" && *s != "exec" && *s != "systemd")
-            return error(e, p, quote(*s) + " is not one of plugin, exec, systemd");
+          if (s && *s != "plugin" && *s != "exec" && *s != "systemd" && *s != "node-attributes")
+            return error(e, p, quote(*s) + " is not one of plugin, exec, systemd, node-attributes");
           if (s) h.type = *s;
         }},
        {"path",
@@ -678,10 +679,11 @@ void ConfigReader::read_hook(const toml::node& n, const std::string& path, Confi
           });
         }},
        {"timeout", [&](const toml::node& e, const std::string& p) {
+          timeout_node = &e;
           if (auto d = read_duration(e, p, milliseconds(10), seconds(600))) h.timeout = *d;
         }}});
   if (!name_node) error(*t, key_path(path, "name"), "missing (every [[hook]] needs a name)");
-  if (!type_node) error(*t, key_path(path, "type"), "missing (plugin, exec or systemd)");
+  if (!type_node) error(*t, key_path(path, "type"), "missing (plugin, exec, systemd or node-attributes)");
   if (h.type != "systemd")
     for (const auto& [p, e] : systemd_nodes) error(*e, p, "only for type = \"systemd\"");
   if (h.type == "plugin") {
@@ -700,6 +702,12 @@ void ConfigReader::read_hook(const toml::node& n, const std::string& path, Confi
     for (auto [node, key] : {std::pair{path_node, "path"}, {command_node, "command"}, {args_node, "args"},
                              {events_node, "events"}})
       if (node) error(*node, key_path(path, key), "not for type = \"systemd\" (it acts on release and takeover)");
+  } else if (h.type == "node-attributes") {
+    for (auto [node, key] : {std::pair{path_node, "path"}, {command_node, "command"}, {args_node, "args"},
+                             {events_node, "events"}, {timeout_node, "timeout"}})
+      if (node)
+        error(*node, key_path(path, key),
+              "not for type = \"node-attributes\" (it sets mpathd-<group> on every change of a group)");
   }
   cfg.hooks.push_back(std::move(h));
 }

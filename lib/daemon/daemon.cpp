@@ -360,6 +360,8 @@ struct Daemon::Impl {
     if (hook_hosts) j["hooks"] = hook_hosts->status();
     if (restarter && !restarter->empty())
       for (auto& h : restarter->status()) j["hooks"].push_back(std::move(h));
+    for (const auto& h : node_attribute_hooks())
+      j["hooks"].push_back({{"name", h.name}, {"type", h.type}, {"state", h.state}, {"last_error", h.last_error}});
     const auto text = j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
     if (auto r = write_file_atomically(options.runtime_dir + "/status.json", text, false); !r)
       spdlog::warn("{}", r.error().message);
@@ -429,7 +431,7 @@ struct Daemon::Impl {
     engine.reconfigure(*next);
     configure_hooks();
     metrics_file->set_path(engine.config().metrics_file);
-    node_attributes.set_enabled(engine.config().node_attributes);
+    node_attributes.set_enabled(engine.config().node_attributes_on());
     if (probing) probing->request_sync();
     digest = file_digest(options.config_path);  // runtime changes give way to the file
     after_input();
@@ -453,6 +455,17 @@ struct Daemon::Impl {
     std::vector<IpAddress> out;
     for (const auto& g : engine.config().groups)
       for (const auto& a : g.shared_addresses) out.push_back(a.addr);
+    return out;
+  }
+
+  // The [[hook]]s of type node-attributes, as Manager.Hooks shows hooks: "running", or
+  // "retrying" while attrd_updater fails (it is retried with back-off).
+  std::vector<dbus::HookState> node_attribute_hooks() const {
+    std::vector<dbus::HookState> out;
+    for (const auto& h : engine.config().hooks)
+      if (h.type == "node-attributes")
+        out.push_back({h.name, h.type, node_attributes.last_error().empty() ? "running" : "retrying", 0, 0,
+                       node_attributes.last_error()});
     return out;
   }
 
@@ -552,6 +565,7 @@ struct Daemon::Impl {
               auto out = hook_hosts ? hook_hosts->states() : std::vector<dbus::HookState>{};
               if (restarter)
                 for (auto& s : restarter->states()) out.push_back(std::move(s));
+              for (auto& s : node_attribute_hooks()) out.push_back(std::move(s));
               return out;
             },
     };
@@ -562,7 +576,7 @@ struct Daemon::Impl {
     ready = true;
     write_status();
     metrics_file->set_path(engine.config().metrics_file);
-    node_attributes.set_enabled(engine.config().node_attributes);
+    node_attributes.set_enabled(engine.config().node_attributes_on());
     node_attributes.update(engine);
     sd_notify(0, ("READY=1\n" + status_line()).c_str());
     spdlog::info("mpathd started: {} group(s)", engine.groups().size());

@@ -383,7 +383,7 @@ void Hooks::configure(const std::vector<HookConfig>& hooks, const std::vector<Ip
   shared_ = std::move(addrs);
   std::vector<std::unique_ptr<Hook>> next;
   for (const auto& c : hooks) {
-    if (c.type == "systemd") continue;  // built in, on the daemon's side (restarter.hpp)
+    if (c.type == "systemd" || c.type == "node-attributes") continue;  // built in, on the daemon's side
     auto it = std::find_if(hooks_.begin(), hooks_.end(), [&](const auto& h) { return h && h->cfg == c; });
     if (it != hooks_.end() && (*it)->state != Hook::State::disabled) {
       if (shared_changed && (*it)->sock >= 0) (*it)->send({{"t", "shared"}, {"addresses", shared_}});

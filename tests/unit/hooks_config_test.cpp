@@ -44,7 +44,7 @@ events = ["group-changed", "address-moved"]
 
 TEST(HooksConfig, ErrorsNameFileLineColumnAndKey) {
   EXPECT_EQ(errors_of("[[hook]]\nname = \"a\"\ntype = \"dll\"\n"),
-            "t.conf:3:8: hook[0].type: \"dll\" is not one of plugin, exec, systemd");
+            "t.conf:3:8: hook[0].type: \"dll\" is not one of plugin, exec, systemd, node-attributes");
   EXPECT_EQ(errors_of("[[hook]]\nname = \"a\"\ntype = \"plugin\"\npath = \"rel.so\"\n"),
             "t.conf:4:8: hook[0].path: \"rel.so\" is not an absolute path");
   EXPECT_EQ(errors_of("[[hook]]\nname = \"a\"\ntype = \"plugin\"\n"),
@@ -146,6 +146,28 @@ TEST(HooksConfig, SystemdHookErrorsNameFileLineColumnAndKey) {
   EXPECT_EQ(errors_of(g + "[[hook]]\nname = \"a\"\ntype = \"exec\"\ncommand = [\"/bin/true\"]\n"
                           "stop = [\"x.service\"]\n"),
             "t.conf:10:8: hook[0].stop: only for type = \"systemd\"");
+}
+
+TEST(HooksConfig, NodeAttributesIsABuiltInHookAndTheOldKeyItsAlias) {
+  auto r = parse_config("[[hook]]\nname = \"pacemaker\"\ntype = \"node-attributes\"\n", "t.conf");
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  ASSERT_EQ(r->hooks.size(), 1u);
+  EXPECT_EQ(r->hooks[0].type, "node-attributes");
+  EXPECT_FALSE(r->node_attributes);
+  EXPECT_TRUE(r->node_attributes_on());
+  auto old = parse_config("node-attributes = true\n", "t.conf");
+  ASSERT_TRUE(old.has_value()) << old.error().message;
+  EXPECT_TRUE(old->hooks.empty());
+  EXPECT_TRUE(old->node_attributes_on());
+  auto none = parse_config("", "t.conf");
+  ASSERT_TRUE(none.has_value());
+  EXPECT_FALSE(none->node_attributes_on());
+  EXPECT_EQ(errors_of("[[hook]]\nname = \"p\"\ntype = \"node-attributes\"\ntimeout = \"1s\"\n"),
+            "t.conf:4:11: hook[0].timeout: not for type = \"node-attributes\" (it sets mpathd-<group> on every "
+            "change of a group)");
+  EXPECT_EQ(errors_of("[[hook]]\nname = \"p\"\ntype = \"node-attributes\"\nevents = [\"group-changed\"]\n"),
+            "t.conf:4:10: hook[0].events: not for type = \"node-attributes\" (it sets mpathd-<group> on every "
+            "change of a group)");
 }
 
 TEST(HookEvents, EngineEventsAsHooksSeeThem) {
