@@ -112,6 +112,7 @@ struct Daemon::Impl {
   sd_event_source* restore_timer = nullptr;  // an object held back by the restore back-off
   sd_event_source* log_timer = nullptr;      // writes the limiter's summaries
   bool status_dirty = true;
+  std::uint64_t releases_seen = 0;  // SharedAddresses::releases_begun() after the last input
   std::vector<std::pair<net::AddrInfo, bool>> early_addresses;  // seen before probing starts
   std::map<unsigned, std::string> link_names;  // ifindex -> name, to see renames
   std::string digest;      // of the configuration file the groups came from
@@ -252,11 +253,13 @@ struct Daemon::Impl {
   // is durable (or has failed, or stalled): a state that could not be saved is the
   // caller's error. The loop does not wait for it.
   void after_change(std::function<void(Result<void>)> reply) {
+    const std::uint64_t since = releases_seen;  // the releases this change began come after
     after_input();
     // A release waiting for its services to stop answers once they did (bounded by the
     // systemd hook's timeout), so that whoever released it (the OCF agent's stop) can
     // place the address elsewhere without finding it still here.
-    if (shared) shared->when_released([this, reply = std::move(reply)]() mutable { reply_when_durable(std::move(reply)); });
+    if (shared)
+      shared->when_released(since, [this, reply = std::move(reply)]() mutable { reply_when_durable(std::move(reply)); });
     else reply_when_durable(std::move(reply));
   }
 
@@ -306,6 +309,7 @@ struct Daemon::Impl {
       if (r < 0) spdlog::error("engine timer: {}", std::strerror(-r));
     }
     if (status_dirty) write_status();
+    if (shared) releases_seen = shared->releases_begun();
   }
 
   // From the first link event of this input to the first GARP/NA it caused.

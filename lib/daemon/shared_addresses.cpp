@@ -66,8 +66,17 @@ void SharedAddresses::finish_release(const IpAddress& a) {
     spdlog::info("release {}: new packets dropped, {} socket(s) destroyed", a.str(), *n);
   // 4. The address leaves the kernel in the reconcile that follows; 5. after_reconcile().
   if (std::find(unblock_.begin(), unblock_.end(), a) == unblock_.end()) unblock_.push_back(a);
-  if (pending_.empty())
-    for (auto& f : std::exchange(when_released_, {})) f();
+  answer_waiters();
+}
+
+void SharedAddresses::answer_waiters() {
+  std::vector<std::function<void()>> ready;
+  std::erase_if(when_released_, [&](auto& w) {
+    if (std::any_of(pending_.begin(), pending_.end(), [&](const Pending& p) { return p.token > w.first; })) return false;
+    ready.push_back(std::move(w.second));
+    return true;
+  });
+  for (auto& f : ready) f();
 }
 
 std::vector<KeptAddress> SharedAddresses::kept() const {
@@ -80,9 +89,9 @@ bool SharedAddresses::pending(const IpAddress& address) const {
   return std::any_of(pending_.begin(), pending_.end(), [&](const Pending& p) { return p.kept.prefix.addr == address; });
 }
 
-void SharedAddresses::when_released(std::function<void()> f) {
-  if (pending_.empty()) return f();
-  when_released_.push_back(std::move(f));
+void SharedAddresses::when_released(std::uint64_t since, std::function<void()> f) {
+  when_released_.emplace_back(since, std::move(f));
+  answer_waiters();
 }
 
 void SharedAddresses::after_reconcile(const Engine& engine) {

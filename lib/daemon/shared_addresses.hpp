@@ -46,8 +46,11 @@ class SharedAddresses {
   // Released addresses still in the kernel while their stop hooks run.
   std::vector<KeptAddress> kept() const;
   bool pending(const IpAddress& address) const;
-  // f() once no release is pending (now, if none is).
-  void when_released(std::function<void()> f);
+  // How many releases have begun so far; f() once no release begun after the first
+  // `since` of them is pending (now, if none is): a D-Bus release answers when done,
+  // other commands are not held up by releases they did not start.
+  std::uint64_t releases_begun() const { return next_token_; }
+  void when_released(std::uint64_t since, std::function<void()> f);
 
   // The first steps of a release (block, stop hooks, destroy) happen here; a takeover
   // is noted for after_reconcile(). Other events are ignored.
@@ -76,7 +79,8 @@ class SharedAddresses {
   };
   std::vector<Pending> pending_;
   std::uint64_t next_token_ = 0;
-  std::vector<std::function<void()>> when_released_;
+  std::vector<std::pair<std::uint64_t, std::function<void()>>> when_released_;
+  void answer_waiters();
   std::vector<IpAddress> unblock_;  // released: the drop is lifted once the address is gone
   std::vector<std::pair<IpAddress, std::string>> tickle_;  // taken over (with its group): tickled once in place
   std::vector<IpAddress> tracked_;

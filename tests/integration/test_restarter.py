@@ -286,6 +286,10 @@ def test_a_link_failure_during_a_slow_stop_still_moves_the_data_address(world):
     release = world.ctl("shared", "release", STUCK, popen=True)
     wait_until(lambda: len(world.calls("StopUnit", "stuck.service")) >= 2, 5, "the second StopUnit stuck.service")
     assert lab.holders(STUCK), "the release did not wait"
+    # Another command is not held up by a release it did not start.
+    t0 = time.monotonic()
+    world.ok("shared", "takeover", SLOW)
+    assert time.monotonic() - t0 < STUCK_TIMEOUT - 0.5, "a takeover waited for another address's release"
     t0 = time.monotonic()
     lab.link_down(int(holder.removeprefix("m")))
     moved = wait_until(lambda: (lambda h: h if h and h != holder else None)(world.daemon.address(DATA).get("holder")),
@@ -303,7 +307,9 @@ def test_a_link_failure_during_a_slow_stop_still_moves_the_data_address(world):
 def test_a_whole_group_failure_releases_without_waiting_for_the_stop(world):
     lab = world.lab
     wait_until(lambda: world.daemon.group()["state"] == "ok", 15, "the group repaired")
-    world.take(SLOW)
+    if world.shared(SLOW)["state"] != "held":
+        world.take(SLOW)
+    wait_until(lambda: lab.client_reaches(SLOW), 10, f"the client reaches {SLOW}")
     world.connect(SLOW)  # a socket on the address to destroy (its reset cannot reach the client: no link)
     before = len(world.calls("StopUnit", "web.service"))
     mark = len(world.daemon.log())

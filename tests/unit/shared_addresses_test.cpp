@@ -152,9 +152,11 @@ TEST(SharedAddresses, AReleaseWaitsForItsStopsWithTheAddressKept) {
   ASSERT_EQ(d.shared->kept().size(), 1u);
   EXPECT_EQ(d.shared->kept()[0], (KeptAddress{"g0", *IpPrefix::parse("198.18.1.50/24"), holder}));
   EXPECT_TRUE(d.shared->pending(kShared));
-  bool answered = false;
-  d.shared->when_released([&] { answered = true; });
+  bool answered = false, other = false;
+  d.shared->when_released(0, [&] { answered = true; });  // the release's own command waits
   EXPECT_FALSE(answered);
+  d.shared->when_released(d.shared->releases_begun(), [&] { other = true; });  // a later one does not
+  EXPECT_TRUE(other);
   // The data plane keeps it where it was while the Engine has it released.
   const auto want = desired_dataplane(d.rig.engine.groups(), d.rig.engine.config(), d.shared->kept());
   EXPECT_TRUE(std::any_of(want.addresses.begin(), want.addresses.end(), [&](const PlacedAddress& p) {
