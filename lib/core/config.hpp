@@ -56,15 +56,22 @@ struct GroupConfig : GroupSettings {
 };
 
 // A [[hook]] (mpathd-hooks(7)): a plugin or a command run for chosen events, in a
-// process of its own (mpathd-hookhost).
+// process of its own (mpathd-hookhost); or the built-in systemd hook, the data-service
+// restarter (seed 003's stop_net/start_net), which asks systemd from mpathd's loop.
 struct HookConfig {
   std::string name;
-  std::string type;                  // "plugin" or "exec"
+  std::string type;                  // "plugin", "exec", "systemd" or "node-attributes"
   std::string path;                  // plugin: the shared object
   std::vector<std::string> args;     // plugin: handed to its init
   std::vector<std::string> command;  // exec: argv
   std::uint32_t events = 0;          // bit 1 << type of mpathd/hook.h; 0 = all the plugin wants
-  Duration timeout = seconds(5);     // per call (exec: per command)
+  Duration timeout = seconds(5);     // per call (exec: per command; systemd: the wait for the stops)
+  // systemd: for the shared address `address`, or every shared address of `group`:
+  // units stopped before a release (the release waits for them, within `timeout`),
+  // units started and units restarted once a takeover put the address in place.
+  std::optional<IpAddress> address;
+  std::string group;
+  std::vector<std::string> stop_units, start_units, restart_units;
   bool operator==(const HookConfig&) const = default;
 };
 
@@ -91,8 +98,14 @@ struct DaemonSettings {
   std::string metrics_file;                 // Prometheus text file; "" = no metrics
   std::vector<HookConfig> hooks;  // a reload restarts the hosts whose [[hook]] changed
   // Group health as Pacemaker node attributes (mpathd-<group> = usable members, set
-  // with attrd_updater); off by default.
+  // with attrd_updater); off by default. The built-in hook [[hook]] type =
+  // "node-attributes" switches it on too (this key is its older spelling).
   bool node_attributes = false;
+  bool node_attributes_on() const {
+    for (const auto& h : hooks)
+      if (h.type == "node-attributes") return true;
+    return node_attributes;
+  }
 
   // The FDT a group asks for: its own, else the daemon's. The one place this rule is
   // written; what is in force may be more (Group::fdt, raised when RTTs need it).

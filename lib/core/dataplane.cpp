@@ -13,7 +13,8 @@ void add_unique(std::vector<T>& v, T item) {
 
 unsigned member_table(const Config& config, unsigned ifindex) { return config.routing_table_base + ifindex; }
 
-DataPlaneState desired_dataplane(const std::vector<Group>& groups, const Config& config) {
+DataPlaneState desired_dataplane(const std::vector<Group>& groups, const Config& config,
+                                 const std::vector<KeptAddress>& kept) {
   DataPlaneState s;
   for (const auto& g : groups) {
     for (const auto& m : g.members)  // test addresses never move
@@ -42,6 +43,15 @@ DataPlaneState desired_dataplane(const std::vector<Group>& groups, const Config&
     for (const auto& sa : g.shared) {
       const Member* h = g.find(sa.holder);
       if (sa.state != SharedState::released && h && h->ifindex != 0) place(sa.prefix, *h);
+    }
+    // Released, but kept where it was until the services on it have stopped.
+    for (const auto& k : kept) {
+      if (k.group != g.name) continue;
+      const Member* h = g.find(k.holder);
+      const bool released = std::any_of(g.shared.begin(), g.shared.end(), [&](const SharedAddress& sa) {
+        return sa.prefix.addr == k.prefix.addr && sa.state == SharedState::released;
+      });
+      if (released && h && h->ifindex != 0) place(k.prefix, *h);
     }
     for (const auto& r : g.config.routes)
       if (const Member* h = primary[r.via.is_v4() ? 0 : 1])

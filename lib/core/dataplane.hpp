@@ -44,13 +44,24 @@ struct DataPlaneState {
   bool operator==(const DataPlaneState&) const = default;
 };
 
+// A released shared address kept in the kernel while the services on it stop (the
+// systemd hook: the release waits for them): on `holder`, where it was, as if held.
+struct KeptAddress {
+  std::string group;
+  IpPrefix prefix;
+  std::string holder;
+  bool operator==(const KeptAddress&) const = default;
+};
+
 // For every group: each member's test addresses on it; each data address and each held
 // shared address on its holder; a "from <address>" rule into the
 // holder's table (routing_table_base + ifindex) so outbound traffic sourced from a
 // data address leaves through the member that holds it; in that table the address's
 // subnet and the group's routes via the holder; and the group's routes in the main
 // table via the holder of the group's first data address of the route's family.
-DataPlaneState desired_dataplane(const std::vector<Group>& groups, const Config& config);
+// `kept` addresses are placed too, while the Engine has them released.
+DataPlaneState desired_dataplane(const std::vector<Group>& groups, const Config& config,
+                                 const std::vector<KeptAddress>& kept = {});
 
 unsigned member_table(const Config& config, unsigned ifindex);
 

@@ -237,6 +237,16 @@ class ConfigReader {
     std::size_t file = 0;
   };
   std::vector<HookName> hook_names_;
+  // The shared address or group a systemd hook names, checked once every file is read.
+  struct HookTarget {
+    std::string value, path;
+    bool group = false;
+    Pos pos{};
+    std::size_t file = 0;
+  };
+  std::vector<HookTarget> hook_targets_;
+  void check_hook_targets(const Config& cfg);
+  std::vector<std::string> read_units(const toml::node& n, const std::string& path);
 };
 
 void ConfigReader::read_table(const toml::table& t, std::string_view path,
@@ -553,8 +563,21 @@ std::vector<std::string> ConfigReader::read_strings(const toml::node& n, std::st
   return out;
 }
 
-// [[hook]] (mpathd-hooks(7)): name, type = "plugin" (path, args) or "exec" (command),
-// events, timeout.
+// systemd unit names (stop, start, restart of a systemd hook): each checked as systemd
+// would, so that a typo is a configuration error and not a failed job at a takeover.
+std::vector<std::string> ConfigReader::read_units(const toml::node& n, const std::string& path) {
+  std::vector<std::string> out;
+  read_array(n, path, "an array of unit names", [&](const toml::node& e, const std::string& p) {
+    auto s = read_string(e, p);
+    if (!s) return;
+    if (auto why = unit_name_problem(*s)) return error(e, p, quote(*s) + " is not a unit name: it " + *why);
+    out.push_back(*s);
+  });
+  return out;
+}
+
+// [[hook]] (mpathd-hooks(7)): name, type = "plugin" (path, args), "exec" (command) or
+// "systemd" (address or group; stop, start, restart), events, timeout.
 void ConfigReader::read_hook(const toml::node& n, const std::string& path, Config& cfg) {
   const auto* t = as_table(n, path);
   if (!t) return;
@@ -564,6 +587,34 @@ void ConfigReader::read_hook(const toml::node& n, const std::string& path, Confi
   const toml::node* path_node = nullptr;
   const toml::node* command_node = nullptr;
   const toml::node* args_node = nullptr;
+  const toml::node* events_node = nullptr;
+  const toml::node* timeout_node = nullptr;
+  const toml::node* target_node = nullptr;  // systemd: address or group
+  std::vector<std::pair<std::string, const toml::node*>> systemd_nodes;  // only for type = "systemd"
+  auto units = [&](std::vector<std::string>& dst) {
+    return [&](const toml::node& e, const std::string& p) {
+      systemd_nodes.emplace_back(p, &e);
+      dst = read_units(e, p);
+    };
+  };
+  auto target = [&](bool group) {
+    return [&, group](const toml::node& e, const std::string& p) {
+      systemd_nodes.emplace_back(p, &e);
+      if (target_node) return error(e, p, "address and group exclude each other (one of them per systemd hook)");
+      target_node = &e;
+      auto s = read_string(e, p);
+      if (!s) return;
+      if (group) {
+        if (!valid_group_name(*s)) return error(e, p, quote(*s) + " is not a group name");
+        h.group = *s;
+      } else {
+        auto a = IpAddress::parse(*s);
+        if (!a) return error(e, p, quote(*s) + " is not an IPv4 or IPv6 address");
+        h.address = *a;
+      }
+      hook_targets_.push_back({*s, p, group, e.source().begin, file_});
+    };
+  };
   read_table(
       *t, path,
       {{"name",
@@ -582,7 +633,8 @@ void ConfigReader::read_hook(const toml::node& n, const std::string& path, Confi
         [&](const toml::node& e, const std::string& p) {
           type_node = &e;
           auto s = read_string(e, p);
-          if (s && *s != "plugin" && *s != "exec") return error(e, p, quote(*s) + " is not one of plugin, exec");
+          if (s && *s != "plugin" && *s != "exec" && *s != "systemd" && *s != "node-attributes")
+            return error(e, p, quote(*s) + " is not one of plugin, exec, systemd, node-attributes");
           if (s) h.type = *s;
         }},
        {"path",
@@ -605,8 +657,14 @@ void ConfigReader::read_hook(const toml::node& n, const std::string& path, Confi
           else if (!h.command.empty() && h.command.front().front() != '/')
             error(e, p, quote(h.command.front()) + " is not an absolute path");
         }},
+       {"address", target(false)},
+       {"group", target(true)},
+       {"stop", units(h.stop_units)},
+       {"start", units(h.start_units)},
+       {"restart", units(h.restart_units)},
        {"events",
         [&](const toml::node& e, const std::string& p) {
+          events_node = &e;
           read_array(e, p, "an array of event names", [&](const toml::node& v, const std::string& vp) {
             auto s = read_string(v, vp);
             if (!s) return;
@@ -621,10 +679,13 @@ void ConfigReader::read_hook(const toml::node& n, const std::string& path, Confi
           });
         }},
        {"timeout", [&](const toml::node& e, const std::string& p) {
+          timeout_node = &e;
           if (auto d = read_duration(e, p, milliseconds(10), seconds(600))) h.timeout = *d;
         }}});
   if (!name_node) error(*t, key_path(path, "name"), "missing (every [[hook]] needs a name)");
-  if (!type_node) error(*t, key_path(path, "type"), "missing (plugin or exec)");
+  if (!type_node) error(*t, key_path(path, "type"), "missing (plugin, exec, systemd or node-attributes)");
+  if (h.type != "systemd")
+    for (const auto& [p, e] : systemd_nodes) error(*e, p, "only for type = \"systemd\"");
   if (h.type == "plugin") {
     if (!path_node) error(*t, key_path(path, "path"), "missing (the plugin's shared object)");
     if (command_node) error(*command_node, key_path(path, "command"), "only for type = \"exec\"");
@@ -632,11 +693,42 @@ void ConfigReader::read_hook(const toml::node& n, const std::string& path, Confi
     if (!command_node) error(*t, key_path(path, "command"), "missing (the program and its arguments)");
     if (path_node) error(*path_node, key_path(path, "path"), "only for type = \"plugin\" (use command)");
     if (args_node) error(*args_node, key_path(path, "args"), "only for type = \"plugin\" (use command)");
+  } else if (h.type == "systemd") {
+    if (!target_node)
+      error(*t, key_path(path, "address"), "missing (a systemd hook is for one shared address, or group = the shared addresses of a group)");
+    if (h.stop_units.empty() && h.start_units.empty() && h.restart_units.empty() &&
+        std::none_of(systemd_nodes.begin(), systemd_nodes.end(), [](const auto& sn) { return sn.second->is_array(); }))
+      error(*t, key_path(path, "stop"), "missing (a systemd hook needs units to stop, start or restart)");
+    for (auto [node, key] : {std::pair{path_node, "path"}, {command_node, "command"}, {args_node, "args"},
+                             {events_node, "events"}})
+      if (node) error(*node, key_path(path, key), "not for type = \"systemd\" (it acts on release and takeover)");
+  } else if (h.type == "node-attributes") {
+    for (auto [node, key] : {std::pair{path_node, "path"}, {command_node, "command"}, {args_node, "args"},
+                             {events_node, "events"}, {timeout_node, "timeout"}})
+      if (node)
+        error(*node, key_path(path, key),
+              "not for type = \"node-attributes\" (it sets mpathd-<group> on every change of a group)");
   }
   cfg.hooks.push_back(std::move(h));
 }
 
 // A hook name used twice (in one file or across drop-ins) is reported at the later one.
+// A systemd hook's address is a shared address of a group, its group one that exists.
+void ConfigReader::check_hook_targets(const Config& cfg) {
+  for (const auto& t : hook_targets_) {
+    bool found = false;
+    for (const auto& g : cfg.groups) {
+      if (t.group) found = found || g.name == t.value;
+      else
+        for (const auto& a : g.shared_addresses) found = found || a.addr == IpAddress::parse(t.value);
+    }
+    if (!found)
+      error(t.pos, t.path,
+            t.group ? "no [[group]] is named " + quote(t.value) : t.value + " is not a shared address of any [[group]]",
+            t.file);
+  }
+}
+
 void ConfigReader::check_hook_names() {
   std::stable_sort(hook_names_.begin(), hook_names_.end(), read_before<HookName>);
   std::map<std::string, const HookName*> first;
@@ -754,6 +846,7 @@ void ConfigReader::read(const toml::table& root, Config& cfg) {
 Result<Config> ConfigReader::finish(Config cfg) {
   check_claims();
   check_hook_names();
+  check_hook_targets(cfg);
   if (errors_.empty()) return cfg;
   std::stable_sort(errors_.begin(), errors_.end(), read_before<Diagnostic>);
   // The first kMaxReportedErrors in reading order: a file with a million bad lines

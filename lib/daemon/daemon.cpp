@@ -25,6 +25,7 @@
 #include "daemon/metrics.hpp"
 #include "daemon/node_attributes.hpp"
 #include "daemon/probing.hpp"
+#include "daemon/restarter.hpp"
 #include "daemon/shared_addresses.hpp"
 #include "daemon/state_file.hpp"
 #include "daemon/state_store.hpp"
@@ -107,6 +108,7 @@ struct Daemon::Impl {
   std::unique_ptr<Probing> probing;
   std::unique_ptr<Hooks> hook_hosts;   // plugin hosts (mpathd-hookhost), off this loop
   AssociationFeed association_feed;     // registry reports -> one connect/disconnect per connection
+  std::unique_ptr<Restarter> restarter;  // the systemd hooks: units around releases and takeovers
   std::unique_ptr<dbus::Service> bus;  // after applier: destroyed first
   bool ready = false;                  // start-up over: READY=1 sent, status.json "started"
   MemberSysctls sysctls;
@@ -120,6 +122,7 @@ struct Daemon::Impl {
   sd_event_source* log_timer = nullptr;      // writes the limiter's summaries
   sd_event_source* status_timer = nullptr;   // status.json for counters only: at most once a second
   bool status_dirty = true;
+  std::uint64_t releases_seen = 0;  // SharedAddresses::releases_begun() after the last input
   std::vector<std::pair<net::AddrInfo, bool>> early_addresses;  // seen before probing starts
   std::map<unsigned, std::string> link_names;  // ifindex -> name, to see renames
   std::string digest;      // of the configuration file the groups came from
@@ -280,7 +283,17 @@ struct Daemon::Impl {
   // is durable (or has failed, or stalled): a state that could not be saved is the
   // caller's error. The loop does not wait for it.
   void after_change(std::function<void(Result<void>)> reply) {
+    const std::uint64_t since = releases_seen;  // the releases this change began come after
     after_input();
+    // A release waiting for its services to stop answers once they did (bounded by the
+    // systemd hook's timeout), so that whoever released it (the OCF agent's stop) can
+    // place the address elsewhere without finding it still here.
+    if (shared)
+      shared->when_released(since, [this, reply = std::move(reply)]() mutable { reply_when_durable(std::move(reply)); });
+    else reply_when_durable(std::move(reply));
+  }
+
+  void reply_when_durable(std::function<void(Result<void>)> reply) {
     if (!persisted) {
       reply(fail(Errc::system, std::string(kStateNotSaved) + " (" + persisted.error().message +
                                    "): the change is in force but is lost when mpathd restarts"));
@@ -302,10 +315,11 @@ struct Daemon::Impl {
     sysctls.flush();
     persist();
     if (link_event_at) state_written_at = Clock::now();
-    applier.reconcile(engine);
+    applier.reconcile(engine, shared ? shared->kept() : std::vector<KeptAddress>{});
     note_latency();
     if (shared) shared->after_reconcile(engine);  // lifts drops, tracks, tickles
-    if (hook_hosts) hook_hosts->after_reconcile();  // takeover-after, release-after
+    if (hook_hosts)  // takeover-after, release-after (once the address is gone)
+      hook_hosts->after_reconcile([this](const IpAddress& a) { return shared && shared->pending(a); });
     if (auto when = applier.next_retry()) {
       int r = arm_timer(event, &restore_timer, *when, milliseconds(10), &Impl::on_restore_timer, this);
       if (r < 0) spdlog::error("restore timer: {}", std::strerror(-r));
@@ -326,6 +340,7 @@ struct Daemon::Impl {
       if (r < 0) spdlog::error("engine timer: {}", std::strerror(-r));
     }
     if (status_dirty) request_status();
+    if (shared) releases_seen = shared->releases_begun();
   }
 
   // status.json is rewritten whole (~100 KB at 64 x 4): once after a burst of inputs,
@@ -431,6 +446,10 @@ struct Daemon::Impl {
                           {"bytes_received", r.bytes_received}, {"try_again", r.try_again},
                           {"imported", r.imported}, {"capped", r.capped}};
     }
+    if (restarter && !restarter->empty())
+      for (auto& h : restarter->status()) j["hooks"].push_back(std::move(h));
+    for (const auto& h : node_attribute_hooks())
+      j["hooks"].push_back({{"name", h.name}, {"type", h.type}, {"state", h.state}, {"last_error", h.last_error}});
     const auto text = j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
     if (auto r = write_file_atomically(options.runtime_dir + "/status.json", text, false); !r)
       spdlog::warn("{}", r.error().message);
@@ -500,7 +519,7 @@ struct Daemon::Impl {
     engine.reconfigure(*next);
     configure_hooks();
     metrics_file->set_path(engine.config().metrics_file);
-    node_attributes.set_enabled(engine.config().node_attributes);
+    node_attributes.set_enabled(engine.config().node_attributes_on());
     if (probing) probing->request_sync();
     digest = file_digest(options.config_path);  // runtime changes give way to the file
     after_input();
@@ -527,7 +546,25 @@ struct Daemon::Impl {
     return out;
   }
 
+  // The [[hook]]s of type node-attributes, as Manager.Hooks shows hooks: "running", or
+  // "retrying" while attrd_updater fails (it is retried with back-off).
+  std::vector<dbus::HookState> node_attribute_hooks() const {
+    std::vector<dbus::HookState> out;
+    for (const auto& h : engine.config().hooks)
+      if (h.type == "node-attributes")
+        out.push_back({h.name, h.type, node_attributes.last_error().empty() ? "running" : "retrying", 0, 0,
+                       node_attributes.last_error()});
+    return out;
+  }
+
   void configure_hooks() {
+    if (!restarter && std::any_of(engine.config().hooks.begin(), engine.config().hooks.end(),
+                                  [](const HookConfig& h) { return h.type == "systemd"; }))
+      restarter = std::make_unique<Restarter>(event, [this] {
+        status_dirty = true;
+        if (ready) write_status();
+      });
+    if (restarter) restarter->configure(engine.config().hooks);
     if (!hook_hosts && engine.config().hooks.empty()) return;
     if (!hook_hosts)
       hook_hosts = std::make_unique<Hooks>(event, options.hook_host, [this] {
@@ -615,6 +652,13 @@ struct Daemon::Impl {
                                     if (!now) arm_status_timer();
                                   });
       }
+      shared->stop_hooks = [this](const std::string& group, const IpAddress& a, std::function<void()> done) {
+        return restarter && restarter->stop(group, a, std::move(done));
+      };
+      shared->start_hooks = [this](const std::string& group, const IpAddress& a) {
+        if (restarter) restarter->start(group, a);
+      };
+      shared->changed = [this] { after_input(); };  // a release whose services stopped goes on
       if (shared->level_reason().empty())
         spdlog::info("association registry: level {}", shared->level());
       else
@@ -648,7 +692,14 @@ struct Daemon::Impl {
           const auto r = shared->replication_status();
           return std::pair{r.state, r.reason};
         },
-        .hook_states = [this] { return hook_hosts ? hook_hosts->states() : std::vector<dbus::HookState>{}; },
+        .hook_states =
+            [this] {
+              auto out = hook_hosts ? hook_hosts->states() : std::vector<dbus::HookState>{};
+              if (restarter)
+                for (auto& s : restarter->states()) out.push_back(std::move(s));
+              for (auto& s : node_attribute_hooks()) out.push_back(std::move(s));
+              return out;
+            },
     };
     if (auto b = dbus::Service::open(event, engine, std::move(hooks), options.bus_name))
       bus = std::move(*b);
@@ -658,7 +709,7 @@ struct Daemon::Impl {
     ready = true;
     write_status();
     metrics_file->set_path(engine.config().metrics_file);
-    node_attributes.set_enabled(engine.config().node_attributes);
+    node_attributes.set_enabled(engine.config().node_attributes_on());
     node_attributes.update(engine);
     sd_notify(0, ("READY=1\n" + status_line()).c_str());
     phase("status and READY=1");

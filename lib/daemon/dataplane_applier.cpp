@@ -198,8 +198,8 @@ void DataPlaneApplier::start(const Engine& engine) {
   }
 }
 
-std::size_t DataPlaneApplier::reconcile(const Engine& engine) {
-  const DataPlaneState want = desired_dataplane(engine.groups(), config_);
+std::size_t DataPlaneApplier::reconcile(const Engine& engine, const std::vector<KeptAddress>& kept) {
+  const DataPlaneState want = desired_dataplane(engine.groups(), config_, kept);
   std::size_t changes = 0;
   std::vector<PlacedAddress> moved;
 

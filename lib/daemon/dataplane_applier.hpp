@@ -45,8 +45,9 @@ class DataPlaneApplier {
   std::size_t audit();
   // Learns the rules and routes a previous run left, so stale ones get removed.
   void start(const Engine& engine);
-  // Applies the difference; returns the number of kernel changes made.
-  std::size_t reconcile(const Engine& engine);
+  // Applies the difference; returns the number of kernel changes made. `kept`: released
+  // shared addresses that stay in place for now (SharedAddresses::kept()).
+  std::size_t reconcile(const Engine& engine, const std::vector<KeptAddress>& kept = {});
 
   // The interface came up: what could not be restored through it is tried again at
   // once (the back-off starts afresh).

@@ -400,6 +400,7 @@ void Hooks::configure(const std::vector<HookConfig>& hooks, const std::vector<Ip
   shared_ = std::move(addrs);
   std::vector<std::unique_ptr<Hook>> next;
   for (const auto& c : hooks) {
+    if (c.type == "systemd" || c.type == "node-attributes") continue;  // built in, on the daemon's side
     auto it = std::find_if(hooks_.begin(), hooks_.end(), [&](const auto& h) { return h && h->cfg == c; });
     if (it != hooks_.end() && (*it)->state != Hook::State::disabled) {
       if (shared_changed && (*it)->sock >= 0) (*it)->send({{"t", "shared"}, {"addresses", shared_}});
@@ -421,6 +422,12 @@ void Hooks::on_event(const Event& e) {
     const bool was = c->before == SharedState::held, is = c->after == SharedState::held;
     if (was == is) return;
     const std::string kind = is ? "takeover" : "release";
+    // A release-after still held back (its stops were cut short) comes first.
+    std::erase_if(after_reconcile_, [&](nlohmann::json& j) {
+      if (j.value("address", "") != c->address.str()) return false;
+      publish(std::move(j));
+      return true;
+    });
     nlohmann::json j = {{"group", c->group}, {"address", c->address.str()}, {"reason", to_string(c->reason)},
                         {"from", c->from}, {"to", c->to}};
     j["type"] = kind + "-before";
@@ -432,9 +439,13 @@ void Hooks::on_event(const Event& e) {
   if (auto j = hook_event(e)) publish(std::move(*j));
 }
 
-void Hooks::after_reconcile() {
-  for (auto& j : after_reconcile_) publish(std::move(j));
-  after_reconcile_.clear();
+void Hooks::after_reconcile(const std::function<bool(const IpAddress&)>& releasing) {
+  std::erase_if(after_reconcile_, [&](nlohmann::json& j) {
+    if (releasing && j.value("type", "") == "release-after")
+      if (auto a = IpAddress::parse(j.value("address", "")); a && releasing(*a)) return false;
+    publish(std::move(j));
+    return true;
+  });
 }
 
 void Hooks::publish(nlohmann::json event) {

@@ -83,8 +83,10 @@ class Hooks {
   // Queues the event for every hook that wants it; returns at once.
   void on_event(const Event& e);
   // The kernel is in line with the Engine: the takeover-after and release-after events
-  // of the shared-address changes seen since are queued.
-  void after_reconcile();
+  // of the shared-address changes seen since are queued; a release-after of an address
+  // for which `releasing` is true (still waiting for its services to stop) waits for a
+  // later call.
+  void after_reconcile(const std::function<bool(const IpAddress&)>& releasing = {});
   // Queues an event of mpathd/hook.h not produced by the Engine (the registry's).
   void publish(nlohmann::json event);
   nlohmann::json status() const;  // status.json "hooks"

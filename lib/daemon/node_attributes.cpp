@@ -183,6 +183,8 @@ int NodeAttributes::on_retry(sd_event_source*, uint64_t, void* self) {
 void NodeAttributes::finished(bool ok, const std::string& why) {
   const auto u = current_.value_or(NodeAttributeQueue::Update{});
   current_.reset();
+  if (ok) last_error_.clear();
+  else last_error_ = command_ + " " + describe(u) + ": " + why;
   switch (queue_.done(ok, clock_.now())) {
     case NodeAttributeQueue::Outcome::ok:
       spdlog::debug("node attribute {} set", describe(u));

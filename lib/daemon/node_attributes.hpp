@@ -5,7 +5,7 @@
 // Never blocks the loop: one child at a time, watched by a pidfd, killed after a
 // timeout; the latest value wins; a failure (Pacemaker absent or slow) is logged once
 // and retried with back-off (core/node_attributes.hpp decides, this file executes).
-// Standalone for now; meant to become a built-in hook of the hook layer.
+// The built-in hook [[hook]] type = "node-attributes" (or node-attributes = true).
 #pragma once
 
 #include <systemd/sd-event.h>
@@ -34,6 +34,8 @@ class NodeAttributes {
   void set_enabled(bool on);
   // After every input: the values the groups ask for now.
   void update(const Engine& engine);
+  // Why the last update failed, "" once one worked (status.json, Manager.Hooks).
+  const std::string& last_error() const { return last_error_; }
 
  private:
   void kick();
@@ -48,6 +50,7 @@ class NodeAttributes {
   const TimeSource& clock_;
   std::string command_;
   bool enabled_ = false;
+  std::string last_error_;
   NodeAttributeQueue queue_;
   std::optional<NodeAttributeQueue::Update> current_;  // what the child does
   pid_t pid_ = -1;

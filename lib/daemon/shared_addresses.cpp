@@ -22,21 +22,76 @@ void SharedAddresses::on_event(const Event& e) {
   if (c->after == SharedState::released) {
     // 1. No new connections from here on.
     if (auto r = actions_->block(a); !r) spdlog::error("release {}: cannot block new packets: {}", a.str(), r.error().message);
-    // 2. STOP-HOOK POINT: the services on the address are stopped here (issue 11).
-    if (stop_hooks) stop_hooks(c->group, c->address);
-    // 3. Every socket on the address: peers see a reset, local sockets ECONNABORTED.
-    if (auto n = actions_->destroy_sockets(a); !n)
-      spdlog::error("release {}: cannot destroy its sockets: {}", a.str(), n.error().message);
-    else
-      spdlog::info("release {}: new packets dropped, {} socket(s) destroyed", a.str(), *n);
-    // 4. The address leaves the kernel in the reconcile that follows; 5. after_reconcile().
-    std::erase(tickle_, a);
-    if (std::find(unblock_.begin(), unblock_.end(), a) == unblock_.end()) unblock_.push_back(a);
+    // 2. The services on the address are stopped (seed 003's stop_net). A planned
+    //    release waits for them, the address kept in place meanwhile; after a whole-group
+    //    failure the address is useless: the stops are issued, nothing waits.
+    std::erase_if(tickle_, [&](const auto& t) { return t.first == a; });
+    std::erase_if(pending_, [&](const Pending& p) { return p.kept.prefix.addr == a; });
+    const bool wait = c->reason != Reason::group_failure;
+    const std::uint64_t token = ++next_token_;
+    const bool waiting = stop_hooks && stop_hooks(c->group, a, [this, a, token, wait] {
+                           auto it = std::find_if(pending_.begin(), pending_.end(),
+                                                  [&](const Pending& p) { return p.token == token; });
+                           if (!wait || it == pending_.end()) return;  // not waited for, or cut short
+                           spdlog::info("release {}: the services on it stopped", a.str());
+                           pending_.erase(it);
+                           finish_release(a);
+                           if (changed) changed();
+                         });
+    if (waiting && wait) {
+      spdlog::info("release {}: new packets dropped; waiting for the services on it to stop", a.str());
+      pending_.push_back({KeptAddress{c->group, c->address, c->from}, token});
+      return;
+    }
+    finish_release(a);
   } else if (c->before == SharedState::released && c->reason != Reason::startup && c->reason != Reason::adopted) {
-    // Taken over (a restart that finds it held changes nothing on the wire).
+    // Taken over (a restart that finds it held changes nothing on the wire). One still
+    // waiting for its stops is released at once first: its sockets go, the drop goes.
+    if (std::erase_if(pending_, [&](const Pending& p) { return p.kept.prefix.addr == a; }) > 0) {
+      spdlog::info("release {}: taken over again before the services on it stopped", a.str());
+      finish_release(a);
+      if (auto r = actions_->unblock(a); !r) spdlog::error("release {}: cannot lift the drop: {}", a.str(), r.error().message);
+    }
     std::erase(unblock_, a);
-    if (std::find(tickle_.begin(), tickle_.end(), a) == tickle_.end()) tickle_.push_back(a);
+    std::erase_if(tickle_, [&](const auto& t) { return t.first == a; });
+    tickle_.emplace_back(a, c->group);
   }
+}
+
+void SharedAddresses::finish_release(const IpAddress& a) {
+  // 3. Every socket on the address: peers see a reset, local sockets ECONNABORTED.
+  if (auto n = actions_->destroy_sockets(a); !n)
+    spdlog::error("release {}: cannot destroy its sockets: {}", a.str(), n.error().message);
+  else
+    spdlog::info("release {}: new packets dropped, {} socket(s) destroyed", a.str(), *n);
+  // 4. The address leaves the kernel in the reconcile that follows; 5. after_reconcile().
+  if (std::find(unblock_.begin(), unblock_.end(), a) == unblock_.end()) unblock_.push_back(a);
+  answer_waiters();
+}
+
+void SharedAddresses::answer_waiters() {
+  std::vector<std::function<void()>> ready;
+  std::erase_if(when_released_, [&](auto& w) {
+    if (std::any_of(pending_.begin(), pending_.end(), [&](const Pending& p) { return p.token > w.first; })) return false;
+    ready.push_back(std::move(w.second));
+    return true;
+  });
+  for (auto& f : ready) f();
+}
+
+std::vector<KeptAddress> SharedAddresses::kept() const {
+  std::vector<KeptAddress> out;
+  for (const auto& p : pending_) out.push_back(p.kept);
+  return out;
+}
+
+bool SharedAddresses::pending(const IpAddress& address) const {
+  return std::any_of(pending_.begin(), pending_.end(), [&](const Pending& p) { return p.kept.prefix.addr == address; });
+}
+
+void SharedAddresses::when_released(std::uint64_t since, std::function<void()> f) {
+  when_released_.emplace_back(since, std::move(f));
+  answer_waiters();
 }
 
 void SharedAddresses::after_reconcile(const Engine& engine) {
@@ -52,7 +107,7 @@ void SharedAddresses::after_reconcile(const Engine& engine) {
     tracked_ = held;
     if (replicator_) replicator_->set_held(held);
   }
-  for (const auto& a : std::exchange(tickle_, {})) {
+  for (const auto& [a, group] : std::exchange(tickle_, {})) {
     const auto known = registry_->associations(a);
     if (auto n = actions_->tickle(a, known); !n)
       spdlog::error("takeover {}: cannot tickle its clients: {}", a.str(), n.error().message);
@@ -60,6 +115,8 @@ void SharedAddresses::after_reconcile(const Engine& engine) {
       spdlog::info("takeover {}: {} TCP client(s) tickled of {} known association(s)", a.str(), *n, known.size());
     // The old holder's tables have served: dropped here and, announced, on every node.
     if (replicator_) replicator_->taken_over(a);
+    // The services on it start (seed 003's start_net), with the address in place.
+    if (start_hooks) start_hooks(group, a);
   }
 }
 

@@ -1,5 +1,6 @@
-"""Group health as Pacemaker node attributes (issue 12, `node-attributes` in
-mpathd.conf): the real mpathd in the lab, real link failures, and a STAND-IN
+"""Group health as Pacemaker node attributes (issue 12, the built-in hook
+`[[hook]] type = "node-attributes"` in mpathd.conf, or its older spelling
+`node-attributes = true`): the real mpathd in the lab, real link failures, and a STAND-IN
 attrd_updater on mpathd's PATH (a shell script that records its arguments with the
 time and can be told to fail or hang). The real attrd_updater needs a running
 Pacemaker in the node's namespaces; this tier checks what mpathd runs, when, and that
@@ -61,13 +62,21 @@ class StandIn:
         return None
 
 
-def config(on: bool | None) -> str:
-    extra = "" if on is None else f"node-attributes = {'true' if on else 'false'}"
-    return group_config(MEMBERS, data_addresses=("198.18.1.10/24",), extra_global=extra)
+HOOK = """
+[[hook]]
+name = "pacemaker"
+type = "node-attributes"
+"""
 
 
-def start(lab: Lab, s: StandIn, on: bool | None, workdir: Path | None = None):
-    d = lab.start_mpathd(config(on), env=s.env, timeout=START_TIMEOUT, workdir=workdir)
+def config(on: bool | None, hook: bool = False) -> str:
+    extra = "" if on is None or hook else f"node-attributes = {'true' if on else 'false'}"
+    text = group_config(MEMBERS, data_addresses=("198.18.1.10/24",), extra_global=extra)
+    return text + HOOK if hook and on else text
+
+
+def start(lab: Lab, s: StandIn, on: bool | None, workdir: Path | None = None, hook: bool = False):
+    d = lab.start_mpathd(config(on, hook), env=s.env, timeout=START_TIMEOUT, workdir=workdir)
     d.wait_status(lambda st: all(m["state"] == "ok" for m in st["groups"][0]["members"]),
                   START_TIMEOUT, "every member ok")
     return d
@@ -115,6 +124,25 @@ def test_attribute_follows_usable_members(world):
     n = len(s.calls())
     assert d.stop() == 0
     assert len(s.calls()) == n
+
+
+def test_the_built_in_hook_sets_the_attribute_on_every_change(world):
+    lab, s = world
+    d = start(lab, s, True, hook=True)
+    wait_until(lambda: s.last_after(0, "-n mpathd-g0 -U 3"), 5, "mpathd-g0=3 at start")
+    t0 = time.time()
+    lab.link_down(1)
+    t = wait_until(lambda: s.last_after(t0, "-n mpathd-g0 -U 2"), 5, "mpathd-g0=2")
+    assert t - t0 < ATTR_BOUND, t - t0
+    print(f"built-in hook: link cut -> attrd_updater run: {(t - t0) * 1000:.0f} ms")
+    hook = next(h for h in d.status()["hooks"] if h["name"] == "pacemaker")
+    assert hook == {"name": "pacemaker", "type": "node-attributes", "state": "running", "last_error": ""}, hook
+    # A reload without the hook deletes the attribute, as node-attributes = false does.
+    d.config_path.write_text(config(None))
+    t0 = time.time()
+    d.send_signal(signal.SIGHUP)
+    wait_until(lambda: s.last_after(t0, "-n mpathd-g0 -D"), 5, "mpathd-g0 deleted")
+    d.wait_status(lambda st: not any(h["name"] == "pacemaker" for h in st.get("hooks") or []), 5, "hook gone")
 
 
 def test_off_by_default(world):

@@ -44,7 +44,7 @@ events = ["group-changed", "address-moved"]
 
 TEST(HooksConfig, ErrorsNameFileLineColumnAndKey) {
   EXPECT_EQ(errors_of("[[hook]]\nname = \"a\"\ntype = \"dll\"\n"),
-            "t.conf:3:8: hook[0].type: \"dll\" is not one of plugin, exec");
+            "t.conf:3:8: hook[0].type: \"dll\" is not one of plugin, exec, systemd, node-attributes");
   EXPECT_EQ(errors_of("[[hook]]\nname = \"a\"\ntype = \"plugin\"\npath = \"rel.so\"\n"),
             "t.conf:4:8: hook[0].path: \"rel.so\" is not an absolute path");
   EXPECT_EQ(errors_of("[[hook]]\nname = \"a\"\ntype = \"plugin\"\n"),
@@ -62,6 +62,112 @@ TEST(HooksConfig, ErrorsNameFileLineColumnAndKey) {
   EXPECT_EQ(errors_of("[[hook]]\nname = \"a\"\ntype = \"exec\"\ncommand = [\"/bin/true\"]\n"
                       "[[hook]]\nname = \"a\"\ntype = \"exec\"\ncommand = [\"/bin/true\"]\n"),
             "t.conf:6:8: hook[1].name: duplicate hook name a (see hook[0].name at 2:8)");
+}
+
+constexpr const char* kSharedGroup = R"([[group]]
+name = "g0"
+member = [{name = "m0"}, {name = "m1"}]
+shared-addresses = ["198.18.1.50/24", "2001:db8::50/64"]
+
+)";
+
+TEST(HooksConfig, SystemdHooksAreRead) {
+  auto r = parse_config(std::string(kSharedGroup) + R"([[hook]]
+name = "web"
+type = "systemd"
+address = "198.18.1.50"
+stop = ["nginx.service", "php-fpm@www.service"]
+restart = ["nginx.service"]
+timeout = "30s"
+
+[[hook]]
+name = "all"
+type = "systemd"
+group = "g0"
+start = ["announce.target"]
+)",
+                        "t.conf");
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  ASSERT_EQ(r->hooks.size(), 2u);
+  EXPECT_EQ(r->hooks[0].type, "systemd");
+  EXPECT_EQ(r->hooks[0].address, IpAddress::parse("198.18.1.50"));
+  EXPECT_EQ(r->hooks[0].stop_units, (std::vector<std::string>{"nginx.service", "php-fpm@www.service"}));
+  EXPECT_EQ(r->hooks[0].restart_units, std::vector<std::string>{"nginx.service"});
+  EXPECT_TRUE(r->hooks[0].start_units.empty());
+  EXPECT_EQ(r->hooks[0].timeout, seconds(30));
+  EXPECT_EQ(r->hooks[1].group, "g0");
+  EXPECT_FALSE(r->hooks[1].address);
+  EXPECT_EQ(r->hooks[1].start_units, std::vector<std::string>{"announce.target"});
+  EXPECT_EQ(r->hooks[1].timeout, seconds(5));
+}
+
+TEST(HooksConfig, SystemdHookErrorsNameFileLineColumnAndKey) {
+  const std::string g = kSharedGroup;  // 5 lines
+  EXPECT_EQ(errors_of(g + "[[hook]]\nname = \"a\"\ntype = \"systemd\"\nstop = [\"x.service\"]\n"),
+            "t.conf:6:1: hook[0].address: missing (a systemd hook is for one shared address, or group = the shared "
+            "addresses of a group)");
+  EXPECT_EQ(errors_of(g + "[[hook]]\nname = \"a\"\ntype = \"systemd\"\naddress = \"198.18.1.50\"\n"
+                          "stop = [\"nginx\"]\n"),
+            "t.conf:10:9: hook[0].stop[0]: \"nginx\" is not a unit name: it has no unit type suffix (.service, "
+            ".socket, .target, ...)");
+  EXPECT_EQ(errors_of(g + "[[hook]]\nname = \"a\"\ntype = \"systemd\"\naddress = \"198.18.1.50\"\n"
+                          "start = [\"web.servce\"]\n"),
+            "t.conf:10:10: hook[0].start[0]: \"web.servce\" is not a unit name: it '.servce' is not a unit type "
+            "(service, socket, target, mount, ...)");
+  EXPECT_EQ(errors_of(g + "[[hook]]\nname = \"a\"\ntype = \"systemd\"\naddress = \"198.18.1.50\"\n"
+                          "restart = [\"a b.service\"]\n"),
+            "t.conf:10:12: hook[0].restart[0]: \"a b.service\" is not a unit name: it contains ' ' (allowed: "
+            "letters, digits, ':', '-', '_', '.', '\\', one '@')");
+  EXPECT_EQ(errors_of(g + "[[hook]]\nname = \"a\"\ntype = \"systemd\"\naddress = \"198.18.1.50\"\n"
+                          "stop = [\"getty@.service\"]\n"),
+            "t.conf:10:9: hook[0].stop[0]: \"getty@.service\" is not a unit name: it is a template without an "
+            "instance (name@INSTANCE.type)");
+  EXPECT_EQ(errors_of(g + "[[hook]]\nname = \"a\"\ntype = \"systemd\"\naddress = \"198.18.1.99\"\n"
+                          "stop = [\"x.service\"]\n"),
+            "t.conf:9:11: hook[0].address: 198.18.1.99 is not a shared address of any [[group]]");
+  EXPECT_EQ(errors_of(g + "[[hook]]\nname = \"a\"\ntype = \"systemd\"\naddress = \"198.18.1\"\n"
+                          "stop = [\"x.service\"]\n"),
+            "t.conf:9:11: hook[0].address: \"198.18.1\" is not an IPv4 or IPv6 address");
+  EXPECT_EQ(errors_of(g + "[[hook]]\nname = \"a\"\ntype = \"systemd\"\ngroup = \"nope\"\n"
+                          "stop = [\"x.service\"]\n"),
+            "t.conf:9:9: hook[0].group: no [[group]] is named \"nope\"");
+  EXPECT_EQ(errors_of(g + "[[hook]]\nname = \"a\"\ntype = \"systemd\"\naddress = \"198.18.1.50\"\n"
+                          "group = \"g0\"\nstop = [\"x.service\"]\n"),
+            "t.conf:10:9: hook[0].group: address and group exclude each other (one of them per systemd hook)");
+  EXPECT_EQ(errors_of(g + "[[hook]]\nname = \"a\"\ntype = \"systemd\"\naddress = \"198.18.1.50\"\n"),
+            "t.conf:6:1: hook[0].stop: missing (a systemd hook needs units to stop, start or restart)");
+  EXPECT_EQ(errors_of(g + "[[hook]]\nname = \"a\"\ntype = \"systemd\"\naddress = \"198.18.1.50\"\n"
+                          "stop = [\"x.service\"]\ntimeout = \"soon\"\n"),
+            errors_of(g + "[[hook]]\nname = \"a\"\ntype = \"exec\"\ncommand = [\"/bin/true\"]\n"
+                          "\ntimeout = \"soon\"\n"));
+  EXPECT_EQ(errors_of(g + "[[hook]]\nname = \"a\"\ntype = \"systemd\"\naddress = \"198.18.1.50\"\n"
+                          "stop = [\"x.service\"]\nevents = [\"group-changed\"]\n"),
+            "t.conf:11:10: hook[0].events: not for type = \"systemd\" (it acts on release and takeover)");
+  EXPECT_EQ(errors_of(g + "[[hook]]\nname = \"a\"\ntype = \"exec\"\ncommand = [\"/bin/true\"]\n"
+                          "stop = [\"x.service\"]\n"),
+            "t.conf:10:8: hook[0].stop: only for type = \"systemd\"");
+}
+
+TEST(HooksConfig, NodeAttributesIsABuiltInHookAndTheOldKeyItsAlias) {
+  auto r = parse_config("[[hook]]\nname = \"pacemaker\"\ntype = \"node-attributes\"\n", "t.conf");
+  ASSERT_TRUE(r.has_value()) << r.error().message;
+  ASSERT_EQ(r->hooks.size(), 1u);
+  EXPECT_EQ(r->hooks[0].type, "node-attributes");
+  EXPECT_FALSE(r->node_attributes);
+  EXPECT_TRUE(r->node_attributes_on());
+  auto old = parse_config("node-attributes = true\n", "t.conf");
+  ASSERT_TRUE(old.has_value()) << old.error().message;
+  EXPECT_TRUE(old->hooks.empty());
+  EXPECT_TRUE(old->node_attributes_on());
+  auto none = parse_config("", "t.conf");
+  ASSERT_TRUE(none.has_value());
+  EXPECT_FALSE(none->node_attributes_on());
+  EXPECT_EQ(errors_of("[[hook]]\nname = \"p\"\ntype = \"node-attributes\"\ntimeout = \"1s\"\n"),
+            "t.conf:4:11: hook[0].timeout: not for type = \"node-attributes\" (it sets mpathd-<group> on every "
+            "change of a group)");
+  EXPECT_EQ(errors_of("[[hook]]\nname = \"p\"\ntype = \"node-attributes\"\nevents = [\"group-changed\"]\n"),
+            "t.conf:4:10: hook[0].events: not for type = \"node-attributes\" (it sets mpathd-<group> on every "
+            "change of a group)");
 }
 
 TEST(HookEvents, EngineEventsAsHooksSeeThem) {

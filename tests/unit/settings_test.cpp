@@ -50,7 +50,11 @@ const std::vector<Change<DaemonSettings>>& daemon_changes() {
       {"routing-table-base", [](DaemonSettings& s) { s.routing_table_base = 50000; }},
       {"rule-priority", [](DaemonSettings& s) { s.rule_priority = 2000; }},
       {"metrics-file", [](DaemonSettings& s) { s.metrics_file = "/run/mpathd/metrics.prom"; }},
-      {"hook", [](DaemonSettings& s) { s.hooks.push_back({"h", "exec", "", {}, {"/bin/true"}, 0, seconds(5)}); }},
+      {"hook", [](DaemonSettings& s) { HookConfig h;
+         h.name = "h";
+         h.type = "exec";
+         h.command = {"/bin/true"};
+         s.hooks.push_back(h); }},
       {"node-attributes", [](DaemonSettings& s) { s.node_attributes = true; }},
   };
   return changes;

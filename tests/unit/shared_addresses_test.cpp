@@ -69,11 +69,19 @@ struct Daemonish {
   Rig rig{shared_config()};
   FakeRegistry* registry = nullptr;
   std::unique_ptr<SharedAddresses> shared;
+  bool wait_for_stops = false;          // the stop hooks' answer (true: systemd units to stop)
+  std::function<void()> stops_done;     // what they call once the units stopped
   Daemonish() {
     auto r = std::make_unique<FakeRegistry>(log);
     registry = r.get();
     shared = std::make_unique<SharedAddresses>(std::move(r), std::make_unique<FakeActions>(log));
-    shared->stop_hooks = [this](const std::string& g, const IpPrefix& a) { log.push_back("stop-hooks " + g + " " + a.str()); };
+    shared->stop_hooks = [this](const std::string& g, const IpAddress& a, std::function<void()> done) {
+      log.push_back("stop-hooks " + g + " " + a.str());
+      stops_done = std::move(done);
+      return wait_for_stops;
+    };
+    shared->start_hooks = [this](const std::string& g, const IpAddress& a) { log.push_back("start-hooks " + g + " " + a.str()); };
+    shared->changed = [this] { log.push_back("changed"); };
     rig.engine.subscribe([this](const Event& e) { shared->on_event(e); });
     rig.start_all_up({"m0", "m1"});
   }
@@ -99,7 +107,7 @@ TEST(SharedAddresses, TakeoverTracksThenTicklesTheKnownClients) {
       "remote": "198.18.2.20", "remote_port": 40001, "state": "established", "direction": "incoming"}])"));
   ASSERT_TRUE(d.rig.engine.takeover_shared(kShared));
   d.after_input();
-  EXPECT_EQ(d.log, (Log{"import 198.18.1.50 1", "reconcile", "track 198.18.1.50", "tickle 198.18.1.50 1"}));
+  EXPECT_EQ(d.log, (Log{"import 198.18.1.50 1", "reconcile", "track 198.18.1.50", "tickle 198.18.1.50 1", "start-hooks g0 198.18.1.50"}));
   EXPECT_EQ(d.registry->known[kShared][0].remote_port, a.remote_port);
   // Nothing more on the next input: one tickle per takeover.
   d.log.clear();
@@ -114,7 +122,7 @@ TEST(SharedAddresses, ReleaseBlocksStopsDestroysBeforeTheRemovalAndUnblocksAfter
   d.log.clear();
   ASSERT_TRUE(d.rig.engine.release_shared(kShared));
   d.after_input();
-  EXPECT_EQ(d.log, (Log{"block 198.18.1.50", "stop-hooks g0 198.18.1.50/24", "destroy 198.18.1.50", "reconcile",
+  EXPECT_EQ(d.log, (Log{"block 198.18.1.50", "stop-hooks g0 198.18.1.50", "destroy 198.18.1.50", "reconcile",
                         "unblock 198.18.1.50", "track"}));
 }
 
@@ -126,8 +134,82 @@ TEST(SharedAddresses, GroupFailureRunsTheSameRelease) {
   d.rig.link("m0", false);
   d.rig.link("m1", false);
   d.after_input();
-  EXPECT_EQ(d.log, (Log{"block 198.18.1.50", "stop-hooks g0 198.18.1.50/24", "destroy 198.18.1.50", "reconcile",
+  EXPECT_EQ(d.log, (Log{"block 198.18.1.50", "stop-hooks g0 198.18.1.50", "destroy 198.18.1.50", "reconcile",
                         "unblock 198.18.1.50", "track"}));
+}
+
+// The systemd hook's stops: the release waits for them with the address kept in place
+// (kept() is what the daemon's reconcile keeps), then destroys and removes.
+TEST(SharedAddresses, AReleaseWaitsForItsStopsWithTheAddressKept) {
+  Daemonish d;
+  ASSERT_TRUE(d.rig.engine.takeover_shared(kShared));
+  d.after_input();
+  const std::string holder = d.rig.g().find_shared(kShared)->holder;
+  d.wait_for_stops = true;
+  d.log.clear();
+  ASSERT_TRUE(d.rig.engine.release_shared(kShared));
+  d.after_input();
+  EXPECT_EQ(d.log, (Log{"block 198.18.1.50", "stop-hooks g0 198.18.1.50", "reconcile", "track"}));
+  ASSERT_EQ(d.shared->kept().size(), 1u);
+  EXPECT_EQ(d.shared->kept()[0], (KeptAddress{"g0", *IpPrefix::parse("198.18.1.50/24"), holder}));
+  EXPECT_TRUE(d.shared->pending(kShared));
+  bool answered = false, other = false;
+  d.shared->when_released(0, [&] { answered = true; });  // the release's own command waits
+  EXPECT_FALSE(answered);
+  d.shared->when_released(d.shared->releases_begun(), [&] { other = true; });  // a later one does not
+  EXPECT_TRUE(other);
+  // The data plane keeps it where it was while the Engine has it released.
+  const auto want = desired_dataplane(d.rig.engine.groups(), d.rig.engine.config(), d.shared->kept());
+  EXPECT_TRUE(std::any_of(want.addresses.begin(), want.addresses.end(), [&](const PlacedAddress& p) {
+    return p.prefix.addr == kShared && p.ifname == holder;
+  }));
+  d.log.clear();
+  ASSERT_TRUE(d.stops_done);
+  d.stops_done();
+  EXPECT_TRUE(answered);
+  EXPECT_FALSE(d.shared->pending(kShared));
+  EXPECT_TRUE(d.shared->kept().empty());
+  d.after_input();
+  EXPECT_EQ(d.log, (Log{"destroy 198.18.1.50", "changed", "reconcile", "unblock 198.18.1.50"}));
+  d.log.clear();
+  d.stops_done();  // called twice: nothing
+  EXPECT_TRUE(d.log.empty());
+}
+
+TEST(SharedAddresses, AGroupFailureReleaseIssuesTheStopsButDoesNotWait) {
+  Daemonish d;
+  ASSERT_TRUE(d.rig.engine.takeover_shared(kShared));
+  d.after_input();
+  d.wait_for_stops = true;
+  d.log.clear();
+  d.rig.link("m0", false);
+  d.rig.link("m1", false);
+  d.after_input();
+  EXPECT_EQ(d.log, (Log{"block 198.18.1.50", "stop-hooks g0 198.18.1.50", "destroy 198.18.1.50", "reconcile",
+                        "unblock 198.18.1.50", "track"}));
+  EXPECT_TRUE(d.shared->kept().empty());
+  d.log.clear();
+  d.stops_done();  // the stops ended later: nothing more to do
+  EXPECT_TRUE(d.log.empty());
+}
+
+TEST(SharedAddresses, ATakeoverCutsAPendingReleaseShort) {
+  Daemonish d;
+  ASSERT_TRUE(d.rig.engine.takeover_shared(kShared));
+  d.after_input();
+  d.wait_for_stops = true;
+  ASSERT_TRUE(d.rig.engine.release_shared(kShared));
+  d.after_input();
+  auto first_done = d.stops_done;
+  d.log.clear();
+  ASSERT_TRUE(d.rig.engine.takeover_shared(kShared));
+  d.after_input();
+  EXPECT_EQ(d.log, (Log{"destroy 198.18.1.50", "unblock 198.18.1.50", "reconcile", "track 198.18.1.50",
+                        "tickle 198.18.1.50 0", "start-hooks g0 198.18.1.50"}));
+  EXPECT_FALSE(d.shared->pending(kShared));
+  d.log.clear();
+  first_done();  // the stops of the release cut short end: nothing
+  EXPECT_TRUE(d.log.empty());
 }
 
 TEST(SharedAddresses, AMoveInsideTheGroupTicklesNobody) {
