@@ -223,7 +223,7 @@ struct Daemon::Impl {
         unsuitable[l.name] = *problem;
       } else {
         unsuitable.erase(l.name);
-        sysctls.apply(l.name, l.ifindex);
+        sysctls.apply(l.name, l.ifindex, l.ipv4_conf);
       }
     }
     // A member that was taken down lost its IPv4 routes without a notification; once
@@ -561,9 +561,10 @@ struct Daemon::Impl {
     monitor = std::move(*m);
     sysctls.hold();  // the members' originals saved once for the whole dump
     auto dumped = monitor->dump();
+    phase("links and addresses dumped");
     sysctls.release();
     if (!dumped) return dumped;
-    phase("links and addresses dumped, member sysctls");
+    phase("member sysctls");
     // Members the kernel has but that cannot be members (the loopback, a tunnel).
     if (auto r = engine.check_links(engine.config()); !r)
       return fail(Errc::config, options.config_path + ": " + r.error().message);
