@@ -27,12 +27,18 @@ std::uint64_t to_ms(Duration d) {
   return ms < 0 ? 0 : static_cast<std::uint64_t>(ms);
 }
 
-// CLOCK_REALTIME usec of a steady-clock time point; 0 for "never".
+// CLOCK_REALTIME usec of a steady-clock time point; 0 for "never". The offset between
+// the two clocks is kept while it moves by less than a millisecond: read afresh for each
+// value, the two clock reads' jitter made one time point's value differ by a
+// microsecond from one call to the next (one object read twice must say the same); a
+// step or slew of the wall clock beyond that is still followed.
 std::uint64_t realtime_usec(TimePoint t) {
   if (t == TimePoint{}) return 0;
-  auto age = Clock::now() - t;
-  if (age < Duration::zero()) age = Duration::zero();
-  auto real = std::chrono::system_clock::now().time_since_epoch() - age;
+  const auto now = Clock::now();
+  const auto offset = std::chrono::system_clock::now().time_since_epoch() - now.time_since_epoch();
+  static thread_local auto kept = offset;
+  if (offset - kept > std::chrono::milliseconds(1) || kept - offset > std::chrono::milliseconds(1)) kept = offset;
+  const auto real = (t < now ? t : now).time_since_epoch() + kept;
   auto us = std::chrono::duration_cast<std::chrono::microseconds>(real).count();
   return us < 0 ? 0 : static_cast<std::uint64_t>(us);
 }

@@ -139,8 +139,9 @@ std::optional<LinkInfo> parse_link(const nlmsghdr* msg) {
           if (family != AF_INET) return;
           for_each_attr(q, [&](unsigned t, Bytes conf) {
             if (t != IFLA_INET_CONF) return;
-            l.ipv4_conf.resize(conf.size() / sizeof(std::int32_t));
-            std::memcpy(l.ipv4_conf.data(), conf.data(), l.ipv4_conf.size() * sizeof(std::int32_t));
+            l.ipv4_conf.assign(conf.size() / sizeof(std::int32_t), 0);
+            if (!l.ipv4_conf.empty())  // (an empty vector's data() may be null)
+              std::memcpy(l.ipv4_conf.data(), conf.data(), l.ipv4_conf.size() * sizeof(std::int32_t));
           });
         });
         break;
