@@ -47,6 +47,8 @@ def config(groups: int, members: int) -> str:
 
 
 CPU_LINE = re.compile(r"start-up: .*; CPU until READY=1 ([0-9.]+) ms")
+PHASES = re.compile(r"start-up: [0-9.]+ ms \((.*)\); CPU")
+PHASE = re.compile(r"(.+?) ([0-9.]+) ms \(([0-9.]+) CPU\)(?:, |$)")
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -84,6 +86,8 @@ def main() -> int:
     ap.add_argument("--members", type=int, default=4)
     ap.add_argument("--runs", type=int, default=10)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--phases", action="store_true",
+                    help="also the median wall time of each start-up phase of the restarts (mpathd's debug line)")
     args = ap.parse_args()
 
     n = args.groups * args.members
@@ -110,9 +114,12 @@ def main() -> int:
             wait_until(lambda: "mpathd started" in d.log(), 10, "the start-up log line")
             if m := CPU_LINE.search(d.log()):
                 cpu.append(float(m.group(1)))
+            if m := PHASES.search(d.log()):
+                phases.append({k.strip(): (float(w), float(c)) for k, w, c in PHASE.findall(m.group(1))})
             return d, ready * 1000, (time.monotonic() - t0) * 1000
 
         cpu: list[float] = []  # mpathd's CPU time from exec to READY=1 (its debug line)
+        phases: list[dict[str, tuple[float, float]]] = []  # wall, CPU per start-up phase (the same line)
         d, cold_ready, cold_full = start()
         workdir = d.workdir
         ready, full, restart_events = [], [], []
@@ -149,6 +156,13 @@ def main() -> int:
     for name, values, target in rows:
         print(f"{name:34} {len(values):>3} {statistics.median(values):>9.1f} "
               f"{percentile(values, 99):>9.1f} {max(values):>9.1f}   {target}")
+    if args.phases and len(phases) > 1:
+        print("start-up phases of the restarts, ms:     wall median    max    CPU median    max")
+        for name in phases[1]:
+            wall = [p[name][0] for p in phases[1:] if name in p]
+            cpu_ = [p[name][1] for p in phases[1:] if name in p]
+            print(f"  {name:42} {statistics.median(wall):7.1f} {max(wall):7.1f}   {statistics.median(cpu_):7.1f} "
+                  f"{max(cpu_):7.1f}")
     print("a cold start has no addresses in the kernel and no saved state; a restart follows a "
           "SIGKILL\n(the kernel keeps what the daemon placed, the state directory keeps its files)")
     return 0 if max(restart_events) == 0 and reload_events == 0 else 1

@@ -38,6 +38,10 @@
 namespace mpathd {
 
 namespace {
+// When the program was loaded (static initialisation, before main): the start-up's
+// debug line reports the time before Daemon::start() (options, config, saved state).
+const auto kLoadedAt = std::chrono::steady_clock::now();
+
 std::chrono::nanoseconds thread_cpu_time() {
   timespec t{};
   ::clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
@@ -224,7 +228,7 @@ struct Daemon::Impl {
         unsuitable[l.name] = *problem;
       } else {
         unsuitable.erase(l.name);
-        sysctls.apply(l.name, l.ifindex);
+        sysctls.apply(l.name, l.ifindex, l.ipv4_conf);
       }
     }
     // A member that was taken down lost its IPv4 routes without a notification; once
@@ -577,13 +581,23 @@ struct Daemon::Impl {
   Result<void> start() {
     // Where start-up time goes, at debug (bench/restart.py's cold start).
     const TimePoint t0 = Clock::now();
-    std::string phases;
+    // Each phase: wall time and the process' CPU time (what the load does not change).
+    auto cpu_ms = [] {
+      timespec ts{};
+      ::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);  // since exec
+      return static_cast<double>(ts.tv_sec) * 1e3 + static_cast<double>(ts.tv_nsec) / 1e6;
+    };
+    std::string phases = fmt::format("before start-up {:.1f} ms ({:.1f} CPU)",
+                                     std::chrono::duration<double, std::milli>(t0 - kLoadedAt).count(), cpu_ms());
     TimePoint last = t0;
+    double last_cpu = cpu_ms();
     auto phase = [&](const char* what) {
       const TimePoint now = Clock::now();
-      phases += fmt::format("{}{} {:.1f} ms", phases.empty() ? "" : ", ", what,
-                            std::chrono::duration<double, std::milli>(now - last).count());
+      const double cpu = cpu_ms();
+      phases += fmt::format(", {} {:.1f} ms ({:.1f} CPU)", what,
+                            std::chrono::duration<double, std::milli>(now - last).count(), cpu - last_cpu);
       last = now;
+      last_cpu = cpu;
     };
     engine.subscribe([this](const Event& e) { on_event(e); });
     configure_hooks();  // first: hooks see the events of the start-up too
@@ -609,9 +623,10 @@ struct Daemon::Impl {
     monitor = std::move(*m);
     sysctls.hold();  // the members' originals saved once for the whole dump
     auto dumped = monitor->dump();
+    phase("links and addresses dumped");
     sysctls.release();
     if (!dumped) return dumped;
-    phase("links and addresses dumped, member sysctls");
+    phase("member sysctls");
     // Members the kernel has but that cannot be members (the loopback, a tunnel).
     if (auto r = engine.check_links(engine.config()); !r)
       return fail(Errc::config, options.config_path + ": " + r.error().message);
@@ -707,20 +722,22 @@ struct Daemon::Impl {
       spdlog::warn("D-Bus API unavailable: {}; running without it", b.error().message);
     phase("D-Bus");
     ready = true;
-    write_status();
     metrics_file->set_path(engine.config().metrics_file);
     node_attributes.set_enabled(engine.config().node_attributes_on());
     node_attributes.update(engine);
     sd_notify(0, ("READY=1\n" + status_line()).c_str());
-    phase("status and READY=1");
-    timespec cpu{};
-    ::clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &cpu);  // since exec: what the load does not change
+    phase("READY=1");
+    const double cpu = cpu_ms();  // since exec
+    // status.json (~100 KB at 64 x 4, a snapshot for scripts) is not part of what
+    // READY=1 promises (placed, saved, served): it follows it at once, before the
+    // announcements and before the loop runs anything else.
+    write_status();
+    phase("status.json");
     applier.release_announcements();
     phase("announcements");
     spdlog::info("mpathd started: {} group(s)", engine.groups().size());
     spdlog::debug("start-up: {:.1f} ms ({}); CPU until READY=1 {:.1f} ms",
-                  std::chrono::duration<double, std::milli>(Clock::now() - t0).count(), phases,
-                  static_cast<double>(cpu.tv_sec) * 1e3 + static_cast<double>(cpu.tv_nsec) / 1e6);
+                  std::chrono::duration<double, std::milli>(Clock::now() - t0).count(), phases, cpu);
     return {};
   }
 

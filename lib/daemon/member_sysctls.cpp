@@ -1,10 +1,12 @@
 #include "daemon/member_sysctls.hpp"
 
+#include <linux/ip.h>
 #include <spdlog/spdlog.h>
 
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <optional>
 #include <utility>
 
 namespace mpathd {
@@ -46,18 +48,39 @@ void MemberSysctls::flush() {
   dirty_ = false;
 }
 
-void MemberSysctls::apply(const std::string& ifname, unsigned ifindex) {
+namespace {
+// The kernel's index (IPV4_DEVCONF_*) of each of MemberSysctls::kSettings.
+constexpr int kDevconf[] = {IPV4_DEVCONF_ARP_IGNORE, IPV4_DEVCONF_ARP_ANNOUNCE, IPV4_DEVCONF_RP_FILTER,
+                            IPV4_DEVCONF_PROMOTE_SECONDARIES};
+static_assert(std::size(kDevconf) == std::size(MemberSysctls::kSettings));
+}  // namespace
+
+void MemberSysctls::apply(const std::string& ifname, unsigned ifindex, std::span<const std::int32_t> ipv4_conf) {
   // The interface that had this name before was renamed: its directory has moved by
   // now (the name is free again), so its restore is done first.
   if (auto r = renamed_.find(ifname); r != renamed_.end()) restore(ifname, std::string(r->second.now_named));
   if (auto it = applied_.find(ifname); it != applied_.end() && it->second == ifindex) return;
+  // The value the kernel has now, as /proc/sys shows it (an int), if the dump said.
+  auto dumped = [&](std::size_t i) -> std::optional<std::string> {
+    const auto at = static_cast<std::size_t>(kDevconf[i] - 1);
+    if (at < ipv4_conf.size()) return std::to_string(ipv4_conf[at]);
+    return std::nullopt;
+  };
   // The originals are on disk before the first value changes (a saved original
   // survives restarts: it is kept).
   auto& originals = saved_[ifname];
   bool recorded = false;
-  for (const auto& [key, value] : kSettings) {
-    if (originals.contains(key)) continue;
-    auto cur = sysctl_.read(net::Sysctl::ipv4_conf_key(ifname, key));
+  unsigned write = kAll;
+  for (std::size_t i = 0; i < std::size(kSettings); ++i) {
+    const auto& [key, value] = kSettings[i];
+    const auto now = dumped(i);
+    if (originals.contains(key)) {
+      // Saved by an earlier run, which wrote the value: at start-up, a value that is
+      // set already is left alone.
+      if (holding_ && now == value) write &= ~(1U << i);
+      continue;
+    }
+    auto cur = now ? Result<std::string>(*now) : sysctl_.read(net::Sysctl::ipv4_conf_key(ifname, key));
     if (!cur) {
       spdlog::warn("{}", cur.error().message);
       continue;
@@ -68,23 +91,33 @@ void MemberSysctls::apply(const std::string& ifname, unsigned ifindex) {
   applied_[ifname] = ifindex;
   if (holding_) {
     held_save_ = held_save_ || recorded;
-    if (std::find(held_.begin(), held_.end(), ifname) == held_.end()) held_.push_back(ifname);
+    auto h = std::find_if(held_.begin(), held_.end(), [&](const auto& x) { return x.first == ifname; });
+    if (h == held_.end())
+      held_.emplace_back(ifname, write);
+    else
+      h->second = write;
     return;
   }
   if (recorded) save();
   write_values(ifname);
 }
 
-void MemberSysctls::write_values(const std::string& ifname) {
-  for (const auto& [key, value] : kSettings)
-    if (auto r = sysctl_.write(net::Sysctl::ipv4_conf_key(ifname, key), value); !r) spdlog::warn("{}", r.error().message);
+void MemberSysctls::write_values(const std::string& ifname, unsigned which) {
+  if (which == 0) {
+    spdlog::debug("{}: arp_ignore, arp_announce, rp_filter, promote_secondaries set already", ifname);
+    return;
+  }
+  for (std::size_t i = 0; i < std::size(kSettings); ++i)
+    if (which & (1U << i))
+      if (auto r = sysctl_.write(net::Sysctl::ipv4_conf_key(ifname, kSettings[i].first), kSettings[i].second); !r)
+        spdlog::warn("{}", r.error().message);
   spdlog::debug("{}: arp_ignore=1 arp_announce=2 rp_filter=2 promote_secondaries=1", ifname);
 }
 
 void MemberSysctls::release() {
   holding_ = false;
   if (std::exchange(held_save_, false)) save();
-  for (const auto& ifname : std::exchange(held_, {})) write_values(ifname);
+  for (const auto& [ifname, which] : std::exchange(held_, {})) write_values(ifname, which);
 }
 
 void MemberSysctls::restore(const std::string& ifname, const std::string& now_named) {
@@ -111,7 +144,7 @@ void MemberSysctls::restore(const std::string& ifname, const std::string& now_na
     spdlog::info("{}: renamed to {}, which is not that member; member sysctls restored on {}", ifname, on, on);
   }
   renamed_.erase(ifname);
-  std::erase(held_, ifname);  // restored: its values are not to be written
+  std::erase_if(held_, [&](const auto& h) { return h.first == ifname; });  // restored: its values are not to be written
   saved_.erase(it);
   applied_.erase(ifname);
   dirty_ = true;

@@ -7,8 +7,11 @@
 // member that leaves the configuration gets them back even across a restart.
 #pragma once
 
+#include <cstdint>
 #include <functional>
+#include <iterator>
 #include <map>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -24,7 +27,9 @@ class MemberSysctls {
   MemberSysctls(net::Sysctl sysctl, const std::string& saved, std::string source, Save save);
 
   // Sets the values on a member's interface (again if it was re-created: ifindex).
-  void apply(const std::string& ifname, unsigned ifindex);
+  // ipv4_conf: the interface's current values from the link dump (net::LinkInfo), used
+  // instead of reading /proc/sys when known; empty = read them.
+  void apply(const std::string& ifname, unsigned ifindex, std::span<const std::int32_t> ipv4_conf = {});
   // Restores the saved originals of an interface that is no longer a member; if it was
   // renamed, `now_named` is the name it has now. The kernel announces a rename before
   // it moves the interface's /proc/sys/net/ipv4/conf directory, so a restore under the
@@ -37,7 +42,10 @@ class MemberSysctls {
   // Start-up: between hold() and release(), apply() reads and records the originals
   // but defers the writes; release() saves the originals once (not once per member:
   // at 256 members that was most of a cold start) and then writes the values, so the
-  // originals are still saved before the first value changes.
+  // originals are still saved before the first value changes. A value the dump shows
+  // set already on an interface whose original was saved by an earlier run (a restart:
+  // that run wrote it) is not written again (1024 writes at 64 x 4, a third of a
+  // restart's CPU).
   void hold() { holding_ = true; }
   void release();
   // Restores every saved interface for which keep(ifname) is false.
@@ -64,8 +72,10 @@ class MemberSysctls {
   bool dirty_ = false;
   bool holding_ = false;
   bool held_save_ = false;          // originals recorded while holding
-  std::vector<std::string> held_;   // members whose values are still to be written
-  void write_values(const std::string& ifname);
+  // Members whose values are still to be written, with the kSettings to write (bits).
+  std::vector<std::pair<std::string, unsigned>> held_;
+  static constexpr unsigned kAll = (1U << std::size(kSettings)) - 1;
+  void write_values(const std::string& ifname, unsigned which = kAll);
   struct Renamed {
     std::string now_named;
     unsigned tries = 0;

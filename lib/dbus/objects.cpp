@@ -27,12 +27,18 @@ std::uint64_t to_ms(Duration d) {
   return ms < 0 ? 0 : static_cast<std::uint64_t>(ms);
 }
 
-// CLOCK_REALTIME usec of a steady-clock time point; 0 for "never".
+// CLOCK_REALTIME usec of a steady-clock time point; 0 for "never". The offset between
+// the two clocks is kept while it moves by less than a millisecond: read afresh for each
+// value, the two clock reads' jitter made one time point's value differ by a
+// microsecond from one call to the next (one object read twice must say the same); a
+// step or slew of the wall clock beyond that is still followed.
 std::uint64_t realtime_usec(TimePoint t) {
   if (t == TimePoint{}) return 0;
-  auto age = Clock::now() - t;
-  if (age < Duration::zero()) age = Duration::zero();
-  auto real = std::chrono::system_clock::now().time_since_epoch() - age;
+  const auto now = Clock::now();
+  const auto offset = std::chrono::system_clock::now().time_since_epoch() - now.time_since_epoch();
+  static thread_local auto kept = offset;
+  if (offset - kept > std::chrono::milliseconds(1) || kept - offset > std::chrono::milliseconds(1)) kept = offset;
+  const auto real = (t < now ? t : now).time_since_epoch() + kept;
   auto us = std::chrono::duration_cast<std::chrono::microseconds>(real).count();
   return us < 0 ? 0 : static_cast<std::uint64_t>(us);
 }
@@ -124,20 +130,31 @@ std::array<std::pair<const char*, std::uint64_t>, 7> counter_items(const Member&
 }
 
 int interface_property(sd_bus_message* reply, const Group& g, const Member& m, std::string_view p) {
-  auto str = [&](auto e) { return sd_bus_message_append(reply, "s", std::string(to_string(e)).c_str()); };
-  if (p == "Name") return sd_bus_message_append(reply, "s", m.name.c_str());
-  if (p == "Index") return sd_bus_message_append(reply, "u", static_cast<std::uint32_t>(m.ifindex));
-  if (p == "Group") return sd_bus_message_append(reply, "s", g.name.c_str());
+  // Typed appends (sd_bus_message_append_basic), not sd_bus_message_append's format
+  // string: this runs for every property of every interface of a GetState reply.
+  auto s = [&](const char* v) { return sd_bus_message_append_basic(reply, 's', v); };
+  auto b = [&](bool v) {
+    const int i = v ? 1 : 0;
+    return sd_bus_message_append_basic(reply, 'b', &i);
+  };
+  auto t = [&](std::uint64_t v) { return sd_bus_message_append_basic(reply, 't', &v); };
+  auto str = [&](auto e) { return s(std::string(to_string(e)).c_str()); };
+  if (p == "Name") return s(m.name.c_str());
+  if (p == "Index") {
+    const auto index = static_cast<std::uint32_t>(m.ifindex);
+    return sd_bus_message_append_basic(reply, 'u', &index);
+  }
+  if (p == "Group") return s(g.name.c_str());
   if (p == "State") return str(m.state);
-  if (p == "Active") return sd_bus_message_append(reply, "b", static_cast<int>(m.active()));
+  if (p == "Active") return b(m.active());
   if (p == "Flags") return append_strings(reply, 's', flag_strings(m.flags()));
-  if (p == "Standby") return sd_bus_message_append(reply, "b", static_cast<int>(m.standby));
+  if (p == "Standby") return b(m.standby);
   if (p == "Link") return str(m.link);
   if (p == "Probe") return str(m.probe);
   if (p == "Reason") return str(m.reason);
-  if (p == "LastChangeUsec") return sd_bus_message_append(reply, "t", realtime_usec(m.last_change));
+  if (p == "LastChangeUsec") return t(realtime_usec(m.last_change));
   // "" while the kernel has not reported an address.
-  if (p == "HardwareAddress") return sd_bus_message_append(reply, "s", m.mac.is_zero() ? "" : m.mac.str().c_str());
+  if (p == "HardwareAddress") return s(m.mac.is_zero() ? "" : m.mac.str().c_str());
   if (p == "LinkFlags") return append_strings(reply, 's', link_flag_strings(m.link_flags));
   if (p == "TestAddresses") {
     std::vector<std::string> items;
@@ -150,8 +167,13 @@ int interface_property(sd_bus_message* reply, const Group& g, const Member& m, s
       return static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(d).count());
     };
     int r = sd_bus_message_open_container(reply, 'a', "(stt)");
-    for (const auto& t : m.targets)
-      if (r >= 0) r = sd_bus_message_append(reply, "(stt)", t.address.str().c_str(), usec(t.rtt_avg), usec(t.rtt_dev));
+    for (const auto& target : m.targets) {
+      if (r >= 0) r = sd_bus_message_open_container(reply, 'r', "stt");
+      if (r >= 0) r = s(target.address.str().c_str());
+      if (r >= 0) r = t(usec(target.rtt_avg));
+      if (r >= 0) r = t(usec(target.rtt_dev));
+      if (r >= 0) r = sd_bus_message_close_container(reply);
+    }
     return r < 0 ? r : sd_bus_message_close_container(reply);
   }
   if (p == "Counters") {

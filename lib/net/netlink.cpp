@@ -134,6 +134,17 @@ std::optional<LinkInfo> parse_link(const nlmsghdr* msg) {
           if (t == IFLA_INFO_KIND) l.kind = str(q);
         });
         break;
+      case IFLA_AF_SPEC:
+        for_each_attr(p, [&](unsigned family, Bytes q) {
+          if (family != AF_INET) return;
+          for_each_attr(q, [&](unsigned t, Bytes conf) {
+            if (t != IFLA_INET_CONF) return;
+            l.ipv4_conf.assign(conf.size() / sizeof(std::int32_t), 0);
+            if (!l.ipv4_conf.empty())  // (an empty vector's data() may be null)
+              std::memcpy(l.ipv4_conf.data(), conf.data(), l.ipv4_conf.size() * sizeof(std::int32_t));
+          });
+        });
+        break;
       default:
         break;
     }

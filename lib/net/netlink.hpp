@@ -4,8 +4,10 @@
 
 #include <linux/netlink.h>
 
+#include <cstdint>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "core/types.hpp"
 
@@ -21,6 +23,10 @@ struct LinkInfo {
   unsigned mtu = 0;
   std::string kind;  // IFLA_INFO_KIND ("veth", "bridge", ...); empty for physical NICs
   bool loopback = false;
+  // The interface's IPv4 settings (/proc/sys/net/ipv4/conf/NAME/*) as the dump carries
+  // them (IFLA_AF_SPEC, AF_INET, IFLA_INET_CONF): index IPV4_DEVCONF_* - 1; empty if
+  // absent (no IPv4 on the interface).
+  std::vector<std::int32_t> ipv4_conf;
   bool operator==(const LinkInfo&) const = default;
 };
 

@@ -7,6 +7,7 @@
 #include <linux/if_addr.h>
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
+#include <linux/ip.h>
 #include <poll.h>
 #include <sched.h>
 #include <sys/socket.h>
@@ -275,6 +276,17 @@ int sysctl_checks() {
   CHECK(sys.read(key).value_or("?") == "0");
   CHECK_OK(sys.write(key, "1"));
   CHECK(sys.read(key).value_or("?") == "1");
+  // The link dump carries the same values (IFLA_INET_CONF): what start-up compares.
+  CHECK_OK(sys.write(Sysctl::ipv4_conf_key("v.1", "rp_filter"), "2"));
+  auto k = Kernel::open();
+  CHECK_OK(k);
+  auto links = k->dump_links();
+  CHECK_OK(links);
+  auto v1 = std::find_if(links->begin(), links->end(), [](const LinkInfo& l) { return l.name == "v.1"; });
+  CHECK(v1 != links->end() && v1->ipv4_conf.size() >= IPV4_DEVCONF_PROMOTE_SECONDARIES);
+  CHECK(v1->ipv4_conf[IPV4_DEVCONF_ARP_IGNORE - 1] == 1 && v1->ipv4_conf[IPV4_DEVCONF_RP_FILTER - 1] == 2);
+  CHECK(std::to_string(v1->ipv4_conf[IPV4_DEVCONF_ARP_ANNOUNCE - 1]) ==
+        sys.read(Sysctl::ipv4_conf_key("v.1", "arp_announce")).value_or("?"));
   CHECK(sh("ip link del v.1"));
   return 0;
 }

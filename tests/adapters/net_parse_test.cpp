@@ -4,6 +4,7 @@
 #include <linux/fib_rules.h>
 #include <linux/if.h>
 #include <linux/if_arp.h>
+#include <linux/ip.h>
 #include <linux/rtnetlink.h>
 #include <netlink/attr.h>
 #include <netlink/msg.h>
@@ -68,6 +69,32 @@ TEST(ParseLink, NewLinkBecomesPlainValues) {
   EXPECT_EQ(l->mtu, 9000u);
   EXPECT_EQ(l->mac.str(), Mac::parse("02:00:5e:10:00:01")->str());
   EXPECT_EQ(l->kind, "veth");
+  EXPECT_TRUE(l->ipv4_conf.empty());  // no IFLA_AF_SPEC
+}
+
+// IFLA_AF_SPEC: the AF_INET devconf array (what start-up compares the member sysctls
+// with); other families' blocks are skipped.
+TEST(ParseLink, Ipv4ConfFromAfSpec) {
+  Msg m = veth_link(RTM_NEWLINK);
+  nlattr* spec = nla_nest_start(m.get(), IFLA_AF_SPEC);
+  nlattr* inet6 = nla_nest_start(m.get(), AF_INET6);
+  const std::int32_t other[3] = {9, 9, 9};
+  nla_put(m.get(), 1, sizeof other, other);
+  nla_nest_end(m.get(), inet6);
+  nlattr* inet = nla_nest_start(m.get(), AF_INET);
+  std::int32_t conf[IPV4_DEVCONF_MAX] = {};
+  conf[IPV4_DEVCONF_ARP_IGNORE - 1] = 1;
+  conf[IPV4_DEVCONF_RP_FILTER - 1] = 2;
+  nla_put(m.get(), IFLA_INET_CONF, sizeof conf, conf);
+  nla_nest_end(m.get(), inet);
+  nla_nest_end(m.get(), spec);
+  auto l = parse_link(nlmsg_hdr(m.get()));
+  ASSERT_TRUE(l);
+  ASSERT_EQ(l->ipv4_conf.size(), std::size_t{IPV4_DEVCONF_MAX});
+  EXPECT_EQ(l->ipv4_conf[IPV4_DEVCONF_ARP_IGNORE - 1], 1);
+  EXPECT_EQ(l->ipv4_conf[IPV4_DEVCONF_RP_FILTER - 1], 2);
+  EXPECT_EQ(l->ipv4_conf[IPV4_DEVCONF_ARP_ANNOUNCE - 1], 0);
+  EXPECT_EQ(l->name, "m1.100");  // the attributes after it still read
 }
 
 TEST(ParseLink, CarrierDownAndDelLink) {

@@ -1,12 +1,14 @@
 // MemberSysctls on a directory tree that stands in for /proc/sys (net::Sysctl's root):
 // the ARP settings of members, and their return to an interface that was renamed.
 #include <gtest/gtest.h>
+#include <linux/ip.h>
 
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <string>
+#include <vector>
 
 #include "daemon/atomic_file.hpp"
 #include "daemon/member_sysctls.hpp"
@@ -107,4 +109,60 @@ TEST_F(FakeProcSys, HeldAppliesSaveTheOriginalsOnceBeforeAnyValue) {
   EXPECT_EQ(value("m1", "arp_ignore"), "1");
   EXPECT_EQ(value("m2", "rp_filter"), "2");
   EXPECT_EQ(value("m3", "arp_ignore"), "0");
+}
+
+namespace {
+// The link dump's values (IFLA_INET_CONF, index IPV4_DEVCONF_* - 1).
+std::vector<std::int32_t> dumped(int arp_ignore, int arp_announce, int rp_filter, int promote) {
+  std::vector<std::int32_t> c(IPV4_DEVCONF_MAX, 0);
+  c[IPV4_DEVCONF_ARP_IGNORE - 1] = arp_ignore;
+  c[IPV4_DEVCONF_ARP_ANNOUNCE - 1] = arp_announce;
+  c[IPV4_DEVCONF_RP_FILTER - 1] = rp_filter;
+  c[IPV4_DEVCONF_PROMOTE_SECONDARIES - 1] = promote;
+  return c;
+}
+}  // namespace
+
+// The originals come from the link dump when it has them (no read of /proc/sys); at a
+// restart's start-up a value the dump shows set already is not written again, a value
+// that differs is; outside the start-up every value is written as before.
+TEST_F(FakeProcSys, StartUpUsesTheDumpedValuesAndRewritesOnlyWhatDiffers) {
+  for (const char* n : {"m1", "m2"}) make_interface(n);
+  std::ofstream(conf("m1") / "arp_ignore") << "5\n";  // what a read would have found
+  {
+    auto s = make();  // cold start: no saved originals
+    s.hold();
+    s.apply("m1", 3, dumped(0, 0, 1, 0));
+    s.apply("m2", 4, dumped(0, 0, 0, 0));
+    s.release();
+  }
+  EXPECT_EQ(value("m1", "arp_ignore"), "1");
+  {
+    std::ifstream in(root_ / "sysctl.json");
+    std::string saved((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    EXPECT_NE(saved.find("\"arp_ignore\": \"0\""), std::string::npos) << saved;  // the dump's, not the file's
+    EXPECT_NE(saved.find("\"rp_filter\": \"1\""), std::string::npos) << saved;
+  }
+  // Restart: markers in the files show what is written.
+  for (const char* n : {"m1", "m2"})
+    for (const auto& [key, _] : MemberSysctls::kSettings) std::ofstream(conf(n) / key) << "9\n";
+  {
+    auto s = make();
+    s.hold();
+    s.apply("m1", 3, dumped(1, 2, 2, 1));  // set already
+    s.apply("m2", 4, dumped(0, 2, 2, 1));  // arp_ignore was changed meanwhile
+    s.release();
+    EXPECT_EQ(value("m1", "arp_ignore"), "9");
+    EXPECT_EQ(value("m1", "promote_secondaries"), "9");
+    EXPECT_EQ(value("m2", "arp_ignore"), "1");
+    EXPECT_EQ(value("m2", "rp_filter"), "9");
+    // Re-created after the start-up: every value written.
+    s.apply("m1", 7, dumped(1, 2, 2, 1));
+    EXPECT_EQ(value("m1", "arp_ignore"), "1");
+    EXPECT_EQ(value("m1", "promote_secondaries"), "1");
+    // Leaving restores the cold start's originals.
+    s.restore("m1");
+    EXPECT_EQ(value("m1", "arp_ignore"), "0");
+    EXPECT_EQ(value("m1", "rp_filter"), "1");
+  }
 }
