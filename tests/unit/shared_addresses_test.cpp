@@ -258,9 +258,10 @@ TEST(SharedAddresses, ReplicationFollowsTheHeldAddressesAndAnnouncesATakeoverAft
     EXPECT_EQ(d.replicated_status().state, "joined");
     ASSERT_TRUE(d.rig.engine.takeover_shared(kShared));
     d.after_input();
-    ASSERT_GE(d.log.size(), 2U);
-    EXPECT_EQ(d.log[d.log.size() - 2], "tickle 198.18.1.50 1") << "the manual import is tickled";
-    EXPECT_EQ(d.log.back(), "import 198.18.1.50 1") << "then the union again (a manual import stays)";
+    ASSERT_GE(d.log.size(), 3U);
+    EXPECT_EQ(d.log[d.log.size() - 3], "tickle 198.18.1.50 1") << "the manual import is tickled";
+    EXPECT_EQ(d.log[d.log.size() - 2], "import 198.18.1.50 1") << "then the union again (a manual import stays)";
+    EXPECT_EQ(d.log.back(), "start-hooks g0 198.18.1.50") << "and the services start last";
     // The registry's entries are the holder's "local" ones here (the fake has no kernel):
     // the announcement carries them, flagged as a takeover.
     d.registry->known[kShared] = {{cluster::Proto::tcp, kShared, 80, *IpAddress::parse("198.18.2.30"), 5000, 1, false, false}};
