@@ -1,4 +1,5 @@
-// show groups|interfaces|addresses|targets (ipmpstat -g, -i, -a, -t), shared|registry, from one snapshot.
+// show groups|interfaces|addresses|targets (ipmpstat -g, -i, -a, -t), shared|registry, from one snapshot
+// (registry also reads the replication properties).
 #include <CLI/CLI.hpp>
 #include <ostream>
 #include <span>
@@ -16,6 +17,7 @@ struct View {
   std::span<const Field> fields;
   std::vector<Row> (*rows)(const client::Snapshot&);
   nlohmann::json (*json)(const client::Snapshot&);
+  bool replication = false;  // also reads the Manager's Replication properties (not in GetState)
 };
 
 const View kViews[] = {
@@ -24,8 +26,8 @@ const View kViews[] = {
     {"addresses", "data addresses (ipmpstat -a)", kAddressFields, address_rows, addresses_json},
     {"targets", "probe targets (ipmpstat -t)", kTargetFields, target_rows, targets_json},
     {"shared", "shared (cluster-wide) addresses and their state", kSharedFields, shared_rows, shared_json},
-    {"registry", "the association registry's level (ebpf or sock-diag) and why", kRegistryFields, registry_rows,
-     registry_json},
+    {"registry", "the association registry's level (ebpf or sock-diag) and association replication, and why",
+     kRegistryFields, registry_rows, registry_json, true},
 };
 
 int show(Context& ctx, const View& v) {
@@ -39,6 +41,8 @@ int show(Context& ctx, const View& v) {
   if (!c) return ctx.fail("show", "read", "mpathd's state", c.error());
   auto snap = (*c)->snapshot();
   if (!snap) return ctx.fail("show", "read", "mpathd's state", snap.error());
+  if (v.replication)
+    if (auto r = (*c)->read_replication(snap->manager); !r) return ctx.fail("show", "read", "mpathd's state", r.error());
 
   if (ctx.output.mode == OutputMode::json) {
     ctx.out() << v.json(*snap).dump() << '\n';

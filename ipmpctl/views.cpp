@@ -185,7 +185,8 @@ std::vector<Row> shared_rows(const Snapshot& s) {
 }
 
 std::vector<Row> registry_rows(const Snapshot& s) {
-  return {{s.manager.registry_level, s.manager.registry_level_reason}};
+  const auto& m = s.manager;
+  return {{m.registry_level, m.registry_level_reason, m.replication, m.replication_reason}};
 }
 
 std::vector<Row> association_rows(const json& list) {
@@ -233,7 +234,11 @@ json shared_json(const Snapshot& s) {
 }
 
 json registry_json(const Snapshot& s) {
-  return {{"registry_level", s.manager.registry_level}, {"registry_level_reason", s.manager.registry_level_reason}};
+  const auto& m = s.manager;
+  return {{"registry_level", m.registry_level},
+          {"registry_level_reason", m.registry_level_reason},
+          {"replication", m.replication},
+          {"replication_reason", m.replication_reason}};
 }
 
 json group_json(const GroupView& g) {

@@ -29,7 +29,8 @@ inline constexpr std::array<Field, 5> kAddressFields{{
     {"ADDRESS", 26}, {"STATE", 7}, {"GROUP", 12}, {"INBOUND", 12}, {"OUTBOUND", 23}}};
 inline constexpr std::array<Field, 6> kSharedFields{{
     {"ADDRESS", 26}, {"STATE", 14}, {"GROUP", 12}, {"HOLDER", 12}, {"REASON", 16}, {"DETAIL", 40}}};
-inline constexpr std::array<Field, 2> kRegistryFields{{{"LEVEL", 10}, {"REASON", 60}}};
+inline constexpr std::array<Field, 4> kRegistryFields{
+    {{"LEVEL", 10}, {"REASON", 40}, {"REPLICATION", 12}, {"REPLICATION_REASON", 40}}};
 inline constexpr std::array<Field, 7> kAssociationFields{{{"PROTO", 6},
                                                           {"LOCAL", 28},
                                                           {"REMOTE", 28},

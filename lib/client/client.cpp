@@ -428,6 +428,26 @@ int read_objects(sd_bus_message* m, const char* contents, std::vector<View>& out
 
 }  // namespace
 
+Result<void> Client::read_replication(ManagerView& v) {
+  for (auto [name, out] : {std::pair{"Replication", &v.replication}, {"ReplicationReason", &v.replication_reason}}) {
+    ErrorGuard err;
+    char* value = nullptr;
+    int r = sd_bus_get_property_string(impl_->bus.get(), std::string(kBusName).c_str(), std::string(kManagerPath).c_str(),
+                                       std::string(kManagerInterface).c_str(), name, &err.e, &value);
+    if (r < 0) {
+      if (sd_bus_error_has_name(&err.e, "org.freedesktop.DBus.Error.UnknownProperty") ||
+          sd_bus_error_has_name(&err.e, SD_BUS_ERROR_INVALID_ARGS))
+        return {};  // a daemon from before replication
+      if (sd_bus_error_is_set(&err.e))
+        return std::unexpected(error_from_dbus(err.e.name, err.e.message ? err.e.message : ""));
+      return std::unexpected(error_from_errno(r, std::string("cannot read ") + name));
+    }
+    *out = value;
+    std::free(value);
+  }
+  return {};
+}
+
 Result<Snapshot> Client::snapshot() {
   auto reply = impl_->call(std::string(kManagerPath).c_str(), std::string(kManagerInterface).c_str(),
                            "GetState");

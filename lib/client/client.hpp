@@ -152,6 +152,10 @@ struct ManagerView {
   std::uint64_t notification_interval_ms = 0;
   std::string registry_level;         // ebpf|sock-diag (RegistryLevel)
   std::string registry_level_reason;  // why not ebpf, "" when it is
+  // Association replication over Corosync CPG (Replication, ReplicationReason): not in
+  // GetState; filled by snapshot_from_objects() and by Client::read_replication().
+  std::string replication;         // joined|off
+  std::string replication_reason;  // why it is off, "" when joined
   bool operator==(const ManagerView&) const = default;
 };
 
@@ -257,6 +261,9 @@ class Client {
   // Properties.GetAll of the Manager if the object manager does not list it). Slower
   // (about 10x at 64 groups x 4, bench/dbus.py); the same Snapshot.
   Result<Snapshot> snapshot_from_objects();
+  // The Manager's Replication and ReplicationReason properties into v (two Gets; a
+  // daemon without them leaves v as it was).
+  Result<void> read_replication(ManagerView& v);
 
   // Admin actions; each is one Manager method (needs root, uid 0).
   Result<void> offline(const std::string& ifname);

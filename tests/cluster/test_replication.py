@@ -86,6 +86,8 @@ def test_replication(cluster):
                              f"{n.name}: replication joined the process group")
         n.daemon.wait_status(lambda s: s["replication"]["members"] == 3, 30, f"{n.name}: 3 members")
     assert "joined process group \"mpathd\"" in n1.daemon.log()
+    shown = json.loads(n1.ipmpctl("-o", "json", "show", "registry").stdout)
+    assert (shown["replication"], shown["replication_reason"]) == ("joined", ""), shown
 
     n1.ipmpctl("shared", "takeover", SHARED4)
     n1.daemon.wait_status(lambda s: n1.shared()["state"] == "held", 10, f"n1 holds {SHARED4}")

@@ -369,7 +369,11 @@ def test_registry_level_is_reported(world):
             assert reg == {"level": "sock-diag", "reason": "eBPF disabled by configuration"}, reg
         shown = n.ok("-P", "-o", "level,reason", "show", "registry").strip()
         assert shown.split(":")[0] == reg["level"]
-        assert json.loads(n.ok("-o", "json", "show", "registry"))["registry_level"] == reg["level"]
+        shown = json.loads(n.ok("-o", "json", "show", "registry"))
+        assert shown["registry_level"] == reg["level"]
+        # No Corosync in this lab: replication is off and ipmpctl says why.
+        assert shown["replication"] == "off" and shown["replication_reason"], shown
+        assert n.ok("-P", "-o", "replication", "show", "registry").strip() == "off"
     print(f"registry level in force: {level_of(world.a)['level']}")
 
 
