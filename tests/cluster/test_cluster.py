@@ -13,16 +13,19 @@ started afresh (resource-stickiness 100 keeps it where it starts).
     whole group fails (link cut; silent probe loss at FDT 1 s)
                                     -> serving from another node within FDT + 1 s
                                        (bound here FAILOVER_BOUND; figures: bench/cluster)
-    crm_resource --move             -> released on the old node (its sockets destroyed,
-                                       the client reset, its service hook run: an exec
-                                       [[hook]] for the shared address events), held and
-                                       the hook run on the new one
+    crm_resource --move             -> released on the old node (the restarter's stop of
+                                       the data service ends first, then its sockets are
+                                       destroyed and the client reset; an exec [[hook]]
+                                       sees the events), held and the service started on
+                                       the new one (the systemd hook against a stand-in
+                                       for systemd's Manager on every node's bus:
+                                       lab/standin.py; it is not systemd)
     mpathd kill -9 + restart        -> Pacemaker sees nothing, nothing moves or is lost
     Corosync link of the holder cut -> Pacemaker's quorum rules: the address on exactly
                                        one node once membership settles
     a client's idle TCP connection after a silent whole-group failure is reset at once
     by the new holder, which knows the client's UDP socket too: from replicated
-    associations (Corosync CPG; skipped until this build has it) and from associations
+    associations (Corosync CPG) and from associations
     handed over by ipmpctl shared import.
 """
 
@@ -42,6 +45,7 @@ FDT = 1.0              # s, the groups' failure-detection-time
 FAILOVER_BOUND = 10.0  # s, whole-group failure -> serving elsewhere (issue: FDT + 1 s; generous)
 RESET_BOUND = 10.0     # s, whole-group failure -> the client's ECONNRESET
 HOLD = 4.0             # s, how long "nothing happens" is watched (4 monitors at 1 s)
+STOP_JOB = 0.5         # s, the systemd stand-in's delay of web.service's stop job
 
 
 # An exec [[hook]] standing for a data service's restarter: it records each shared
@@ -72,14 +76,16 @@ def cluster():
         if not os.access(path, os.X_OK):
             pytest.fail(f"{what} not found at {path}; build it or set MPATHD_BIN/IPMPCTL_BIN")
     t0 = time.monotonic()
-    with Cluster() as c:
+    with Cluster(standin_units=(f"web.service=done:{int(STOP_JOB * 1000)}",)) as c:
         script = c.lab.tmp / "service-hook.sh"
         script.write_text(SERVICE_HOOK)
         os.chmod(script, 0o755)
         for n in c.nodes:
             hook = (f'node-attributes = true\n\n[[hook]]\nname = "service"\ntype = "exec"\n'
                     f'command = ["{script}", "{n.dir / "service-hook.log"}"]\n'
-                    'events = ["takeover-before", "takeover-after", "release-before", "release-after"]\n')
+                    'events = ["takeover-before", "takeover-after", "release-before", "release-after"]\n'
+                    f'\n[[hook]]\nname = "web"\ntype = "systemd"\naddress = "{SHARED4}"\n'
+                    'stop = ["web.service"]\nstart = ["web.service"]\ntimeout = "5s"\n')
             n.start_mpathd(n.config(extra_global=hook), wait=False)
         for n in c.nodes:
             n.daemon.wait_status(lambda s: s.get("started") is True, 30, f"{n.name}: mpathd started")
@@ -196,14 +202,26 @@ def test_planned_move_releases_on_the_old_node_and_takes_over_on_the_new(cluster
     client.ping()
     assert client.info["node"] == holder.name
     server = holder.servers[holder.name][1]
-    t0 = time.time()
+    t0, m0 = time.time(), time.monotonic()
+
+    def since(standin, method):  # the stand-in's calls of web.service after the move began
+        return [c for c in standin.calls(method, "web.service") if c["t"] >= m0]
+
     cluster.move("vip", target.name)
     cluster.wait_running("vip", on=target.name, timeout=30)
     assert holder.shared()["state"] == "released" and holder.holders() == []
     assert target.shared()["state"] == "held"
     # The old node's sockets on the address were destroyed ...
-    wait_until(lambda: [e for e in server.of("tcp_error") if e["errno"] == errno.ECONNABORTED], 5,
-               f"{holder.name}'s accepted socket destroyed (ECONNABORTED)")
+    aborted = wait_until(lambda: [e for e in server.of("tcp_error") if e["errno"] == errno.ECONNABORTED], 5,
+                         f"{holder.name}'s accepted socket destroyed (ECONNABORTED)")[0]
+    # ... only after the restarter's stop of the data service ended (seed 003: stop before
+    # the address goes), and the new holder started it (systemd stand-in: lab/standin.py).
+    stop = wait_until(lambda: since(holder.standin, "StopUnit"), 5, "StopUnit web.service")[0]
+    done = wait_until(lambda: holder.standin.removed(stop["job"]), 5, "the stop job's JobRemoved")[0]
+    wall = time.time() - time.monotonic()  # the stand-in's times are CLOCK_MONOTONIC
+    assert done["result"] == "done" and aborted["t"] >= done["t"] + wall - 0.05, (done, aborted)
+    wait_until(lambda: since(target.standin, "StartUnit"), 5, f"StartUnit web.service on {target.name}")
+    assert since(target.standin, "StopUnit") == [] and since(holder.standin, "StartUnit") == []
     wait_until(lambda: server.of("listen_error"), 5, f"{holder.name}'s listener destroyed")
     # ... so the client's connection was reset, and it reconnected to the new node.
     ended = wait_until(client.ended, RESET_BOUND, "the client's connection reset")
@@ -312,7 +330,7 @@ def test_client_reset_at_once_from_replicated_associations(cluster, vip):
     Corosync CPG (<= 1 s lag), and the node Pacemaker picks tickles them on takeover."""
     holder = vip
     if any("replication" not in (n.daemon.status() or {}) for n in cluster.nodes):
-        pytest.skip("association replication over Corosync CPG (issue 12 item 3, branch h/cpg) is not in this "
+        pytest.skip("association replication over Corosync CPG is not in this "
                     "build: status.json has no \"replication\"")
     for n in cluster.nodes:
         n.daemon.wait_status(lambda s: s["replication"]["state"] == "joined", 40,

@@ -31,6 +31,7 @@ import pytest
 
 from lab.bus import Bus
 from lab.lab import Lab, binary, group_config, wait_until
+from lab.standin import SystemdStandIn, lines, standin_bin, standin_policy
 
 SLOW = "198.18.1.50"   # stop web.service: its job ends 1.5 s after the call
 STUCK = "198.18.1.51"  # stop stuck.service: its job never ends (hook timeout 2 s)
@@ -40,15 +41,6 @@ STOP_DELAY = 1.5       # s, the stand-in's delay of web.service's JobRemoved
 STUCK_TIMEOUT = 2.0    # s, the hook's timeout for STUCK
 START_TIMEOUT = 20.0
 FAILOVER_BOUND = 1.5   # s, link failure -> data address moved (generous; bench/ has figures)
-
-POLICY = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
- "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
-<busconfig>
-  <!-- the stand-in for systemd's Manager, as /usr/share/dbus-1/system.d has it for systemd -->
-  <policy user="root"><allow own="org.freedesktop.systemd1"/></policy>
-  <policy context="default"><allow send_destination="org.freedesktop.systemd1"/></policy>
-</busconfig>
-"""
 
 HOOKS = f"""
 [[hook]]
@@ -104,31 +96,14 @@ def ipmpctl_bin() -> str:
     return binary("IPMPCTL_BIN", "build/ipmpctl/ipmpctl")
 
 
-def standin_bin() -> str:
-    return binary("SYSTEMD_STANDIN_BIN", "build/tests/tools/systemd-standin")
-
-
-def lines(path: Path) -> list[str]:
-    try:
-        return path.read_text().splitlines()
-    except OSError:
-        return []
-
-
 class World:
     def __init__(self, lab: Lab):
         self.lab = lab
-        policy = lab.tmp / "standin-policy.conf"
-        policy.write_text(POLICY)
-        self.bus = Bus(policies=[policy])
+        self.bus = Bus(policies=[standin_policy(lab.tmp)])
         self.env = {"DBUS_SYSTEM_BUS_ADDRESS": self.bus.address}
-        self.standin_out = lab.tmp / "standin.out"
-        with open(self.standin_out, "w") as out:
-            self.standin = lab.spawn(lab.host, "env", f"DBUS_SYSTEM_BUS_ADDRESS={self.bus.address}", standin_bin(),
-                                     f"web.service=done:{int(STOP_DELAY * 1000)}", "app.service=done",
-                                     "cache.service=failed", "stuck.service=never", name="systemd-standin",
-                                     stdout=out)
-        wait_until(lambda: "ready" in lines(self.standin_out), 10, "the stand-in Manager owns its name")
+        self.standin = SystemdStandIn(lab, self.bus, lab.tmp / "standin.out", f"web.service=done:{int(STOP_DELAY * 1000)}",
+                                      "app.service=done", "cache.service=failed", "stuck.service=never")
+        self.calls, self.removed = self.standin.calls, self.standin.removed
         conf = group_config(["m0", "m1", "m2"], data_addresses=(f"{DATA}/24",),
                             extra_group=f'shared-addresses = ["{SLOW}/24", "{STUCK}/24"]') + HOOKS
         self.daemon = lab.start_mpathd(conf, env=self.env, timeout=START_TIMEOUT)
@@ -150,22 +125,6 @@ class World:
         cp = self.ctl(*args)
         assert cp.returncode == 0, f"ipmpctl {' '.join(args)}: rc {cp.returncode}\n{cp.stderr}"
         return cp.stdout
-
-    def calls(self, method: str, unit: str) -> list[dict]:
-        out = []
-        for l in lines(self.standin_out):
-            f = l.split()
-            if len(f) >= 4 and f[1] == "call" and f[2] == method and f[3] == unit:
-                out.append({"t": int(f[0]) / 1000.0, "job": f[5] if len(f) > 5 else ""})
-        return out
-
-    def removed(self, job: str) -> list[dict]:
-        out = []
-        for l in lines(self.standin_out):
-            f = l.split()
-            if len(f) >= 6 and f[1] == "removed" and f[3] == job:
-                out.append({"t": int(f[0]) / 1000.0, "result": f[5]})
-        return out
 
     def shared(self, addr: str) -> dict:
         return next(a for a in self.daemon.status()["groups"][0]["shared"] if a["address"].split("/")[0] == addr)

@@ -33,8 +33,10 @@ that the agent's ipmpctl (run by pacemaker-execd) reaches that node's mpathd.
 
 Cluster API (one object per module; everything ends by pid, namespaces by name):
     Cluster(nodes=3, members=2, pacemaker=True, prefix=None, keep_logs=False,
-            token_ms=1000, consensus_ms=1200)           context manager; close()
-                                (nodes 1..9; pacemaker=False: corosync only, e.g. CPG)
+            token_ms=1000, consensus_ms=1200, standin_units=())  context manager; close()
+                                (nodes 1..9; pacemaker=False: corosync only, e.g. CPG;
+                                standin_units: a stand-in for systemd's Manager on every
+                                node's bus, lab/standin.py, answering as told per unit)
     .lab (the Lab: .sw .rt .cl .tmp, client_reaches, switch_drop, spawn ...)
     .nodes, .node("n2") / .node(2), .cs (Corosync switch netns)
     .wait_online(timeout)       every node online, a DC, quorum (or corosync members)
@@ -60,6 +62,7 @@ Service and client (JSON-lines events with times, lab.cluster.Events):
                                 udp_port, attempts}); it reconnects after a reset
 Node API:
     .name .index .ns .ports .dir .init_pid .bus .daemon (lab.lab.Daemon) .data (its address)
+    .standin                    its SystemdStandIn (.calls(method, unit), .removed(job)) or None
     .exec(*cmd, check=True)     nsenter into the node
     .config(extra_global=..., extra_group=...) -> the node's mpathd.conf text
     .start_mpathd(config=None) / .stop_mpathd() / .kill_mpathd(sig=SIGKILL)
@@ -101,6 +104,7 @@ from pathlib import Path
 from typing import Any
 
 from .bus import Bus
+from .standin import SystemdStandIn, standin_policy
 from .lab import (REPO_ROOT, Daemon, Lab, LabError, Proc, _run, binary, group_config, mpathd_bin,
                   tail, wait_until)
 
@@ -271,7 +275,9 @@ class Node:
         self.data = f"198.18.1.1{index}"
         self.ring = f"{RING_NET}.1{index}"
         self.dir = lab.tmp / self.name
-        self.bus = Bus()
+        self.bus = Bus(policies=[standin_policy(lab.tmp)] if cluster.standin_units else [])
+        self.standin = (SystemdStandIn(lab, self.bus, lab.tmp / f"{self.name}-standin.out", *cluster.standin_units,
+                                       name=f"{self.name}-systemd-standin") if cluster.standin_units else None)
         self.daemon: Daemon | None = None
         self.proc: Proc | None = None
         self.init_pid = 0
@@ -519,10 +525,12 @@ class Cluster:
     """The 3-node lab; see the module doc."""
 
     def __init__(self, nodes: int = 3, members: int = 2, pacemaker: bool = True, prefix: str | None = None,
-                 keep_logs: bool = False, token_ms: int = 1000, consensus_ms: int = 1200):
+                 keep_logs: bool = False, token_ms: int = 1000, consensus_ms: int = 1200,
+                 standin_units: tuple[str, ...] = ()):
         if not 1 <= nodes <= 9:
             raise ValueError("nodes must be 1..9")
         self.n, self.members, self.pacemaker = nodes, members, pacemaker
+        self.standin_units = standin_units  # non-empty: a systemd stand-in on every node's bus
         self.token_ms, self.consensus_ms = token_ms, consensus_ms
         self.lab = Lab(members=members, prefix=prefix, keep_logs=keep_logs)
         self.cs = f"{self.lab.prefix}-cs"
