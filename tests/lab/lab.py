@@ -105,6 +105,20 @@ def binary(env: str, default: str) -> str:
     return path
 
 
+# Inside `ip netns exec` (a private mount namespace with a fresh /sys): mounts the
+# cgroup2 hierarchy again at /sys/fs/cgroup, where a test's cgroup is seen.
+CGROUP2_IN_NS = "mount -t cgroup2 cgroup2 /sys/fs/cgroup"
+
+
+def cgroup2_mount() -> str | None:
+    """Where the cgroup2 hierarchy is mounted in our namespace, or None."""
+    for line in Path("/proc/mounts").read_text().splitlines():
+        parts = line.split()
+        if len(parts) > 2 and parts[2] == "cgroup2":
+            return parts[1]
+    return None
+
+
 def mpathd_bin() -> str:
     return binary("MPATHD_BIN", "build/mpathd/mpathd")
 
