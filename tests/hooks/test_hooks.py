@@ -30,7 +30,7 @@ from pathlib import Path
 import pytest
 
 from lab.bus import Bus
-from lab.lab import CGROUP2_IN_NS, CLIENT4, Lab, binary, cgroup2_mount, group_config, wait_until
+from lab.lab import CGROUP2_IN_NS, CLIENT4, Lab, binary, cgroup2_mount, group_config, remove_cgroup, wait_until
 from mpathd_helpers import MOVE_TIMEOUT, START_TIMEOUT, idx, member_is, start_group, wait_moved_away
 
 ADDR = "198.18.1.10"
@@ -301,14 +301,6 @@ SOCKET_KINDS = ("takeover-before", "takeover-after", "bind", "listen", "connect"
                 "unbind", "udp-association", "release-before", "release-after")
 
 
-def _rmdir(path: str) -> bool:
-    try:
-        os.rmdir(path)
-        return True
-    except OSError:
-        return False
-
-
 @pytest.mark.parametrize("level", ["ebpf", "sock-diag"])
 def test_shared_address_sockets_in_order(lab, need_mpathd, level):
     """Takeover, a TCP server binding and listening on the shared address, a client
@@ -440,7 +432,7 @@ def test_shared_address_sockets_in_order(lab, need_mpathd, level):
     finally:
         lab.stop_procs(procs)
         if cgroup:
-            wait_until(lambda: not Path(cgroup).exists() or _rmdir(cgroup), 10, f"cgroup {cgroup} removed")
+            remove_cgroup(cgroup)
 
 
 def test_reload_replaces_hooks_and_retries_disabled_ones(lab, need_mpathd):

@@ -37,7 +37,8 @@ import pytest
 from lab.bus import Bus
 from lab.echo import Client as EchoClient
 from lab.echo import Events, server_argv
-from lab.lab import CGROUP2_IN_NS, CLIENT4, CLIENT6, Lab, Proc, binary, cgroup2_mount, group_config, wait_until
+from lab.lab import (CGROUP2_IN_NS, CLIENT4, CLIENT6, Lab, Proc, binary, cgroup2_mount, group_config, remove_cgroup,
+                     wait_until)
 
 SHARED4 = "198.18.1.50"
 SHARED6 = "2001:db8:1::50"
@@ -138,16 +139,7 @@ class Node:
         self.bus.close()
         if self.cgroup:
             # Its processes were stopped with the lab; the programs went with mpathd.
-            wait_until(lambda: not Path(self.cgroup).exists() or _rmdir(self.cgroup), 10,
-                       f"cgroup {self.cgroup} removed")
-
-
-def _rmdir(path: str) -> bool:
-    try:
-        os.rmdir(path)
-        return True
-    except OSError:
-        return False
+            remove_cgroup(self.cgroup)
 
 
 class Client(EchoClient):

@@ -119,6 +119,19 @@ def cgroup2_mount() -> str | None:
     return None
 
 
+def remove_cgroup(path: str, timeout: float = 10) -> None:
+    """Removes a test's (empty) cgroup; waits while its last processes leave it."""
+    def gone() -> bool:
+        try:
+            os.rmdir(path)
+        except FileNotFoundError:
+            pass
+        except OSError:
+            return False
+        return True
+    wait_until(gone, timeout, f"cgroup {path} removed")
+
+
 def mpathd_bin() -> str:
     return binary("MPATHD_BIN", "build/mpathd/mpathd")
 
