@@ -38,8 +38,8 @@ import time
 
 import pytest
 
-from lab.cluster import (MEMBERS, SHARED4, Client, Cluster, hold, ipmpctl_bin, missing_tools, start_server)
-from lab.lab import CLIENT4, mpathd_bin, wait_until
+from lab.cluster import MEMBERS, SHARED4, Client, Cluster, hold, require_lab, start_server
+from lab.lab import CLIENT4, wait_until
 
 FDT = 1.0              # s, the groups' failure-detection-time
 FAILOVER_BOUND = 10.0  # s, whole-group failure -> serving elsewhere (issue: FDT + 1 s; generous)
@@ -68,13 +68,7 @@ def hook_events(node, since: float) -> list[str]:
 
 @pytest.fixture(scope="module")
 def cluster():
-    if os.geteuid() != 0:
-        pytest.skip("needs root")
-    if missing := missing_tools():
-        pytest.skip(f"not installed: {', '.join(missing)} (scripts/setup.sh installs the cluster packages)")
-    for what, path in (("mpathd", mpathd_bin()), ("ipmpctl", ipmpctl_bin())):
-        if not os.access(path, os.X_OK):
-            pytest.fail(f"{what} not found at {path}; build it or set MPATHD_BIN/IPMPCTL_BIN")
+    require_lab()
     t0 = time.monotonic()
     with Cluster(standin_units=(f"web.service=done:{int(STOP_JOB * 1000)}",)) as c:
         script = c.lab.tmp / "service-hook.sh"

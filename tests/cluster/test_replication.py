@@ -32,8 +32,8 @@ import time
 
 import pytest
 
-from lab.cluster import SHARED4, Client, Cluster, hold, ipmpctl_bin, missing_tools, start_server
-from lab.lab import CLIENT4, mpathd_bin, wait_until
+from lab.cluster import SHARED4, Client, Cluster, hold, require_lab, start_server
+from lab.lab import CLIENT4, wait_until
 
 REPLICATION_BOUND = 3.0  # s, a new association on the holder -> listed on the others (design: <= 1 s)
 RESET_BOUND = 3.0        # s, `ipmpctl shared takeover` -> the client's ECONNRESET (tickle: ms)
@@ -42,13 +42,7 @@ STORM = 200              # connections opened and closed for the rate figures
 
 @pytest.fixture(scope="module")
 def cluster():
-    if os.geteuid() != 0:
-        pytest.skip("needs root")
-    if missing := [t for t in missing_tools() if t in ("corosync", "nsenter", "unshare", "dbus-daemon")]:
-        pytest.skip(f"not installed: {', '.join(missing)} (scripts/setup.sh installs the cluster packages)")
-    for what, path in (("mpathd", mpathd_bin()), ("ipmpctl", ipmpctl_bin())):
-        if not os.access(path, os.X_OK):
-            pytest.fail(f"{what} not found at {path}; build it or set MPATHD_BIN/IPMPCTL_BIN")
+    require_lab(("corosync", "nsenter", "unshare", "dbus-daemon"))
     with Cluster(nodes=3, pacemaker=False) as c:
         c.wait_online(60)
         for n in c.nodes:

@@ -30,7 +30,7 @@ from pathlib import Path
 import pytest
 
 from lab.bus import Bus
-from lab.lab import CLIENT4, Lab, binary, group_config, wait_until
+from lab.lab import CGROUP2_IN_NS, CLIENT4, Lab, binary, cgroup2_mount, group_config, remove_cgroup, wait_until
 from mpathd_helpers import MOVE_TIMEOUT, START_TIMEOUT, idx, member_is, start_group, wait_moved_away
 
 ADDR = "198.18.1.10"
@@ -297,26 +297,8 @@ for _ in range(2):
     c.close()
 print("echoed")
 """
-# Inside `ip netns exec` (a private mount namespace): the cgroup2 hierarchy again.
-IN_NS = "mount -t cgroup2 cgroup2 /sys/fs/cgroup"
 SOCKET_KINDS = ("takeover-before", "takeover-after", "bind", "listen", "connect", "disconnect", "unlisten",
                 "unbind", "udp-association", "release-before", "release-after")
-
-
-def cgroup2_mount() -> str | None:
-    for line in Path("/proc/mounts").read_text().splitlines():
-        parts = line.split()
-        if len(parts) > 2 and parts[2] == "cgroup2":
-            return parts[1]
-    return None
-
-
-def _rmdir(path: str) -> bool:
-    try:
-        os.rmdir(path)
-        return True
-    except OSError:
-        return False
 
 
 @pytest.mark.parametrize("level", ["ebpf", "sock-diag"])
@@ -339,7 +321,7 @@ def test_shared_address_sockets_in_order(lab, need_mpathd, level):
     cgroup, cg_in_ns = (f"{root}/{leaf}", f"/sys/fs/cgroup/{leaf}") if ebpf else ("", "")
     if cgroup:
         os.mkdir(cgroup)
-    join = f"{IN_NS} && echo $$ > {cg_in_ns}/cgroup.procs && " if cgroup else ""
+    join = f"{CGROUP2_IN_NS} && echo $$ > {cg_in_ns}/cgroup.procs && " if cgroup else ""
     procs = []
     try:
         with Bus() as bus:
@@ -358,7 +340,7 @@ def test_shared_address_sockets_in_order(lab, need_mpathd, level):
                 group_config(MEMBERS, data_addresses=[f"{ADDR}/24"], extra_group=f'shared-addresses = ["{SHARED}/24"]',
                              extra_global=registry + hooks),
                 env=env, extra_args=["--hook-host", HOOKHOST], timeout=START_TIMEOUT,
-                wrap=["sh", "-c", f'{IN_NS} && exec "$@"', "sh"] if ebpf else ())
+                wrap=["sh", "-c", f'{CGROUP2_IN_NS} && exec "$@"', "sh"] if ebpf else ())
             procs.append(d)
             wait_hook(d, "log", lambda h: h["state"] == "running", "running")
             wait_hook(d, "udp", lambda h: h["state"] == "running", "running")
@@ -450,7 +432,7 @@ def test_shared_address_sockets_in_order(lab, need_mpathd, level):
     finally:
         lab.stop_procs(procs)
         if cgroup:
-            wait_until(lambda: not Path(cgroup).exists() or _rmdir(cgroup), 10, f"cgroup {cgroup} removed")
+            remove_cgroup(cgroup)
 
 
 def test_reload_replaces_hooks_and_retries_disabled_ones(lab, need_mpathd):

@@ -15,26 +15,19 @@ One node: cross-node failover on 3 nodes is tests/cluster/test_cluster.py.
 
 from __future__ import annotations
 
-import os
 import time
 
 import pytest
 
-from lab.cluster import MEMBERS, SHARED4, Cluster, hold, ipmpctl_bin, missing_tools
-from lab.lab import mpathd_bin, wait_until
+from lab.cluster import MEMBERS, SHARED4, Cluster, hold, require_lab
+from lab.lab import wait_until
 
 SHARED = SHARED4
 
 
 @pytest.fixture(scope="module")
 def cluster():
-    if os.geteuid() != 0:
-        pytest.skip("needs root")
-    if missing := missing_tools():
-        pytest.skip(f"not installed: {', '.join(missing)} (scripts/setup.sh installs the cluster packages)")
-    for what, path in (("mpathd", mpathd_bin()), ("ipmpctl", ipmpctl_bin())):
-        if not os.access(path, os.X_OK):
-            pytest.fail(f"{what} not found at {path}")
+    require_lab()
     with Cluster(nodes=1) as c:
         c.nodes[0].start_mpathd()
         yield c

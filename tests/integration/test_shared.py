@@ -35,7 +35,10 @@ from pathlib import Path
 import pytest
 
 from lab.bus import Bus
-from lab.lab import CLIENT4, CLIENT6, Lab, Proc, binary, group_config, wait_until
+from lab.echo import Client as EchoClient
+from lab.echo import Events, server_argv
+from lab.lab import (CGROUP2_IN_NS, CLIENT4, CLIENT6, Lab, Proc, binary, cgroup2_mount, group_config, remove_cgroup,
+                     wait_until)
 
 SHARED4 = "198.18.1.50"
 SHARED6 = "2001:db8:1::50"
@@ -43,136 +46,12 @@ TCP_PORT = 5080
 UDP_PORT = 5081
 EXIT_OK, EXIT_USAGE, EXIT_NOT_FOUND, EXIT_REFUSED = 0, 2, 3, 4
 START_TIMEOUT = 20.0
-# Inside `ip netns exec` (a private mount namespace): the cgroup2 hierarchy again.
-IN_NS = "mount -t cgroup2 cgroup2 /sys/fs/cgroup"
 # The capability bounding set of units/mpathd.service.in.
 UNIT_CAPS = "+net_admin,+net_raw,+bpf"
 RESET_BOUND = 3.0  # s from `ipmpctl shared takeover` to the client's ECONNRESET (bench: ms)
 
-# A TCP echo server and a UDP server on the shared address (IP_FREEBIND: it may start
-# before the address is here). UDP replies go out through a socket connected to each
-# client from the same port (SO_REUSEADDR; the connected one wins for that client)
-# client (as servers with one socket per client do), so that the sock_diag level can
-# see the client too. Every socket outcome is a JSON line in the output file.
-SERVER = r'''
-import json, select, signal, socket, sys, threading, time
-addr, tport, uport, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
-lock = threading.Lock()
-def note(**kw):
-    kw["t"] = time.time()
-    with lock, open(out, "a") as f:
-        f.write(json.dumps(kw) + "\n")
-def fb(s):
-    s.setsockopt(socket.SOL_IP, 15, 1)  # IP_FREEBIND
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-def serve(c):
-    try:
-        while True:
-            d = c.recv(100)
-            if not d:
-                note(event="tcp_eof"); return
-            c.sendall(d)
-    except OSError as e:
-        note(event="tcp_error", errno=e.errno)
-def udp():
-    u = socket.socket(fam, socket.SOCK_DGRAM); fb(u); u.bind((addr, uport))
-    peers = {}
-    while True:
-        # A known client's datagrams arrive on its connected socket from then on.
-        for r in select.select([u] + list(peers.values()), [], [])[0]:
-            try:
-                d, peer = r.recvfrom(100)
-                c = peers.get(peer)
-                if c is None:
-                    c = socket.socket(fam, socket.SOCK_DGRAM); fb(c); c.bind((addr, uport)); c.connect(peer)
-                    peers[peer] = c
-                c.send(d)
-            except OSError as e:
-                note(event="udp_error", errno=e.errno)
-                peers = {p: c for p, c in peers.items() if c is not r}
-l = socket.socket(fam, socket.SOCK_STREAM); fb(l); l.bind((addr, tport)); l.listen(16)
-threading.Thread(target=udp, daemon=True).start()
-note(event="listening")
-try:
-    while True:
-        c, _ = l.accept()
-        threading.Thread(target=serve, args=(c,), daemon=True).start()
-except OSError as e:
-    note(event="listen_error", errno=e.errno)
-    signal.pause()  # keep the accepted sockets (and their events) until the test ends us
-'''
-
-# The client: one TCP connection (waiting in select, so a reset is seen at once) and
-# two UDP sockets. Commands on stdin: "ping" (TCP echo), "udp" (a datagram from each
-# UDP socket, echoed). Every outcome is a JSON line in the output file.
-CLIENT = r'''
-import json, select, socket, sys, time
-addr, tport, uport, out = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
-fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
-def note(**kw):
-    kw["t"] = time.time()
-    with open(out, "a") as f:
-        f.write(json.dumps(kw) + "\n")
-s = socket.create_connection((addr, tport), timeout=5); s.settimeout(None)
-us = [socket.socket(fam, socket.SOCK_DGRAM) for _ in range(2)]
-for u in us:
-    u.connect((addr, uport))
-note(event="connected", port=s.getsockname()[1], udp_ports=[u.getsockname()[1] for u in us])
-while True:
-    r, _, _ = select.select([sys.stdin, s] + us, [], [])
-    if sys.stdin in r:
-        cmd = sys.stdin.readline().strip()
-        if cmd == "ping":
-            s.sendall(b"ping\n")
-        elif cmd == "udp":
-            for u in us:
-                u.send(b"u")
-        elif cmd == "":
-            break
-    for u in us:
-        if u in r:
-            try:
-                u.recv(100); note(event="udp_echo")
-            except OSError as e:
-                note(event="udp_error", errno=e.errno)
-    if s in r:
-        try:
-            d = s.recv(100)
-        except OSError as e:
-            note(event="tcp_error", errno=e.errno); break
-        if not d:
-            note(event="tcp_eof"); break
-        note(event="pong")
-'''
-
-
 def ipmpctl_bin() -> str:
     return binary("IPMPCTL_BIN", "build/ipmpctl/ipmpctl")
-
-
-def cgroup2_mount() -> str | None:
-    for line in Path("/proc/mounts").read_text().splitlines():
-        parts = line.split()
-        if len(parts) > 2 and parts[2] == "cgroup2":
-            return parts[1]
-    return None
-
-
-class Events:
-    """A JSON-lines file written by SERVER or CLIENT."""
-
-    def __init__(self, path: Path):
-        self.path = path
-
-    def all(self) -> list[dict]:
-        try:
-            return [json.loads(l) for l in self.path.read_text().splitlines() if l.strip()]
-        except OSError:
-            return []
-
-    def of(self, event: str) -> list[dict]:
-        return [e for e in self.all() if e["event"] == event]
 
 
 class Node:
@@ -184,7 +63,7 @@ class Node:
         self.env = {"DBUS_SYSTEM_BUS_ADDRESS": self.bus.address}
         # `ip netns exec` gives its command a fresh /sys without the cgroup2 mount, so
         # mpathd and the server mount the cgroup2 hierarchy again at /sys/fs/cgroup in
-        # that private mount namespace (IN_NS) and see the test's cgroup there.
+        # that private mount namespace (CGROUP2_IN_NS) and see the test's cgroup there.
         self.cgroup = ""
         self.cgroup_in_ns = ""
         root = cgroup2_mount()
@@ -207,7 +86,7 @@ class Node:
         # Exactly the capabilities the units grant (units/mpathd.service.in): the whole
         # scenario must work with them alone.
         caps = ["setpriv", f"--bounding-set=-all,{UNIT_CAPS}", f"--inh-caps=-all"]
-        wrap = (["sh", "-c", f'{IN_NS} && exec "$@"', "sh"] if self.cgroup else []) + caps
+        wrap = (["sh", "-c", f'{CGROUP2_IN_NS} && exec "$@"', "sh"] if self.cgroup else []) + caps
         self.daemon = self.world.lab.start_mpathd(self.config(), ns=self.ns, env=self.env, wrap=wrap,
                                                   timeout=START_TIMEOUT, workdir=workdir)
         self.daemon.wait_status(lambda s: all(a.get("holder") for a in s["groups"][0]["addresses"]),
@@ -219,14 +98,11 @@ class Node:
 
     def start_servers(self) -> None:
         """A server on each shared address (IPv4, IPv6)."""
-        script = self.world.lab.tmp / "server.py"
-        script.write_text(SERVER)
         # Joins the node's cgroup (where the eBPF programs watch) before it runs.
-        join = f"{IN_NS} && echo $$ > {self.cgroup_in_ns}/cgroup.procs && " if self.cgroup else ""
+        join = f"{CGROUP2_IN_NS} && echo $$ > {self.cgroup_in_ns}/cgroup.procs && " if self.cgroup else ""
         for addr, events in self.server_events.items():
-            self.world.lab.spawn(self.ns, "sh", "-c",
-                                 f"{join}exec {sys.executable} {script} {addr} {TCP_PORT} {UDP_PORT} "
-                                 f"{events.path}", name=f"server-{self.name}-{addr}")
+            argv = " ".join(server_argv(self.world.lab, self.name, addr, TCP_PORT, UDP_PORT, events))
+            self.world.lab.spawn(self.ns, "sh", "-c", f"{join}exec {argv}", name=f"server-{self.name}-{addr}")
             wait_until(lambda e=events: e.of("listening"), 10, f"{self.name}: server on {addr} listening")
 
     def ctl(self, *args: str, input: str | None = None) -> subprocess.CompletedProcess:
@@ -263,47 +139,14 @@ class Node:
         self.bus.close()
         if self.cgroup:
             # Its processes were stopped with the lab; the programs went with mpathd.
-            wait_until(lambda: not Path(self.cgroup).exists() or _rmdir(self.cgroup), 10,
-                       f"cgroup {self.cgroup} removed")
+            remove_cgroup(self.cgroup)
 
 
-def _rmdir(path: str) -> bool:
-    try:
-        os.rmdir(path)
-        return True
-    except OSError:
-        return False
+class Client(EchoClient):
+    """The echo client to addr: two UDP sockets, the run ends with the TCP connection."""
 
-
-class Client(Proc):
     def __init__(self, world: "World", addr: str = SHARED4):
-        self.addr = addr
-        script = world.lab.tmp / "client.py"
-        script.write_text(CLIENT)
-        self.events = Events(world.lab.tmp / f"client-{secrets.token_hex(3)}.jsonl")
-        popen = subprocess.Popen(["ip", "netns", "exec", world.lab.cl, sys.executable, str(script), addr,
-                                  str(TCP_PORT), str(UDP_PORT), str(self.events.path)],
-                                 stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                 text=True)
-        super().__init__(popen, "client")
-        self.world = world
-        world.lab.procs.append(self)
-        self.info = wait_until(lambda: (self.events.of("connected") or [None])[0], 10, "client connected")
-
-    def send(self, cmd: str) -> None:
-        self.popen.stdin.write(cmd + "\n")
-        self.popen.stdin.flush()
-
-    def ping(self, timeout: float = 5.0) -> None:
-        n = len(self.events.of("pong"))
-        self.send("ping")
-        wait_until(lambda: len(self.events.of("pong")) > n, timeout, "TCP echo")
-
-    def udp(self, timeout: float = 5.0) -> None:
-        n = len(self.events.of("udp_echo"))
-        self.send("udp")
-        wait_until(lambda: len(self.events.of("udp_echo")) >= n + 2, timeout,
-                   f"UDP echoes (server: {self.world.a.server_events[self.addr].all()[-3:]}, client: {self.events.all()[-3:]})")
+        super().__init__(world.lab, addr, TCP_PORT, UDP_PORT, udp_sockets=2, server=world.a.server_events[addr])
 
 
 class World:

@@ -91,7 +91,6 @@ process in its namespaces, the namespaces and its directory; the buses are stopp
 from __future__ import annotations
 
 import atexit
-import json
 import os
 import secrets
 import shutil
@@ -104,6 +103,8 @@ from pathlib import Path
 from typing import Any
 
 from .bus import Bus
+from .echo import Client as EchoClient
+from .echo import Events, server_argv
 from .standin import SystemdStandIn, standin_policy
 from .lab import (REPO_ROOT, Daemon, Lab, LabError, Proc, _run, binary, group_config, mpathd_bin,
                   tail, wait_until)
@@ -136,6 +137,27 @@ def hookhost_bin() -> str:
 def missing_tools() -> list[str]:
     """The cluster tools this module needs that are not installed (scripts/setup.sh)."""
     return [t for t in CLUSTER_TOOLS if shutil.which(t) is None and not Path(f"/usr/sbin/{t}").exists()]
+
+
+def unmet(tools: tuple[str, ...] = CLUSTER_TOOLS) -> tuple[str, str] | None:
+    """What keeps a cluster lab from running here, or None: ("skip", why) when we are
+    not root or one of `tools` is not installed, ("fail", why) when mpathd or ipmpctl is
+    not built."""
+    if os.geteuid() != 0:
+        return "skip", "needs root"
+    if missing := [t for t in missing_tools() if t in tools]:
+        return "skip", f"not installed: {', '.join(missing)} (scripts/setup.sh installs the cluster packages)"
+    for what, path in (("mpathd", mpathd_bin()), ("ipmpctl", ipmpctl_bin())):
+        if not os.access(path, os.X_OK):
+            return "fail", f"{what} not found at {path}; build it or set MPATHD_BIN/IPMPCTL_BIN"
+    return None
+
+
+def require_lab(tools: tuple[str, ...] = CLUSTER_TOOLS) -> None:
+    """For a test module's cluster fixture: pytest.skip or pytest.fail as unmet() says."""
+    import pytest  # the lab itself runs without pytest too (tests/lab/cluster_demo.py, bench/)
+    if why := unmet(tools):
+        (pytest.skip if why[0] == "skip" else pytest.fail)(why[1])
 
 
 # PID 1 of a node: $1 = hostname, $2 = node dir, $3 = 1 to start pacemakerd.
@@ -760,200 +782,25 @@ class Cluster:
 
 
 # ---------------------------------------------------------------- a service and its client
-
-# A TCP and UDP echo server on a shared address (IP_FREEBIND: it may listen before the
-# address is here), in a node's namespace. It greets every TCP connection with the
-# node's name and answers each UDP client from a socket connected to it (as servers with
-# a socket per client do, so that the sock_diag level of the registry sees the client).
-# Every outcome is a JSON line in its event file; it keeps its sockets until ended.
-SERVER = r'''
-import json, select, signal, socket, sys, threading, time
-name, addr, port, out = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
-fam = socket.AF_INET6 if ":" in addr else socket.AF_INET
-lock = threading.Lock()
-def note(**kw):
-    kw["t"] = time.time()
-    with lock, open(out, "a") as f:
-        f.write(json.dumps(kw) + "\n")
-def serve(c):
-    try:
-        c.sendall(name.encode() + b"\n")
-        while True:
-            d = c.recv(100)
-            if not d:
-                note(event="tcp_eof"); return
-            c.sendall(d)
-    except OSError as e:
-        note(event="tcp_error", errno=e.errno)
-def fb(s):
-    s.setsockopt(socket.SOL_IP, 15, 1)  # IP_FREEBIND
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-def udp(u):
-    peers = {}
-    while True:
-        for r in select.select([u] + list(peers.values()), [], [])[0]:
-            try:
-                d, peer = r.recvfrom(100)
-                c = peers.get(peer)
-                if c is None:
-                    c = socket.socket(fam, socket.SOCK_DGRAM); fb(c); c.bind((addr, port)); c.connect(peer)
-                    peers[peer] = c
-                c.send(d)
-            except OSError as e:
-                note(event="udp_error", errno=e.errno)
-                peers = {p: c for p, c in peers.items() if c is not r}
-                if r is u:
-                    return
-try:
-    s = socket.socket(fam); fb(s)
-    s.bind((addr, port)); s.listen(64)
-    u = socket.socket(fam, socket.SOCK_DGRAM); fb(u); u.bind((addr, port))
-    threading.Thread(target=udp, args=(u,), daemon=True).start()
-    note(event="listening")
-    while True:
-        c, peer = s.accept()
-        note(event="accepted", port=peer[1])
-        threading.Thread(target=serve, args=(c,), daemon=True).start()
-except OSError as e:
-    note(event="listen_error", errno=e.errno)
-signal.pause()
-'''
-
-# The client: one TCP connection, idle in select() so that a reset is seen at once, and
-# one UDP socket connected to the same address and port. stdin: "ping" sends a line
-# over TCP, "udp" a datagram (each echo is an event). After the TCP connection ends it
-# reconnects (one attempt at a time, 1 s connect timeout, 50 ms apart, waiting on
-# stdin) until it is connected again; "" (EOF) ends it. Events (JSON lines, with the
-# time): connected {node, port, udp_port, attempts}, pong, udp_echo, tcp_error {errno},
-# tcp_eof.
-CLIENT = r'''
-import json, select, socket, sys, time
-addr, port, out = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-u = socket.socket(socket.AF_INET6 if ":" in addr else socket.AF_INET, socket.SOCK_DGRAM)
-u.connect((addr, port))
-def note(**kw):
-    kw["t"] = time.time()
-    with open(out, "a") as f:
-        f.write(json.dumps(kw) + "\n")
-def connect():
-    attempts = 0
-    while True:
-        attempts += 1
-        try:
-            s = socket.create_connection((addr, port), timeout=1)
-            f = s.makefile("rb")
-            node = f.readline().decode().strip()
-            if node:
-                s.settimeout(None)
-                note(event="connected", node=node, port=s.getsockname()[1], udp_port=u.getsockname()[1],
-                     attempts=attempts)
-                return s
-            s.close()
-        except OSError:
-            pass
-        r, _, _ = select.select([sys.stdin], [], [], 0.05)
-        if r and not sys.stdin.readline():
-            sys.exit(0)
-s = connect()
-while True:
-    r, _, _ = select.select([sys.stdin, s, u], [], [])
-    if sys.stdin in r:
-        cmd = sys.stdin.readline().strip()
-        if cmd == "ping":
-            s.sendall(b"ping\n")
-        elif cmd == "udp":
-            u.send(b"u")
-        elif cmd == "":
-            break
-    if u in r:
-        try:
-            u.recv(100); note(event="udp_echo")
-        except OSError as e:
-            note(event="udp_error", errno=e.errno)
-    if s in r:
-        try:
-            d = s.recv(100)
-        except OSError as e:
-            note(event="tcp_error", errno=e.errno); s.close(); s = connect(); continue
-        if not d:
-            note(event="tcp_eof"); s.close(); s = connect(); continue
-        note(event="pong")
-'''
-
-
-class Events:
-    """A JSON-lines event file written by SERVER or CLIENT."""
-
-    def __init__(self, path: Path):
-        self.path = path
-
-    def all(self) -> list[dict[str, Any]]:
-        try:
-            return [json.loads(l) for l in self.path.read_text().splitlines() if l.strip()]
-        except (OSError, ValueError):
-            return []
-
-    def of(self, event: str) -> list[dict[str, Any]]:
-        return [e for e in self.all() if e["event"] == event]
+# The echo server (lab.echo.SERVER) greets with the node's name; the client reconnects
+# whenever its TCP connection ends, and TCP and UDP share the port.
 
 
 def start_server(node: Node, addr: str = SHARED4, port: int = 5080) -> tuple[Proc, Events]:
-    """SERVER in node's network namespace on addr:port; returns (proc, events) once it
-    listens. Stopped by its pid with the lab (or proc.stop())."""
+    """The echo SERVER in node's network namespace on addr:port (TCP and UDP); returns
+    (proc, events) once it listens. Stopped by its pid with the lab (or proc.stop())."""
     lab = node.cluster.lab
-    script = lab.tmp / "cluster-server.py"
-    script.write_text(SERVER)
     events = Events(lab.tmp / f"server-{node.name}-{secrets.token_hex(3)}.jsonl")
-    proc = lab.spawn(node.ns, sys.executable, str(script), node.name, addr, str(port), str(events.path),
-                     name=f"server-{node.name}")
+    proc = lab.spawn(node.ns, *server_argv(lab, node.name, addr, port, port, events), name=f"server-{node.name}")
     wait_until(lambda: events.of("listening") or events.of("listen_error"), 10, f"{node.name}: server on {addr}")
     if not events.of("listening"):
         raise LabError(f"{node.name}: the server could not listen: {events.all()}")
     return proc, events
 
 
-class Client(Proc):
-    """CLIENT in the lab's client namespace (behind the router) to addr:port."""
+class Client(EchoClient):
+    """The echo CLIENT in the lab's client namespace (behind the router) to addr:port: one
+    UDP socket, a new TCP connection whenever one ends."""
 
     def __init__(self, cluster: "Cluster", addr: str = SHARED4, port: int = 5080, timeout: float = 10):
-        lab = cluster.lab
-        script = lab.tmp / "cluster-client.py"
-        script.write_text(CLIENT)
-        self.events = Events(lab.tmp / f"client-{secrets.token_hex(3)}.jsonl")
-        popen = subprocess.Popen(["ip", "netns", "exec", lab.cl, sys.executable, str(script), addr, str(port),
-                                  str(self.events.path)], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL,
-                                 stderr=subprocess.DEVNULL, text=True)
-        super().__init__(popen, "client")
-        lab.procs.append(self)
-        self.info = wait_until(lambda: (self.events.of("connected") or [None])[0], timeout, f"client connected to {addr}")
-
-    def send(self, cmd: str) -> None:
-        self.popen.stdin.write(cmd + "\n")
-        self.popen.stdin.flush()
-
-    def ping(self, timeout: float = 5.0) -> None:
-        """A line to the server and its echo back over the current connection."""
-        n = len(self.events.of("pong"))
-        self.send("ping")
-        wait_until(lambda: len(self.events.of("pong")) > n, timeout, "the TCP echo")
-
-    def udp(self, timeout: float = 5.0) -> None:
-        """A datagram to the server and its echo back."""
-        n = len(self.events.of("udp_echo"))
-        self.send("udp")
-        wait_until(lambda: len(self.events.of("udp_echo")) > n, timeout, "the UDP echo")
-
-    def ended(self) -> dict[str, Any] | None:
-        """The first end (tcp_error or tcp_eof) of the first connection, or None."""
-        return (self.events.of("tcp_error") + self.events.of("tcp_eof") or [None])[0]
-
-    def connections(self) -> list[dict[str, Any]]:
-        return self.events.of("connected")
-
-    def stop(self, timeout: float = 5.0, sig: int = signal.SIGTERM) -> int:
-        if self.running():
-            try:
-                self.popen.stdin.close()
-            except OSError:
-                pass
-        return super().stop(timeout, sig)
+        super().__init__(cluster.lab, addr, port, reconnect=True, timeout=timeout)

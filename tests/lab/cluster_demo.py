@@ -13,15 +13,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/ -> "lab" package
 
-from lab.cluster import SHARED4, Client, Cluster, ipmpctl_bin, missing_tools, start_server  # noqa: E402
-from lab.lab import mpathd_bin, wait_until  # noqa: E402
+from lab.cluster import SHARED4, Client, Cluster, ipmpctl_bin, start_server, unmet  # noqa: E402
+from lab.lab import wait_until  # noqa: E402
 
 
 def say(text: str) -> None:
@@ -39,16 +38,9 @@ def main() -> int:
                     help="fail n1's group silently (the switch drops its frames) instead of cutting the cables")
     ap.add_argument("--keep-logs", action="store_true", help="keep the lab directory (logs) afterwards")
     args = ap.parse_args()
-    if os.geteuid() != 0:
-        print("cluster demo: needs root (network namespaces)", file=sys.stderr)
-        return 77
-    if missing := missing_tools():
-        print(f"cluster demo: not installed: {', '.join(missing)} (scripts/setup.sh)", file=sys.stderr)
-        return 77
-    for what, path in (("mpathd", mpathd_bin()), ("ipmpctl", ipmpctl_bin())):
-        if not os.access(path, os.X_OK):
-            print(f"cluster demo: {what} not found at {path} (build first)", file=sys.stderr)
-            return 1
+    if why := unmet():
+        print(f"cluster demo: {why[1]}", file=sys.stderr)
+        return 77 if why[0] == "skip" else 1
 
     say("building 3 nodes: netns + private mount/pid/uts/ipc, corosync on its own link, pacemakerd")
     t0 = time.monotonic()

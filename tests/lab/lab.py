@@ -105,6 +105,33 @@ def binary(env: str, default: str) -> str:
     return path
 
 
+# Inside `ip netns exec` (a private mount namespace with a fresh /sys): mounts the
+# cgroup2 hierarchy again at /sys/fs/cgroup, where a test's cgroup is seen.
+CGROUP2_IN_NS = "mount -t cgroup2 cgroup2 /sys/fs/cgroup"
+
+
+def cgroup2_mount() -> str | None:
+    """Where the cgroup2 hierarchy is mounted in our namespace, or None."""
+    for line in Path("/proc/mounts").read_text().splitlines():
+        parts = line.split()
+        if len(parts) > 2 and parts[2] == "cgroup2":
+            return parts[1]
+    return None
+
+
+def remove_cgroup(path: str, timeout: float = 10) -> None:
+    """Removes a test's (empty) cgroup; waits while its last processes leave it."""
+    def gone() -> bool:
+        try:
+            os.rmdir(path)
+        except FileNotFoundError:
+            pass
+        except OSError:
+            return False
+        return True
+    wait_until(gone, timeout, f"cgroup {path} removed")
+
+
 def mpathd_bin() -> str:
     return binary("MPATHD_BIN", "build/mpathd/mpathd")
 

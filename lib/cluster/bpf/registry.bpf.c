@@ -91,6 +91,22 @@ static __always_inline void put_addr(__u8 *dst, __u32 family, __u32 ip4, const _
     __builtin_memcpy(dst, ip6, 16);
 }
 
+/* A zeroed event in the ring buffer for a socket whose local address is tracked in
+ * netns, with netns, family and laddr set; NULL (nothing reserved) when the address is
+ * not tracked or the ring buffer is full. The caller fills it in and submits it. */
+static __always_inline struct mp_event *tracked_event(__u64 netns, __u32 family, __u32 lip4, const __u32 *lip6) {
+  struct mp_addr_key k;
+  make_key(&k, netns, family, lip4, lip6);
+  if (!bpf_map_lookup_elem(&tracked, &k)) return NULL;
+  struct mp_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+  if (!e) return NULL;
+  __builtin_memset(e, 0, sizeof(*e));
+  e->netns = netns;
+  e->family = (__u8)k.family;
+  __builtin_memcpy(e->laddr, k.addr, 16);
+  return e;
+}
+
 SEC("sockops")
 int mp_sockops(struct bpf_sock_ops *ctx) {
   /* Everything is read into locals before branching (clang 14 otherwise emits ctx
@@ -153,24 +169,15 @@ int mp_sockops(struct bpf_sock_ops *ctx) {
    * associations. */
   if (rport == 0 && type != MP_EV_LISTEN && type != MP_EV_UNLISTEN) return 1;
 
-  const __u64 netns = bpf_get_netns_cookie(ctx);
-  struct mp_addr_key k;
-  make_key(&k, netns, family, lip4, lip6);
-  if (!bpf_map_lookup_elem(&tracked, &k)) return 1;
-
-  struct mp_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+  struct mp_event *e = tracked_event(bpf_get_netns_cookie(ctx), family, lip4, lip6);
   if (!e) return 1;
-  __builtin_memset(e, 0, sizeof(*e));
-  e->netns = netns;
   e->cookie = bpf_get_socket_cookie(ctx);
   e->type = type;
-  e->family = (__u8)k.family;
   e->state = state;
   e->direction = direction;
   e->protocol = IPPROTO_TCP;
   e->lport = (__u16)lport;
   e->rport = (__u16)rport;
-  __builtin_memcpy(e->laddr, k.addr, 16);
   put_addr(e->raddr, family, rip4, rip6);
   __u8 one = 1;
   if (type == MP_EV_LISTEN) {
@@ -281,20 +288,12 @@ static __always_inline int post_bind(struct bpf_sock *sk, __u32 family) {
   lip6[2] = sk->src_ip6[2];
   lip6[3] = sk->src_ip6[3];
   if (protocol != IPPROTO_TCP && protocol != IPPROTO_UDP) return 1;
-  const __u64 netns = bpf_get_netns_cookie(sk);
-  struct mp_addr_key k;
-  make_key(&k, netns, family, lip4, lip6);
-  if (!bpf_map_lookup_elem(&tracked, &k)) return 1;
-  struct mp_event *e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
+  struct mp_event *e = tracked_event(bpf_get_netns_cookie(sk), family, lip4, lip6);
   if (!e) return 1;
-  __builtin_memset(e, 0, sizeof(*e));
-  e->netns = netns;
   e->cookie = bpf_get_socket_cookie(sk);
   e->type = MP_EV_BIND;
-  e->family = (__u8)k.family;
   e->protocol = (__u8)protocol;
   e->lport = (__u16)lport;
-  __builtin_memcpy(e->laddr, k.addr, 16);
   __u8 one = 1;
   bpf_map_update_elem(&bound_cookies, &e->cookie, &one, BPF_ANY);
   bpf_ringbuf_submit(e, 0);
