@@ -1,5 +1,7 @@
 #include "daemon/state_store.hpp"
 
+#include <pthread.h>
+#include <signal.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -68,6 +70,13 @@ struct StateStore::Shared {
   }
 
   static void run(std::shared_ptr<Shared> s) {
+    // A write into a pipe whose reader went away (a FIFO put where a file belongs) fails
+    // with EPIPE and is retried; its SIGPIPE, directed at this thread, stays blocked here
+    // instead of ending the daemon.
+    sigset_t pipe;
+    sigemptyset(&pipe);
+    sigaddset(&pipe, SIGPIPE);
+    pthread_sigmask(SIG_BLOCK, &pipe, nullptr);
     std::unique_lock lk(s->mu);
     for (;;) {
       s->work.wait(lk, [&] { return s->stop || !s->jobs.empty(); });

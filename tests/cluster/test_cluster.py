@@ -277,7 +277,9 @@ def test_corosync_link_loss_is_pacemakers_and_the_address_ends_on_one_node(clust
         return next(iter(h)) if len(h) == 1 and holder.name not in h else None
     new = wait_until(settled, 30, f"{SHARED4} on one node of the majority, not on {holder.name}", step=0.05)
     elapsed = time.monotonic() - t0
-    assert cluster.running_on("vip", mon=cluster.mon(via=majority[0])) == [new]
+    # Pacemaker records the start once the agent's start returned: a moment after the kernel has it.
+    wait_until(lambda: cluster.running_on("vip", mon=cluster.mon(via=majority[0])) == [new], 10,
+               f"Pacemaker records vip running on {new}")
     hold(lambda: list(cluster.holders()) == [new], 3, f"{SHARED4} on {new} only")
     assert holder.shared()["state"] == "released"  # released by the agent's stop, not taken back
     print(f"Corosync link of {holder.name} cut -> {SHARED4} on {new} only: {elapsed:.2f} s")
