@@ -369,13 +369,13 @@ int registry_case(Lab& lab, sd_event* e, const Fam& f) {
   const std::uint16_t c3port = local_port(c3);
   CHECK(lab.in_a());
   const int s3 = accept_within(l, Ms(2000));
-  CHECK(run_until(e, [&] { return find(Proto::tcp, 5000, c3port).has_value(); }, Ms(3000)));
+  CHECK(run_until(e, [&] { return find(Proto::tcp, 5000, c3port).has_value(); }, Ms(10000)));
   CHECK(!find(Proto::tcp, 5000, c3port)->outgoing);
   const int lin = 1;
   linger lg{lin, 0};  // close with RST: no TIME_WAIT, the socket is freed at once
   setsockopt(s3, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
   close(s3);
-  CHECK(run_until(e, [&] { return !find(Proto::tcp, 5000, c3port).has_value(); }, Ms(3000)));
+  CHECK(run_until(e, [&] { return !find(Proto::tcp, 5000, c3port).has_value(); }, Ms(10000)));
   CHECK(seen.has([&](const Association& a, bool p) { return !p && a.remote_port == c3port; }));
 
   // Import: a valid batch adds imported entries the kernel does not show; a bad batch is
