@@ -153,7 +153,7 @@ struct ManagerView {
   std::string registry_level;         // ebpf|sock-diag (RegistryLevel)
   std::string registry_level_reason;  // why not ebpf, "" when it is
   // Association replication over Corosync CPG (Replication, ReplicationReason): not in
-  // GetState; filled by snapshot_from_objects() and by Client::read_replication().
+  // GetState, nor in snapshot_from_objects() (same Snapshot); Client::read_replication().
   std::string replication;         // joined|off
   std::string replication_reason;  // why it is off, "" when joined
   bool operator==(const ManagerView&) const = default;

@@ -39,8 +39,6 @@ void apply(ManagerView& v, const Properties& p) {
   take(p, "NotificationInterval", v.notification_interval_ms);
   take(p, "RegistryLevel", v.registry_level);
   take(p, "RegistryLevelReason", v.registry_level_reason);
-  take(p, "Replication", v.replication);
-  take(p, "ReplicationReason", v.replication_reason);
 }
 
 void apply(GroupView& v, const Properties& p) {
