@@ -5,11 +5,17 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <random>
 #include <string>
+#include <system_error>
+#include <thread>
+#include <utility>
+#include <vector>
 
 #include "guard/guard.hpp"
 
@@ -18,6 +24,11 @@ namespace mpathd::detect {
 ProbeStrategy::~ProbeStrategy() {
   sd_event_source_disable_unref(io_);
   if (fd_ >= 0) close(fd_);
+}
+
+int ProbeStrategy::release_socket() {
+  io_ = sd_event_source_disable_unref(io_);
+  return std::exchange(fd_, -1);
 }
 
 Result<void> ProbeStrategy::discover(std::uint64_t) {
@@ -38,6 +49,23 @@ int ProbeStrategy::on_io(sd_event_source*, int, std::uint32_t, void* userdata) n
 }
 
 namespace sock {
+
+void close_all(std::vector<int> fds, unsigned threads) {
+  std::atomic<std::size_t> next{0};
+  auto work = [&] {
+    for (std::size_t i; (i = next.fetch_add(1)) < fds.size();)
+      if (fds[i] >= 0) close(fds[i]);
+  };
+  std::vector<std::thread> workers;
+  const std::size_t want = std::min<std::size_t>(threads, fds.size());
+  try {
+    for (std::size_t t = 1; t < want; ++t) workers.emplace_back(work);
+  } catch (const std::system_error&) {
+    // No more threads: the ones there are (and this one) close the rest.
+  }
+  work();
+  for (auto& w : workers) w.join();
+}
 
 std::unexpected<Error> errno_error(const char* what) {
   return fail(Errc::system, std::string(what) + ": " + std::strerror(errno));
