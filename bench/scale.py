@@ -20,7 +20,8 @@ Measured:
     which every member's probe state is ok;
   - steady state, over --window seconds after --settle seconds: mpathd's CPU split into
     user and system time (% of one core, /proc/PID/stat), its RSS (VmRSS, and the peak
-    VmHWM), the probes sent (echo or ARP requests the router received, by an nft counter
+    VmHWM), how long its event loop waited for a CPU while runnable (a starved loop
+    oversleeps its probe timers: /proc/PID/schedstat), the probes sent (echo or ARP requests the router received, by an nft counter
     in the router's namespace) against the configured rate (members x 7 / FDT: one
     probe per interval of FDT/7 on a clean path), and user-space CPU per probe;
   - the probes that flowed, per member: the mean (router-counted rate / members) and,
@@ -162,6 +163,13 @@ def cpu_ticks(pid: int) -> tuple[int, int]:
     return int(fields[11]), int(fields[12])
 
 
+def runqueue_wait_ns(pid: int) -> int:
+    """How long the main thread (the event loop) has waited for a CPU while runnable
+    (/proc/PID/schedstat, 2nd field)."""
+    with open(f"/proc/{pid}/schedstat") as f:
+        return int(f.read().split()[1])
+
+
 def vm_kib(pid: int, key: str) -> int:
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -299,6 +307,7 @@ def main() -> int:
         wait_until(lambda: time.monotonic() - t0 >= probed_ok_ms / 1000 + args.settle,
                    args.settle + 5, "the settle time")
         u0, s0 = cpu_ticks(d.pid)
+        q0 = runqueue_wait_ns(d.pid)
         rx0 = router_rx(lab) if per_group_bridges else {}
         p0, w0 = arp.packets(), time.monotonic()
         if args.minutes is None:
@@ -306,6 +315,7 @@ def main() -> int:
         else:
             soak_progress(d, w0, args.window, u0, s0)
         u1, s1 = cpu_ticks(d.pid)
+        q1 = runqueue_wait_ns(d.pid)
         p1, w1 = arp.packets(), time.monotonic()
         rx1 = router_rx(lab) if per_group_bridges else {}
         rss, hwm = vm_kib(d.pid, "VmRSS"), vm_kib(d.pid, "VmHWM")
@@ -331,6 +341,7 @@ def main() -> int:
         ("probes sent per second", probes / secs, f"configured {configured:.0f}"),
         ("probes per member per second, mean", per_member, f">= {args.min_probe_share * wanted:.1f} of {wanted:.1f}"),
         ("... the slowest group's", slowest, f">= {args.min_probe_share * wanted:.1f}"),
+        ("event loop waiting for a CPU (% of time)", 100 * (q1 - q0) / 1e9 / secs, "-"),
         ("user CPU per probe (us)", 1e6 * user_s / probes if probes else float("nan"), "-"),
         ("RSS (MiB)", rss / 1024, f"<= {TARGET_RSS_MIB:.0f} at 1024 members"),
         ("peak RSS (MiB)", hwm / 1024, f"<= {TARGET_RSS_MIB:.0f} at 1024 members"),
@@ -341,6 +352,7 @@ def main() -> int:
         st_probes = p2 - p1
         for name in FORBIDDEN:
             rows.append((f"{name}() per second while probing", counts.get(name, 0) / args.strace, "0"))
+        rows.append(("sendto() per second (under strace)", counts.get("sendto", 0) / args.strace, "-"))
         rows.append(("syscalls per probe (under strace)",
                      sum(counts.values()) / st_probes if st_probes else float("nan"), "-"))
     if args.json:

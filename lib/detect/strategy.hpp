@@ -77,7 +77,9 @@ class ProbeStrategy {
   // Takes ownership of `fd` (non-blocking) and watches it for input on `event`.
   Result<void> attach(sd_event* event, int fd);
   int fd() const { return fd_; }
-  // Reads everything queued; called on input. Must not throw out of the loop.
+  // Reads everything queued, until the socket says EAGAIN (it is watched
+  // edge-triggered: what is left unread is not reported again until more arrives);
+  // called on input. Must not throw out of the loop.
   virtual void readable() = 0;
 
   ReplyHandler reply_;
