@@ -753,6 +753,7 @@ struct Daemon::Impl {
       d->write_status();
       sd_notify(0, "STOPPING=1");
       d->store->close(seconds(2));  // the durable copies; the runtime ones go when written
+      if (d->probing) d->probing->close_sockets();  // at once, not one grace period each
       sd_event_exit(sd_event_source_get_event(s), 0);
     });
   }

@@ -72,6 +72,15 @@ Probing::Probing(sd_event* event, Engine& engine, net::Kernel& kernel, std::func
 
 Probing::~Probing() { sd_event_source_disable_unref(defer_); }
 
+void Probing::close_sockets() {
+  defer_ = sd_event_source_disable_unref(defer_);
+  std::vector<int> fds;
+  for (auto& [_, d] : detectors_)
+    for (auto& p : d.paths)
+      if (p.base) fds.push_back(p.base->release_socket());
+  detect::sock::close_all(std::move(fds));
+}
+
 void Probing::request_sync() {
   sync_pending_ = true;
   arm();

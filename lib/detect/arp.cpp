@@ -115,6 +115,9 @@ Result<void> ArpProber::send(ProbeSeq seq, const IpAddress& target, std::uint64_
 
 void ArpProber::readable() {
   std::array<std::uint8_t, 256> buf{};
+  // A socket error (ENETDOWN when the link goes down) is reported once by recvmsg(),
+  // with answers possibly still queued behind it: read on, a few errors at most.
+  unsigned errors = 0;
   for (;;) {
     sockaddr_ll from{};
     iovec iov{buf.data(), buf.size()};
@@ -127,7 +130,10 @@ void ArpProber::readable() {
     msg.msg_control = control.data();
     msg.msg_controllen = control.size();
     const ssize_t n = recvmsg(fd(), &msg, MSG_DONTWAIT);
-    if (n < 0) return;
+    if (n < 0) {
+      if (errno == EAGAIN || errno == EWOULDBLOCK || ++errors > 8) return;
+      continue;
+    }
     if (from.sll_pkttype == PACKET_OUTGOING) continue;  // our own requests
     auto rep = parse_arp_reply(buf.data(), static_cast<std::size_t>(n));
     if (!rep) {

@@ -75,7 +75,11 @@ bool receive(int fd, Received& r) {
   msg.msg_iovlen = 1;
   msg.msg_control = control.data();
   msg.msg_controllen = control.size();
-  const ssize_t n = recvmsg(fd, &msg, MSG_DONTWAIT);
+  // The socket is watched edge-triggered: read until EAGAIN. A socket error (reported
+  // once) may have answers queued behind it: read on, a few errors at most.
+  ssize_t n = recvmsg(fd, &msg, MSG_DONTWAIT);
+  for (unsigned errors = 0; n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errors < 8; ++errors)
+    n = recvmsg(fd, &msg, MSG_DONTWAIT);
   if (n < 0) return false;
   r.len = static_cast<std::size_t>(n);
   if (msg.msg_flags & MSG_TRUNC) r.len = 0;

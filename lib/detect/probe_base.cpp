@@ -56,6 +56,11 @@ Result<std::unique_ptr<ProbeBase>> ProbeBase::create(sd_event* event, std::strin
 
 ProbeBase::~ProbeBase() { sd_event_source_disable_unref(timer_); }
 
+int ProbeBase::release_socket() {
+  timer_ = sd_event_source_disable_unref(timer_);
+  return strategy_->release_socket();
+}
+
 ProbeBase::Counters ProbeBase::counters() const {
   Counters c = counters_;
   c.missed = session_.missed();

@@ -88,6 +88,9 @@ class ProbeBase {
   Counters counters() const;
   const ProbeSession& session() const { return session_; }
   const ProbeStrategy& strategy() const { return *strategy_; }
+  // Shutdown: the probe timer stops and the socket is handed over (-1: none) to be
+  // closed with the others (sock::close_all()).
+  int release_socket();
 
  private:
   ProbeBase(sd_event* event, std::string member, std::unique_ptr<ProbeStrategy> strategy, Duration fdt,

@@ -5,11 +5,17 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <array>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <random>
 #include <string>
+#include <system_error>
+#include <thread>
+#include <utility>
+#include <vector>
 
 #include "guard/guard.hpp"
 
@@ -20,13 +26,24 @@ ProbeStrategy::~ProbeStrategy() {
   if (fd_ >= 0) close(fd_);
 }
 
+int ProbeStrategy::release_socket() {
+  io_ = sd_event_source_disable_unref(io_);
+  return std::exchange(fd_, -1);
+}
+
 Result<void> ProbeStrategy::discover(std::uint64_t) {
   return fail(Errc::invalid_argument, std::string(to_string(kind())) + " probing cannot discover targets");
 }
 
 Result<void> ProbeStrategy::attach(sd_event* event, int fd) {
   fd_ = fd;
-  int r = sd_event_add_io(event, &io_, fd, EPOLLIN, &ProbeStrategy::on_io, this);
+  // Edge-triggered: readable() reads until the socket is empty, and a socket is
+  // reported again only when something new arrives. Level-triggered, every socket
+  // with an answer queued was polled again by each epoll_wait() until the loop got to
+  // it, and sd-event dispatches one source per epoll_wait(): with hundreds of answers
+  // queued at 1024 members that was quadratic, two thirds of mpathd's CPU spent in
+  // epoll_wait() polling packet sockets, and the loop fell behind its probe timers.
+  int r = sd_event_add_io(event, &io_, fd, EPOLLIN | EPOLLET, &ProbeStrategy::on_io, this);
   if (r < 0) return fail(Errc::system, std::string("watch probe socket: ") + std::strerror(-r));
   (void)sd_event_source_set_description(io_, "probe-socket");
   return {};
@@ -38,6 +55,23 @@ int ProbeStrategy::on_io(sd_event_source*, int, std::uint32_t, void* userdata) n
 }
 
 namespace sock {
+
+void close_all(std::vector<int> fds, unsigned threads) {
+  std::atomic<std::size_t> next{0};
+  auto work = [&] {
+    for (std::size_t i; (i = next.fetch_add(1)) < fds.size();)
+      if (fds[i] >= 0) close(fds[i]);
+  };
+  std::vector<std::thread> workers;
+  const std::size_t want = std::min<std::size_t>(threads, fds.size());
+  try {
+    for (std::size_t t = 1; t < want; ++t) workers.emplace_back(work);
+  } catch (const std::system_error&) {
+    // No more threads: the ones there are (and this one) close the rest.
+  }
+  work();
+  for (auto& w : workers) w.join();
+}
 
 std::unexpected<Error> errno_error(const char* what) {
   return fail(Errc::system, std::string(what) + ": " + std::strerror(errno));

@@ -97,3 +97,27 @@ def test_lab_cleans_up_on_error():
             raise RuntimeError("boom")
     names = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert prefix not in names
+
+
+def test_bridge_per_group():
+    """Lab(group_size=K) (bench/scale.py): one bridge per K members, each with a router
+    port of its own, and the router answers ARP for its LAN address in every one (from
+    that port: each group sees its own router MAC)."""
+    with Lab(members=4, group_size=2) as lab:
+        assert lab.bridges() == 2 and [lab.bridge_of(i) for i in range(4)] == ["br0", "br0", "br1", "br1"]
+        ports = {br: sorted(l["ifname"] for l in lab.ip_json(lab.sw, "link", "show", "master", br))
+                 for br in ("br0", "br1")}
+        assert ports == {"br0": ["p0", "p1", "pr"], "br1": ["p2", "p3", "pr1"]}
+        macs = {}
+        for i in (1, 2):
+            # DAD mode (sender 0.0.0.0, as mpathd's probes): exit status 1 = answered.
+            cp = lab.ns_exec(lab.host, "arping", "-D", "-c", "2", "-w", "3", "-I", f"m{i}", ROUTER_LAN4)
+            assert cp.returncode == 1 and "Received 1 response" in cp.stdout, cp.stdout
+            macs[i] = cp.stdout.split("[", 1)[1].split("]", 1)[0].lower()
+        assert macs[1] == lab.link_info(lab.rt, "eth0")["address"]
+        assert macs[2] == lab.link_info(lab.rt, "lan1")["address"]
+        # The client path through eth0 is unchanged.
+        assert lab.ping(lab.cl, ROUTER_LAN4)
+        lab.silent_fail(3)
+        lab.silent_restore(3)
+        assert lab.sh(lab.sw, "ip", "-j", "link", "show", "p3").count('"master":"br1"') == 1

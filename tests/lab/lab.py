@@ -13,6 +13,9 @@ created in, or changed in, the namespace the caller runs in):
                                                    ports of m1000.. in br1.., chained to br0)
     router RT: eth0    --veth--  SW: pr       /
       198.18.1.1/24 2001:db8:1::1/64
+    (Lab(group_size=K): one bridge per K members instead, brG holding m(G*K).., each
+     with a router port of its own: pr in br0 (RT's eth0), prG in brG <-> RT's lanG,
+     which has no address; the router answers ARP for 198.18.1.1 on every lanG.)
     router RT: eth1    --veth--  client CL: eth0
       198.19.0.1/24 2001:db8:2::1/64          198.19.0.2/24 2001:db8:2::2/64
 
@@ -444,9 +447,15 @@ class Lab:
     """Switch, router, client and host-under-test namespaces; see the module doc."""
 
     def __init__(self, members: int = 3, prefix: str | None = None, keep_logs: bool = False,
-                 ageing_time: int | None = None):
+                 ageing_time: int | None = None, group_size: int | None = None):
+        """group_size: one broadcast domain (bridge) per group_size members, each with
+        a router port of its own (benches: a broadcast probe is flooded to
+        group_size + 1 ports rather than to every member's)."""
         if not 1 <= members <= 1024:
             raise ValueError("members must be 1..1024")
+        if group_size is not None and not 1 <= group_size <= PORTS_PER_BRIDGE:
+            raise ValueError(f"group_size must be 1..{PORTS_PER_BRIDGE}")
+        self.group_size = group_size
         if os.geteuid() != 0:
             raise LabError("the lab needs root (network namespaces)")
         self.n = members
@@ -502,18 +511,34 @@ class Lab:
         # moved IPv6 address must reach the new holder at once).
         self._sysctl(sw, "net.ipv6.conf.all.disable_ipv6", 1)  # the switch speaks nothing
         # A Linux bridge has at most 1023 ports: bigger labs (bench/scale.py) chain more
-        # bridges to br0 by a veth pair each (upK in br0, dnK in brK).
-        for k in range(1 + (self.n - 1) // PORTS_PER_BRIDGE):
-            br = ["ip", "link", "add", f"br{k}", "type", "bridge", "stp_state", "0",
-                  "forward_delay", "0", "mcast_snooping", "0"]
-            if self.ageing_time is not None:
-                br += ["ageing_time", str(self.ageing_time)]
-            self.sh(sw, *br)
-            self.sh(sw, "ip", "link", "set", f"br{k}", "up")
-            if k:
-                self.sh(sw, "ip", "link", "add", f"up{k}", "type", "veth", "peer", "name", f"dn{k}")
-                self.sh(sw, "ip", "link", "set", f"up{k}", "master", "br0", "up")
-                self.sh(sw, "ip", "link", "set", f"dn{k}", "master", f"br{k}", "up")
+        # bridges to br0 by a veth pair each (upK in br0, dnK in brK). With group_size,
+        # the bridges are not chained: each has a router port (prK <-> RT's lanK).
+        # One `ip -batch` for all bridges (256 of them at 256 x 4).
+        br_opts = "type bridge stp_state 0 forward_delay 0 mcast_snooping 0"
+        if self.ageing_time is not None:
+            br_opts += f" ageing_time {self.ageing_time}"
+        batch = ""
+        for k in range(self.bridges()):
+            batch += f"link add br{k} {br_opts}\nlink set br{k} up\n"
+            if k and self.group_size is not None:
+                batch += (f"link add pr{k} type veth peer name lan{k} netns {rt}\n"
+                          f"link set pr{k} master br{k} up\n")
+            elif k:
+                batch += (f"link add up{k} type veth peer name dn{k}\n"
+                          f"link set up{k} master br0 up\nlink set dn{k} master br{k} up\n")
+        if self.group_size is not None:
+            # Before the router's lanK exist: they answer ARP without an address of
+            # their own (arp_ignore 0), and no reverse-path check may refuse it.
+            for key in ("all", "default"):
+                self._sysctl(rt, f"net.ipv4.conf.{key}.rp_filter", 0)
+                self._sysctl(rt, f"net.ipv4.conf.{key}.arp_ignore", 0)
+            self._sysctl(rt, "net.ipv6.conf.default.disable_ipv6", 1)  # lanK: IPv4 only
+        _run(["ip", "-n", sw, "-batch", "-"], input=batch)
+        if self.group_size is not None:
+            self._sysctl(rt, "net.ipv6.conf.default.disable_ipv6", 0)  # eth0, eth1: IPv6
+        if self.group_size is not None and self.bridges() > 1:
+            _run(["ip", "-n", rt, "-batch", "-"],
+                 input="".join(f"link set lan{k} up\n" for k in range(1, self.bridges())))
 
         # Created from inside the switch namespace: no name ever appears outside it.
         # One `ip -batch` for all members keeps big labs (benches) quick to build.
@@ -653,10 +678,13 @@ class Lab:
     def silent_restore(self, i: int) -> None:
         self.sh(self.sw, "ip", "link", "set", f"p{i}", "master", self.bridge_of(i))
 
-    @staticmethod
-    def bridge_of(i: int) -> str:
+    def bridges(self) -> int:
+        """How many bridges the switch has (br0..)."""
+        return 1 + (self.n - 1) // (self.group_size or PORTS_PER_BRIDGE)
+
+    def bridge_of(self, i: int) -> str:
         """The switch's bridge that member i's port is in."""
-        return f"br{i // PORTS_PER_BRIDGE}"
+        return f"br{i // (self.group_size or PORTS_PER_BRIDGE)}"
 
     # -- frame filtering in the switch (nftables, bridge family)
     @staticmethod
