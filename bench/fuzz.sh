@@ -4,6 +4,7 @@
 #
 #   bash bench/fuzz.sh                 # all targets, 10^7 runs each
 #   RUNS=100000 bash bench/fuzz.sh config state
+#   MAX_TIME=600 bash bench/fuzz.sh config   # stop each target after 600 s (or RUNS)
 #
 # Builds build-fuzz/ (clang 16, -DMPATHD_FUZZ=ON) if needed. Each target starts from a
 # copy of its seed corpus (tests/fuzz/corpus/<target>/, never modified) in
@@ -17,7 +18,10 @@ runs=${RUNS:-10000000}
 build=${FUZZ_BUILD_DIR:-build-fuzz}
 targets=("$@")
 [[ ${#targets[@]} -gt 0 ]] || targets=(config state netlink probe_reply dbus_args replication_wire)
+max_time=${MAX_TIME:-0}
 jobs=$(nproc 2>/dev/null || echo 2)
+# -max_len per target, as in tests/fuzz/CMakeLists.txt (0: libFuzzer's default).
+max_len() { case $1 in dbus_args) echo 512 ;; *) echo 0 ;; esac; }
 
 cmake -S . -B "$build" -DCMAKE_CXX_COMPILER=clang++-16 -DCMAKE_C_COMPILER=clang-16 \
   -DMPATHD_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null || exit 2
@@ -33,7 +37,7 @@ for t in "${targets[@]}"; do
   echo "fuzz: $t, $runs runs ..." >&2
   start=$(date +%s)
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-    "$build/tests/fuzz/${t}_fuzz" -runs="$runs" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
+    "$build/tests/fuzz/${t}_fuzz" -runs="$runs" -max_total_time="$max_time" -max_len="$(max_len "$t")" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
     -artifact_prefix="$dir/artifacts/" "$dir/corpus" >"$dir/log" 2>&1
   rc=$?
   secs=$(($(date +%s) - start))
