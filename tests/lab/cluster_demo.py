@@ -71,15 +71,18 @@ def main() -> int:
         client.ping()
         print(f"client connected to {client.info['node']} from port {client.info['port']}")
 
-        def registered():
-            entries = json.loads(n1.ipmpctl("-o", "json", "show", "associations", SHARED4).stdout)
+        def registered(node):
+            entries = json.loads(node.ipmpctl("-o", "json", "show", "associations", SHARED4).stdout)
             return entries if any(e["remote_port"] == client.info["port"] for e in entries) else None
-        entries = wait_until(registered, 5, "the client in n1's association registry")
+        entries = wait_until(lambda: registered(n1), 5, "the client in n1's association registry")
         show(n1, ipmpctl_bin(), "show", "associations", SHARED4)
 
         rep = (n1.daemon.status() or {}).get("replication")
-        if isinstance(rep, dict) and rep.get("state") not in (None, "off", "disabled"):
-            print("association replication over Corosync CPG is on: n2 and n3 know n1's clients already")
+        if isinstance(rep, dict) and rep.get("state") == "joined":
+            t0 = time.monotonic()
+            wait_until(lambda: all(registered(n) for n in c.nodes[1:]), 10, "n2 and n3 list n1's client (replicated)")
+            print(f"association replication over Corosync CPG: n2 and n3 list n1's client "
+                  f"{time.monotonic() - t0:.2f} s later (imported)")
         else:
             say("hand-over of n1's associations to n2 and n3 (ipmpctl show associations -o json | "
                 "ipmpctl shared import); Corosync CPG replication does this by itself")
