@@ -262,6 +262,18 @@ void Replicator::local_changed(const IpAddress& address) {
   if (dirty_.insert(address).second) schedule_flush(opts_.batch);
 }
 
+void Replicator::releasing(const IpAddress& address) {
+  if (!transport_ || !joined_ || !held_.contains(address)) return;
+  if (!dirty_.contains(address) && !full_.contains(address)) return;
+  std::vector<wire::Message> msgs;
+  std::size_t bytes = 0;
+  encode_address(address, msgs, bytes);
+  dirty_.erase(address);
+  full_.erase(address);
+  enqueue(std::move(msgs));
+  drain();
+}
+
 // A takeover has reset (tickled) every TCP connection of the old holder; its UDP
 // clients are still the service's clients and stay known.
 void Replicator::drop_tcp(Table& t) {

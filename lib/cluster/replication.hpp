@@ -140,6 +140,10 @@ class Replicator {
   void set_held(const std::vector<IpAddress>& held);
   // A local entry of a held address appeared, changed or went (sent with the next batch).
   void local_changed(const IpAddress& address);
+  // The address is about to be released, its sockets still there: the changes waiting
+  // for the batch are sent now, so a client that connected just before a group failure
+  // is known to the node taking over.
+  void releasing(const IpAddress& address);
   // The address was taken over here and its clients tickled: the other origins' TCP
   // entries of it are dropped here and, by the announcement, on every member (their
   // UDP clients stay).

@@ -22,6 +22,9 @@ void SharedAddresses::on_event(const Event& e) {
   if (c->after == SharedState::released) {
     // 1. No new connections from here on.
     if (auto r = actions_->block(a); !r) spdlog::error("release {}: cannot block new packets: {}", a.str(), r.error().message);
+    // The registry's changes still waiting for the replication batch go out now, while
+    // the sockets are there: the node taking over must know every client.
+    if (replicator_) replicator_->releasing(a);
     // 2. The services on the address are stopped (seed 003's stop_net). A planned
     //    release waits for them, the address kept in place meanwhile; after a whole-group
     //    failure the address is useless: the stops are issued, nothing waits.

@@ -274,6 +274,22 @@ TEST_F(ReplicationTest, TablesOfAnOriginThatLeftAreKept) {
   EXPECT_EQ(b.imported[X].size(), 5U);
 }
 
+TEST_F(ReplicationTest, AReleaseSendsTheChangesWaitingForTheBatch) {
+  Node a(ev, bus, 1), b(ev, bus, 2);
+  a.local[X] = first_n("198.18.1.50", 3);
+  a.rep->set_held({X});
+  flush({&a, &b});
+  a.set_local(X, first_n("198.18.1.50", 4));  // a client connects; the batch is 1 h away
+  const auto before = bus.messages;
+  a.rep->releasing(X);  // its group fails now
+  bus.pump();
+  EXPECT_EQ(bus.messages - before, 1U);
+  EXPECT_EQ(b.imported[X].size(), 4U) << "the new client is known before the sockets go";
+  a.rep->releasing(X);  // nothing waits any more: nothing sent
+  bus.pump();
+  EXPECT_EQ(bus.messages - before, 1U);
+}
+
 TEST_F(ReplicationTest, ATakeoverDropsTheOldHoldersTcpEntriesEverywhere) {
   Node a(ev, bus, 1), b(ev, bus, 2), c(ev, bus, 3);
   Association udp;
