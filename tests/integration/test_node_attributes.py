@@ -28,7 +28,7 @@ STAND_IN = """#!/bin/sh
 echo "$(date +%s.%N) $*" >> "$STANDIN_DIR/calls"
 case $(cat "$STANDIN_DIR/mode" 2>/dev/null) in
 fail) echo "Could not connect to attrd: Connection refused" >&2; exit 102 ;;
-hang) echo $$ > "$STANDIN_DIR/hang.pid"; exec sleep 60 ;;
+hang) echo $$ > "$STANDIN_DIR/hang.pid"; exec tail -f /dev/null ;;  # never answers: mpathd must kill it
 esac
 exit 0
 """

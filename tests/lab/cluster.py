@@ -184,16 +184,23 @@ mkdir -p /usr/lib/ocf/resource.d 2>/dev/null
 mount --rbind "$D/ocf" /usr/lib/ocf/resource.d   # adds provider mpathd, the host's tree untouched
 export PCMK_logfile=/var/log/pacemaker/pacemaker.log PCMK_logfacility=none
 corosync -f &
-for _ in $(seq 200); do corosync-cfgtool -s >/dev/null 2>&1 && break; sleep 0.05; done
-if [ "$PCMK" = 1 ]; then pacemakerd & fi
+if [ "$PCMK" = 1 ]; then
+  read -r _ || exit 1  # "go" from the harness once corosync answers (Node.wait_ready polls it)
+  pacemakerd &
+fi
 echo ready > "$D/init.ready"
+# Each daemon is stopped and its end awaited (tail --pid also follows a corosync that a
+# test restarted, which is not our child); the harness SIGKILLs the node after its timeout.
+stop_one() {
+  local pid
+  for pid in $(pidof "$1"); do
+    kill -TERM "$pid" 2>/dev/null
+    tail -s 0.1 --pid="$pid" -f /dev/null
+  done
+}
 stop() {
-  if pidof pacemakerd >/dev/null; then
-    kill -TERM $(pidof pacemakerd) 2>/dev/null
-    for _ in $(seq 300); do pidof pacemakerd >/dev/null || break; sleep 0.1; done
-  fi
-  kill -TERM $(pidof corosync) 2>/dev/null
-  for _ in $(seq 100); do pidof corosync >/dev/null || break; sleep 0.1; done
+  stop_one pacemakerd
+  stop_one corosync
   exit 0
 }
 trap stop TERM
@@ -336,7 +343,7 @@ class Node:
                                   "--uts", "--ipc", "--mount-proc", "--kill-child", "--",
                                   "bash", str(self.dir / "node-init.sh"), self.name, str(self.dir),
                                   "1" if self.cluster.pacemaker else "0"],
-                                 stdout=log, stderr=log, stdin=subprocess.DEVNULL,
+                                 stdout=log, stderr=log, stdin=subprocess.PIPE,
                                  env={**os.environ, "BUS_SOCKET": str(self.bus.socket)},
                                  preexec_fn=_die_with_parent)
         log.close()
@@ -346,7 +353,13 @@ class Node:
         self.init_pid = wait_until(lambda: _child_of(self.proc.pid), 10, f"{self.name}: node init running")
 
     def wait_ready(self, timeout: float = 20) -> None:
-        wait_until(lambda: (self.dir / "init.ready").exists(), timeout, f"{self.name}: corosync started")
+        """Corosync answers; then the node's init is told to start pacemakerd."""
+        wait_until(lambda: self.exec("corosync-cfgtool", "-s", check=False, timeout=10).returncode == 0, timeout,
+                   f"{self.name}: corosync answers")
+        if self.cluster.pacemaker:
+            self.proc.popen.stdin.write(b"go\n")
+            self.proc.popen.stdin.close()
+        wait_until(lambda: (self.dir / "init.ready").exists(), timeout, f"{self.name}: node init ready")
 
     def running(self) -> bool:
         return self.proc is not None and self.proc.running()
