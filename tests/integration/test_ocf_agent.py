@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from lab.bus import Bus
-from lab.lab import REPO_ROOT, Lab, binary, group_config, wait_until
+from lab.lab import Lab, REPO_ROOT, binary, group_config, require_daemon_lab, wait_until
 
 AGENT = str(REPO_ROOT / "ocf" / "SharedAddress")
 SHARED4 = "198.18.1.50"
@@ -89,13 +89,7 @@ class Node:
 
 
 def _need_tools() -> None:
-    if os.geteuid() != 0:
-        pytest.skip("needs root")
-    for what, path in (("mpathd", binary("MPATHD_BIN", "build/mpathd/mpathd")), ("ipmpctl", ipmpctl_bin())):
-        if not os.access(path, os.X_OK):
-            pytest.fail(f"{what} not found at {path}")
-    if shutil.which("dbus-daemon") is None:
-        pytest.skip("dbus-daemon not installed")
+    require_daemon_lab(("mpathd", binary("MPATHD_BIN", "build/mpathd/mpathd")), ("ipmpctl", ipmpctl_bin()))
 
 
 @pytest.fixture(scope="module")

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -30,7 +29,7 @@ from pathlib import Path
 import pytest
 
 from lab.bus import Bus
-from lab.lab import Lab, binary, group_config, wait_until
+from lab.lab import Lab, binary, group_config, require_daemon_lab, wait_until
 from lab.standin import SystemdStandIn, lines, standin_bin, standin_policy
 
 SLOW = "198.18.1.50"   # stop web.service: its job ends 1.5 s after the call
@@ -154,14 +153,8 @@ def client_events(path: Path) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def world():
-    if os.geteuid() != 0:
-        pytest.skip("needs root")
-    for what, path in (("mpathd", binary("MPATHD_BIN", "build/mpathd/mpathd")), ("ipmpctl", ipmpctl_bin()),
-                       ("systemd-standin", standin_bin())):
-        if not os.access(path, os.X_OK):
-            pytest.fail(f"{what} not found at {path}")
-    if shutil.which("dbus-daemon") is None:
-        pytest.skip("dbus-daemon not installed")
+    require_daemon_lab(("mpathd", binary("MPATHD_BIN", "build/mpathd/mpathd")), ("ipmpctl", ipmpctl_bin()),
+                       ("systemd-standin", standin_bin()))
     w = None
     try:
         with Lab(members=3) as lab:

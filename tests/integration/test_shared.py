@@ -26,9 +26,7 @@ import errno
 import json
 import os
 import secrets
-import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -38,7 +36,7 @@ from lab.bus import Bus
 from lab.echo import Client as EchoClient
 from lab.echo import Events, server_argv
 from lab.lab import (CGROUP2_IN_NS, CLIENT4, CLIENT6, Lab, Proc, binary, cgroup2_mount, group_config, remove_cgroup,
-                     wait_until)
+                     require_daemon_lab, wait_until)
 
 SHARED4 = "198.18.1.50"
 SHARED6 = "2001:db8:1::50"
@@ -164,13 +162,7 @@ class World:
 
 @pytest.fixture(scope="module", params=["ebpf", "sock-diag"])
 def world(request):
-    if os.geteuid() != 0:
-        pytest.skip("needs root")
-    for what, path in (("mpathd", binary("MPATHD_BIN", "build/mpathd/mpathd")), ("ipmpctl", ipmpctl_bin())):
-        if not os.access(path, os.X_OK):
-            pytest.fail(f"{what} not found at {path}")
-    if shutil.which("dbus-daemon") is None:
-        pytest.skip("dbus-daemon not installed")
+    require_daemon_lab(("mpathd", binary("MPATHD_BIN", "build/mpathd/mpathd")), ("ipmpctl", ipmpctl_bin()))
     ebpf = request.param == "ebpf"
     if ebpf and cgroup2_mount() is None:
         pytest.skip("no cgroup2 mount for the eBPF level")

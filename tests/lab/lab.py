@@ -108,6 +108,19 @@ def binary(env: str, default: str) -> str:
     return path
 
 
+def require_daemon_lab(*binaries: tuple[str, str]) -> None:
+    """For a test module's fixture that runs mpathd on a private bus: pytest.skip without
+    root or dbus-daemon, pytest.fail when one of `binaries` ((what, path)) is not built."""
+    import pytest  # the lab itself runs without pytest too (demos, benches)
+    if os.geteuid() != 0:
+        pytest.skip("needs root")
+    for what, path in binaries:
+        if not os.access(path, os.X_OK):
+            pytest.fail(f"{what} not found at {path}")
+    if shutil.which("dbus-daemon") is None:
+        pytest.skip("dbus-daemon not installed")
+
+
 # Inside `ip netns exec` (a private mount namespace with a fresh /sys): mounts the
 # cgroup2 hierarchy again at /sys/fs/cgroup, where a test's cgroup is seen.
 CGROUP2_IN_NS = "mount -t cgroup2 cgroup2 /sys/fs/cgroup"
