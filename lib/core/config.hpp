@@ -93,6 +93,10 @@ struct DaemonSettings {
   // lost probes fail it only once this has passed or a first answer came (in.mpathd:
   // 40 s, for spanning tree); 0 = off.
   Duration probe_quiet_period{};
+  // The event loop's thread runs SCHED_RR at this priority (1..99; 0 = normal
+  // scheduling), so that a failover never waits for a CPU behind other work; its
+  // children and later threads get normal scheduling (SCHED_RESET_ON_FORK).
+  unsigned realtime_priority = 40;
   unsigned routing_table_base = 40000;      // policy table = base + member ifindex
   unsigned rule_priority = 1000;            // priority of "from <data address>" rules
   std::string metrics_file;                 // Prometheus text file; "" = no metrics

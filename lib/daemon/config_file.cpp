@@ -800,6 +800,7 @@ void ConfigReader::read(const toml::table& root, Config& cfg) {
        {"link-flap-window",
         set_duration(cfg.link_flap_window, kMinLinkFlapWindow, kMaxLinkFlapWindow)},
        {"probe-quiet-period", set_duration(cfg.probe_quiet_period, Duration::zero(), kMaxProbeQuietPeriod)},
+       {"realtime-priority", set_uint(cfg.realtime_priority, 0, 99)},
        {"routing-table-base",
         set_uint(cfg.routing_table_base, kMinRoutingTableBase, kMaxRoutingTableBase,
                  "tables base + ifindex must avoid the kernel's 253..255 and fit in 32 bits")},

@@ -1,6 +1,7 @@
 #include "daemon/daemon.hpp"
 
 #include <net/if.h>
+#include <sched.h>
 #include <signal.h>
 #include <systemd/sd-daemon.h>
 
@@ -115,6 +116,8 @@ struct Daemon::Impl {
   std::unique_ptr<Restarter> restarter;  // the systemd hooks: units around releases and takeovers
   std::unique_ptr<dbus::Service> bus;  // after applier: destroyed first
   bool ready = false;                  // start-up over: READY=1 sent, status.json "started"
+  unsigned realtime_priority = 0;      // in force (apply_scheduling); 0 = normal scheduling
+  std::string scheduling_problem;      // why the configured one is not, "" when it is
   MemberSysctls sysctls;
   Metrics metrics{clock};
   std::unique_ptr<MetricsFile> metrics_file;
@@ -122,6 +125,7 @@ struct Daemon::Impl {
   sd_event_source* engine_timer = nullptr;
   sd_event_source* audit_source = nullptr;  // deferred: compare the data plane with the kernel
   sd_event_source* status_source = nullptr;  // deferred: write status.json
+  sd_event_source* realtime_source = nullptr;  // post: back to SCHED_RR before the loop waits
   sd_event_source* restore_timer = nullptr;  // an object held back by the restore back-off
   sd_event_source* log_timer = nullptr;      // writes the limiter's summaries
   sd_event_source* status_timer = nullptr;   // status.json for counters only: at most once a second
@@ -170,6 +174,7 @@ struct Daemon::Impl {
     sd_event_source_disable_unref(engine_timer);
     sd_event_source_disable_unref(audit_source);
     sd_event_source_disable_unref(status_source);
+    sd_event_source_disable_unref(realtime_source);
     sd_event_source_disable_unref(restore_timer);
     sd_event_source_disable_unref(log_timer);
     sd_event_source_disable_unref(status_timer);
@@ -319,8 +324,9 @@ struct Daemon::Impl {
     sysctls.flush();
     persist();
     if (link_event_at) state_written_at = Clock::now();
-    applier.reconcile(engine, shared ? shared->kept() : std::vector<KeptAddress>{});
+    const bool changed = applier.reconcile(engine, shared ? shared->kept() : std::vector<KeptAddress>{}) > 0;
     note_latency();
+    if (changed) step_down();
     if (shared) shared->after_reconcile(engine);  // lifts drops, tracks, tickles
     if (hook_hosts)  // takeover-after, release-after (once the address is gone)
       hook_hosts->after_reconcile([this](const IpAddress& a) { return shared && shared->pending(a); });
@@ -441,6 +447,7 @@ struct Daemon::Impl {
     const auto problem = store->problem();
     j["persistence"] = {{"ok", problem.empty()}, {"problem", problem}};
     j["failover_latency"] = latency.json();
+    j["scheduling"] = {{"realtime_priority", realtime_priority}, {"problem", scheduling_problem}};
     if (hook_hosts) j["hooks"] = hook_hosts->status();
     if (shared) {
       const auto r = shared->replication_status();
@@ -489,7 +496,7 @@ struct Daemon::Impl {
     auto v = log_limiter.offer(subject->subject, subject->noun, line);
     for (const auto& s : v.summaries) spdlog::info("{}", s);
     log::write(v.log ? log::level_of(e) : spdlog::level::debug, fields, "{}", line);
-    arm_log_timer();
+    if (!v.log) arm_log_timer();  // a summary is due only for suppressed lines
   }
 
   void arm_log_timer() {
@@ -521,6 +528,7 @@ struct Daemon::Impl {
       return std::unexpected(next.error());
     }
     engine.reconfigure(*next);
+    apply_scheduling();
     configure_hooks();
     metrics_file->set_path(engine.config().metrics_file);
     node_attributes.set_enabled(engine.config().node_attributes_on());
@@ -578,7 +586,58 @@ struct Daemon::Impl {
     hook_hosts->configure(engine.config().hooks, shared_addresses());
   }
 
+  // mpathd.conf(5) realtime-priority: the loop's thread (the calling one) SCHED_RR at
+  // that priority, or back to normal at 0; threads and children made afterwards start
+  // normal (SCHED_RESET_ON_FORK). Not allowed (no CAP_SYS_NICE, an RT cgroup without
+  // runtime): one warning per cause, and the loop runs with normal scheduling.
+  void apply_scheduling() {
+    const unsigned want = engine.config().realtime_priority;
+    sched_param p{};
+    p.sched_priority = static_cast<int>(want);
+    const int policy = want ? SCHED_RR | SCHED_RESET_ON_FORK : SCHED_OTHER;
+    std::string problem;
+    if (::sched_setscheduler(0, policy, &p) < 0)
+      problem = fmt::format("realtime-priority {}: cannot set SCHED_RR: {}{}; the event loop runs with normal "
+                            "scheduling",
+                            want, std::strerror(errno),
+                            errno == EPERM ? " (mpathd needs CAP_SYS_NICE, and its cgroup real-time runtime)" : "");
+    if (!problem.empty() && problem != scheduling_problem) spdlog::warn("{}", problem);
+    if (problem.empty() && want && want != realtime_priority)
+      spdlog::info("event loop scheduled SCHED_RR, priority {}", want);
+    scheduling_problem = std::move(problem);
+    realtime_priority = scheduling_problem.empty() ? want : 0;
+  }
+
+  // After the kernel was changed (the announcements are out), the loop runs with normal
+  // scheduling until it waits again: the kernel queues work of ours on this CPU (IPv6's
+  // DAD work, which installs a moved address's local route, even with IFA_F_NODAD),
+  // and a SCHED_RR loop would hold it behind everything else it still has to do (the
+  // old instance's delete, hooks, status.json). A post source, run before the loop
+  // polls, puts SCHED_RR back.
+  void step_down() {
+    if (!realtime_priority) return;
+    if (!realtime_source) {
+      if (int r = sd_event_add_post(event, &realtime_source, &Impl::on_step_up, this); r < 0) {
+        spdlog::error("scheduling: {}", std::strerror(-r));
+        return;
+      }
+    }
+    sched_param p{};
+    if (::sched_setscheduler(0, SCHED_OTHER | SCHED_RESET_ON_FORK, &p) < 0) return;
+    sd_event_source_set_enabled(realtime_source, SD_EVENT_ONESHOT);
+  }
+
+  static int on_step_up(sd_event_source*, void* self) {
+    auto* d = static_cast<Impl*>(self);
+    sched_param p{};
+    p.sched_priority = static_cast<int>(d->realtime_priority);
+    if (d->realtime_priority && ::sched_setscheduler(0, SCHED_RR | SCHED_RESET_ON_FORK, &p) < 0)
+      spdlog::warn("scheduling: back to SCHED_RR: {}", std::strerror(errno));
+    return 0;
+  }
+
   Result<void> start() {
+    apply_scheduling();
     // Where start-up time goes, at debug (bench/restart.py's cold start).
     const TimePoint t0 = Clock::now();
     // Each phase: wall time and the process' CPU time (what the load does not change).

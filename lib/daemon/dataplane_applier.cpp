@@ -201,7 +201,6 @@ void DataPlaneApplier::start(const Engine& engine) {
 std::size_t DataPlaneApplier::reconcile(const Engine& engine, const std::vector<KeptAddress>& kept) {
   const DataPlaneState want = desired_dataplane(engine.groups(), config_, kept);
   std::size_t changes = 0;
-  std::vector<PlacedAddress> moved;
 
   // Addresses: exactly one instance, on the holder. The new instance first and its
   // first notification right after it; the old one (on the failed member, mostly) is
@@ -226,8 +225,10 @@ std::size_t DataPlaneApplier::reconcile(const Engine& engine, const std::vector<
     }
     ++changes;
     applied_.addresses.push_back(d);
-    moved.push_back(d);
-    if (const Member* m = engine.find_member(d.ifname)) notifier_->announce(d.ifindex, m->mac, d.prefix.addr);
+    if (const Member* m = engine.find_member(d.ifname)) {
+      notifier_->announce(d.ifindex, m->mac, d.prefix.addr);
+      if (!d.prefix.addr.is_v4()) solicit_gateways(*m, d, want);
+    }
     if (refused_.erase(d.prefix.addr) > 0) spdlog::info("{} is now on {}", d.prefix.str(), d.ifname);
   }
   std::erase_if(refused_, [&](const auto& e) {  // no longer wanted anywhere
@@ -292,7 +293,6 @@ std::size_t DataPlaneApplier::reconcile(const Engine& engine, const std::vector<
     }
   applied_.rules = std::move(rules);
   applied_.routes = std::move(routes);
-  solicit_gateways(engine, moved, want);
   return changes;
 }
 
@@ -302,23 +302,20 @@ std::size_t DataPlaneApplier::reconcile(const Engine& engine, const std::vector<
 // up to 1 s later. Traffic of a data address moved there waited for it (270-410 ms
 // outages, bench/failover.py). A solicitation of our own from the moved address draws
 // the gateway's answer, which completes such an entry at once; without one waiting, the
-// answer is ignored and the kernel resolves as usual. See docs/design-decisions.md.
-void DataPlaneApplier::solicit_gateways(const Engine& engine, const std::vector<PlacedAddress>& moved,
-                                        const DataPlaneState& want) {
-  for (const auto& d : moved) {
-    if (d.prefix.addr.is_v4()) continue;
-    const Member* m = engine.find_member(d.ifname);
-    if (!m) continue;
-    Solicit p{d.ifindex, m->mac, d.prefix.addr, {}};
-    for (const auto& r : want.routes)
-      if (r.ifindex == d.ifindex && r.gateway && !r.gateway->is_v4() &&
-          std::find(p.gateways.begin(), p.gateways.end(), *r.gateway) == p.gateways.end())
-        p.gateways.push_back(*r.gateway);
-    if (p.gateways.empty()) continue;
-    send_solicitations(p);  // now, and once more when the kernel reports the address
-    std::erase_if(solicit_, [&](const Solicit& o) { return o.source == p.source; });
-    solicit_.push_back(std::move(p));
-  }
+// answer is ignored and the kernel resolves as usual. Sent right after the address's
+// NA, before the rest of the reconcile (rules, routes, the old instance's delete), so
+// that the replies of a moved IPv6 address wait as little as IPv4's do for ARP. See
+// docs/design-decisions.md.
+void DataPlaneApplier::solicit_gateways(const Member& m, const PlacedAddress& d, const DataPlaneState& want) {
+  Solicit p{d.ifindex, m.mac, d.prefix.addr, {}};
+  for (const auto& r : want.routes)
+    if (r.ifindex == d.ifindex && r.gateway && !r.gateway->is_v4() &&
+        std::find(p.gateways.begin(), p.gateways.end(), *r.gateway) == p.gateways.end())
+      p.gateways.push_back(*r.gateway);
+  if (p.gateways.empty()) return;
+  send_solicitations(p);  // now, and once more when the kernel reports the address
+  std::erase_if(solicit_, [&](const Solicit& o) { return o.source == p.source; });
+  solicit_.push_back(std::move(p));
 }
 
 void DataPlaneApplier::send_solicitations(const Solicit& p) {

@@ -76,7 +76,7 @@ class DataPlaneApplier {
     IpAddress source;
     std::vector<IpAddress> gateways;
   };
-  void solicit_gateways(const Engine& engine, const std::vector<PlacedAddress>& moved, const DataPlaneState& want);
+  void solicit_gateways(const Member& m, const PlacedAddress& d, const DataPlaneState& want);
   void send_solicitations(const Solicit& p);
   std::vector<Solicit> solicit_;  // waiting for the kernel's report of their address
   bool is_data_address(const IpAddress& a) const;

@@ -22,8 +22,12 @@ LogLimiter::Verdict LogLimiter::offer(const std::string& subject, std::string_vi
     intervals_.erase(it);
     it = intervals_.end();
   }
-  // Forget the quiet subjects whose interval is over (members and addresses come and go).
-  std::erase_if(intervals_, [&](const auto& kv) { return kv.second.suppressed == 0 && ended(kv.second, now); });
+  // Forget the quiet subjects whose interval is over (members and addresses come and go):
+  // at most once per interval, not on every line (this runs before a failover's GARP).
+  if (now >= next_sweep_) {
+    std::erase_if(intervals_, [&](const auto& kv) { return kv.second.suppressed == 0 && ended(kv.second, now); });
+    next_sweep_ = now + limits_.interval;
+  }
   if (it == intervals_.end()) it = intervals_.emplace(subject, Interval{now, 0, 0, std::string(noun), {}}).first;
   Interval& i = it->second;
   if (i.logged < limits_.burst) {

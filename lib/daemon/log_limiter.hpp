@@ -57,6 +57,7 @@ class LogLimiter {
   const TimeSource& clock_;
   Limits limits_;
   std::map<std::string, Interval, std::less<>> intervals_;
+  TimePoint next_sweep_{};  // when quiet subjects are forgotten next
 };
 
 // What an event's log line is about, for the limiter; none for events that are not

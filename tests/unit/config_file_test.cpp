@@ -79,6 +79,7 @@ TEST(ConfigFile, EmptyTextGivesDefaults) {
   EXPECT_EQ(r->link_flap_limit, 2u);
   EXPECT_EQ(r->link_flap_window, seconds(60));
   EXPECT_EQ(r->probe_quiet_period, Duration::zero());
+  EXPECT_EQ(r->realtime_priority, 40u);
   EXPECT_EQ(r->routing_table_base, 40000u);
   EXPECT_EQ(r->rule_priority, 1000u);
   EXPECT_TRUE(r->groups.empty());
@@ -98,6 +99,7 @@ notification-interval = "250ms"
 link-flap-limit = 4
 link-flap-window = "2.5s"
 probe-quiet-period = "40s"
+realtime-priority = 0
 routing-table-base = 50000
 rule-priority = 2000
 association-cgroup = "/sys/fs/cgroup/system.slice"
@@ -138,6 +140,7 @@ member = [ { name = "eth2" } ]
   want.link_flap_limit = 4;
   want.link_flap_window = milliseconds(2500);
   want.probe_quiet_period = seconds(40);
+  want.realtime_priority = 0;
   want.routing_table_base = 50000;
   want.rule_priority = 2000;
   want.association_cgroup = "/sys/fs/cgroup/system.slice";
@@ -258,6 +261,10 @@ TEST(ConfigFile, RangesOfDaemonKeys) {
             "t.conf:1:20: link-flap-window: 999ms is below the minimum of 1s");
   EXPECT_EQ(errors_of("probe-quiet-period = \"601s\""),
             "t.conf:1:22: probe-quiet-period: 601s is above the maximum of 600s");
+  EXPECT_EQ(errors_of("realtime-priority = 100"),
+            "t.conf:1:21: realtime-priority: 100 is out of range 0..99");
+  EXPECT_EQ(errors_of("realtime-priority = -1"),
+            "t.conf:1:21: realtime-priority: -1 is out of range 0..99");
   EXPECT_EQ(errors_of("rule-priority = 32766"),
             "t.conf:1:17: rule-priority: 32766 is out of range 1..32765");
   EXPECT_EQ(errors_of("rule-priority = 0"),

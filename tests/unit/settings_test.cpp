@@ -47,6 +47,7 @@ const std::vector<Change<DaemonSettings>>& daemon_changes() {
       {"link-flap-limit", [](DaemonSettings& s) { s.link_flap_limit = 4; }},
       {"link-flap-window", [](DaemonSettings& s) { s.link_flap_window = seconds(30); }},
       {"probe-quiet-period", [](DaemonSettings& s) { s.probe_quiet_period = seconds(40); }},
+      {"realtime-priority", [](DaemonSettings& s) { s.realtime_priority = 0; }},
       {"routing-table-base", [](DaemonSettings& s) { s.routing_table_base = 50000; }},
       {"rule-priority", [](DaemonSettings& s) { s.rule_priority = 2000; }},
       {"metrics-file", [](DaemonSettings& s) { s.metrics_file = "/run/mpathd/metrics.prom"; }},
