@@ -608,7 +608,7 @@ struct Daemon::Impl {
     h.route = [this](const net::Route& r, bool present) {
       // One of ours deleted (by someone, or by the kernel where it says so): put it back.
       if (!present && r.protocol == kRouteProtocol && applier.forget_route(r)) after_input();
-      if (probing) probing->request_targets();  // routers may have come or gone
+      if (probing && may_change_probe_targets(r)) probing->request_targets();  // routers may have come or gone
     };
     h.rule = [this](const net::Rule& r, bool present) {
       if (!present && r.priority == engine.config().rule_priority && applier.forget_rule(r)) after_input();
@@ -617,6 +617,7 @@ struct Daemon::Impl {
       spdlog::warn("netlink events were lost; re-reading links and addresses");
       if (auto r = monitor->dump(); !r) spdlog::error("{}", r.error().message);
       request_audit();  // route and rule events may have been lost too
+      if (probing) probing->request_targets();
     };
     auto m = net::Monitor::open(event, std::move(h));
     if (!m) return std::unexpected(m.error());
