@@ -236,6 +236,7 @@ struct Daemon::Impl {
     if (exists && l.admin_up && member_index(l.ifindex)) {
       applier.retry_through(l.ifindex);  // what it refused while down is due now
       request_audit();
+      if (probing) probing->request_targets();  // routers' routes may have gone with it, silently
     }
     engine.observe_link(obs);
     after_input();
@@ -245,7 +246,10 @@ struct Daemon::Impl {
     applier.observe_address(a.ifindex, a.prefix, present);
     // The kernel flushes routes silently when an interface loses its last IPv4 address
     // (and, with promote_secondaries=0, secondaries with their primary).
-    if (!present && member_index(a.ifindex)) request_audit();
+    if (!present && member_index(a.ifindex)) {
+      request_audit();
+      if (probing) probing->request_targets();  // the same for the routes to probe targets
+    }
     if (probing) {
       probing->on_address(a.ifindex, a.prefix, present);
       if (!a.prefix.addr.is_v4() && a.prefix.addr.is_link_local() && member_index(a.ifindex))
