@@ -449,8 +449,8 @@ int read_interface(sd_bus_message* m, InterfaceView& v) {
   for (auto& n : values)
     if (r >= 0) r = sd_bus_message_read_basic(m, 't', &n);
   // The map is copied from one with every name (its nodes, without a key comparison)
-  // and its values set in its own order: 256 x 7 inserts by name were a tenth of the
-  // client's work for a snapshot.
+  // and its values set in its own order: 256 x 7 inserts by name (a string made and
+  // compared for each) were the most frequent allocation of a snapshot.
   static const CounterMap counters;
   v.counters = counters.prototype;
   std::size_t i = 0;

@@ -57,7 +57,7 @@ std::uint64_t realtime_usec(TimePoint t) {
   return us < 0 ? 0 : static_cast<std::uint64_t>(us);
 }
 
-// The names of the bits set in `flags`, as an "as" (the names are literals).
+// The names of the bits set in `flags`, as an "as", straight from the table.
 template <std::size_t N>
 int append_flag_names(sd_bus_message* m, std::uint32_t flags,
                       const std::array<std::pair<std::uint32_t, std::string_view>, N>& table) {
