@@ -4,11 +4,16 @@
 A host namespace with GROUPS x MEMBERS interfaces (default 64 x 4, one IPv4 data
 address per group from 198.18.2.0/16, no routes), mpathd on a private dbus-daemon
 (tests/lab/bus.py), and bench/dbus_bench (a client built on lib/client) in the root
-namespace, talking to the bus over its unix socket. Measured:
+namespace, talking to the bus over its unix socket. Once every address is placed, the
+bench waits until mpathd is idle (under 1 % of a CPU over 0.5 s: the lab's new links
+finish IPv6 DAD for a second or two, and mpathd follows their address events). Measured:
   - full state query: Client::snapshot() (Manager.GetState: every group, member and
     address) on one connection, --runs times, steady-clock wall time per call; and the
     same through the standard interface (Client::snapshot_from_objects(), i.e.
-    GetManagedObjects), for comparison;
+    GetManagedObjects), for comparison; per call also the CPU time of the client's thread
+    and of mpathd's and dbus-daemon's main threads, and how long each was runnable but
+    waiting for a CPU (/proc/PID/schedstat, read by dbus_bench outside the timed call):
+    the CPU time is what the code costs, the waiting what the machine's load adds;
   - event delivery: for --cuts members spread over the groups, the switch port is taken
     down (`ip -n SW link set pN down`, run by this driver) and the time from just before
     that command is issued to the CLOCK_MONOTONIC time at which `dbus_bench events`
@@ -27,7 +32,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import statistics
 import subprocess
@@ -45,6 +49,23 @@ from restart import config, percentile  # noqa: E402  (the same 64 x 4 configura
 
 EVENT_TIMEOUT = 10.0  # per cut, for the signal and for the repair
 TARGET_QUERY_P99_MS = 2.0  # issue 14
+
+
+PROCS = ("client", "mpathd", "dbus-daemon")  # the order of dbus_bench's cpu_ms / wait_ms
+
+
+def sched_summary(q: dict) -> dict:
+    """Per-call CPU and wait medians by process, and the slowest 1 % of the calls: their
+    mean wall time and the mean CPU and wait time of each process in them."""
+    wall = q["samples_ms"]
+    slow = [i for i, w in enumerate(wall) if w >= percentile(wall, 99)]
+    mean = lambda xs: sum(xs) / len(xs)  # noqa: E731
+    return {"cpu_median": {p: statistics.median(q["cpu_ms"][k]) for k, p in enumerate(PROCS)},
+            "wait_median_sum": statistics.median([sum(q["wait_ms"][k][i] for k in range(len(PROCS)))
+                                                  for i in range(len(wall))]),
+            "slow_wall": mean([wall[i] for i in slow]),
+            "slow_wait": {p: mean([q["wait_ms"][k][i] for i in slow]) for k, p in enumerate(PROCS)},
+            "slow_cpu": {p: mean([q["cpu_ms"][k][i] for i in slow]) for k, p in enumerate(PROCS)}}
 
 
 def dbus_bench_bin() -> str:
@@ -66,15 +87,24 @@ def spread(groups: int, members: int, cuts: int) -> list[int]:
     return out
 
 
-def cpu_s(pid: int) -> float:
-    """User + system CPU time of a process, in seconds (/proc/PID/stat)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def cpu_ns(pid: int) -> int:
+    """CPU time of a process's main thread, in ns (/proc/PID/schedstat)."""
+    return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0])
 
 
-def children_cpu_s() -> float:
-    r = resource.getrusage(resource.RUSAGE_CHILDREN)
-    return r.ru_utime + r.ru_stime
+def settle(pid: int, window: float = 0.5, idle_share: float = 0.01, timeout: float = 30.0) -> float:
+    """Waits until the process used less than idle_share of a CPU over a window (the
+    lab's start-up over); returns how long that took. A bench's own measurement of
+    quiet, not a test wait: it gives up after timeout and goes on."""
+    t0 = time.monotonic()
+    prev = cpu_ns(pid)
+    while time.monotonic() - t0 < timeout:
+        time.sleep(window)
+        cur = cpu_ns(pid)
+        if cur - prev < idle_share * window * 1e9:
+            break
+        prev = cur
+    return time.monotonic() - t0
 
 
 def ip_link(lab: Lab, port: str, state: str) -> tuple[int, int]:
@@ -151,30 +181,26 @@ def main() -> int:
                     all(a["holder"] for g in s["groups"] for a in g["addresses"]))
         wait_until(full, 60, "every group ok and every data address placed")
         print(f"lab and mpathd ready after {time.monotonic() - t_start:.1f} s", file=sys.stderr)
+        # The lab's 256 links finish IPv6 DAD for ~1-2 s after this: mpathd follows their
+        # address events (hundreds of ms of its CPU). Measure the query, not that.
+        settled = settle(d.pid)
+        print(f"mpathd idle {settled:.1f} s later", file=sys.stderr)
 
-        # (1) full state query, by GetState and by GetManagedObjects; with the CPU time
-        # (user + system) each process spent per query, which the load does not change:
-        # mpathd's and dbus-daemon's from /proc (less what mpathd spends idle, probing,
-        # measured over as long before), the client's as this process's child.
+        # (1) full state query, by GetState and by GetManagedObjects. Per call, dbus_bench
+        # also reads the schedstat of its own thread, of mpathd's and of dbus-daemon's
+        # (their main threads do the work): the CPU time each spent in the call, which the
+        # load does not change, and the time each was runnable but waiting for a CPU,
+        # which is what the load adds to the wall time.
         def query(*extra: str) -> dict:
-            t = time.monotonic()
-            c0 = cpu_s(d.pid)
-            time.sleep(1.0)  # a bench's own idle baseline, not a test wait
-            idle_rate = (cpu_s(d.pid) - c0) / (time.monotonic() - t)
-            before = (cpu_s(d.pid), cpu_s(bus.proc.pid), children_cpu_s(), time.monotonic())
             cp = subprocess.run([dbus_bench_bin(), "query", "--runs", str(args.runs), "--wait", "10",
-                                 *extra], capture_output=True, text=True, timeout=300, env=env)
+                                 "--watch", str(d.pid), "--watch", str(bus.proc.pid), *extra],
+                                capture_output=True, text=True, timeout=300, env=env)
             if cp.returncode != 0:
                 raise LabError(f"dbus_bench query: rc {cp.returncode}: {cp.stderr.strip()}")
             q = json.loads(cp.stdout.strip().splitlines()[-1])
             if (q["groups"], q["interfaces"], q["data_addresses"]) != (args.groups, n, args.groups):
                 raise LabError(f"the snapshot is not the full state: {q['groups']} groups, "
                                f"{q['interfaces']} interfaces, {q['data_addresses']} addresses")
-            after = (cpu_s(d.pid), cpu_s(bus.proc.pid), children_cpu_s(), time.monotonic())
-            per = 1000.0 / args.runs
-            q["cpu_ms"] = {"mpathd": max(0.0, after[0] - before[0] - idle_rate * (after[3] - before[3])) * per,
-                           "dbus-daemon": (after[1] - before[1]) * per,
-                           "client": (after[2] - before[2]) * per}
             return q
         q = query()
         q_objects = query("--objects")
@@ -206,9 +232,10 @@ def main() -> int:
         ("link failure -> StateChanged received", latency, "(see below)"),
         ("  of which: the ip command itself", ip_cmd, "-"),
     ]
-    cpu = {"GetState": q["cpu_ms"], "GetManagedObjects": q_objects["cpu_ms"]}
+    cpu = {name: sched_summary(x) for name, x in (("GetState", q), ("GetManagedObjects", q_objects))}
     if args.json:
-        print(json.dumps({"groups": args.groups, "members": args.members, "cut": cut, "cpu_ms_per_query": cpu,
+        print(json.dumps({"groups": args.groups, "members": args.members, "cut": cut, "per_call": cpu,
+                          "settled_s": settled,
                           "total_s": total, **{name.strip(): v for name, v, _ in rows}}))
         return 0
     print(f"\nmpathd D-Bus, {args.groups} groups x {args.members} members, private dbus-daemon, "
@@ -217,10 +244,16 @@ def main() -> int:
     for name, values, target in rows:
         print(f"{name:46} {len(values):>4} {statistics.median(values):>8.2f} "
               f"{percentile(values, 99):>8.2f} {max(values):>8.2f}   {target}")
+    print("per call (ms; schedstat of the client's thread and of mpathd's and dbus-daemon's main "
+          "threads):\n  CPU time is what the load does not change; 'waiting' is runnable but "
+          "without a CPU\n  (the load's share of the wall time); 'slowest 1 %' is the mean over "
+          "the calls at or above p99")
     for name, c in cpu.items():
-        print(f"CPU per query by {name} (ms, user + system, load-independent): mpathd {c['mpathd']:.2f}, "
-              f"dbus-daemon {c['dbus-daemon']:.2f}, client {c['client']:.2f} (includes its start, "
-              f"amortised over {args.runs})")
+        print(f"  {name:17} CPU median  " + ", ".join(f"{p} {c['cpu_median'][p]:.3f}" for p in PROCS) +
+              f"; sum {sum(c['cpu_median'].values()):.2f}")
+        print(f"  {'':17} waiting     median sum {c['wait_median_sum']:.3f}; slowest 1 %: wall "
+              f"{c['slow_wall']:.2f}, waiting " + ", ".join(f"{p} {c['slow_wait'][p]:.2f}" for p in PROCS) +
+              "; CPU " + ", ".join(f"{p} {c['slow_cpu'][p]:.2f}" for p in PROCS))
     print("the event latency is from just before `ip link set pN down` is issued (in the "
           "switch\nnamespace) to the signal's receipt by a subscriber: it includes the ip "
           "command's own\nexecution and the kernel's netlink delivery to mpathd (the target, "

@@ -1,10 +1,13 @@
 // dbus_bench: the client side of bench/dbus.py (D-Bus latencies of mpathd).
 //
-//   dbus_bench query  --runs N [--wait S] [--objects]
+//   dbus_bench query  --runs N [--wait S] [--objects] [--watch PID]...
 //                                             times Client::snapshot() (Manager.GetState;
 //                                             with --objects snapshot_from_objects(), i.e.
 //                                             GetManagedObjects) N times on one connection;
-//                                             prints one JSON object
+//                                             prints one JSON object: per call its wall
+//                                             time, and the CPU time and the time spent
+//                                             waiting for a CPU (schedstat) of this thread
+//                                             and of each --watch process's main thread
 //   dbus_bench events --count N [--timeout S] prints one JSON line per
 //                                             Interface.StateChanged received, with
 //                                             the CLOCK_MONOTONIC receive time (ns)
@@ -48,7 +51,7 @@ std::int64_t mono_ns() {
 
 int usage(std::string_view why) {
   std::cerr << "dbus_bench: " << why << "\n"
-            << "usage: dbus_bench query --runs N [--wait SECONDS] [--objects]\n"
+            << "usage: dbus_bench query --runs N [--wait SECONDS] [--objects] [--watch PID]...\n"
             << "       dbus_bench events --count N [--timeout SECONDS]\n";
   return kUsage;
 }
@@ -93,7 +96,22 @@ mc::Result<mc::Snapshot> first_snapshot(Client& c, std::chrono::milliseconds wai
   }
 }
 
-int query(long runs, long wait_s, bool objects) {
+// A thread's CPU time and its time runnable but not running (ns), from schedstat; zeros
+// if it cannot be read (the process is gone).
+struct Sched {
+  std::int64_t run_ns = 0, wait_ns = 0;
+};
+Sched schedstat(const std::string& path) {
+  Sched s;
+  if (std::FILE* f = std::fopen(path.c_str(), "re")) {
+    long long run = 0, wait = 0;
+    if (std::fscanf(f, "%lld %lld", &run, &wait) == 2) s = {run, wait};
+    std::fclose(f);
+  }
+  return s;
+}
+
+int query(long runs, long wait_s, bool objects, const std::vector<long>& watch) {
   auto c = Client::connect();
   if (!c) return fail("connect", c.error());
   auto first = first_snapshot(*c, std::chrono::seconds(wait_s));
@@ -104,10 +122,22 @@ int query(long runs, long wait_s, bool objects) {
   for (const auto& g : first->groups) addresses += g.data_addresses.size();
   std::vector<double> ms;
   ms.reserve(static_cast<std::size_t>(runs));
+  // Per call and per process (this one first, then --watch's): CPU time and time spent
+  // runnable but waiting for a CPU, from schedstat, read outside the timed call.
+  std::vector<std::string> stat_paths{"/proc/thread-self/schedstat"};
+  for (long pid : watch) stat_paths.push_back("/proc/" + std::to_string(pid) + "/schedstat");
+  std::vector<std::vector<double>> cpu_ms(stat_paths.size()), wait_ms(stat_paths.size());
+  std::vector<Sched> before(stat_paths.size());
   for (long i = 0; i < runs; ++i) {
+    for (std::size_t k = stat_paths.size(); k-- > 0;) before[k] = schedstat(stat_paths[k]);  // own last
     auto t0 = std::chrono::steady_clock::now();
     auto s = objects ? c->snapshot_from_objects() : c->snapshot();
     auto t1 = std::chrono::steady_clock::now();
+    for (std::size_t k = 0; k < stat_paths.size(); ++k) {
+      const Sched after = schedstat(stat_paths[k]);
+      cpu_ms[k].push_back(static_cast<double>(after.run_ns - before[k].run_ns) / 1e6);
+      wait_ms[k].push_back(static_cast<double>(after.wait_ns - before[k].wait_ns) / 1e6);
+    }
     if (!s) return fail("snapshot", s.error());
     if (s->groups.size() != first->groups.size() ||
         s->interfaces.size() != first->interfaces.size()) {
@@ -121,7 +151,9 @@ int query(long runs, long wait_s, bool objects) {
                       {"interfaces", first->interfaces.size()},
                       {"data_addresses", addresses},
                       {"runs", runs},
-                      {"samples_ms", ms}};
+                      {"samples_ms", ms},
+                      {"cpu_ms", cpu_ms},
+                      {"wait_ms", wait_ms}};
   if (!ms.empty()) {
     j["min_ms"] = *std::min_element(ms.begin(), ms.end());
     j["median_ms"] = percentile(ms, 50);
@@ -190,9 +222,17 @@ int main(int argc, char** argv) {
   const auto mode = args[0];
   long runs = 200, count = -1, wait_s = 10, timeout_s = 60;
   bool objects = false;
+  std::vector<long> watch;
   for (std::size_t i = 1; i < args.size(); ++i) {
     if (args[i] == "--objects") {
       objects = true;
+      continue;
+    }
+    if (args[i] == "--watch") {
+      long pid = 0;
+      if (i + 1 >= args.size() || !parse_long(args[i + 1], pid)) return usage("--watch needs a pid");
+      watch.push_back(pid);
+      ++i;
       continue;
     }
     long* target = nullptr;
@@ -205,7 +245,7 @@ int main(int argc, char** argv) {
       return usage(std::string(args[i]) + " needs a non-negative number");
     ++i;
   }
-  if (mode == "query") return query(runs, wait_s, objects);
+  if (mode == "query") return query(runs, wait_s, objects, watch);
   if (mode == "events") {
     if (count <= 0) return usage("events needs --count N (N > 0)");
     return events(count, timeout_s);

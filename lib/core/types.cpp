@@ -96,10 +96,15 @@ std::optional<Mac> Mac::parse(std::string_view text) {
 }
 
 std::string Mac::str() const {
-  char buf[18];
-  std::snprintf(buf, sizeof buf, "%02x:%02x:%02x:%02x:%02x:%02x", bytes[0], bytes[1], bytes[2],
-                bytes[3], bytes[4], bytes[5]);
-  return buf;
+  // By hand, not snprintf's format parsing: every GetState reply formats one per
+  // interface (256 at 64 x 4).
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string s(3 * bytes.size() - 1, ':');
+  for (std::size_t i = 0; i < bytes.size(); ++i) {
+    s[3 * i] = kHex[bytes[i] >> 4];
+    s[3 * i + 1] = kHex[bytes[i] & 0xf];
+  }
+  return s;
 }
 
 bool Mac::is_zero() const {

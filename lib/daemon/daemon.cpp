@@ -241,6 +241,7 @@ struct Daemon::Impl {
     if (exists && l.admin_up && member_index(l.ifindex)) {
       applier.retry_through(l.ifindex);  // what it refused while down is due now
       request_audit();
+      if (probing) probing->request_targets();  // routers' routes may have gone with it, silently
     }
     engine.observe_link(obs);
     after_input();
@@ -250,7 +251,10 @@ struct Daemon::Impl {
     applier.observe_address(a.ifindex, a.prefix, present);
     // The kernel flushes routes silently when an interface loses its last IPv4 address
     // (and, with promote_secondaries=0, secondaries with their primary).
-    if (!present && member_index(a.ifindex)) request_audit();
+    if (!present && member_index(a.ifindex)) {
+      request_audit();
+      if (probing) probing->request_targets();  // the same for the routes to probe targets
+    }
     if (probing) {
       probing->on_address(a.ifindex, a.prefix, present);
       if (!a.prefix.addr.is_v4() && a.prefix.addr.is_link_local() && member_index(a.ifindex))
@@ -667,7 +671,7 @@ struct Daemon::Impl {
     h.route = [this](const net::Route& r, bool present) {
       // One of ours deleted (by someone, or by the kernel where it says so): put it back.
       if (!present && r.protocol == kRouteProtocol && applier.forget_route(r)) after_input();
-      if (probing) probing->request_targets();  // routers may have come or gone
+      if (probing && may_change_probe_targets(r)) probing->request_targets();  // routers may have come or gone
     };
     h.rule = [this](const net::Rule& r, bool present) {
       if (!present && r.priority == engine.config().rule_priority && applier.forget_rule(r)) after_input();
@@ -676,6 +680,7 @@ struct Daemon::Impl {
       spdlog::warn("netlink events were lost; re-reading links and addresses");
       if (auto r = monitor->dump(); !r) spdlog::error("{}", r.error().message);
       request_audit();  // route and rule events may have been lost too
+      if (probing) probing->request_targets();
     };
     auto m = net::Monitor::open(event, std::move(h));
     if (!m) return std::unexpected(m.error());

@@ -62,6 +62,8 @@ DetectorSpec detector_spec(const Config& config, const Group& g, const Member& m
 
 bool detector_runs(const Member& m) { return m.link == LinkState::up && !m.admin_offline && !m.hwaddr_dup; }
 
+bool may_change_probe_targets(const net::Route& r) { return r.table == kMainTable && r.gateway.has_value(); }
+
 Probing::Probing(sd_event* event, Engine& engine, net::Kernel& kernel, std::function<void()> after_change,
                  std::function<void()> status_changed)
     : event_(event),
@@ -144,11 +146,10 @@ void Probing::request_targets() {
   arm();
 }
 
-void Probing::set_group_targets(const Group& g, const std::vector<net::Route>& routes) {
+void Probing::set_group_targets(const Group& g, const std::vector<net::Route>& routes,
+                                const std::vector<IpAddress>& local) {
   auto& sel = selectors_[g.name];
-  std::vector<IpAddress> local;
-  for (const auto& [_, p] : addresses_) local.push_back(p.addr);
-  sel.set_local_addresses(std::move(local));
+  sel.set_local_addresses(local);
   sel.set_static(g.config.targets);
   std::vector<unsigned> ifindexes;
   for (const auto& m : g.members)
@@ -185,17 +186,26 @@ void Probing::set_group_targets(const Group& g, const std::vector<net::Route>& r
 }
 
 void Probing::refresh_targets() {
-  targets_pending_ = false;
-  std::vector<net::Route> routes;
-  for (Family f : {Family::v4, Family::v6}) {
-    auto r = kernel_.dump_routes(f, kMainTable);
-    if (!r) {
-      spdlog::warn("probe targets: {}", r.error().message);
-      continue;
+  if (targets_pending_ || !routes_) {
+    targets_pending_ = false;
+    std::vector<net::Route> routes;
+    bool complete = true;
+    for (Family f : {Family::v4, Family::v6}) {
+      auto r = kernel_.dump_routes(f, kMainTable);
+      if (!r) {
+        spdlog::warn("probe targets: {}", r.error().message);
+        complete = false;
+        continue;
+      }
+      routes.insert(routes.end(), r->begin(), r->end());
     }
-    routes.insert(routes.end(), r->begin(), r->end());
+    routes_ = std::move(routes);
+    if (!complete) targets_pending_ = true;  // the next refresh reads them again
   }
-  for (const auto& g : engine_.groups()) set_group_targets(g, routes);
+  std::vector<IpAddress> local;  // the host's addresses, the same for every group
+  local.reserve(addresses_.size());
+  for (const auto& [_, p] : addresses_) local.push_back(p.addr);
+  for (const auto& g : engine_.groups()) set_group_targets(g, *routes_, local);
 }
 
 void Probing::pause_or_resume(const Member& m, Detector& d) {

@@ -8,6 +8,7 @@
 
 #include <functional>
 #include <map>
+#include <optional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -40,6 +41,12 @@ DetectorSpec detector_spec(const Config& config, const Group& g, const Member& m
 // A detector probes while its link is up, the member is not offline and its MAC is
 // unique; otherwise it is paused (and reset, so old successes do not count).
 bool detector_runs(const Member& m);
+// Whether a route event can change the probe targets: those come from the main table's
+// routes with a gateway (refresh_targets() dumps that table, detect:: keeps the
+// gateways), so the kernel's own prefix, local and multicast routes cannot. Without this
+// every burst of them (256 links finishing IPv6 DAD: ~1 s of bursts) cost two route
+// dumps.
+bool may_change_probe_targets(const net::Route& r);
 
 class Probing {
  public:
@@ -66,8 +73,8 @@ class Probing {
   // Kernel address events: link-local addresses (icmp6 sources) and the host's own
   // addresses (never targets).
   void on_address(unsigned ifindex, const IpPrefix& prefix, bool present);
-  // Route changes: routers may have come or gone (deferred; one route dump for all
-  // groups).
+  // Route changes that may_change_probe_targets(): routers may have come or gone
+  // (deferred; one route dump for all groups).
   void request_targets();
   // Shutdown: every detector stops and its socket is closed, all at once
   // (detect::sock::close_all(): one after another they took 10 s at 1024 members).
@@ -90,8 +97,11 @@ class Probing {
     std::vector<Path> paths;
     bool same_paths(const std::vector<std::pair<ProbeKind, std::optional<IpAddress>>>& want) const;
   };
+  // Every group's targets from the main table's routes: dumped again only when a route
+  // event may have changed them (request_targets) or none were read yet; a sync (an
+  // address or member change) reuses the last dump.
   void refresh_targets();
-  void set_group_targets(const Group& g, const std::vector<net::Route>& routes);
+  void set_group_targets(const Group& g, const std::vector<net::Route>& routes, const std::vector<IpAddress>& local);
   std::optional<IpAddress> link_local(unsigned ifindex, const std::optional<IpAddress>& prefer = std::nullopt) const;
   void pause_or_resume(const Member& m, Detector& d);
   // The member's verdict: its path's, or both families' combined.
@@ -113,7 +123,8 @@ class Probing {
   std::function<void()> status_changed_;
   sd_event_source* defer_ = nullptr;
   bool sync_pending_ = false;
-  bool targets_pending_ = false;
+  bool targets_pending_ = false;  // the routes may have changed: dump them again
+  std::optional<std::vector<net::Route>> routes_;  // the main table's, as last dumped
   std::vector<std::string> members_pending_;        // pause/resume to re-evaluate
   std::vector<std::string> resets_pending_;         // detectors whose link went down
   std::vector<std::string> group_failures_pending_;  // groups to reset and rediscover

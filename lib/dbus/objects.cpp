@@ -13,12 +13,26 @@ namespace mpathd::dbus {
 
 namespace {
 
-std::string encode(const char* prefix, std::string_view name) {
-  char* out = nullptr;
-  int r = sd_bus_path_encode(prefix, std::string(name).c_str(), &out);
-  if (r < 0 || !out) throw std::bad_alloc();
-  std::string s(out);
-  std::free(out);
+// sd_bus_path_encode(prefix, name) in one allocation (sd-bus' takes three with our
+// copy, and a GetState reply encodes every member's path twice): "_" for "", else every
+// byte but [A-Za-z] (and [0-9] after the first) as _xx. A test compares the two.
+std::string encode(std::string_view prefix, std::string_view name) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string s;
+  s.reserve(prefix.size() + 1 + 3 * std::max<std::size_t>(name.size(), 1));
+  s.append(prefix).push_back('/');
+  if (name.empty()) s.push_back('_');
+  for (std::size_t i = 0; i < name.size(); ++i) {
+    const auto c = static_cast<unsigned char>(name[i]);
+    const bool alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+    if (alpha || (i > 0 && c >= '0' && c <= '9')) {
+      s.push_back(static_cast<char>(c));
+    } else {
+      s.push_back('_');
+      s.push_back(kHex[c >> 4]);
+      s.push_back(kHex[c & 0xf]);
+    }
+  }
   return s;
 }
 
@@ -43,7 +57,15 @@ std::uint64_t realtime_usec(TimePoint t) {
   return us < 0 ? 0 : static_cast<std::uint64_t>(us);
 }
 
-int append_paths(sd_bus_message* m, const std::vector<std::string>& paths) { return append_strings(m, 'o', paths); }
+// The names of the bits set in `flags`, as an "as", straight from the table.
+template <std::size_t N>
+int append_flag_names(sd_bus_message* m, std::uint32_t flags,
+                      const std::array<std::pair<std::uint32_t, std::string_view>, N>& table) {
+  int r = sd_bus_message_open_container(m, 'a', "s");
+  for (const auto& [bit, name] : table)
+    if (r >= 0 && (flags & bit)) r = sd_bus_message_append_basic(m, 's', std::string(name).c_str());
+  return r < 0 ? r : sd_bus_message_close_container(m);
+}
 
 char** to_strv(const std::vector<std::string>& items) {
   auto** v = static_cast<char**>(std::calloc(items.size() + 1, sizeof(char*)));
@@ -66,38 +88,53 @@ Service::Impl& impl_of(void* userdata) { return *static_cast<Service::Impl*>(use
 // --- Group ---------------------------------------------------------------------------
 
 int group_property(sd_bus_message* reply, const Group& g, std::string_view p) {
-  if (p == "Name") return sd_bus_message_append(reply, "s", g.name.c_str());
-  if (p == "GroupInterface") return sd_bus_message_append(reply, "s", g.ifname.c_str());
-  if (p == "State") return sd_bus_message_append(reply, "s", std::string(to_string(g.state)).c_str());
-  if (p == "Reason") return sd_bus_message_append(reply, "s", std::string(to_string(g.reason)).c_str());
-  if (p == "FailureDetectionTime") return sd_bus_message_append(reply, "t", to_ms(g.fdt));
-  if (p == "Failback") return sd_bus_message_append(reply, "b", static_cast<int>(g.failback));
+  // Typed appends, not sd_bus_message_append's format string (see interface_property).
+  auto s = [&](const char* v) { return sd_bus_message_append_basic(reply, 's', v); };
+  auto str = [&](auto e) { return s(std::string(to_string(e)).c_str()); };
+  if (p == "Name") return s(g.name.c_str());
+  if (p == "GroupInterface") return s(g.ifname.c_str());
+  if (p == "State") return str(g.state);
+  if (p == "Reason") return str(g.reason);
+  if (p == "FailureDetectionTime") {
+    const std::uint64_t ms = to_ms(g.fdt);
+    return sd_bus_message_append_basic(reply, 't', &ms);
+  }
+  if (p == "Failback") {
+    const int b = g.failback ? 1 : 0;
+    return sd_bus_message_append_basic(reply, 'b', &b);
+  }
   if (p == "Members") {
-    std::vector<std::string> paths;
-    for (const auto& m : g.members) paths.push_back(interface_path(m.name));
-    return append_paths(reply, paths);
+    int r = sd_bus_message_open_container(reply, 'a', "o");
+    for (const auto& m : g.members)
+      if (r >= 0) r = sd_bus_message_append_basic(reply, 'o', interface_path(m.name).c_str());
+    return r < 0 ? r : sd_bus_message_close_container(reply);
   }
   if (p == "DataAddresses") {
     int r = sd_bus_message_open_container(reply, 'a', "(ssss)");
-    if (r < 0) return r;
     for (const auto& a : g.data) {
-      bool up = g.up(a);
-      r = sd_bus_message_append(reply, "(ssss)", a.prefix.str().c_str(), up ? "up" : "down",
-                                up ? a.holder.c_str() : "", a.home.c_str());
-      if (r < 0) return r;
+      const bool up = g.up(a);
+      if (r >= 0) r = sd_bus_message_open_container(reply, 'r', "ssss");
+      if (r >= 0) r = s(a.prefix.str().c_str());
+      if (r >= 0) r = s(up ? "up" : "down");
+      if (r >= 0) r = s(up ? a.holder.c_str() : "");
+      if (r >= 0) r = s(a.home.c_str());
+      if (r >= 0) r = sd_bus_message_close_container(reply);
     }
-    return sd_bus_message_close_container(reply);
+    return r < 0 ? r : sd_bus_message_close_container(reply);
   }
   if (p == "SharedAddresses") {
     // (address/length, state, holder, reason, detail) per configured shared address.
     int r = sd_bus_message_open_container(reply, 'a', "(sssss)");
-    if (r < 0) return r;
     for (const auto& a : g.shared) {
-      r = sd_bus_message_append(reply, "(sssss)", a.prefix.str().c_str(), std::string(to_string(a.state)).c_str(),
-                                a.holder.c_str(), std::string(to_string(a.reason)).c_str(), a.detail.c_str());
-      if (r < 0) return r;
+      if (r >= 0) r = sd_bus_message_open_container(reply, 'r', "sssss");
+      if (r >= 0) r = s(a.prefix.str().c_str());
+      if (r >= 0) r = str(a.state);
+      if (r >= 0) r = s(a.holder.c_str());
+      if (r >= 0) r = str(a.reason);
+      if (r >= 0) r = s(a.detail.c_str());
+      if (r >= 0) r = sd_bus_message_close_container(reply);
     }
-    return sd_bus_message_close_container(reply);
+    return r < 0 ? r : sd_bus_message_close_container(reply);
   }
   return -ENOENT;
 }
@@ -147,7 +184,7 @@ int interface_property(sd_bus_message* reply, const Group& g, const Member& m, s
   if (p == "Group") return s(g.name.c_str());
   if (p == "State") return str(m.state);
   if (p == "Active") return b(m.active());
-  if (p == "Flags") return append_strings(reply, 's', flag_strings(m.flags()));
+  if (p == "Flags") return append_flag_names(reply, m.flags(), kFlagNames);
   if (p == "Standby") return b(m.standby);
   if (p == "Link") return str(m.link);
   if (p == "Probe") return str(m.probe);
@@ -155,11 +192,12 @@ int interface_property(sd_bus_message* reply, const Group& g, const Member& m, s
   if (p == "LastChangeUsec") return t(realtime_usec(m.last_change));
   // "" while the kernel has not reported an address.
   if (p == "HardwareAddress") return s(m.mac.is_zero() ? "" : m.mac.str().c_str());
-  if (p == "LinkFlags") return append_strings(reply, 's', link_flag_strings(m.link_flags));
+  if (p == "LinkFlags") return append_flag_names(reply, m.link_flags, kLinkFlagNames);
   if (p == "TestAddresses") {
-    std::vector<std::string> items;
-    for (const auto& a : m.test_addresses) items.push_back(a.str());
-    return append_strings(reply, 's', items);
+    int r = sd_bus_message_open_container(reply, 'a', "s");
+    for (const auto& a : m.test_addresses)
+      if (r >= 0) r = s(a.str().c_str());
+    return r < 0 ? r : sd_bus_message_close_container(reply);
   }
   if (p == "TargetMode") return str(m.target_mode);
   if (p == "Targets") {
@@ -178,8 +216,12 @@ int interface_property(sd_bus_message* reply, const Group& g, const Member& m, s
   }
   if (p == "Counters") {
     int r = sd_bus_message_open_container(reply, 'a', "{st}");
-    for (auto [key, value] : counter_items(m))
-      if (r >= 0) r = sd_bus_message_append(reply, "{st}", key, value);
+    for (auto [key, value] : counter_items(m)) {
+      if (r >= 0) r = sd_bus_message_open_container(reply, 'e', "st");
+      if (r >= 0) r = s(key);
+      if (r >= 0) r = t(value);
+      if (r >= 0) r = sd_bus_message_close_container(reply);
+    }
     return r < 0 ? r : sd_bus_message_close_container(reply);
   }
   return -ENOENT;

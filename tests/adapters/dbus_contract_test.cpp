@@ -1,10 +1,12 @@
 // The contract test: what the live Service introspects equals dbus/org.ipmp.Mpathd1.xml,
 // member by member (methods with their arguments, properties with type and access,
 // signals with their arguments). Annotations and documentation are ignored.
+#include <cstdlib>
 #include <fstream>
 #include <map>
 #include <sstream>
 
+#include "dbus/bus.hpp"
 #include "dbus_fixture.hpp"
 
 namespace mpathd::test {
@@ -103,6 +105,27 @@ std::string file(const std::string& path) {
   std::stringstream s;
   s << f.rdbuf();
   return s.str();
+}
+
+// mpathd encodes object paths itself (one allocation; GetState encodes every member's
+// path twice): the same as sd_bus_path_encode, and decoded back by sd-bus.
+TEST(DbusPaths, EncodedAsSdBusDoes) {
+  const std::string names[] = {"m0", "eth0.100", "g-0.x", "0eth", "9", "", "_", "a_b", "ÿx", "en p1s0", "ABCxyz09"};
+  for (const auto& name : names) {
+    SCOPED_TRACE(name);
+    for (const char* prefix : {"/org/ipmp/Mpathd1/group", "/org/ipmp/Mpathd1/interface"}) {
+      char* want = nullptr;
+      ASSERT_GE(sd_bus_path_encode(prefix, name.c_str(), &want), 0);
+      const std::string got = std::string_view(prefix).ends_with("group") ? dbus::group_path(name)
+                                                                           : dbus::interface_path(name);
+      EXPECT_EQ(got, want);
+      std::free(want);
+      char* back = nullptr;
+      ASSERT_GT(sd_bus_path_decode(got.c_str(), prefix, &back), 0);
+      EXPECT_EQ(std::string(back), name);
+      std::free(back);
+    }
+  }
 }
 
 class DbusContract : public DbusFixture {};

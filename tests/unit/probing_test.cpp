@@ -4,6 +4,7 @@
 // it (exercised by the adapter tier, tests/adapters/detect_test.cpp, and test_probes.py).
 #include <gtest/gtest.h>
 
+#include "core/dataplane.hpp"
 #include "daemon/probing.hpp"
 #include "fake.hpp"
 
@@ -88,6 +89,24 @@ TEST(DetectorSpec, ProbeMethodNoneAndTheFdtRule) {
   c.groups[0].failure_detection_time = seconds(3);
   r.engine.reconfigure(c);
   EXPECT_EQ(detector_spec(r.engine.config(), r.g(), r.m("m0"), kLinkLocal).fdt, seconds(3));
+}
+
+TEST(ProbeTargets, OnlyMainTableRoutesWithAGatewayCanChangeThem) {
+  net::Route r;
+  r.dst = *IpPrefix::parse("0.0.0.0/0");
+  r.gateway = IpAddress::parse("198.18.0.1");
+  EXPECT_TRUE(may_change_probe_targets(r));  // a default route: its gateway is a router
+  r.gateway = IpAddress::parse("fe80::1");
+  EXPECT_TRUE(may_change_probe_targets(r));  // an IPv6 link-local router
+  r.table = 100;
+  EXPECT_FALSE(may_change_probe_targets(r));  // another table is not read for targets
+  r.table = kMainTable;
+  r.gateway.reset();
+  r.dst = *IpPrefix::parse("fe80::/64");
+  EXPECT_FALSE(may_change_probe_targets(r));  // the kernel's prefix route of a link
+  r.table = 255;
+  r.dst = *IpPrefix::parse("ff00::/8");
+  EXPECT_FALSE(may_change_probe_targets(r));  // local and multicast routes
 }
 
 TEST(DetectorRuns, OnlyWithLinkOnlineAndAUniqueMac) {
