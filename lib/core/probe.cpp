@@ -653,11 +653,17 @@ std::vector<IpAddress> dedup(std::vector<IpAddress> v) {
 }
 }  // namespace
 
-bool TargetSelector::is_local(const IpAddress& a) const {
-  return std::find(local_.begin(), local_.end(), a) != local_.end();
+TargetSelector::LocalAddresses TargetSelector::local_addresses(std::vector<IpAddress> local) {
+  std::sort(local.begin(), local.end());
+  local.erase(std::unique(local.begin(), local.end()), local.end());
+  return std::make_shared<const std::vector<IpAddress>>(std::move(local));
 }
 
-void TargetSelector::set_local_addresses(std::vector<IpAddress> local) {
+bool TargetSelector::is_local(const IpAddress& a) const {
+  return local_ && std::binary_search(local_->begin(), local_->end(), a);
+}
+
+void TargetSelector::set_local_addresses(LocalAddresses local) {
   local_ = std::move(local);
   std::erase_if(discovered_, [&](const IpAddress& a) { return is_local(a); });
 }

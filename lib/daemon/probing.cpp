@@ -144,11 +144,10 @@ void Probing::request_targets() {
   arm();
 }
 
-void Probing::set_group_targets(const Group& g, const std::vector<net::Route>& routes) {
+void Probing::set_group_targets(const Group& g, const std::vector<net::Route>& routes,
+                                const TargetSelector::LocalAddresses& local) {
   auto& sel = selectors_[g.name];
-  std::vector<IpAddress> local;
-  for (const auto& [_, p] : addresses_) local.push_back(p.addr);
-  sel.set_local_addresses(std::move(local));
+  sel.set_local_addresses(local);
   sel.set_static(g.config.targets);
   std::vector<unsigned> ifindexes;
   for (const auto& m : g.members)
@@ -195,7 +194,11 @@ void Probing::refresh_targets() {
     }
     routes.insert(routes.end(), r->begin(), r->end());
   }
-  for (const auto& g : engine_.groups()) set_group_targets(g, routes);
+  std::vector<IpAddress> local;
+  local.reserve(addresses_.size());
+  for (const auto& [_, p] : addresses_) local.push_back(p.addr);
+  const auto shared_local = TargetSelector::local_addresses(std::move(local));
+  for (const auto& g : engine_.groups()) set_group_targets(g, routes, shared_local);
 }
 
 void Probing::pause_or_resume(const Member& m, Detector& d) {

@@ -91,7 +91,8 @@ class Probing {
     bool same_paths(const std::vector<std::pair<ProbeKind, std::optional<IpAddress>>>& want) const;
   };
   void refresh_targets();
-  void set_group_targets(const Group& g, const std::vector<net::Route>& routes);
+  void set_group_targets(const Group& g, const std::vector<net::Route>& routes,
+                         const TargetSelector::LocalAddresses& local);
   std::optional<IpAddress> link_local(unsigned ifindex, const std::optional<IpAddress>& prefer = std::nullopt) const;
   void pause_or_resume(const Member& m, Detector& d);
   // The member's verdict: its path's, or both families' combined.
