@@ -108,7 +108,7 @@ std::vector<ProbeRecord> ProbeHistory::sent(ProbeSeq seq, const IpAddress& targe
   // A reused sequence number (after 65536 probes) replaces nothing still relevant,
   // but never leave two records with one number.
   std::erase_if(records_, [&](const ProbeRecord& r) { return r.seq == seq; });
-  records_.push_back({seq, target, when, {}, ProbeStatus::unacked, number});
+  records_.push_back({.sent = when, .interval = number, .target = target, .seq = seq});
   // Enough intervals for the repair run even at the most probes per interval, and
   // enough probes for the loss estimate.
   const std::size_t keep = std::max({std::size_t{probe::kHistorySize},

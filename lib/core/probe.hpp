@@ -159,13 +159,14 @@ class RttEstimator {
 // not count for a repair, and counts as a loss in the loss estimate).
 enum class ProbeStatus : std::uint8_t { unacked, acked, lost, late };
 
+// Laid out largest first: 48 bytes, not 56 (a member keeps ~110 of them).
 struct ProbeRecord {
-  ProbeSeq seq = 0;
-  IpAddress target;
   TimePoint sent{};
   TimePoint acked_at{};  // reception time of the answer (acked and late only)
-  ProbeStatus status = ProbeStatus::unacked;
   std::uint64_t interval = 0;  // the probe interval it was sent in (ProbeSchedule)
+  IpAddress target;
+  ProbeSeq seq = 0;
+  ProbeStatus status = ProbeStatus::unacked;
 };
 
 // The recent probes of one member, across its targets, and the counts the failure
