@@ -108,7 +108,7 @@ std::vector<ProbeRecord> ProbeHistory::sent(ProbeSeq seq, const IpAddress& targe
   // A reused sequence number (after 65536 probes) replaces nothing still relevant,
   // but never leave two records with one number.
   std::erase_if(records_, [&](const ProbeRecord& r) { return r.seq == seq; });
-  records_.push_back({seq, target, when, {}, ProbeStatus::unacked, number});
+  records_.push_back({.sent = when, .interval = number, .target = target, .seq = seq});
   // Enough intervals for the repair run even at the most probes per interval, and
   // enough probes for the loss estimate.
   const std::size_t keep = std::max({std::size_t{probe::kHistorySize},
@@ -653,11 +653,17 @@ std::vector<IpAddress> dedup(std::vector<IpAddress> v) {
 }
 }  // namespace
 
-bool TargetSelector::is_local(const IpAddress& a) const {
-  return std::find(local_.begin(), local_.end(), a) != local_.end();
+TargetSelector::LocalAddresses TargetSelector::local_addresses(std::vector<IpAddress> local) {
+  std::sort(local.begin(), local.end());
+  local.erase(std::unique(local.begin(), local.end()), local.end());
+  return std::make_shared<const std::vector<IpAddress>>(std::move(local));
 }
 
-void TargetSelector::set_local_addresses(std::vector<IpAddress> local) {
+bool TargetSelector::is_local(const IpAddress& a) const {
+  return local_ && std::binary_search(local_->begin(), local_->end(), a);
+}
+
+void TargetSelector::set_local_addresses(LocalAddresses local) {
   local_ = std::move(local);
   std::erase_if(discovered_, [&](const IpAddress& a) { return is_local(a); });
 }

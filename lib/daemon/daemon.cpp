@@ -447,7 +447,7 @@ struct Daemon::Impl {
     status_dirty = false;
     // Interface names are bytes: never let one that is not UTF-8 stop the daemon.
     const RegistryStatus registry = shared ? RegistryStatus{shared->level(), shared->level_reason()} : RegistryStatus{};
-    auto j = status_json(engine, ready, registry);
+    auto j = status_json(ready, registry);
     const auto problem = store->problem();
     j["persistence"] = {{"ok", problem.empty()}, {"problem", problem}};
     j["failover_latency"] = latency.json();
@@ -465,7 +465,7 @@ struct Daemon::Impl {
       for (auto& h : restarter->status()) j["hooks"].push_back(std::move(h));
     for (const auto& h : node_attribute_hooks())
       j["hooks"].push_back({{"name", h.name}, {"type", h.type}, {"state", h.state}, {"last_error", h.last_error}});
-    const auto text = j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+    const auto text = status_text(j, engine);
     if (auto r = write_file_atomically(options.runtime_dir + "/status.json", text, false); !r)
       spdlog::warn("{}", r.error().message);
   }

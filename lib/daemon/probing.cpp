@@ -147,7 +147,7 @@ void Probing::request_targets() {
 }
 
 void Probing::set_group_targets(const Group& g, const std::vector<net::Route>& routes,
-                                const std::vector<IpAddress>& local) {
+                                const TargetSelector::LocalAddresses& local) {
   auto& sel = selectors_[g.name];
   sel.set_local_addresses(local);
   sel.set_static(g.config.targets);
@@ -202,10 +202,11 @@ void Probing::refresh_targets() {
     routes_ = std::move(routes);
     if (!complete) targets_pending_ = true;  // the next refresh reads them again
   }
-  std::vector<IpAddress> local;  // the host's addresses, the same for every group
+  std::vector<IpAddress> local;  // the host's addresses, one set shared by every group
   local.reserve(addresses_.size());
   for (const auto& [_, p] : addresses_) local.push_back(p.addr);
-  for (const auto& g : engine_.groups()) set_group_targets(g, *routes_, local);
+  const auto shared_local = TargetSelector::local_addresses(std::move(local));
+  for (const auto& g : engine_.groups()) set_group_targets(g, *routes_, shared_local);
 }
 
 void Probing::pause_or_resume(const Member& m, Detector& d) {

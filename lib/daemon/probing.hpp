@@ -101,7 +101,8 @@ class Probing {
   // event may have changed them (request_targets) or none were read yet; a sync (an
   // address or member change) reuses the last dump.
   void refresh_targets();
-  void set_group_targets(const Group& g, const std::vector<net::Route>& routes, const std::vector<IpAddress>& local);
+  void set_group_targets(const Group& g, const std::vector<net::Route>& routes,
+                         const TargetSelector::LocalAddresses& local);
   std::optional<IpAddress> link_local(unsigned ifindex, const std::optional<IpAddress>& prefer = std::nullopt) const;
   void pause_or_resume(const Member& m, Detector& d);
   // The member's verdict: its path's, or both families' combined.

@@ -96,7 +96,7 @@ Result<void> ArpProber::send(ProbeSeq seq, const IpAddress& target, std::uint64_
   if (frame.empty()) return fail(Errc::invalid_argument, "arp target must be IPv4");
   const TimePoint now = Clock::now();
   auto& reqs = requests_[target];
-  reqs.push_back(Request{seq, nonce, now});
+  reqs.push_back(Request{.nonce = nonce, .sent = now, .seq = seq});
   while (reqs.size() > probe::kHistorySize || now - reqs.front().sent > reply_window_) reqs.pop_front();
   sockaddr_ll to{};
   to.sll_family = AF_PACKET;

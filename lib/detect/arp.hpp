@@ -39,10 +39,10 @@ class ArpProber final : public ProbeStrategy {
  private:
   ArpProber(unsigned ifindex, const Mac& mac) : ifindex_(ifindex), mac_(mac) {}
   void readable() override;
-  struct Request {
-    ProbeSeq seq;
+  struct Request {  // 24 bytes: up to kHistorySize per target
     std::uint64_t nonce;
     TimePoint sent;
+    ProbeSeq seq;
     bool answered = false;
   };
   unsigned ifindex_;

@@ -537,7 +537,8 @@ TEST(ProbeSession, FdtChangeChangesTheInterval) {
 // ----------------------------------------------------------------------------------
 TEST(TargetSelector, StaticThenRoutersThenMulticastOwnExcluded) {
   TargetSelector t;
-  t.set_local_addresses({ip("198.18.0.10")});
+  t.set_local_addresses(TargetSelector::local_addresses({ip("198.18.0.20"), ip("198.18.0.10"), ip("198.18.0.20")}));
+  t.set_local_addresses(TargetSelector::local_addresses({ip("198.18.0.10")}));
   EXPECT_EQ(t.mode(), TargetMode::disabled);
   EXPECT_TRUE(t.wants_discovery());
   EXPECT_FALSE(t.add_discovered(ip("198.18.0.10")));  // our own
