@@ -596,20 +596,25 @@ struct Daemon::Impl {
   // runtime): one warning per cause, and the loop runs with normal scheduling.
   void apply_scheduling() {
     const unsigned want = engine.config().realtime_priority;
-    sched_param p{};
-    p.sched_priority = static_cast<int>(want);
-    const int policy = want ? SCHED_RR | SCHED_RESET_ON_FORK : SCHED_OTHER;
     std::string problem;
-    if (::sched_setscheduler(0, policy, &p) < 0)
+    if (int e = set_loop_policy(want); e)
       problem = fmt::format("realtime-priority {}: cannot set SCHED_RR: {}{}; the event loop runs with normal "
                             "scheduling",
-                            want, std::strerror(errno),
-                            errno == EPERM ? " (mpathd needs CAP_SYS_NICE, and its cgroup real-time runtime)" : "");
+                            want, std::strerror(e),
+                            e == EPERM ? " (mpathd needs CAP_SYS_NICE, and its cgroup real-time runtime)" : "");
     if (!problem.empty() && problem != scheduling_problem) spdlog::warn("{}", problem);
     if (problem.empty() && want && want != realtime_priority)
       spdlog::info("event loop scheduled SCHED_RR, priority {}", want);
     scheduling_problem = std::move(problem);
     realtime_priority = scheduling_problem.empty() ? want : 0;
+  }
+
+  // The calling thread (the loop's) SCHED_RR at `priority`, or normal at 0; children
+  // and threads made afterwards start normal. 0 or the errno.
+  static int set_loop_policy(unsigned priority) {
+    sched_param p{};
+    p.sched_priority = static_cast<int>(priority);
+    return ::sched_setscheduler(0, (priority ? SCHED_RR : SCHED_OTHER) | SCHED_RESET_ON_FORK, &p) < 0 ? errno : 0;
   }
 
   // After the kernel was changed (the announcements are out), the loop runs with normal
@@ -626,17 +631,13 @@ struct Daemon::Impl {
         return;
       }
     }
-    sched_param p{};
-    if (::sched_setscheduler(0, SCHED_OTHER | SCHED_RESET_ON_FORK, &p) < 0) return;
-    sd_event_source_set_enabled(realtime_source, SD_EVENT_ONESHOT);
+    if (set_loop_policy(0) == 0) sd_event_source_set_enabled(realtime_source, SD_EVENT_ONESHOT);
   }
 
   static int on_step_up(sd_event_source*, void* self) {
-    auto* d = static_cast<Impl*>(self);
-    sched_param p{};
-    p.sched_priority = static_cast<int>(d->realtime_priority);
-    if (d->realtime_priority && ::sched_setscheduler(0, SCHED_RR | SCHED_RESET_ON_FORK, &p) < 0)
-      spdlog::warn("scheduling: back to SCHED_RR: {}", std::strerror(errno));
+    const unsigned priority = static_cast<Impl*>(self)->realtime_priority;
+    if (int e = priority ? set_loop_policy(priority) : 0; e)
+      spdlog::warn("scheduling: back to SCHED_RR: {}", std::strerror(e));
     return 0;
   }
 
