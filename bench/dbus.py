@@ -203,6 +203,9 @@ def main() -> int:
                                f"{q['interfaces']} interfaces, {q['data_addresses']} addresses")
             return q
         q = query()
+        # The same over mpathd's direct socket (peer-to-peer D-Bus, no dbus-daemon: what
+        # ipmpctl uses as root); dbus-daemon's columns are then ~0.
+        q_direct = query("--direct", str(d.runtime_dir / "private"))
         q_objects = query("--objects")
 
         # (2) event delivery
@@ -228,11 +231,13 @@ def main() -> int:
     rows = [
         (f"full state query ({args.groups}x{args.members}, GetState)", q["samples_ms"],
          f"p99 <= {TARGET_QUERY_P99_MS:g}"),
+        ("  the same over the direct socket", q_direct["samples_ms"], f"p99 <= {TARGET_QUERY_P99_MS:g}"),
         ("  the same by GetManagedObjects", q_objects["samples_ms"], "(comparison)"),
         ("link failure -> StateChanged received", latency, "(see below)"),
         ("  of which: the ip command itself", ip_cmd, "-"),
     ]
-    cpu = {name: sched_summary(x) for name, x in (("GetState", q), ("GetManagedObjects", q_objects))}
+    cpu = {name: sched_summary(x)
+           for name, x in (("GetState", q), ("GetState direct", q_direct), ("GetManagedObjects", q_objects))}
     if args.json:
         print(json.dumps({"groups": args.groups, "members": args.members, "cut": cut, "per_call": cpu,
                           "settled_s": settled,

@@ -1,9 +1,10 @@
 // dbus_bench: the client side of bench/dbus.py (D-Bus latencies of mpathd).
 //
-//   dbus_bench query  --runs N [--wait S] [--objects] [--watch PID]...
+//   dbus_bench query  --runs N [--wait S] [--objects] [--direct SOCKET] [--watch PID]...
 //                                             times Client::snapshot() (Manager.GetState;
 //                                             with --objects snapshot_from_objects(), i.e.
-//                                             GetManagedObjects) N times on one connection;
+//                                             GetManagedObjects) N times on one connection
+//                                             (--direct: mpathd's direct socket, no bus);
 //                                             prints one JSON object: per call its wall
 //                                             time, and the CPU time and the time spent
 //                                             waiting for a CPU (schedstat) of this thread
@@ -51,7 +52,7 @@ std::int64_t mono_ns() {
 
 int usage(std::string_view why) {
   std::cerr << "dbus_bench: " << why << "\n"
-            << "usage: dbus_bench query --runs N [--wait SECONDS] [--objects] [--watch PID]...\n"
+            << "usage: dbus_bench query --runs N [--wait SECONDS] [--objects] [--direct SOCKET] [--watch PID]...\n"
             << "       dbus_bench events --count N [--timeout SECONDS]\n";
   return kUsage;
 }
@@ -111,12 +112,14 @@ Sched schedstat(const std::string& path) {
   return s;
 }
 
-int query(long runs, long wait_s, bool objects, const std::vector<long>& watch) {
-  auto c = Client::connect();
+int query(long runs, long wait_s, bool objects, const std::string& direct, const std::vector<long>& watch) {
+  auto c = direct.empty() ? Client::connect() : Client::connect_direct(direct);
   if (!c) return fail("connect", c.error());
-  auto first = first_snapshot(*c, std::chrono::seconds(wait_s));
+  // Direct: mpathd made the socket, so it is up (and there is no bus to watch).
+  auto first = direct.empty() ? first_snapshot(*c, std::chrono::seconds(wait_s)) : c->snapshot();
   if (!first) return fail("snapshot", first.error());
-  if (auto r = c->subscribe({}); !r) return fail("unsubscribe", r.error());
+  if (direct.empty())
+    if (auto r = c->subscribe({}); !r) return fail("unsubscribe", r.error());
 
   std::size_t addresses = 0;
   for (const auto& g : first->groups) addresses += g.data_addresses.size();
@@ -223,7 +226,13 @@ int main(int argc, char** argv) {
   long runs = 200, count = -1, wait_s = 10, timeout_s = 60;
   bool objects = false;
   std::vector<long> watch;
+  std::string direct;
   for (std::size_t i = 1; i < args.size(); ++i) {
+    if (args[i] == "--direct") {
+      if (i + 1 >= args.size() || args[i + 1].empty()) return usage("--direct needs a socket path");
+      direct = args[++i];
+      continue;
+    }
     if (args[i] == "--objects") {
       objects = true;
       continue;
@@ -245,7 +254,7 @@ int main(int argc, char** argv) {
       return usage(std::string(args[i]) + " needs a non-negative number");
     ++i;
   }
-  if (mode == "query") return query(runs, wait_s, objects, watch);
+  if (mode == "query") return query(runs, wait_s, objects, direct, watch);
   if (mode == "events") {
     if (count <= 0) return usage("events needs --count N (N > 0)");
     return events(count, timeout_s);

@@ -61,7 +61,8 @@ int exit_code(const client::Error& e) {
 std::string reason_text(const client::Error& e) {
   switch (e.failure) {
     case client::Failure::unreachable:
-      return "cannot contact mpathd -- is it running?";
+      // The detail says which way failed (the system bus, or the bus had no mpathd).
+      return "cannot contact mpathd -- is it running?" + (e.message.empty() ? "" : " (" + e.message + ")");
     case client::Failure::access_denied:
       return "permission denied (changes need root)";
     case client::Failure::no_reply:
@@ -102,9 +103,9 @@ std::string failure_message(std::string_view action, std::string_view object,
   return "cannot " + what + ": " + reason_text(e);
 }
 
-client::Result<client::Client*> Context::client() {
+client::Result<client::Client*> Context::client(bool signals) {
   if (!client_) {
-    auto c = client::Client::connect();
+    auto c = signals ? client::Client::connect() : client::Client::connect_nearest();
     if (!c) return std::unexpected(c.error());
     client_.emplace(std::move(*c));
   }

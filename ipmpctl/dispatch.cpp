@@ -33,6 +33,10 @@ Exit status:
   exists, duplicate hardware address, shared address already held or not held),
   5 mpathd unreachable, 6 permission denied, 7 timeout.
 
+Connection: the system bus ($DBUS_SYSTEM_BUS_ADDRESS); as root, mpathd's own socket
+  ($MPATHD_SOCKET, default /run/mpathd/private) when it answers, also without a bus.
+  wait, monitor and probes follow signals: always the bus.
+
 See ipmpctl(8).)";
 
 }  // namespace

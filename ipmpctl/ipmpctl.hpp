@@ -51,8 +51,10 @@ class Context {
   std::ostream& out() { return out_; }
   std::ostream& err() { return err_; }
 
-  // The bus connection, made on first use.
-  client::Result<client::Client*> client();
+  // The connection, made on first use: mpathd's direct socket when root (one hop,
+  // works without dbus-daemon), else the system bus; `signals`: the system bus always
+  // (only it carries signals, and it follows mpathd across its restarts).
+  client::Result<client::Client*> client(bool signals = false);
 
   // "ipmpctl: <msg>" on stderr; returns `code`.
   int fail(int code, std::string_view msg);

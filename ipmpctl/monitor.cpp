@@ -38,7 +38,7 @@ std::string local_time(std::uint64_t usec) {
 
 int monitor(Context& ctx, const Args& a) {
   if (!ctx.no_fields("monitor")) return kUsage;
-  auto c = ctx.client();
+  auto c = ctx.client(true);
   if (!c) return ctx.fail("monitor", "monitor", "mpathd", c.error());
   client::Client& cl = **c;
   const bool json = ctx.output.mode == OutputMode::json;

@@ -24,7 +24,7 @@ int probes(Context& ctx, const Args& a) {
     if (!s) return ctx.usage(s.error());
     sel = std::move(*s);
   }
-  auto c = ctx.client();
+  auto c = ctx.client(true);
   if (!c) return ctx.fail("probes", "watch", "probes", c.error());
   client::Client& cl = **c;
 

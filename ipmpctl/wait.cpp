@@ -51,7 +51,7 @@ int wait(Context& ctx, const Args& a) {
                           {"state", state}, {"wanted", a.state}, {"ok", ok}};
   };
 
-  auto c = ctx.client();
+  auto c = ctx.client(true);
   if (!c) return ctx.fail("wait", "wait for", object, c.error());
   client::Client& cl = **c;
 

@@ -3,6 +3,9 @@
 #include "client/client.hpp"
 
 #include <poll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 #include <systemd/sd-bus.h>
 #include <time.h>
 
@@ -11,6 +14,7 @@
 #include <cerrno>
 #include <cstdarg>
 #include <cstdlib>
+#include <cstring>
 #include <exception>
 #include <unordered_map>
 #include <utility>
@@ -299,6 +303,7 @@ struct Client::Impl {
   std::vector<SlotPtr> slots;
   Callbacks cb;
   bool stop_requested = false;
+  bool direct = false;  // connect_direct(): mpathd's socket, no bus
   std::exception_ptr pending;  // an exception thrown by a callback, rethrown by run()
 
   Result<MsgPtr> call(const char* path, const char* iface, const char* member,
@@ -373,6 +378,49 @@ Result<Client> Client::connect_address(const std::string& address) {
   impl->bus = std::move(bus);
   return Client(std::move(impl));
 }
+
+Result<Client> Client::connect_direct(const std::string& path) {
+  sockaddr_un sa{};
+  sa.sun_family = AF_UNIX;
+  if (path.size() >= sizeof sa.sun_path) return std::unexpected(error_from_errno(-ENAMETOOLONG, "cannot connect to " + path));
+  std::memcpy(sa.sun_path, path.c_str(), path.size() + 1);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return std::unexpected(error_from_errno(-errno, "socket"));
+  if (::connect(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) < 0) {
+    const int e = errno;
+    close(fd);
+    return std::unexpected(error_from_errno(-e, "cannot connect to " + path));
+  }
+  sd_bus* raw = nullptr;
+  int r = sd_bus_new(&raw);
+  if (r < 0) {
+    close(fd);
+    return std::unexpected(error_from_errno(r, "cannot create a bus connection"));
+  }
+  BusPtr bus(raw);
+  if ((r = sd_bus_set_fd(bus.get(), fd, fd)) < 0) {
+    close(fd);
+    return std::unexpected(error_from_errno(r, "cannot connect to " + path));
+  }
+  if ((r = sd_bus_start(bus.get())) < 0) return std::unexpected(error_from_errno(r, "cannot connect to " + path));
+  auto impl = std::make_unique<Impl>();
+  impl->bus = std::move(bus);
+  impl->direct = true;
+  return Client(std::move(impl));
+}
+
+Result<Client> Client::connect_nearest() {
+  std::string path;
+  if (const char* s = std::getenv("MPATHD_SOCKET"); s && *s)
+    path = s;
+  else if (!std::getenv("DBUS_SYSTEM_BUS_ADDRESS"))
+    path = kDirectSocket;
+  if (!path.empty() && geteuid() == 0)
+    if (auto c = connect_direct(path)) return c;
+  return connect();
+}
+
+bool Client::direct() const { return impl_->direct; }
 
 void Client::set_call_timeout(std::chrono::milliseconds t) {
   sd_bus_set_method_call_timeout(impl_->bus.get(),
@@ -755,6 +803,9 @@ std::string signal_rule(std::string_view iface, std::string_view member,
 }  // namespace
 
 Result<void> Client::subscribe(Callbacks cb) {
+  if (impl_->direct)
+    return std::unexpected(Error{Failure::protocol, Errc::system, {},
+                                 "a direct connection carries no signals: subscribe on the system bus"});
   impl_->slots.clear();
   impl_->cb = std::move(cb);
   const auto& c = impl_->cb;

@@ -42,6 +42,9 @@ inline constexpr std::string_view kManagerInterface = "org.ipmp.Mpathd1.Manager"
 inline constexpr std::string_view kGroupInterface = "org.ipmp.Mpathd1.Group";
 inline constexpr std::string_view kInterfaceInterface = "org.ipmp.Mpathd1.Interface";
 inline constexpr std::string_view kErrorPrefix = kDbusErrorPrefix;
+// mpathd's socket for direct connections (peer-to-peer D-Bus, root only, no signals)
+// in its default runtime directory; $MPATHD_SOCKET names another.
+inline constexpr std::string_view kDirectSocket = "/run/mpathd/private";
 
 // ------------------------------------------------------------------ errors
 
@@ -246,6 +249,15 @@ class Client {
   static Result<Client> connect();
   // Any bus address, e.g. "unix:path=/run/test/bus" (for tests and agents).
   static Result<Client> connect_address(const std::string& address);
+  // mpathd itself over its direct socket `path`, without a bus (root only). Calls and
+  // properties work as on the bus; subscribe() fails (no signals there).
+  static Result<Client> connect_direct(const std::string& path);
+  // For one-shot calls: connect_direct() when the caller is root and the socket
+  // answers, else connect(). The socket is $MPATHD_SOCKET, else kDirectSocket unless
+  // $DBUS_SYSTEM_BUS_ADDRESS is set (a caller that names a bus means that bus).
+  static Result<Client> connect_nearest();
+  // Whether this client talks to mpathd directly (no bus, no signals).
+  bool direct() const;
 
   Client(Client&&) noexcept;
   Client& operator=(Client&&) noexcept;

@@ -66,6 +66,9 @@ std::string file_digest(const std::string& path) {
 
 constexpr const char* kStateName = "state.json";
 constexpr const char* kSysctlName = "sysctl.json";
+// Direct D-Bus connections (lib/dbus/direct.cpp), in the runtime directory: the
+// client library's kDirectSocket is this name in the default one.
+constexpr const char* kDirectSocketName = "private";
 
 // The saved state, the runtime copy first (state_store.hpp); a corrupt copy is reported
 // and set aside, and the next one is read (the durable copy after a bad runtime copy),
@@ -781,7 +784,8 @@ struct Daemon::Impl {
               return out;
             },
     };
-    if (auto b = dbus::Service::open(event, engine, std::move(hooks), options.bus_name))
+    if (auto b = dbus::Service::open(event, engine, std::move(hooks), options.bus_name,
+                                         options.runtime_dir + "/" + kDirectSocketName))
       bus = std::move(*b);
     else
       spdlog::warn("D-Bus API unavailable: {}; running without it", b.error().message);

@@ -48,6 +48,8 @@ struct Service::Impl {
 
   // Connects, registers the objects and takes the name; on failure bus stays nullptr.
   Result<void> connect();
+  // The objects of the contract on `b` (the system bus or a direct connection).
+  Result<void> register_objects(sd_bus* b);
   // The bus is gone (or could not be reached): try again after the back-off.
   void schedule_reconnect();
   static int on_retry(sd_event_source*, uint64_t, void* self);
@@ -58,6 +60,20 @@ struct Service::Impl {
   // forgotten it, but sd_bus_emit_object_removed() finds interfaces through the find
   // callbacks, which accept this path too while it is set.
   std::string removing;
+
+  // Direct connections (direct.cpp): peer-to-peer D-Bus on a unix socket under the
+  // runtime directory that only root may use, as systemd's /run/systemd/private. Method
+  // calls and properties, no signals: ipmpctl's one-shot verbs work while dbus-daemon
+  // is down, hung or restarting, and a reply takes one hop instead of two.
+  std::string direct_path;  // "" while not listening
+  int direct_fd = -1;
+  sd_event_source* direct_io = nullptr;
+  sd_event_source* direct_reap = nullptr;  // closes the peers that went away
+  std::vector<sd_bus*> peers;
+  Result<void> listen_direct(const std::string& path);
+  void close_direct() noexcept;
+  static int on_direct_accept(sd_event_source*, int fd, uint32_t revents, void* self);
+  static int on_direct_reap(sd_event_source*, void* self);
 
   // The member named `name` and its group (nullptr if none), as Engine::group_of finds
   // them, remembered by position: a property read does not search every group again

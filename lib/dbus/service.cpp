@@ -39,8 +39,28 @@ std::uint64_t monotonic_usec() {
 }  // namespace
 
 Service::Impl::~Impl() {
+  close_direct();
   sd_event_source_disable_unref(retry);
   if (bus) sd_bus_flush_close_unref(bus);
+}
+
+Result<void> Service::Impl::register_objects(sd_bus* b) {
+  void* self = this;
+  int r = 0;
+  if ((r = sd_bus_add_object_vtable(b, nullptr, kRootPath, kManagerIface, kManagerVtable, self)) < 0)
+    return sd_fail("cannot register the Manager object", r);
+  if ((r = sd_bus_add_fallback_vtable(b, nullptr, kGroupPrefix, kGroupIface, kGroupVtable, find_group, self)) < 0)
+    return sd_fail("cannot register the Group objects", r);
+  if ((r = sd_bus_add_node_enumerator(b, nullptr, kGroupPrefix, enumerate_groups, self)) < 0)
+    return sd_fail("cannot register the Group enumerator", r);
+  if ((r = sd_bus_add_fallback_vtable(b, nullptr, kInterfacePrefix, kInterfaceIface, kInterfaceVtable,
+                                      find_interface, self)) < 0)
+    return sd_fail("cannot register the Interface objects", r);
+  if ((r = sd_bus_add_node_enumerator(b, nullptr, kInterfacePrefix, enumerate_interfaces, self)) < 0)
+    return sd_fail("cannot register the Interface enumerator", r);
+  if ((r = sd_bus_add_object_manager(b, nullptr, kRootPath)) < 0)
+    return sd_fail("cannot register the object manager", r);
+  return {};
 }
 
 Result<void> Service::Impl::connect() {
@@ -52,22 +72,10 @@ Result<void> Service::Impl::connect() {
       bus = nullptr;
       return sd_fail("cannot connect to the system bus", r);
     }
-    void* self = this;
     // The data plane must outlive the bus: never exit the loop when it goes away.
     if ((r = sd_bus_set_exit_on_disconnect(bus, 0)) < 0) return sd_fail("sd_bus_set_exit_on_disconnect", r);
-    if ((r = sd_bus_add_object_vtable(bus, nullptr, kRootPath, kManagerIface, kManagerVtable, self)) < 0)
-      return sd_fail("cannot register the Manager object", r);
-    if ((r = sd_bus_add_fallback_vtable(bus, nullptr, kGroupPrefix, kGroupIface, kGroupVtable, find_group, self)) < 0)
-      return sd_fail("cannot register the Group objects", r);
-    if ((r = sd_bus_add_node_enumerator(bus, nullptr, kGroupPrefix, enumerate_groups, self)) < 0)
-      return sd_fail("cannot register the Group enumerator", r);
-    if ((r = sd_bus_add_fallback_vtable(bus, nullptr, kInterfacePrefix, kInterfaceIface, kInterfaceVtable,
-                                        find_interface, self)) < 0)
-      return sd_fail("cannot register the Interface objects", r);
-    if ((r = sd_bus_add_node_enumerator(bus, nullptr, kInterfacePrefix, enumerate_interfaces, self)) < 0)
-      return sd_fail("cannot register the Interface enumerator", r);
-    if ((r = sd_bus_add_object_manager(bus, nullptr, kRootPath)) < 0)
-      return sd_fail("cannot register the object manager", r);
+    if (auto reg = register_objects(bus); !reg) return reg;
+    void* self = this;
     if ((r = sd_bus_add_filter(bus, nullptr, on_message, self)) < 0) return sd_fail("sd_bus_add_filter", r);
     if ((r = sd_bus_attach_event(bus, loop, SD_EVENT_PRIORITY_NORMAL)) < 0)
       return sd_fail("sd_bus_attach_event", r);
@@ -139,7 +147,7 @@ void Service::Impl::announce_all() noexcept {
 }
 
 Result<std::unique_ptr<Service>> Service::open(sd_event* event, Engine& engine, ServiceHooks hooks,
-                                               const std::string& bus_name) {
+                                               const std::string& bus_name, const std::string& direct_socket) {
   if (state_signature() != kStateSignature)
     return fail(Errc::system, "internal error: Manager.GetState's signature " + std::string(kStateSignature) +
                                   " does not match the properties (" + state_signature() + ")");
@@ -150,6 +158,12 @@ Result<std::unique_ptr<Service>> Service::open(sd_event* event, Engine& engine, 
     spdlog::warn("D-Bus API unavailable for now: {}; running without it and connecting in the background",
                  r.error().message);
     impl->schedule_reconnect();
+  }
+  if (!direct_socket.empty()) {
+    if (auto r = impl->listen_direct(direct_socket); !r)
+      spdlog::warn("D-Bus: no direct connections ({}); the system bus only", r.error().message);
+    else
+      spdlog::debug("D-Bus: direct connections on {}", direct_socket);
   }
   // The Engine has no unsubscribe: the listener holds a weak reference and goes
   // quiet when the Service is gone.

@@ -63,9 +63,12 @@ class Service {
   // org.ipmp.Mpathd1.ns_NAME; the object paths and interfaces stay the same). `engine`
   // must outlive the Service. A bus that cannot be reached (now, or later when it
   // goes away) is connected to again in the background, with back-off; a name that
-  // cannot be owned is an error.
+  // cannot be owned is an error. `direct_socket` (non-empty): also serve direct
+  // connections there (peer-to-peer, root only, no signals; direct.cpp); a socket that
+  // cannot be made is logged and the bus served without it.
   static Result<std::unique_ptr<Service>> open(sd_event* event, Engine& engine, ServiceHooks hooks,
-                                               const std::string& bus_name = kDefaultName);
+                                               const std::string& bus_name = kDefaultName,
+                                               const std::string& direct_socket = {});
   ~Service();
 
   // The answer of hooks.state_problem changed: PropertiesChanged(StateProblem).

@@ -252,7 +252,7 @@ void DbusFixture::start(PrivateBus::Policy policy) {
     reply(after_change_ ? after_change_() : Result<void>{});
   };
   hooks.reload = reload_;
-  auto s = dbus::Service::open(event_, *engine_, std::move(hooks), bus_name_);
+  auto s = dbus::Service::open(event_, *engine_, std::move(hooks), bus_name_, direct_socket_);
   ASSERT_TRUE(s) << s.error().message;
   service_ = std::move(*s);
   ASSERT_GE(sd_bus_open_system(&client_), 0);

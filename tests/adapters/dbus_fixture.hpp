@@ -121,6 +121,7 @@ class DbusFixture : public ::testing::Test {
   SteadyTimeSource clock_;
   std::unique_ptr<Engine> engine_;
   std::unique_ptr<dbus::Service> service_;
+  std::string direct_socket_;  // set before start(): the Service also serves direct connections there
   sd_bus* client_ = nullptr;
   int after_change_calls_ = 0;
   std::function<Result<void>()> after_change_;  // what the daemon does after a change (a stand-in)

@@ -1,8 +1,14 @@
 // lib/dbus against a private dbus-daemon: objects, properties, signals in Engine order,
 // methods and their errors, the bus policy and the daemon's own privilege check.
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <filesystem>
 #include <optional>
 #include <regex>
 #include <sstream>
@@ -622,6 +628,129 @@ TEST(DbusServiceOpen, WithoutABusItConnectsInTheBackground) {
   engine.observe_link({"x0", 3, true, false, Mac{}, false});  // no listener left behind to crash
   sd_event_unref(event);
   unsetenv("DBUS_SYSTEM_BUS_ADDRESS");
+}
+
+// --- Direct connections (lib/dbus/direct.cpp) ----------------------------------------------
+
+// The Service also listens on a socket of its own: the same objects without a bus.
+class DbusDirect : public DbusFixture {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/mpathd-direct-XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    direct_socket_ = dir_ + "/private";
+    DbusFixture::SetUp();
+  }
+  void TearDown() override {
+    DbusFixture::TearDown();
+    std::filesystem::remove_all(dir_);
+  }
+  // Runs `body` with a client of its own in another thread while this one serves.
+  template <typename F>
+  void from_thread(F body) {
+    std::atomic<bool> done = false;
+    std::thread t([&] {
+      body();
+      done = true;
+    });
+    EXPECT_TRUE(pump_until([&] { return done.load(); }, 10s));
+    t.join();
+  }
+  std::string dir_;
+};
+
+TEST_F(DbusDirect, TheSameStateAndMethodsAsOnTheBusForRootOnly) {
+  struct stat st{};
+  ASSERT_EQ(stat(direct_socket_.c_str(), &st), 0);
+  EXPECT_TRUE(S_ISSOCK(st.st_mode));
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  std::optional<client::Result<client::Snapshot>> direct, bus;
+  std::optional<client::Result<void>> offline, subscribed;
+  bool is_direct = false;
+  from_thread([&] {
+    if (auto c = client::Client::connect_direct(direct_socket_)) {
+      is_direct = c->direct();
+      offline = c->offline("m0");  // a method that changes the Engine and waits for after_change
+      direct = c->snapshot();
+      subscribed = c->subscribe({});
+    }
+    if (auto c = client::Client::connect()) bus = c->snapshot();
+  });
+  ASSERT_TRUE(direct && *direct) << (direct ? client::describe(direct->error()) : "no direct connection");
+  ASSERT_TRUE(bus && *bus) << (bus ? client::describe(bus->error()) : "no bus connection");
+  EXPECT_TRUE(is_direct);
+  ASSERT_TRUE(offline && *offline) << (offline ? client::describe(offline->error()) : "");
+  EXPECT_EQ(engine_->find_member("m0")->state, MemberState::offline);
+  ASSERT_TRUE(subscribed);
+  ASSERT_FALSE(*subscribed);  // no signals on a direct connection: said, not silently nothing
+  EXPECT_NE(subscribed->error().message.find("system bus"), std::string::npos);
+  auto a = **direct, b = **bus;
+  for (auto* snap : {&a, &b})
+    for (auto& i : snap->interfaces) i.last_change_usec = 0;  // CLOCK_REALTIME computed at each read
+  EXPECT_EQ(a, b);
+  EXPECT_EQ(a.find_interface("m0")->state, "offline");
+
+  // Root only: the mode says so, and a caller that gets past it is refused on accept.
+  ASSERT_EQ(chmod(direct_socket_.c_str(), 0666), 0);
+  const std::string result = as_nobody([&](sd_bus*) {
+    auto c = client::Client::connect_direct(direct_socket_);
+    if (!c) return std::string("refused: ") + client::describe(c.error());
+    auto snap = c->snapshot();
+    return snap ? std::string("served") : "refused: " + client::describe(snap.error());
+  });
+  EXPECT_TRUE(result.starts_with("refused")) << result;
+}
+
+// A connection that goes away is closed and forgotten: more connections one after
+// the other than may be open at once are all served.
+TEST_F(DbusDirect, ClosedConnectionsAreReaped) {
+  int served = 0;
+  for (int i = 0; i < 80; ++i) {
+    bool ok = false;
+    from_thread([&] {
+      auto c = client::Client::connect_direct(direct_socket_);
+      ok = c && c->snapshot().has_value();
+    });
+    served += ok;
+  }
+  EXPECT_EQ(served, 80);
+}
+
+// A socket file left by a daemon that is gone is replaced; one that another process
+// serves is not taken over, and that Service serves the bus without it.
+TEST_F(DbusDirect, AStaleSocketIsReplacedAndALiveOneLeftAlone) {
+  const std::string stale = dir_ + "/stale";
+  {
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un sa{};
+    sa.sun_family = AF_UNIX;
+    std::strcpy(sa.sun_path, stale.c_str());
+    ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&sa), sizeof sa), 0);
+    close(fd);  // the file stays, nobody listens
+  }
+  SteadyTimeSource clock;
+  Engine other(clock, Config{});
+  auto s = dbus::Service::open(event_, other, {}, bus_name_ + ".other", stale);
+  ASSERT_TRUE(s) << s.error().message;
+  bool served_stale = false;
+  from_thread([&] {
+    auto c = client::Client::connect_direct(stale);
+    served_stale = c && c->snapshot().has_value();
+  });
+  EXPECT_TRUE(served_stale);
+  s->reset();
+  EXPECT_FALSE(std::filesystem::exists(stale));  // removed by the Service that made it
+
+  auto second = dbus::Service::open(event_, other, {}, bus_name_ + ".second", direct_socket_);
+  ASSERT_TRUE(second) << second.error().message;  // the bus is served; the socket is logged as taken
+  second->reset();
+  bool still = false;
+  from_thread([&] {
+    auto c = client::Client::connect_direct(direct_socket_);
+    still = c && c->snapshot().has_value() && c->snapshot()->groups.size() == 1;
+  });
+  EXPECT_TRUE(still);  // the first Service's socket, still there and still its own
 }
 
 // --- Reload -------------------------------------------------------------------------------

@@ -6,8 +6,10 @@ that ipmpctl works again and signals arrive. Real daemon, real private dbus-daem
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import stat
 import subprocess
 import time
 
@@ -103,3 +105,53 @@ def test_bus_that_starts_after_mpathd(lab, need_mpathd, need_ipmpctl, restartabl
     wait_until(lambda: ipmpctl("show", "groups").returncode == 0, RECONNECT_TIMEOUT, "ipmpctl to work")
     cp = ipmpctl("-o", "json", "show", "addresses")
     assert cp.returncode == 0 and new in cp.stdout, cp.stdout
+
+
+def test_direct_socket_works_without_the_bus(lab, need_mpathd, need_ipmpctl, restartable_bus):
+    """mpathd's direct socket (<runtime-dir>/private, peer-to-peer D-Bus, root only):
+    ipmpctl's one-shot verbs work with dbus-daemon gone, also after mpathd was killed
+    -9 and started again on the stale socket file; the verbs that follow signals need
+    the bus and say so; a caller that is not root is not served there."""
+    d = start_group(lab)
+    sock = d.runtime_dir / "private"
+    mode = sock.stat().st_mode
+    assert stat.S_ISSOCK(mode) and stat.S_IMODE(mode) == 0o600, oct(mode)
+    direct = {**os.environ, "MPATHD_SOCKET": str(sock)}
+
+    def run(*args: str, env=direct) -> subprocess.CompletedProcess:
+        return subprocess.run([ipmpctl_bin(), *args], capture_output=True, text=True, timeout=10, env=env)
+
+    restartable_bus.kill()
+    wait_until(lambda: "connection to the system bus lost" in d.log(), START_TIMEOUT, "the loss noticed")
+    assert run("show", "groups", env=os.environ.copy()).returncode == 5  # over the bus: unreachable
+    cp = run("-o", "json", "show", "interfaces")
+    assert cp.returncode == 0, cp.stderr
+    members = [i["name"] for i in json.loads(cp.stdout)]
+    assert len(members) >= 2, cp.stdout
+    # A change and its effect, without a bus.
+    victim = lab.holder_of(DATA["ipv4"])
+    cp = run("offline", victim)
+    assert cp.returncode == 0, cp.stderr
+    new = wait_moved_away(lab, d, DATA["ipv4"], victim)
+    cp = run("-o", "json", "show", "addresses")
+    assert cp.returncode == 0 and new in cp.stdout, cp.stdout
+    # Signals are the bus': monitor says it cannot reach mpathd, it does not hang.
+    cp = run("monitor", "--count", "1")
+    assert cp.returncode == 5 and "system bus" in cp.stderr, (cp.returncode, cp.stderr)
+    # Not root: not served on the socket (and no bus to fall back to).
+    cp = subprocess.run(["setpriv", "--reuid", "65534", "--regid", "65534", "--clear-groups",
+                         ipmpctl_bin(), "show", "groups"],
+                        capture_output=True, text=True, timeout=10, env=direct)
+    assert cp.returncode == 5, (cp.returncode, cp.stderr)
+
+    # kill -9 leaves the socket file; the next mpathd replaces it and serves at once.
+    d.proc_kill()
+    assert sock.exists()
+    d = lab.start_mpathd((d.workdir / "mpathd.conf").read_text(), workdir=d.workdir, timeout=START_TIMEOUT)
+    cp = run("-o", "json", "show", "interfaces")
+    assert cp.returncode == 0, cp.stderr
+    cp = run("online", victim)
+    assert cp.returncode == 0, cp.stderr
+    d.wait_status(lambda s: d.member(victim, s)["state"] == "ok", START_TIMEOUT, f"{victim} online")
+    d.stop()
+    assert not sock.exists()  # removed on a clean exit
