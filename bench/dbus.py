@@ -14,6 +14,8 @@ finish IPv6 DAD for a second or two, and mpathd follows their address events). M
     and of mpathd's and dbus-daemon's main threads, and how long each was runnable but
     waiting for a CPU (/proc/PID/schedstat, read by dbus_bench outside the timed call):
     the CPU time is what the code costs, the waiting what the machine's load adds;
+    and GetState again over mpathd's direct socket (<runtime-dir>/private, peer-to-peer
+    D-Bus without dbus-daemon, what ipmpctl uses as root);
   - event delivery: for --cuts members spread over the groups, the switch port is taken
     down (`ip -n SW link set pN down`, run by this driver) and the time from just before
     that command is issued to the CLOCK_MONOTONIC time at which `dbus_bench events`

@@ -382,7 +382,8 @@ Result<Client> Client::connect_address(const std::string& address) {
 Result<Client> Client::connect_direct(const std::string& path) {
   sockaddr_un sa{};
   sa.sun_family = AF_UNIX;
-  if (path.size() >= sizeof sa.sun_path) return std::unexpected(error_from_errno(-ENAMETOOLONG, "cannot connect to " + path));
+  if (path.size() >= sizeof sa.sun_path)
+    return std::unexpected(error_from_errno(-ENAMETOOLONG, "cannot connect to " + path));
   std::memcpy(sa.sun_path, path.c_str(), path.size() + 1);
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return std::unexpected(error_from_errno(-errno, "socket"));
