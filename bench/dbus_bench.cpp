@@ -12,6 +12,7 @@
 //   dbus_bench events --count N [--timeout S] prints one JSON line per
 //                                             Interface.StateChanged received, with
 //                                             the CLOCK_MONOTONIC receive time (ns)
+//                                             and the CLOCK_REALTIME one (us)
 //
 // The bus is $DBUS_SYSTEM_BUS_ADDRESS (or the system bus), as for ipmpctl. `query`
 // waits up to --wait seconds for mpathd to appear on the bus (by NameOwnerChanged,
@@ -188,8 +189,11 @@ int events(long count, long timeout_s) {
   mc::Callbacks cb;
   cb.interface_state_changed = [&](const mc::InterfaceStateChanged& e) {
     const auto t = mono_ns();  // first thing: the receive time
+    const auto real = std::chrono::duration_cast<std::chrono::microseconds>(
+                          std::chrono::system_clock::now().time_since_epoch()).count();
     nlohmann::json j = {{"event", "interface_state_changed"},
                         {"mono_ns", t},
+                        {"realtime_usec", real},  // against the interface's LastChangeUsec
                         {"interface", e.interface},
                         {"old_state", e.old_state},
                         {"new_state", e.new_state},
