@@ -116,6 +116,21 @@ constexpr std::string_view to_string(E e) {
   return i < names.size() ? names[i] : std::string_view{"invalid"};
 }
 
+// A name that ends where its literal does (a NUL follows): as .data(), a C string.
+constexpr bool ends_in_nul(std::string_view s) { return s.data()[s.size()] == '\0'; }
+
+// to_string() as a C string (for sd-bus, which takes char* and measures it itself):
+// every name above is a whole literal, which the compiler checks here.
+template <typename E>
+constexpr const char* to_cstring(E e) {
+  static_assert([] {
+    for (std::string_view n : EnumNames<E>::names)
+      if (!ends_in_nul(n)) return false;
+    return true;
+  }());
+  return to_string(e).data();
+}
+
 template <typename E>
 constexpr std::optional<E> enum_from_string(std::string_view s) {
   const auto& names = EnumNames<E>::names;
@@ -148,6 +163,15 @@ inline constexpr std::array<std::pair<std::uint32_t, std::string_view>, 6> kFlag
     {flag::offline, "OFFLINE"},
     {flag::hwaddr_dup, "HWADDRDUP"},
 }};
+
+// Flag names are handed to sd-bus as .data() (D-Bus Flags, LinkFlags below too).
+template <std::size_t N>
+constexpr bool names_end_in_nul(const std::array<std::pair<std::uint32_t, std::string_view>, N>& table) {
+  for (const auto& entry : table)
+    if (!ends_in_nul(entry.second)) return false;
+  return true;
+}
+static_assert(names_end_in_nul(kFlagNames));
 
 // The names of the bits set in `flags`, in table order; unknown bits are ignored.
 std::vector<std::string> flag_strings(std::uint32_t flags);
@@ -184,6 +208,8 @@ inline constexpr std::array<std::pair<std::uint32_t, std::string_view>, 11> kLin
     {link_flag::lower_up, "LOWER_UP"},
     {link_flag::dormant, "DORMANT"},
 }};
+
+static_assert(names_end_in_nul(kLinkFlagNames));
 
 // The names of the link flags set in `flags`, in table order; other bits are ignored.
 std::vector<std::string> link_flag_strings(std::uint32_t flags);

@@ -124,7 +124,18 @@ int append_strings(sd_bus_message* m, char type, const std::vector<std::string>&
 // (state.cpp) both use these, so the two can never disagree.
 int manager_property(sd_bus_message* reply, const Service::Impl& impl, std::string_view p);
 int group_property(sd_bus_message* reply, const Group& g, std::string_view p);
-int interface_property(sd_bus_message* reply, const Group& g, const Member& m, std::string_view p);
+// CLOCK_REALTIME usec of steady-clock time points (LastChangeUsec), one per reply: both
+// clocks are read once, at its first value, not for every interface of a GetState reply.
+class WallClock {
+ public:
+  std::uint64_t usec(TimePoint t) const;  // 0 for "never"
+
+ private:
+  mutable TimePoint now_{};  // of the first value; {} before it
+  mutable Duration offset_{};
+};
+int interface_property(sd_bus_message* reply, const Group& g, const Member& m, std::string_view p,
+                       const WallClock& clock);
 
 // An interface's Counters, in the contract's order (the property's a{st} and
 // GetState's struct of t).

@@ -41,21 +41,28 @@ std::uint64_t to_ms(Duration d) {
   return ms < 0 ? 0 : static_cast<std::uint64_t>(ms);
 }
 
-// CLOCK_REALTIME usec of a steady-clock time point; 0 for "never". The offset between
-// the two clocks is kept while it moves by less than a millisecond: read afresh for each
-// value, the two clock reads' jitter made one time point's value differ by a
-// microsecond from one call to the next (one object read twice must say the same); a
-// step or slew of the wall clock beyond that is still followed.
-std::uint64_t realtime_usec(TimePoint t) {
+}  // namespace
+
+// The two clocks are read at the first value. The offset between them is kept while it
+// moves by less than a millisecond: read afresh for each reply, the two clock reads'
+// jitter made one time point's value differ by a microsecond from one call to the next
+// (one object read twice must say the same); a step or slew of the wall clock beyond
+// that is still followed.
+std::uint64_t WallClock::usec(TimePoint t) const {
   if (t == TimePoint{}) return 0;
-  const auto now = Clock::now();
-  const auto offset = std::chrono::system_clock::now().time_since_epoch() - now.time_since_epoch();
-  static thread_local auto kept = offset;
-  if (offset - kept > std::chrono::milliseconds(1) || kept - offset > std::chrono::milliseconds(1)) kept = offset;
-  const auto real = (t < now ? t : now).time_since_epoch() + kept;
+  if (now_ == TimePoint{}) {
+    now_ = Clock::now();
+    const Duration offset = std::chrono::system_clock::now().time_since_epoch() - now_.time_since_epoch();
+    static thread_local Duration kept = offset;
+    if (offset - kept > std::chrono::milliseconds(1) || kept - offset > std::chrono::milliseconds(1)) kept = offset;
+    offset_ = kept;
+  }
+  const auto real = (t < now_ ? t : now_).time_since_epoch() + offset_;
   auto us = std::chrono::duration_cast<std::chrono::microseconds>(real).count();
   return us < 0 ? 0 : static_cast<std::uint64_t>(us);
 }
+
+namespace {
 
 // The names of the bits set in `flags`, as an "as", straight from the table.
 template <std::size_t N>
@@ -63,7 +70,7 @@ int append_flag_names(sd_bus_message* m, std::uint32_t flags,
                       const std::array<std::pair<std::uint32_t, std::string_view>, N>& table) {
   int r = sd_bus_message_open_container(m, 'a', "s");
   for (const auto& [bit, name] : table)
-    if (r >= 0 && (flags & bit)) r = sd_bus_message_append_basic(m, 's', std::string(name).c_str());
+    if (r >= 0 && (flags & bit)) r = sd_bus_message_append_basic(m, 's', name.data());  // literals
   return r < 0 ? r : sd_bus_message_close_container(m);
 }
 
@@ -90,7 +97,7 @@ Service::Impl& impl_of(void* userdata) { return *static_cast<Service::Impl*>(use
 int group_property(sd_bus_message* reply, const Group& g, std::string_view p) {
   // Typed appends, not sd_bus_message_append's format string (see interface_property).
   auto s = [&](const char* v) { return sd_bus_message_append_basic(reply, 's', v); };
-  auto str = [&](auto e) { return s(std::string(to_string(e)).c_str()); };
+  auto str = [&](auto e) { return s(to_cstring(e)); };
   if (p == "Name") return s(g.name.c_str());
   if (p == "GroupInterface") return s(g.ifname.c_str());
   if (p == "State") return str(g.state);
@@ -166,7 +173,8 @@ std::array<std::pair<const char*, std::uint64_t>, 7> counter_items(const Member&
            {"addresses_out", c.addresses_out}}};
 }
 
-int interface_property(sd_bus_message* reply, const Group& g, const Member& m, std::string_view p) {
+int interface_property(sd_bus_message* reply, const Group& g, const Member& m, std::string_view p,
+                       const WallClock& clock) {
   // Typed appends (sd_bus_message_append_basic), not sd_bus_message_append's format
   // string: this runs for every property of every interface of a GetState reply.
   auto s = [&](const char* v) { return sd_bus_message_append_basic(reply, 's', v); };
@@ -175,7 +183,7 @@ int interface_property(sd_bus_message* reply, const Group& g, const Member& m, s
     return sd_bus_message_append_basic(reply, 'b', &i);
   };
   auto t = [&](std::uint64_t v) { return sd_bus_message_append_basic(reply, 't', &v); };
-  auto str = [&](auto e) { return s(std::string(to_string(e)).c_str()); };
+  auto str = [&](auto e) { return s(to_cstring(e)); };
   if (p == "Name") return s(m.name.c_str());
   if (p == "Index") {
     const auto index = static_cast<std::uint32_t>(m.ifindex);
@@ -189,7 +197,7 @@ int interface_property(sd_bus_message* reply, const Group& g, const Member& m, s
   if (p == "Link") return str(m.link);
   if (p == "Probe") return str(m.probe);
   if (p == "Reason") return str(m.reason);
-  if (p == "LastChangeUsec") return t(realtime_usec(m.last_change));
+  if (p == "LastChangeUsec") return t(clock.usec(m.last_change));
   // "" while the kernel has not reported an address.
   if (p == "HardwareAddress") return s(m.mac.is_zero() ? "" : m.mac.str().c_str());
   if (p == "LinkFlags") return append_flag_names(reply, m.link_flags, kLinkFlagNames);
@@ -236,7 +244,7 @@ int get_interface(sd_bus*, const char* path, const char*, const char* property, 
     const Group* g = nullptr;
     const Member* m = name ? impl_of(userdata).member(*name, &g) : nullptr;
     if (!m) return sd_bus_error_setf(error, SD_BUS_ERROR_UNKNOWN_OBJECT, "no interface at %s", path);
-    return interface_property(reply, *g, *m, property);
+    return interface_property(reply, *g, *m, property, WallClock());
   });
 }
 
