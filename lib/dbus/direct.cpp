@@ -66,20 +66,19 @@ Result<void> Service::Impl::listen_direct(const std::string& path) {
   }
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return errno_fail("socket", errno);
-  // The mode is set before anyone can connect: bind under a umask that leaves 0600.
-  const mode_t old = umask(0177);
-  const int b = bind(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa);
-  const int bind_err = errno;
-  umask(old);
-  if (b < 0) {
+  // Not umask(): it is the process', and the state writer's thread creates files too.
+  // Until the chmod the file has the umask's mode (0755 under systemd's 0022: connect()
+  // needs write permission), and the uid is checked on accept in any case.
+  if (bind(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) < 0) {
+    const int e = errno;
     close(fd);
-    return errno_fail("bind " + path, bind_err);
+    return errno_fail("bind " + path, e);
   }
-  if (listen(fd, 16) < 0) {
+  if (chmod(path.c_str(), 0600) < 0 || listen(fd, 16) < 0) {
     const int e = errno;
     close(fd);
     unlink(path.c_str());
-    return errno_fail("listen " + path, e);
+    return errno_fail("chmod/listen " + path, e);
   }
   direct_fd = fd;
   direct_path = path;
