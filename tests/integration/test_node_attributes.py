@@ -23,10 +23,12 @@ START_TIMEOUT = 15.0
 ATTR_BOUND = 1.0   # s from a link cut to the attribute update (issue: <= 100 ms; generous here)
 
 STAND_IN = """#!/bin/sh
-# A stand-in for Pacemaker's attrd_updater (test only): records "TIME ARGS", then
-# behaves as $STANDIN_DIR/mode says: ok (default), fail (exit 102) or hang.
+# A stand-in for Pacemaker's attrd_updater (test only): behaves as $STANDIN_DIR/mode
+# says, ok (default), fail (exit 102) or hang, and records "TIME ARGS". The mode is read
+# first: a test that sees a call and then changes the mode does not change that call.
+mode=$(cat "$STANDIN_DIR/mode" 2>/dev/null)
 echo "$(date +%s.%N) $*" >> "$STANDIN_DIR/calls"
-case $(cat "$STANDIN_DIR/mode" 2>/dev/null) in
+case $mode in
 fail) echo "Could not connect to attrd: Connection refused" >&2; exit 102 ;;
 hang) echo $$ > "$STANDIN_DIR/hang.pid"; exec tail -f /dev/null ;;  # never answers: mpathd must kill it
 esac
