@@ -116,6 +116,9 @@ int enumerate_interfaces(sd_bus* bus, const char* prefix, void* userdata, char**
 std::vector<std::string> all_group_paths(const Engine& engine);
 std::vector<std::string> all_interface_paths(const Engine& engine);
 
+// An error for a negative errno (sd-bus' and sd-event's results): "what: reason".
+std::unexpected<Error> sd_fail(const std::string& what, int r);
+
 // Message helpers.
 int append_strings(sd_bus_message* m, char type, const std::vector<std::string>& items);
 

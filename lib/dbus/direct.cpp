@@ -25,10 +25,6 @@ namespace {
 
 constexpr std::size_t kMaxPeers = 64;  // root's tools; more at once is a runaway script
 
-std::unexpected<Error> errno_fail(const std::string& what, int err) {
-  return fail(Errc::system, what + ": " + std::strerror(err));
-}
-
 bool fill_address(sockaddr_un& sa, const std::string& path) {
   sa = {};
   sa.sun_family = AF_UNIX;
@@ -38,10 +34,11 @@ bool fill_address(sockaddr_un& sa, const std::string& path) {
 }
 
 // Whether a process serves `path` now (a second mpathd on the same runtime directory).
+// Non-blocking: a full backlog (EAGAIN) is a listener too, and never a wait.
 bool served(const sockaddr_un& sa) {
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   if (fd < 0) return false;
-  const bool ok = connect(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) == 0;
+  const bool ok = connect(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) == 0 || errno == EAGAIN;
   close(fd);
   return ok;
 }
@@ -65,20 +62,20 @@ Result<void> Service::Impl::listen_direct(const std::string& path) {
     unlink(path.c_str());  // left by a daemon that is gone
   }
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  if (fd < 0) return errno_fail("socket", errno);
+  if (fd < 0) return sd_fail("socket", -errno);
   // Not umask(): it is the process', and the state writer's thread creates files too.
   // Until the chmod the file has the umask's mode (0755 under systemd's 0022: connect()
   // needs write permission), and the uid is checked on accept in any case.
   if (bind(fd, reinterpret_cast<const sockaddr*>(&sa), sizeof sa) < 0) {
     const int e = errno;
     close(fd);
-    return errno_fail("bind " + path, e);
+    return sd_fail("bind " + path, -e);
   }
   if (chmod(path.c_str(), 0600) < 0 || listen(fd, 16) < 0) {
     const int e = errno;
     close(fd);
     unlink(path.c_str());
-    return errno_fail("chmod/listen " + path, e);
+    return sd_fail("chmod/listen " + path, -e);
   }
   direct_fd = fd;
   direct_path = path;
@@ -87,7 +84,7 @@ Result<void> Service::Impl::listen_direct(const std::string& path) {
   if (r >= 0) r = sd_event_source_set_enabled(direct_reap, SD_EVENT_OFF);
   if (r < 0) {
     close_direct();
-    return errno_fail("sd_event for " + path, -r);
+    return sd_fail("sd_event for " + path, r);
   }
   return {};
 }

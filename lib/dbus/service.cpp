@@ -17,10 +17,6 @@ namespace {
 constexpr std::chrono::milliseconds kFirstRetry{100};
 constexpr std::chrono::milliseconds kMaxRetry{10000};
 
-std::unexpected<Error> sd_fail(const char* what, int r) {
-  return fail(Errc::system, std::string(what) + ": " + std::strerror(-r));
-}
-
 // The loss of the bus: logged once, and a reconnect is scheduled.
 int on_message(sd_bus_message* m, void* self, sd_bus_error*) {
   if (sd_bus_message_is_signal(m, "org.freedesktop.DBus.Local", "Disconnected") > 0) {
@@ -37,6 +33,10 @@ std::uint64_t monotonic_usec() {
 }
 
 }  // namespace
+
+std::unexpected<Error> sd_fail(const std::string& what, int r) {
+  return fail(Errc::system, what + ": " + std::strerror(-r));
+}
 
 Service::Impl::~Impl() {
   close_direct();
